@@ -1,0 +1,22 @@
+"""The ROS-free certification engine of mmcert_ros (CERTIFICATION.md sections 2 to 7).
+
+Public API::
+
+    from mmcert_ros.certify import delta, holm_certify, CertifiedSegmenter, CertifyConfig
+
+    segmenter = CertifiedSegmenter(model, CertifyConfig(num_samples=100, radius_rgb=5))
+    certificate = segmenter.certify(rgb, depth)   # (H,W,3) uint8, (Hd,Wd) float32 metres
+    certificate.labels, certificate.certified, certificate.radius
+
+Nothing here imports rclpy.
+"""
+
+from mmcert_ros.certify.bounds import delta, holm_certify, radius_table, top_count_pvalues
+from mmcert_ros.certify.config import CertifyConfig
+from mmcert_ros.certify.engine import Certificate, CertifiedSegmenter
+from mmcert_ros.certify.metrics import Confusion, certified_confusion, plain_confusion
+
+__all__ = [
+    'Certificate', 'CertifiedSegmenter', 'CertifyConfig', 'Confusion', 'certified_confusion',
+    'delta', 'holm_certify', 'plain_confusion', 'radius_table', 'top_count_pvalues',
+]

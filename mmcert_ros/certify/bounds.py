@@ -1,0 +1,176 @@
+"""MMCert's certification bounds (CERTIFICATION.md sections 3 to 6).
+
+Everything here works on the *top count* of a pixel: the number of the N sub-sampled inputs
+whose base prediction equals the pixel's majority label. The p-value of a pixel depends on
+its top count only, so Holm-Bonferroni over m pixels runs on the histogram of top counts in
+O(N) after one bincount, and the radius map is a lookup table indexed by top count.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from scipy.stats import binom
+
+ArrayLike = np.ndarray | torch.Tensor
+
+
+def delta(n: Sequence[int], k: Sequence[int], r: Sequence[int]) -> float:
+    """Probability that some modality's sub-sample contains an element the attacker changed.
+
+    ``delta(r) = 1 - prod_i C(n_i - r_i, k_i) / C(n_i, k_i)`` for any number of modalities,
+    computed as ``-expm1(sum_i sum_{j<r_i} log1p(-k_i / (n_i - j)))``: exact up to float64
+    rounding, no overflow for any n. A budget larger than ``n_i - k_i`` gives 1.
+
+    :param n: elements per modality (pixels at native resolution), each >= 1.
+    :param k: elements kept per sub-sample, ``1 <= k_i <= n_i``.
+    :param r: elements the attacker may change per modality, ``r_i >= 0``.
+    :returns: delta in [0, 1].
+    """
+    if not len(n) == len(k) == len(r):
+        raise ValueError(f'n, k and r need one entry per modality, got {len(n)}, {len(k)}, {len(r)}')
+    log_survival = 0.0
+    for n_i, k_i, r_i in zip(n, k, r):
+        n_i, k_i, r_i = int(n_i), int(k_i), int(r_i)
+        if n_i < 1 or not 1 <= k_i <= n_i:
+            raise ValueError(f'need 1 <= k <= n per modality, got n={n_i}, k={k_i}')
+        if r_i < 0:
+            raise ValueError(f'attack budget r must be >= 0, got {r_i}')
+        if r_i > n_i - k_i:
+            return 1.0
+        if r_i:
+            j = np.arange(r_i, dtype=np.float64)
+            log_survival += float(np.sum(np.log1p(-k_i / (n_i - j))))
+    return float(-np.expm1(log_survival))
+
+
+def top_count_pvalues(num_samples: int, num_classes: int, delta_r: float) -> np.ndarray:
+    """p-value of H0 "the top class's probability is <= 1/2 + delta" for every top count.
+
+    ``pvalues[c] = min(1, C * P(Binomial(N, 1/2 + delta) >= c))`` for ``c = 0 .. N``: the exact
+    one-sided binomial test with a union bound over the C classes, because the top class is
+    selected from the same samples (CERTIFICATION.md section 4). If ``1/2 + delta >= 1``
+    nothing can be certified and every p-value is 1.
+
+    :returns: float64 array of shape ``(N + 1,)``, non-increasing in c.
+    """
+    _check_counts_setup(num_samples, num_classes)
+    if not 0.0 <= delta_r <= 1.0:
+        raise ValueError(f'delta must lie in [0, 1], got {delta_r}')
+    q = 0.5 + delta_r
+    if q >= 1.0:
+        return np.ones(num_samples + 1)
+    counts = np.arange(num_samples + 1)
+    tail = binom.sf(counts - 1, num_samples, q)  # P(X >= c)
+    return np.minimum(1.0, num_classes * tail)
+
+
+def holm_min_count(histogram: np.ndarray, pvalues: np.ndarray, alpha: float) -> int:
+    """Smallest top count that Holm's step-down procedure rejects (certifies).
+
+    ``histogram[c]`` is the number of pixels whose top count is c; ``pvalues[c]`` their common
+    p-value, non-increasing in c. Holm visits p-values in ascending order, i.e. counts in
+    descending order; a whole level of tied p-values is rejected iff its first rank passes,
+    since the thresholds ``alpha / (m - rank + 1)`` only grow inside a level. The reject set
+    is exactly that of ``statsmodels.stats.multitest.multipletests(..., method='holm')``.
+
+    :returns: c* such that pixels with top count >= c* are certified; ``len(histogram)`` if none.
+    """
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f'alpha must lie in (0, 1), got {alpha}')
+    levels = np.flatnonzero(histogram[::-1])  # non-empty levels, highest count first
+    if levels.size == 0:
+        return len(histogram)
+    counts_desc = len(histogram) - 1 - levels
+    sizes = histogram[counts_desc].astype(np.int64)
+    m = int(sizes.sum())
+    first_rank = 1 + np.cumsum(sizes) - sizes
+    passes = pvalues[counts_desc] <= alpha / (m - first_rank + 1)
+    failed = np.flatnonzero(~passes)
+    accepted = counts_desc[: failed[0]] if failed.size else counts_desc
+    return int(accepted[-1]) if accepted.size else len(histogram)
+
+
+def holm_certify(top_counts: ArrayLike, num_samples: int, num_classes: int, delta: float,
+                 alpha: float) -> ArrayLike:
+    """Pixels certified at one attack budget, with family-wise error rate alpha (Holm).
+
+    With probability at least ``1 - alpha`` over the sub-sampling, every pixel in the returned
+    mask keeps its majority label under every attack within the budget that ``delta`` was
+    computed for (CERTIFICATION.md sections 4 and 5).
+
+    :param top_counts: integer array of any shape (numpy or torch, any device): for each pixel
+        the number of samples that voted for its majority label, in ``[0, num_samples]``.
+    :param delta: ``delta(n, k, r)`` of the budget r.
+    :returns: bool mask of the same shape and array family (and device) as ``top_counts``.
+    """
+    _check_counts_setup(num_samples, num_classes)
+    histogram = count_histogram(top_counts, num_samples)
+    pvalues = top_count_pvalues(num_samples, num_classes, delta)
+    return top_counts >= holm_min_count(histogram, pvalues, alpha)
+
+
+def radius_table(num_samples: int, num_classes: int, n: Sequence[int], k: Sequence[int],
+                 ray: Sequence[int], alpha: float, num_pixels: int) -> np.ndarray:
+    """Certified radius t on the ray ``r(t) = t * ray`` for every possible top count.
+
+    Bonferroni simultaneous one-sided tests: ``table[c]`` is the largest t with
+    ``C * P(Binomial(N, 1/2 + delta(r(t))) >= c) <= alpha / num_pixels``, or -1 if t = 0
+    already fails (CERTIFICATION.md section 6). With probability at least ``1 - alpha``
+    every pixel's radius ``table[top_count]`` holds at once.
+
+    :param ray: elements changed per modality per unit of t, e.g. ``(1, 2)`` for
+        ``r_depth = 2 r_rgb``; at least one entry > 0.
+    :returns: int16 array of shape ``(N + 1,)``, non-decreasing in c.
+    """
+    if len(ray) != len(n) or any(int(a) < 0 for a in ray) or not any(int(a) for a in ray):
+        raise ValueError(f'the ray needs one non-negative step per modality, not all 0, got {ray}')
+    if num_pixels < 1:
+        raise ValueError(f'num_pixels must be >= 1, got {num_pixels}')
+    threshold = alpha / num_pixels
+    table = np.full(num_samples + 1, -1, dtype=np.int64)
+    t = 0
+    while True:
+        budget = [t * int(a) for a in ray]
+        d = delta(n, k, budget)
+        passing = top_count_pvalues(num_samples, num_classes, d) <= threshold
+        if not passing.any():
+            break
+        table[passing] = t  # monotone in t: passing at t implies passing at every smaller t
+        if d >= 1.0:
+            break
+        t += 1
+    if table.max() > np.iinfo(np.int16).max - 1:
+        raise ValueError('certified radius exceeds the int16 radius map; shorten the ray step')
+    return table.astype(np.int16)
+
+
+def count_histogram(top_counts: ArrayLike, num_samples: int) -> np.ndarray:
+    """Number of pixels per top count, ``(N + 1,)`` int64 on the CPU (one bincount)."""
+    if isinstance(top_counts, torch.Tensor):
+        if top_counts.dtype.is_floating_point or top_counts.dtype == torch.bool:
+            raise ValueError(f'top_counts must be integers, got {top_counts.dtype}')
+        flat = top_counts.reshape(-1).long()
+        low, high = (int(v) for v in torch.aminmax(flat)) if flat.numel() else (0, 0)
+        _check_count_range(low, high, num_samples)
+        return torch.bincount(flat, minlength=num_samples + 1).cpu().numpy()
+    top_counts = np.asarray(top_counts)
+    if not np.issubdtype(top_counts.dtype, np.integer):
+        raise ValueError(f'top_counts must be integers, got {top_counts.dtype}')
+    flat = top_counts.ravel()
+    if flat.size:
+        _check_count_range(int(flat.min()), int(flat.max()), num_samples)
+    return np.bincount(flat, minlength=num_samples + 1).astype(np.int64)
+
+
+def _check_count_range(low: int, high: int, num_samples: int) -> None:
+    if low < 0 or high > num_samples:
+        raise ValueError(f'top counts must lie in [0, {num_samples}], got [{low}, {high}]')
+
+
+def _check_counts_setup(num_samples: int, num_classes: int) -> None:
+    if int(num_samples) < 1:
+        raise ValueError(f'num_samples must be >= 1, got {num_samples}')
+    if int(num_classes) < 2:
+        raise ValueError(f'num_classes must be >= 2, got {num_classes}')

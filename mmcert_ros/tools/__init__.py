@@ -1,0 +1,1 @@
+"""One module per ``mmcert-ros`` subcommand; each is a thin shell over library functions."""

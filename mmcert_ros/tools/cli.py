@@ -1,0 +1,45 @@
+"""``mmcert-ros``: the single entry point for every tool of the package.
+
+Each subcommand lives in ``mmcert_ros/tools/<name>.py`` and provides
+``add_arguments(parser)`` and ``run(args) -> int``; its module docstring's first line is the
+help text. Heavy imports (torch, rclpy) stay inside ``run`` so ``mmcert-ros --help`` is fast.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+#: subcommand name -> module under mmcert_ros.tools
+SUBCOMMANDS = {
+    'bench': 'bench',
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog='mmcert-ros',
+        description='Certified-robust RGB-D road segmentation (MMCert) for ROS 2.')
+    subparsers = parser.add_subparsers(dest='command', required=True, metavar='COMMAND')
+    for name, module_name in SUBCOMMANDS.items():
+        module = importlib.import_module(f'mmcert_ros.tools.{module_name}')
+        summary = (module.__doc__ or name).strip().splitlines()[0]
+        sub = subparsers.add_parser(name, help=summary, description=module.__doc__,
+                                    formatter_class=argparse.RawDescriptionHelpFormatter)
+        module.add_arguments(sub)
+        sub.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        return int(args._run(args) or 0)
+    except (FileNotFoundError, ValueError) as error:
+        print(f'mmcert-ros {args.command}: error: {error}', file=sys.stderr)
+        return 2
+
+
+if __name__ == '__main__':
+    sys.exit(main())

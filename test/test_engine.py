@@ -1,0 +1,137 @@
+"""CertifiedSegmenter on tiny deterministic models whose votes can be counted by hand."""
+import numpy as np
+import pytest
+import torch
+from statsmodels.stats.multitest import multipletests
+
+from mmcert_ros.certify import CertifiedSegmenter, CertifyConfig, delta, top_count_pvalues
+from mmcert_ros.data import Frame
+
+
+class BrightIsRoad(torch.nn.Module):
+    """Class 1 where the kept RGB pixel is bright; dropped pixels vote class 0."""
+
+    num_classes = 2
+
+    def forward(self, rgb, rgb_keep, depth, depth_keep):
+        road = (rgb.mean(dim=1) > 0.5).long()
+        return torch.nn.functional.one_hot(road, 2).permute(0, 3, 1, 2).float()
+
+
+class AnyDepthKept(torch.nn.Module):
+    """Every pixel votes class 1 iff a valid (non-zero) depth pixel was kept: one vote per sample."""
+
+    num_classes = 3
+
+    def forward(self, rgb, rgb_keep, depth, depth_keep):
+        batch, _, height, width = rgb.shape
+        hit = (depth > 0).flatten(1).any(dim=1).long() + 1  # class 2 if any valid, else 1
+        logits = torch.zeros(batch, 3, height, width)
+        logits[torch.arange(batch), hit] = 1.0
+        return logits
+
+
+def bright_frame(height=6, width=8):
+    rgb = np.zeros((height, width, 3), np.uint8)
+    rgb[height // 2:] = 230
+    return rgb, np.full((3, 4), 5.0, np.float32)
+
+
+def test_full_keep_counts_are_exact_and_certified():
+    rgb, depth = bright_frame()
+    config = CertifyConfig(num_samples=30, keep_fraction_rgb=1.0, keep_fraction_depth=1.0,
+                           seed=0, batch_size=7)
+    cert = CertifiedSegmenter(BrightIsRoad(), config).certify(rgb, depth)
+    expected_labels = (rgb.mean(axis=2) > 127).astype(np.uint8)
+    np.testing.assert_array_equal(cert.labels, expected_labels)
+    assert np.all(cert.top_counts == 30)
+    # C * 0.5^30 = 1.9e-9 <= alpha / m for every pixel: all certified at r = 0, radius 0
+    assert cert.certified.all() and np.all(cert.radius == 0)
+    assert cert.delta == 0.0 and cert.n == (48, 12) and cert.k == (48, 12)
+
+
+def test_keep_echo_counts_sum_to_n_times_k():
+    """With BrightIsRoad on an all-bright image, pixel p votes road iff p was kept."""
+    rgb = np.full((10, 12, 3), 255, np.uint8)
+    depth = np.ones((5, 6), np.float32)
+    config = CertifyConfig(num_samples=40, keep_fraction_rgb=0.25, seed=5, batch_size=16)
+    cert = CertifiedSegmenter(BrightIsRoad(), config).certify(rgb, depth)
+    k = cert.k[0]
+    road_votes = np.where(cert.labels == 1, cert.top_counts, 40 - cert.top_counts)
+    assert k == 30 and road_votes.sum() == 40 * k
+    assert np.all(cert.top_counts >= 20)
+
+
+def test_invalid_depth_is_zeroed_and_votes_are_counted_per_sample():
+    rgb = np.zeros((4, 4, 3), np.uint8)
+    depth = np.array([[np.nan, np.inf], [-1.0, 2.0]], np.float32)  # one valid pixel of four
+    config = CertifyConfig(num_samples=400, keep_fraction_depth=0.25, seed=3, batch_size=64)
+    cert = CertifiedSegmenter(AnyDepthKept(), config).certify(rgb, depth)
+    assert cert.num_classes == 3 and cert.k[1] == 1
+    # the single kept depth pixel is the valid one with probability 1/4: class 2 gets ~100 votes
+    assert np.all(cert.labels == 1)
+    hits = 400 - cert.top_counts[0, 0]
+    assert np.all(cert.top_counts == cert.top_counts[0, 0])
+    assert 60 <= hits <= 140
+
+
+def test_certified_mask_is_holm_over_the_frame():
+    rgb = np.full((10, 12, 3), 255, np.uint8)
+    config = CertifyConfig(num_samples=60, keep_fraction_rgb=0.7, seed=8, alpha=0.05)
+    cert = CertifiedSegmenter(BrightIsRoad(), config).certify(rgb, np.ones((5, 6), np.float32))
+    pvalues = top_count_pvalues(60, 2, 0.0)[cert.top_counts.ravel()]
+    expected = multipletests(pvalues, alpha=0.05, method='holm')[0].reshape(10, 12)
+    np.testing.assert_array_equal(cert.certified, expected)
+    assert 0 < cert.certified_fraction < 1
+    d = delta(cert.n, cert.k, (1, 2))
+    pvalues = top_count_pvalues(60, 2, d)[cert.top_counts.ravel()]
+    expected = multipletests(pvalues, alpha=0.05, method='holm')[0].reshape(10, 12)
+    np.testing.assert_array_equal(cert.certified_at(1, 2), expected)
+
+
+def test_seed_reproduces_and_batch_size_bounds_memory():
+    rgb = np.full((16, 20, 3), 255, np.uint8)
+    depth = np.ones((8, 10), np.float32)
+    config = CertifyConfig(num_samples=37, keep_fraction_rgb=0.3, seed=12, batch_size=5)
+    first = CertifiedSegmenter(BrightIsRoad(), config).certify(rgb, depth)
+    second = CertifiedSegmenter(BrightIsRoad(), config).certify(rgb, depth)
+    np.testing.assert_array_equal(first.top_counts, second.top_counts)
+    fresh = CertifiedSegmenter(BrightIsRoad(), config.replace(seed=None))
+    assert not np.array_equal(fresh.certify(rgb, depth).top_counts, first.top_counts)
+
+
+def test_different_rgb_and_depth_sizes_use_their_own_n():
+    rgb, _ = bright_frame(12, 16)
+    depth = np.ones((5, 7), np.float32)
+    cert = CertifiedSegmenter(BrightIsRoad(), CertifyConfig(num_samples=4, seed=1)).certify_frame(
+        Frame(rgb=rgb, depth=depth))
+    assert cert.n == (192, 35) and cert.k == (4, 1)
+    assert cert.labels.shape == (12, 16) and cert.radius.dtype == np.int16
+    assert set(cert.timings) == {'preprocess', 'sampling', 'inference', 'certification', 'total'}
+
+
+def test_bad_inputs_are_refused_with_a_reason():
+    segmenter = CertifiedSegmenter(BrightIsRoad(), CertifyConfig(num_samples=2))
+    with pytest.raises(ValueError, match='uint8'):
+        segmenter.certify(np.zeros((4, 4, 3), np.float32), np.ones((4, 4), np.float32))
+    with pytest.raises(ValueError, match=r'\(H, W, 3\)'):
+        segmenter.certify(np.zeros((4, 4), np.uint8), np.ones((4, 4), np.float32))
+    with pytest.raises(ValueError, match='float32 metres'):
+        segmenter.certify(np.zeros((4, 4, 3), np.uint8), np.ones((4, 4), np.uint16))
+
+    class WrongSize(torch.nn.Module):
+        def forward(self, rgb, *rest):
+            return torch.zeros(rgb.shape[0], 2, 3, 3)
+
+    with pytest.raises(ValueError, match='logits of shape'):
+        CertifiedSegmenter(WrongSize(), CertifyConfig(num_samples=2)).certify(
+            np.zeros((4, 4, 3), np.uint8), np.ones((4, 4), np.float32))
+
+
+def test_device_cannot_change_on_a_running_segmenter():
+    segmenter = CertifiedSegmenter(BrightIsRoad(), CertifyConfig())
+    segmenter.config = segmenter.config.replace(num_samples=5)
+    assert segmenter.config.num_samples == 5
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match='CUDA is not available'):
+            segmenter.config = segmenter.config.replace(device='cuda')
