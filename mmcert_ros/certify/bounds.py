@@ -7,6 +7,7 @@ O(N) after one bincount, and the radius map is a lookup table indexed by top cou
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import numpy as np
@@ -122,8 +123,17 @@ def radius_table(num_samples: int, num_classes: int, n: Sequence[int], k: Sequen
 
     :param ray: elements changed per modality per unit of t, e.g. ``(1, 2)`` for
         ``r_depth = 2 r_rgb``; at least one entry > 0.
-    :returns: int16 array of shape ``(N + 1,)``, non-decreasing in c.
+    :returns: int16 array of shape ``(N + 1,)``, non-decreasing in c (read-only: it is
+        cached, since a node certifies every frame with the same settings).
     """
+    return _radius_table(int(num_samples), int(num_classes), tuple(int(v) for v in n),
+                         tuple(int(v) for v in k), tuple(int(a) for a in ray), float(alpha),
+                         int(num_pixels))
+
+
+@functools.lru_cache(maxsize=64)
+def _radius_table(num_samples: int, num_classes: int, n: tuple[int, ...], k: tuple[int, ...],
+                  ray: tuple[int, ...], alpha: float, num_pixels: int) -> np.ndarray:
     if len(ray) != len(n) or any(int(a) < 0 for a in ray) or not any(int(a) for a in ray):
         raise ValueError(f'the ray needs one non-negative step per modality, not all 0, got {ray}')
     if num_pixels < 1:
@@ -143,7 +153,9 @@ def radius_table(num_samples: int, num_classes: int, n: Sequence[int], k: Sequen
         t += 1
     if table.max() > np.iinfo(np.int16).max - 1:
         raise ValueError('certified radius exceeds the int16 radius map; shorten the ray step')
-    return table.astype(np.int16)
+    table = table.astype(np.int16)
+    table.flags.writeable = False
+    return table
 
 
 def count_histogram(top_counts: ArrayLike, num_samples: int) -> np.ndarray:

@@ -120,23 +120,10 @@ class CertifiedSegmenter:
         counts, timings['sampling'], timings['inference'] = self._vote(rgb_t, depth_t, k, config)
 
         tic = time.perf_counter()
-        top_counts, labels = counts.max(dim=0)
-        budget = (config.radius_rgb, config.radius_depth)
-        bound = perturbation_bound(n, k, budget)
-        num_classes = counts.shape[0]
-        certified = holm_certify(top_counts, config.num_samples, num_classes, bound, config.alpha)
-        table = radius_table(config.num_samples, num_classes, n, k, config.ray, config.alpha,
-                             height * width)
-        radius = torch.from_numpy(table).to(top_counts.device)[top_counts.long()]
-        result = Certificate(
-            labels=labels.to(torch.uint8).cpu().numpy(),
-            certified=certified.cpu().numpy(),
-            radius=radius.cpu().numpy(),
-            top_counts=top_counts.cpu().numpy(),
-            delta=bound, n=n, k=k, num_samples=config.num_samples, num_classes=num_classes,
-            alpha=config.alpha, radius_budget=budget, ray=config.ray, timings=timings)
+        result = certify_votes(counts, n, k, config)
         timings['certification'] = time.perf_counter() - tic
         timings['total'] = time.perf_counter() - start
+        result.timings = timings
         return result
 
     def _to_tensors(self, rgb: np.ndarray, depth: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
@@ -177,6 +164,33 @@ class CertifiedSegmenter:
             sampling += toc - tic
             inference += time.perf_counter() - toc
         return counts.view(-1, height, width), sampling, inference
+
+
+def certify_votes(counts: torch.Tensor | np.ndarray, n: tuple[int, int], k: tuple[int, int],
+                  config: CertifyConfig) -> Certificate:
+    """Certify pixels from their vote counts ``(C, H, W)``; see :class:`Certificate`.
+
+    Holm at the configured budget and the radius map both run on the histogram of top
+    counts: one max over classes, one bincount and one table lookup, on the CPU (the counts
+    are small next to the images; moving them off an accelerator is cheap).
+    """
+    if isinstance(counts, torch.Tensor):
+        counts = counts.cpu().numpy()
+    num_classes, height, width = counts.shape
+    top_counts = counts[0].copy()
+    labels = np.zeros((height, width), dtype=np.uint8)
+    for label in range(1, num_classes):  # strict '>': ties go to the smallest class id
+        np.copyto(labels, label, where=counts[label] > top_counts)
+        np.maximum(top_counts, counts[label], out=top_counts)
+    budget = (config.radius_rgb, config.radius_depth)
+    bound = perturbation_bound(n, k, budget)
+    certified = holm_certify(top_counts, config.num_samples, num_classes, bound, config.alpha)
+    table = radius_table(config.num_samples, num_classes, n, k, config.ray, config.alpha,
+                         height * width)
+    return Certificate(
+        labels=labels, certified=certified, radius=np.take(table, top_counts),
+        top_counts=top_counts, delta=bound, n=n, k=k, num_samples=config.num_samples,
+        num_classes=num_classes, alpha=config.alpha, radius_budget=budget, ray=config.ray)
 
 
 def resolve_device(name: str) -> torch.device:

@@ -1,0 +1,1 @@
+"""Benchmarks of the certification core (``mmcert-ros bench``): figures and ratios, no asserts."""

@@ -1,0 +1,43 @@
+"""The benchmark compares like with like: baselines give the fast paths' results."""
+import json
+
+import numpy as np
+
+from mmcert_ros.benchmark.baselines import choice_keep_masks, sorted_holm_certify
+from mmcert_ros.benchmark.core import realistic_votes
+from mmcert_ros.certify import CertifyConfig, holm_certify
+from mmcert_ros.certify.engine import certify_votes
+from mmcert_ros.tools.cli import main
+
+
+def test_sorted_holm_baseline_equals_histogram_holm():
+    votes = realistic_votes(40, 70, 100, seed=4).numpy()
+    top = votes.max(axis=0)
+    for d in (0.0, 0.12, 0.3):
+        np.testing.assert_array_equal(sorted_holm_certify(top, 100, 2, d, 0.001),
+                                      holm_certify(top, 100, 2, d, 0.001))
+
+
+def test_choice_baseline_keeps_exactly_k():
+    masks = choice_keep_masks(5, 300, 7)
+    assert masks.shape == (5, 300) and np.all(masks.sum(axis=1) == 7)
+
+
+def test_certify_votes_labels_are_argmax_with_ties_to_the_smallest_class():
+    rng = np.random.default_rng(0)
+    counts = rng.integers(0, 4, size=(4, 30, 30)).astype(np.int32)  # many ties
+    cert = certify_votes(counts, (900, 900), (9, 9), CertifyConfig(num_samples=12))
+    np.testing.assert_array_equal(cert.labels, counts.argmax(axis=0))
+    np.testing.assert_array_equal(cert.top_counts, counts.max(axis=0))
+
+
+def test_bench_command_writes_its_figures(tmp_path, capsys):
+    out = tmp_path / 'bench.json'
+    assert main(['bench', '--width', '48', '--height', '20', '--num-samples', '8',
+                 '--skip-engine', '--json', str(out)]) == 0
+    figures = json.loads(out.read_text())
+    assert figures['frame'] == '48x20' and figures['num_samples'] == 8
+    for key in ('certification_s', 'sorted_holm_s', 'certification_speedup'):
+        assert figures['certification'][key] > 0
+    assert figures['sampling']['sampling_speedup'] > 0
+    assert 'speed-up' in capsys.readouterr().out
