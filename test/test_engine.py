@@ -100,6 +100,20 @@ def test_seed_reproduces_and_batch_size_bounds_memory():
     assert not np.array_equal(fresh.certify(rgb, depth).top_counts, first.top_counts)
 
 
+def test_micro_batches_bound_what_the_model_sees():
+    batches = []
+
+    class Recording(BrightIsRoad):
+        def forward(self, rgb, rgb_keep, depth, depth_keep):
+            batches.append(rgb.shape[0])
+            return super().forward(rgb, rgb_keep, depth, depth_keep)
+
+    config = CertifyConfig(num_samples=37, batch_size=5, seed=0)
+    cert = CertifiedSegmenter(Recording(), config).certify(*bright_frame())
+    assert batches == [5] * 7 + [2]
+    assert cert.num_samples == 37 and cert.top_counts.max() <= 37
+
+
 def test_different_rgb_and_depth_sizes_use_their_own_n():
     rgb, _ = bright_frame(12, 16)
     depth = np.ones((5, 7), np.float32)
