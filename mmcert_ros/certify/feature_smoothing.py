@@ -1,4 +1,4 @@
-"""Feature-space smoothing (FS): a certified l2 guarantee on per-pixel features (CERTIFICATION.md 8).
+"""Feature-space smoothing (FS): a certified l2 guarantee on features (CERTIFICATION.md 8).
 
 An encoder f maps an input x to a unit feature vector per location (norm <= 1 suffices). Its
 Gaussian smoothing ``g(x) = E_eps[f(x + eps)]``, ``eps ~ N(0, sigma^2 I)``, is estimated by
@@ -15,6 +15,7 @@ For a cosine head with unit class prototypes ``w_c``, the label ``y = argmax_c <
 smoothed prediction ``argmax_c cos(g(x'), w_c)`` at every x' within R if the angular margin of u,
 ``min_{c != y} angle(u, w_c) - angle(u, w_y)``, exceeds ``2 arccos(FCSB)`` (spherical triangle
 inequality; x itself lies in the ball, so y is also the smoothed prediction at x).
+:func:`cells_to_pixels` carries a certificate on a feature grid to bilinearly upsampled pixels.
 
 Units: sigma and every radius are l2 norms in the units of the smoothed input tensor (for RGB
 scaled to [0, 1], a radius of 1 is e.g. one pixel channel moved from black to white).
@@ -76,12 +77,16 @@ def certified_l2_radius(score_lower: ArrayLike, sigma: float,
     if not np.all((_as_numpy(cosine) >= 0) & (_as_numpy(cosine) <= 1)):
         raise ValueError(f'target cosine must lie in [0, 1], got {cosine}')
     cosine = ops.like(cosine, score_lower)
-    radius = sigma * (ops.ndtri(score_lower) - ops.ndtri((1.0 + cosine) / 2.0))
+    with np.errstate(invalid='ignore'):
+        radius = sigma * (ops.ndtri(score_lower) - ops.ndtri((1.0 + cosine) / 2.0))
     return ops.where(radius > 0, radius, 0.0)  # also maps inf - inf (S = 1, cosine = 1) to 0
 
 
 def required_score(cosine: np.ndarray | float, radius: float, sigma: float) -> np.ndarray:
-    """Smallest score S with ``FCSB(S, radius, sigma) >= cosine``: ``Phi(Phi^{-1}((1+c)/2) + R/sigma)``."""
+    """Smallest score S with ``FCSB(S, radius, sigma) >= cosine``.
+
+    ``S = Phi(Phi^{-1}((1 + cosine) / 2) + radius / sigma)``, elementwise (numpy).
+    """
     _check_radius(radius)
     sigma = _check_sigma(sigma)
     cosine = np.asarray(cosine, dtype=np.float64)
@@ -93,7 +98,8 @@ def margin_cosine(margin: np.ndarray) -> np.ndarray:
     return np.cos(np.asarray(margin, dtype=np.float64) / 2.0)
 
 
-def cosine_head_margin(reference: np.ndarray, prototypes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def cosine_head_margin(reference: np.ndarray,
+                       prototypes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Label and angular margin of each reference vector under a cosine head.
 
     :param reference: ``(D, *spatial)`` unit vectors u (numpy).
@@ -165,16 +171,17 @@ class SmoothedFeatures:
 
 @dataclass(frozen=True)
 class CosineCertificate:
-    """Per-pixel l2 certificate of a cosine head's prediction under feature-space smoothing.
+    """Per-location l2 certificate of a cosine head's prediction under feature-space smoothing.
 
-    Guarantees, each with probability at least ``1 - alpha`` over the Gaussian noise (and any
-    randomness of the encoder):
+    The smoothed prediction at a location is ``argmax_c <g(x'), w_c>``, the argmax of the
+    expected logits. Guarantees, each with probability at least ``1 - alpha`` over the Gaussian
+    noise (and any randomness of the encoder):
 
-    - ``certified`` (Holm over all pixels at ``radius``): every pixel in the mask has smoothed
-      prediction ``labels`` at every x' with ``||x' - x||_2 <= radius``.
-    - ``certified_radius`` (Bonferroni, simultaneous): every pixel p has smoothed prediction
+    - ``certified`` (Holm over all locations at ``radius``): every location in the mask has
+      smoothed prediction ``labels`` at every x' with ``||x' - x||_2 <= radius``.
+    - ``certified_radius`` (Bonferroni, simultaneous): every location p has smoothed prediction
       ``labels[p]`` at every x' with ``||x' - x||_2 < certified_radius[p]``; 0 = no certificate.
-      At any radius, the Holm mask contains every pixel whose map radius exceeds it.
+      At any radius, the Holm mask contains every location whose map radius exceeds it.
     - ``fcsb``: the simultaneous FCSB map at ``radius`` (as :meth:`SmoothedFeatures.fcsb`).
 
     :ivar labels: ``(*spatial)`` int64 label of the reference vector under the head.
@@ -193,7 +200,7 @@ class CosineCertificate:
 
     @property
     def certified_fraction(self) -> float:
-        """Fraction of pixels certified (Holm) at ``radius``."""
+        """Fraction of locations certified (Holm) at ``radius``."""
         return float(self.certified.mean())
 
     def certified_at(self, radius: float) -> np.ndarray:
@@ -203,9 +210,9 @@ class CosineCertificate:
 
 def holm_certified(smoothed: SmoothedFeatures, margin: np.ndarray, radius: float, alpha: float,
                    method: str = 'hoeffding') -> np.ndarray:
-    """Pixels whose cosine-head label is certified at l2 radius R, Holm over all pixels.
+    """Locations whose cosine-head label is certified at l2 radius R, Holm over all locations.
 
-    Pixel p's null hypothesis is ``S_p <= required_score(cos(margin_p / 2), R, sigma)``, the
+    Location p's null hypothesis is ``S_p <= required_score(cos(margin_p / 2), R, sigma)``, the
     score below which the FCSB at R no longer exceeds ``cos(margin_p / 2)``; a tie (margin 0)
     is never certified.
     """
@@ -214,12 +221,13 @@ def holm_certified(smoothed: SmoothedFeatures, margin: np.ndarray, radius: float
 
 
 def certify_cosine_head(smoothed: SmoothedFeatures, prototypes: np.ndarray | torch.Tensor,
-                        radius: float, alpha: float, method: str = 'hoeffding') -> CosineCertificate:
-    """Certify a cosine head's per-pixel prediction against l2 attacks (see :class:`CosineCertificate`).
+                        radius: float, alpha: float,
+                        method: str = 'hoeffding') -> CosineCertificate:
+    """Certify a cosine head's per-location labels against l2 attacks (:class:`CosineCertificate`).
 
     :param prototypes: ``(C, D)`` class prototypes of the head (normalized here).
     :param radius: l2 radius of the Holm mask, input units.
-    :param alpha: family-wise error rate over all pixels.
+    :param alpha: family-wise error rate over all locations.
     """
     _check_radius(radius)
     confidence.check_method(method)
@@ -233,6 +241,53 @@ def certify_cosine_head(smoothed: SmoothedFeatures, prototypes: np.ndarray | tor
         certified_radius=certified_l2_radius(score_lower, smoothed.sigma, margin_cosine(margin)),
         fcsb=fcsb(score_lower, radius, smoothed.sigma),
         radius=float(radius), alpha=float(alpha), method=method)
+
+
+def cells_to_pixels(labels: np.ndarray, certified: np.ndarray, radius: np.ndarray,
+                    size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Carry a certificate from feature cells to pixels under bilinear upsampling of the logits.
+
+    When a pixel's logits are the bilinear (``align_corners=False``) interpolation of its cells'
+    logits, as in ``SparseRGBDNet.forward``, they are a convex combination of at most four cell
+    logits. If each of those cells has smoothed label y with a positive margin, so has the
+    pixel. Hence a pixel is certified iff every cell that can contribute to it is certified
+    with one common label, and its radius is the smallest of those cells' radii. A cell is
+    counted as contributing unless torch gives it weight exactly 0 (the clamped first rows and
+    columns), which can only make the result more conservative.
+
+    :param labels: ``(h, w)`` cell labels; ``certified`` ``(h, w)`` bool; ``radius`` ``(h, w)``
+        float certified radii (0 = none).
+    :param size: ``(H, W)`` of the pixel grid.
+    :returns: pixel ``labels`` (of the cell nearest to the pixel centre), ``certified`` and
+        ``radius``, each ``(H, W)``.
+    """
+    labels, certified, radius = np.asarray(labels), np.asarray(certified, bool), np.asarray(radius)
+    if not labels.shape == certified.shape == radius.shape or labels.ndim != 2:
+        raise ValueError(f'labels, certified and radius must share one (h, w) shape, got '
+                         f'{labels.shape}, {certified.shape}, {radius.shape}')
+    rows = _bilinear_taps(size[0], labels.shape[0])
+    cols = _bilinear_taps(size[1], labels.shape[1])
+    nearest = labels[np.ix_(rows[2], cols[2])]
+    pixel_certified = np.ones(size, dtype=bool)
+    pixel_radius = np.full(size, np.inf)
+    for row in rows[:2]:
+        for col in cols[:2]:
+            index = np.ix_(row, col)
+            pixel_certified &= certified[index] & (labels[index] == nearest)
+            pixel_radius = np.minimum(pixel_radius, radius[index])
+    return nearest, pixel_certified, np.where(pixel_certified, pixel_radius, 0.0)
+
+
+def _bilinear_taps(out_size: int, in_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per output index: the two source cells torch's bilinear interpolation may read, and the
+    nearest one (``align_corners=False``, source ``(i + 0.5) in/out - 0.5`` clamped at 0)."""
+    if out_size < 1 or in_size < 1:
+        raise ValueError(f'sizes must be positive, got {out_size} and {in_size}')
+    source = (np.arange(out_size) + 0.5) * (in_size / out_size) - 0.5
+    low = np.clip(np.floor(source).astype(np.int64), 0, in_size - 1)
+    high = np.where(source > 0, np.minimum(low + 1, in_size - 1), low)  # weight 0 when clamped
+    nearest = np.clip(np.round(np.maximum(source, 0.0)).astype(np.int64), 0, in_size - 1)
+    return low, high, nearest
 
 
 class FeatureSmoother:
