@@ -13,6 +13,13 @@ import sys
 #: subcommand name -> module under mmcert_ros.tools
 SUBCOMMANDS = {
     'bench': 'bench',
+    'node': 'node',
+    'demo': 'demo',
+    'train': 'train',
+    'certify': 'certify',
+    'evaluate': 'evaluate',
+    'kitti2bag': 'kitti2bag',
+    'synth': 'synth',
 }
 
 

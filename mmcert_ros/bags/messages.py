@@ -1,0 +1,77 @@
+"""Build ``sensor_msgs`` messages for the bag writer (``rosbags`` typestore classes).
+
+The message classes come from the ROS 2 Humble typestore: ``std_msgs/Header``,
+``sensor_msgs/Image`` and ``sensor_msgs/CameraInfo`` are identical (same RIHS01 type hash)
+from Humble to Kilted, so the bags read on every supported distro.
+"""
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+from rosbags.typesys import Stores, get_typestore
+
+#: The typestore used to build, serialize, and (for bags without embedded definitions) read.
+TYPESTORE = get_typestore(Stores.ROS2_HUMBLE)
+IMAGE_TYPE = 'sensor_msgs/msg/Image'
+CAMERA_INFO_TYPE = 'sensor_msgs/msg/CameraInfo'
+
+_NS_PER_S = 1_000_000_000
+
+
+class ImageLike(Protocol):
+    """Anything shaped like ``sensor_msgs/Image`` minus the header (e.g. ``ImageFields``)."""
+
+    height: int
+    width: int
+    encoding: str
+    is_bigendian: int
+    step: int
+    data: bytes
+
+
+def header(stamp_ns: int, frame_id: str):
+    """``std_msgs/Header`` for a stamp in integer nanoseconds (must be >= 0)."""
+    if stamp_ns < 0:
+        raise ValueError(f'header stamp must be >= 0 ns, got {stamp_ns}')
+    types = TYPESTORE.types
+    stamp = types['builtin_interfaces/msg/Time'](
+        sec=stamp_ns // _NS_PER_S, nanosec=stamp_ns % _NS_PER_S)
+    return types['std_msgs/msg/Header'](stamp=stamp, frame_id=frame_id)
+
+
+def stamp_to_ns(message_header) -> int:
+    """Header stamp of a deserialized message in integer nanoseconds."""
+    return int(message_header.stamp.sec) * _NS_PER_S + int(message_header.stamp.nanosec)
+
+
+def image_message(image: ImageLike, stamp_ns: int, frame_id: str):
+    """``sensor_msgs/Image`` with the given header around already-encoded image fields."""
+    data = np.frombuffer(bytes(image.data), dtype=np.uint8)
+    if data.size != image.step * image.height:
+        raise ValueError(
+            f'image data has {data.size} bytes, expected step * height = '
+            f'{image.step} * {image.height}')
+    return TYPESTORE.types[IMAGE_TYPE](
+        header=header(stamp_ns, frame_id), height=image.height, width=image.width,
+        encoding=image.encoding, is_bigendian=image.is_bigendian, step=image.step, data=data)
+
+
+def camera_info_from_projection(projection: np.ndarray, width: int, height: int,
+                                stamp_ns: int, frame_id: str):
+    """``sensor_msgs/CameraInfo`` of a rectified camera from its 3x4 projection matrix P.
+
+    For a rectified camera (KITTI ``P2``) ``P = K [I | t]``, so ``K`` is P's left 3x3 block,
+    ``R`` is the identity and the ``plumb_bob`` distortion is zero.
+    """
+    projection = np.asarray(projection, dtype=np.float64)
+    if projection.shape != (3, 4):
+        raise ValueError(f'projection matrix must be 3x4, got shape {projection.shape}')
+    types = TYPESTORE.types
+    roi = types['sensor_msgs/msg/RegionOfInterest'](
+        x_offset=0, y_offset=0, height=0, width=0, do_rectify=False)
+    return types[CAMERA_INFO_TYPE](
+        header=header(stamp_ns, frame_id), height=height, width=width,
+        distortion_model='plumb_bob', d=np.zeros(5), k=projection[:, :3].reshape(9).copy(),
+        r=np.eye(3).reshape(9), p=projection.reshape(12).copy(), binning_x=0, binning_y=0,
+        roi=roi)
