@@ -5,6 +5,7 @@ import torch
 from statsmodels.stats.multitest import multipletests
 
 from mmcert_ros.certify import CertifiedSegmenter, CertifyConfig, delta, top_count_pvalues
+from mmcert_ros.certify.engine import predict_labels
 from mmcert_ros.data import Frame
 
 
@@ -149,3 +150,10 @@ def test_device_cannot_change_on_a_running_segmenter():
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match='CUDA is not available'):
             segmenter.config = segmenter.config.replace(device='cuda')
+
+
+@pytest.mark.parametrize('num_classes', [2, 3, 5])
+def test_predict_labels_equals_argmax_including_ties(num_classes):
+    generator = torch.Generator().manual_seed(num_classes)
+    logits = torch.randint(0, 3, (4, num_classes, 9, 11), generator=generator).float()  # ties
+    assert torch.equal(predict_labels(logits), logits.argmax(dim=1))

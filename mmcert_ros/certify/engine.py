@@ -154,7 +154,7 @@ class CertifiedSegmenter:
             if logits.ndim != 4 or logits.shape[0] != batch or logits.shape[-2:] != (height, width):
                 raise ValueError(f'model returned logits of shape {tuple(logits.shape)}, '
                                  f'expected ({batch}, C, {height}, {width})')
-            votes = logits.argmax(dim=1).view(batch, -1)
+            votes = predict_labels(logits).view(batch, -1)
             if counts is None:
                 counts = torch.zeros(logits.shape[1], height * width, dtype=torch.int32,
                                      device=self.device)
@@ -191,6 +191,25 @@ def certify_votes(counts: torch.Tensor | np.ndarray, n: tuple[int, int], k: tupl
         labels=labels, certified=certified, radius=np.take(table, top_counts),
         top_counts=top_counts, delta=bound, n=n, k=k, num_samples=config.num_samples,
         num_classes=num_classes, alpha=config.alpha, radius_budget=budget, ray=config.ray)
+
+
+def predict_labels(logits: torch.Tensor) -> torch.Tensor:
+    """``logits.argmax(dim=1)`` (first class on ties), computed class by class.
+
+    Same result as ``argmax`` for finite logits, but on the CPU ``argmax`` over the short,
+    strided class axis of ``(B, C, H, W)`` logits is far slower than these C - 1 elementwise
+    passes (about 90 ms against 1 ms per 1242x375 sample for C = 2 on two cores).
+
+    :returns: ``(B, H, W)`` int64 class ids.
+    """
+    best = logits[:, 0]
+    labels = torch.zeros(best.shape, dtype=torch.int64, device=logits.device)
+    for label in range(1, logits.shape[1]):
+        better = logits[:, label] > best
+        labels.masked_fill_(better, label)
+        if label + 1 < logits.shape[1]:
+            best = torch.where(better, logits[:, label], best)
+    return labels
 
 
 def resolve_device(name: str) -> torch.device:
