@@ -1,0 +1,156 @@
+"""Checkpoints of the base network: weights plus the config and provenance to rebuild them.
+
+A checkpoint is a ``torch.save`` dict read back with ``weights_only=True`` (no code is
+executed on load)::
+
+    format          'mmcert_ros.checkpoint'
+    format_version  1
+    architecture    'SparseRGBDNet'
+    network         NetworkConfig as a dict (num_classes, width, feature_dim, ...)
+    state_dict      the module's parameters and buffers
+    provenance      dict: keep fractions, input size, classes, data, seed, commit, command, ...
+    training        optional dict (optimizer state, epoch, ...) used to resume training
+
+Loading fails with :class:`CheckpointError` (a ``ValueError``) whose message names the file
+and says whether it is *missing*, *corrupt* (not a readable torch file) or *incompatible*
+(another format, version, architecture or a weight layout that does not fit), and why.
+"""
+from __future__ import annotations
+
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mmcert_ros.models.network import NetworkConfig, SparseRGBDNet
+
+CHECKPOINT_FORMAT = 'mmcert_ros.checkpoint'
+CHECKPOINT_VERSION = 1
+ARCHITECTURE = 'SparseRGBDNet'
+#: the default checkpoint shipped inside the package
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / 'weights' / 'default.pt'
+
+
+class CheckpointError(ValueError):
+    """A checkpoint cannot be used; ``kind`` is 'missing', 'corrupt' or 'incompatible'."""
+
+    def __init__(self, path: str | Path, kind: str, reason: str) -> None:
+        super().__init__(f'checkpoint {path} is {kind}: {reason}')
+        self.path = str(path)
+        self.kind = kind
+        self.reason = reason
+
+
+def save_checkpoint(path: str | Path, model: SparseRGBDNet, provenance: dict[str, Any],
+                    training: dict[str, Any] | None = None) -> Path:
+    """Write ``model`` with its config and ``provenance`` (plus resume state) to ``path``.
+
+    The file is written to a temporary name and renamed, so an interrupted save never leaves a
+    truncated checkpoint under ``path``. Tensors are stored on the CPU.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        'format': CHECKPOINT_FORMAT,
+        'format_version': CHECKPOINT_VERSION,
+        'architecture': ARCHITECTURE,
+        'network': model.config.as_dict(),
+        'state_dict': {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()},
+        'provenance': dict(provenance),
+    }
+    if training is not None:
+        payload['training'] = training
+    partial = path.with_name(path.name + '.partial')
+    torch.save(payload, partial)
+    partial.replace(path)
+    return path
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """The checkpoint dict at ``path``, checked for format and version (weights not loaded).
+
+    :raises CheckpointError: missing, corrupt or incompatible file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(path, 'missing', 'no such file')
+    try:
+        payload = torch.load(path, map_location='cpu', weights_only=True)
+    except pickle.UnpicklingError as error:
+        if 'Unsupported global' in str(error):
+            unsafe = str(error).split('Unsupported global:')[1].split('was not')[0].strip()
+            raise CheckpointError(path, 'incompatible',
+                                  f'holds Python objects other than tensors and plain data '
+                                  f'({unsafe}), which are not loaded for safety') from error
+        raise CheckpointError(path, 'corrupt',
+                              f'not a readable torch file ({_first_line(error)})') from error
+    except (zipfile.BadZipFile, EOFError, RuntimeError, OSError, ValueError) as error:
+        raise CheckpointError(path, 'corrupt',
+                              f'not a readable torch file ({_first_line(error)})') from error
+    if not isinstance(payload, dict) or payload.get('format') != CHECKPOINT_FORMAT:
+        found = payload.get('format') if isinstance(payload, dict) else type(payload).__name__
+        raise CheckpointError(path, 'incompatible',
+                              f'not an mmcert_ros checkpoint (format {found!r}, '
+                              f'expected {CHECKPOINT_FORMAT!r})')
+    version = payload.get('format_version')
+    if version != CHECKPOINT_VERSION:
+        raise CheckpointError(path, 'incompatible',
+                              f'format version {version!r}, this package reads '
+                              f'{CHECKPOINT_VERSION}')
+    if payload.get('architecture') != ARCHITECTURE:
+        raise CheckpointError(path, 'incompatible',
+                              f'architecture {payload.get("architecture")!r}, '
+                              f'this package builds {ARCHITECTURE!r}')
+    for key, kind in (('network', dict), ('state_dict', dict), ('provenance', dict)):
+        if not isinstance(payload.get(key), kind):
+            raise CheckpointError(path, 'incompatible',
+                                  f'field {key!r} is missing or not a {kind.__name__}')
+    return payload
+
+
+def load_checkpoint(path: str | Path, device: str | torch.device = 'cpu'
+                    ) -> tuple[SparseRGBDNet, dict[str, Any]]:
+    """Rebuild the network stored at ``path`` on ``device``, in eval mode.
+
+    ``device`` is a torch device or a name: 'cpu', 'cuda', 'cuda:N' or 'auto' (CUDA if
+    available, else the CPU).
+
+    :returns: ``(model, checkpoint dict)``; the dict carries ``provenance`` (and ``training``
+        if the file was written during training).
+    :raises CheckpointError: missing, corrupt or incompatible file (the message says why).
+    """
+    payload = read_checkpoint(path)
+    try:
+        config = NetworkConfig.from_dict(payload['network'])
+    except (TypeError, ValueError) as error:
+        raise CheckpointError(path, 'incompatible', f'bad network config: {error}') from error
+    model = SparseRGBDNet(config)
+    try:
+        model.load_state_dict(payload['state_dict'])
+    except RuntimeError as error:
+        reason = ' '.join(str(error).split())
+        raise CheckpointError(path, 'incompatible', f'weights do not fit the network: {reason}') \
+            from error
+    if isinstance(device, str):
+        from mmcert_ros.certify.engine import resolve_device
+        device = resolve_device(device)
+    return model.to(device).eval(), payload
+
+
+def load_model(path: str | Path | None = None, device: str | torch.device = 'cpu'
+               ) -> SparseRGBDNet:
+    """The base model for certification, in eval mode on ``device``.
+
+    :param path: a checkpoint file; ``None`` or ``''`` selects the default checkpoint shipped
+        with the package (:data:`DEFAULT_CHECKPOINT`).
+    :raises CheckpointError: missing, corrupt or incompatible checkpoint.
+    """
+    model, _ = load_checkpoint(path or DEFAULT_CHECKPOINT, device)
+    return model
+
+
+def _first_line(error: Exception) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__

@@ -1,0 +1,263 @@
+"""Ablation-aware training of the base network (the MMCert recipe on our sparse network).
+
+Every training input is sub-sampled by :func:`mmcert_ros.certify.sampling.subsample`, the
+function certification uses, so the model learns exactly the input distribution it is
+certified with. Each sample keeps either the certification keep fractions or, with
+probability ``random_keep_probability``, a random RGB fraction in ``(0, random_keep_max]``
+(MMCert's training recipe) with the depth fraction scaled by the same factor.
+
+Reproducibility: with the same config, data and seed, two runs on the CPU produce identical
+weights, and a run resumed from its ``last.pt`` continues exactly as if uninterrupted.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from mmcert_ros.certify.engine import predict_labels, resolve_device
+from mmcert_ros.certify.metrics import Confusion, plain_confusion
+from mmcert_ros.certify.sampling import kept_count, subsample
+from mmcert_ros.models.checkpoint import load_checkpoint, save_checkpoint
+from mmcert_ros.models.network import NetworkConfig, SparseRGBDNet
+from mmcert_ros.training.data import Batch, TrainingSet
+from mmcert_ros.training.validation import validate
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Settings of one training run (stored in the checkpoint provenance).
+
+    :ivar epochs: passes of ``steps_per_epoch`` steps; validation and a checkpoint after each.
+    :ivar steps_per_epoch: optimizer steps per epoch.
+    :ivar batch_size: crops per step.
+    :ivar crop_width: training crop width in pixels (full height); None = full frames.
+    :ivar learning_rate: peak AdamW learning rate (cosine decay after a 5 % warm-up).
+    :ivar weight_decay: AdamW weight decay.
+    :ivar keep_fraction_rgb: certification keep fraction of RGB pixels.
+    :ivar keep_fraction_depth: certification keep fraction of depth pixels.
+    :ivar random_keep_probability: share of samples with a random keep fraction instead.
+    :ivar random_keep_max: random RGB keep fractions are uniform in (0, random_keep_max].
+    :ivar flip: random horizontal flips.
+    :ivar seed: seeds weights, batch order, crops and sub-sampling masks.
+    :ivar device: 'cpu', 'cuda', 'cuda:N' or 'auto'.
+    :ivar amp: mixed precision on CUDA (ignored on the CPU).
+    :ivar val_samples: sub-samples per validation frame (fixed masks across epochs).
+    """
+
+    epochs: int = 10
+    steps_per_epoch: int = 100
+    batch_size: int = 8
+    crop_width: int | None = 512
+    learning_rate: float = 3e-3
+    weight_decay: float = 1e-4
+    keep_fraction_rgb: float = 0.0193
+    keep_fraction_depth: float = 0.00214
+    random_keep_probability: float = 0.25
+    random_keep_max: float = 0.05
+    flip: bool = True
+    seed: int = 0
+    device: str = 'cpu'
+    amp: bool = True
+    val_samples: int = 8
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+
+    def __post_init__(self) -> None:
+        for name in ('epochs', 'steps_per_epoch', 'batch_size', 'val_samples'):
+            if getattr(self, name) < 1:
+                raise ValueError(f'{name} must be >= 1, got {getattr(self, name)}')
+        if self.crop_width is not None and self.crop_width < 16:
+            raise ValueError(f'crop_width must be >= 16 pixels or None, got {self.crop_width}')
+        for name in ('keep_fraction_rgb', 'keep_fraction_depth', 'random_keep_max'):
+            if not 0.0 < getattr(self, name) <= 1.0:
+                raise ValueError(f'{name} must lie in (0, 1], got {getattr(self, name)}')
+        if not 0.0 <= self.random_keep_probability <= 1.0:
+            raise ValueError(
+                f'random_keep_probability must lie in [0, 1], got {self.random_keep_probability}')
+        if self.learning_rate <= 0 or self.weight_decay < 0:
+            raise ValueError('learning_rate must be > 0 and weight_decay >= 0')
+
+    def as_dict(self) -> dict[str, Any]:
+        values = dataclasses.asdict(self)
+        values['network'] = self.network.as_dict()
+        return values
+
+
+@dataclass
+class EpochReport:
+    """What one epoch measured: mean training loss, training IoU (road, pooled over the
+    epoch's sub-sampled crops), and the validation metrics of :func:`validate`."""
+
+    epoch: int
+    loss: float
+    train_iou: float
+    validation: dict[str, float]
+    seconds: float
+
+
+def keep_counts(config: TrainConfig, batch: int, n_rgb: int, n_depth: int,
+                rng: np.random.Generator) -> tuple[list[int], list[int]]:
+    """Kept elements per sample: certification fractions, or random ones (see module doc)."""
+    k_rgb, k_depth = [], []
+    for _ in range(batch):
+        fraction_rgb, fraction_depth = config.keep_fraction_rgb, config.keep_fraction_depth
+        if rng.random() < config.random_keep_probability:
+            scale = (1.0 - rng.random()) * config.random_keep_max / fraction_rgb  # (0, max/f]
+            fraction_rgb = min(1.0, fraction_rgb * scale)
+            fraction_depth = min(1.0, fraction_depth * scale)
+        k_rgb.append(kept_count(fraction_rgb, n_rgb))
+        k_depth.append(kept_count(fraction_depth, n_depth))
+    return k_rgb, k_depth
+
+
+class Trainer:
+    """Trains a :class:`SparseRGBDNet`; writes ``last.pt`` (resumable) and ``best.pt``.
+
+    :param config: the run's settings.
+    :param train_set: cropped, flipped training batches.
+    :param val_frames: held-out frames, validated at full size after every epoch.
+    :param out_dir: checkpoint directory.
+    :param provenance: extra provenance (data description, command, commit) for checkpoints.
+    """
+
+    def __init__(self, config: TrainConfig, train_set: TrainingSet, val_frames: list,
+                 out_dir: str | Path, provenance: dict[str, Any]) -> None:
+        self.config = config
+        self.train_set = train_set
+        self.val_frames = val_frames
+        self.out_dir = Path(out_dir)
+        self.provenance = provenance
+        self.device = resolve_device(config.device)
+        torch.manual_seed(config.seed)
+        self.model = SparseRGBDNet(config.network).to(self.device)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.learning_rate,
+                                           weight_decay=config.weight_decay)
+        total = config.epochs * config.steps_per_epoch
+        warmup = max(1, total // 20)
+        def learning_rate_factor(step: int) -> float:
+            cosine = 0.5 * (1 + math.cos(math.pi * min(step, total) / total))
+            return min((step + 1) / warmup, cosine)
+
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, learning_rate_factor)
+        self.rng = np.random.default_rng(config.seed)
+        self.generator = torch.Generator(device=self.device).manual_seed(config.seed + 1)
+        self.amp_dtype = _amp_dtype(self.device) if config.amp else None
+        self.scaler = torch.amp.GradScaler('cuda', enabled=self.amp_dtype == torch.float16)
+        self.epoch = 0
+        self.best_iou = -1.0
+        self.history: list[dict[str, Any]] = []
+
+    def resume(self, path: str | Path) -> None:
+        """Continue from a ``last.pt`` written by a run with the same config."""
+        model, payload = load_checkpoint(path, self.device)
+        state = payload.get('training')
+        if not state:
+            raise ValueError(f'checkpoint {path} has no training state to resume from')
+        if state['config'] != self.config.as_dict():
+            changed = sorted(key for key, value in self.config.as_dict().items()
+                             if state['config'].get(key) != value)
+            raise ValueError(f'checkpoint {path} was trained with other settings: {changed}')
+        self.model.load_state_dict(model.state_dict())
+        self.optimizer.load_state_dict(state['optimizer'])
+        self.scheduler.load_state_dict(state['scheduler'])
+        self.scaler.load_state_dict(state['scaler'])
+        self.rng.bit_generator.state = state['numpy_rng']
+        self.generator.set_state(state['sampling_rng'])
+        torch.set_rng_state(state['torch_rng'])
+        self.epoch = state['epoch']
+        self.best_iou = state['best_iou']
+        self.history = list(state['history'])
+
+    def fit(self, progress: Callable[[int, int], Any] | None = None,
+            until_epoch: int | None = None) -> list[EpochReport]:
+        """Train the remaining epochs (or up to ``until_epoch``); returns their reports.
+
+        :param progress: ``progress(epoch, steps) -> bar`` makes a tqdm-like bar (with
+            ``update`` and ``set_postfix``) per epoch; None trains silently.
+        """
+        last = self.config.epochs if until_epoch is None else min(until_epoch, self.config.epochs)
+        reports = []
+        while self.epoch < last:
+            reports.append(self._run_epoch(progress))
+        return reports
+
+    def _run_epoch(self, progress) -> EpochReport:
+        start = time.perf_counter()
+        self.model.train()
+        bar = progress(self.epoch + 1, self.config.steps_per_epoch) if progress else None
+        losses, confusion = [], Confusion()
+        for _ in range(self.config.steps_per_epoch):
+            indices = self.rng.integers(0, len(self.train_set), self.config.batch_size)
+            loss, step_confusion = self.step(self.train_set.batch(indices, self.rng))
+            losses.append(loss)
+            confusion = confusion + step_confusion
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f'{np.mean(losses[-20:]):.4f}', iou=f'{confusion.iou:.3f}')
+        if bar is not None:
+            bar.close()
+        self.epoch += 1
+        validation = validate(self.model, self.val_frames, self.config.keep_fraction_rgb,
+                              self.config.keep_fraction_depth, self.config.val_samples,
+                              seed=self.config.seed, device=self.device) if self.val_frames else {}
+        report = EpochReport(self.epoch, float(np.mean(losses)), confusion.iou, validation,
+                             time.perf_counter() - start)
+        self.history.append(dataclasses.asdict(report))
+        self._save(validation)
+        return report
+
+    def step(self, batch: Batch) -> tuple[float, Confusion]:
+        """One optimizer step on a batch; returns the loss and the batch's confusion counts."""
+        batch = batch.to(self.device)
+        size = batch.rgb.shape[0]
+        k_rgb, k_depth = keep_counts(self.config, size, batch.rgb.shape[2] * batch.rgb.shape[3],
+                                     batch.depth.shape[2] * batch.depth.shape[3], self.rng)
+        inputs = subsample(batch.rgb, batch.depth, k_rgb, k_depth, self.generator)
+        autocast = torch.autocast(self.device.type, dtype=self.amp_dtype,
+                                  enabled=self.amp_dtype is not None)
+        with autocast:
+            logits = self.model(*inputs.as_args())
+        loss = F.cross_entropy(logits.float(), batch.target)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        labels = predict_labels(logits.detach()).cpu().numpy()
+        return loss.item(), plain_confusion(labels, batch.target.cpu().numpy())
+
+    def _save(self, validation: dict[str, float]) -> None:
+        provenance = dict(self.provenance, train_config=self.config.as_dict(),
+                          keep_fraction_rgb=self.config.keep_fraction_rgb,
+                          keep_fraction_depth=self.config.keep_fraction_depth,
+                          seed=self.config.seed, epochs_trained=self.epoch,
+                          history=list(self.history))
+        score = validation.get('vote_iou', -1.0)
+        is_best = score > self.best_iou
+        if is_best:
+            self.best_iou = score
+        training = {
+            'config': self.config.as_dict(), 'epoch': self.epoch, 'best_iou': self.best_iou,
+            'history': list(self.history), 'optimizer': self.optimizer.state_dict(),
+            'scheduler': self.scheduler.state_dict(), 'scaler': self.scaler.state_dict(),
+            'numpy_rng': self.rng.bit_generator.state, 'sampling_rng': self.generator.get_state(),
+            'torch_rng': torch.get_rng_state(),
+        }
+        save_checkpoint(self.out_dir / 'last.pt', self.model, provenance, training)
+        if is_best or not self.val_frames:
+            save_checkpoint(self.out_dir / 'best.pt', self.model, provenance)
+
+
+def _amp_dtype(device: torch.device) -> torch.dtype | None:
+    """bf16 where the GPU supports it (no loss scaling needed), else fp16; None on the CPU."""
+    if device.type != 'cuda':
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
