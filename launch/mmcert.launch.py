@@ -1,0 +1,47 @@
+"""Launch the certified segmenter (``mmcert_segmenter``).
+
+    ros2 launch mmcert_ros mmcert.launch.py rgb_topic:=/cam/image depth_topic:=/cam/depth
+
+Arguments: ``params_file`` (default: the package's config/mmcert.yaml), ``namespace``,
+``rgb_topic``, ``depth_topic``, ``camera_info_topic``, ``device`` ('' = keep the params
+file's ``model.device``) and ``use_sim_time``.
+"""
+import os
+
+from ament_index_python.packages import get_package_share_directory
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+
+ARGUMENTS = {
+    'params_file': ('', "ROS parameter file; '' = the package's config/mmcert.yaml"),
+    'namespace': ('', 'namespace of the node and its topics'),
+    'rgb_topic': ('rgb/image', 'RGB image topic (rgb8, bgr8, rgba8, bgra8, mono8)'),
+    'depth_topic': ('depth/image', 'depth image topic (16UC1/mono16 mm or 32FC1 m)'),
+    'camera_info_topic': ('rgb/camera_info', 'CameraInfo of the RGB camera'),
+    'device': ('', "auto, cpu, cuda or cuda:N; '' = model.device of the params file"),
+    'use_sim_time': ('false', 'use the /clock topic as time source'),
+}
+
+
+def segmenter(context):
+    value = {name: LaunchConfiguration(name).perform(context) for name in ARGUMENTS}
+    params_file = value['params_file'] or os.path.join(
+        get_package_share_directory('mmcert_ros'), 'config', 'mmcert.yaml')
+    overrides = {'use_sim_time': value['use_sim_time'].lower() in ('true', '1')}
+    if value['device']:
+        overrides['model.device'] = value['device']
+    return [Node(
+        package='mmcert_ros', executable='segmenter', name='mmcert_segmenter',
+        namespace=value['namespace'], output='screen',
+        parameters=[params_file, overrides],
+        remappings=[('rgb/image', value['rgb_topic']), ('depth/image', value['depth_topic']),
+                    ('rgb/camera_info', value['camera_info_topic'])])]
+
+
+def generate_launch_description():
+    return LaunchDescription(
+        [DeclareLaunchArgument(name, default_value=default, description=description)
+         for name, (default, description) in ARGUMENTS.items()]
+        + [OpaqueFunction(function=segmenter)])

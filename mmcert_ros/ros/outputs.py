@@ -1,0 +1,56 @@
+"""The segmenter's output images, encoded from a certificate (numpy only, no rclpy).
+
+=========================  ======  ===================================================
+topic                      format  content
+=========================  ======  ===================================================
+``mmcert/segmentation``    mono8   majority-vote class id per pixel (1 = road)
+``mmcert/certification``   mono8   255 = certified at the configured radius, 0 = not
+``mmcert/certified_radius`` mono8  t on the configured ray (saturates at 254);
+                                   255 = not certified even at t = 0
+``mmcert/overlay``         rgb8    camera image tinted by :mod:`mmcert_ros.ros.overlay`
+=========================  ======  ===================================================
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from mmcert_ros.ros.image_codec import ImageFields, encode_image
+from mmcert_ros.ros.overlay import render_overlay
+
+SEGMENTATION = 'mmcert/segmentation'
+CERTIFICATION = 'mmcert/certification'
+CERTIFIED_RADIUS = 'mmcert/certified_radius'
+OVERLAY = 'mmcert/overlay'
+OUTPUT_TOPICS = (SEGMENTATION, CERTIFICATION, CERTIFIED_RADIUS, OVERLAY)
+#: value of ``mmcert/certified_radius`` where the pixel is not certified at t = 0
+NOT_CERTIFIED = 255
+CERTIFIED = 255
+
+
+def radius_image(radius: np.ndarray) -> np.ndarray:
+    """``(H, W)`` uint8 of a radius map in t (-1 = none): t clipped to 254, -1 -> 255."""
+    image = np.clip(radius, 0, NOT_CERTIFIED - 1).astype(np.uint8)
+    image[radius < 0] = NOT_CERTIFIED
+    return image
+
+
+def output_images(certificate, rgb: np.ndarray,
+                  topics: set[str] | frozenset[str]) -> dict[str, ImageFields]:
+    """Encode the requested output ``topics`` of one frame.
+
+    :param certificate: a :class:`mmcert_ros.certify.Certificate` at the RGB resolution.
+    :param rgb: the ``(H, W, 3)`` uint8 RGB frame (for the overlay).
+    """
+    unknown = set(topics) - set(OUTPUT_TOPICS)
+    if unknown:
+        raise ValueError(f'unknown output topics: {sorted(unknown)}')
+    makers = {
+        SEGMENTATION: lambda: encode_image(
+            certificate.labels.astype(np.uint8, copy=False), 'mono8'),
+        CERTIFICATION: lambda: encode_image(
+            certificate.certified.astype(np.uint8) * np.uint8(CERTIFIED), 'mono8'),
+        CERTIFIED_RADIUS: lambda: encode_image(radius_image(certificate.radius), 'mono8'),
+        OVERLAY: lambda: encode_image(
+            render_overlay(rgb, certificate.labels, certificate.certified), 'rgb8'),
+    }
+    return {topic: makers[topic]() for topic in OUTPUT_TOPICS if topic in topics}

@@ -1,0 +1,160 @@
+"""The segmenter's ROS parameters: one table of names, defaults, descriptors and ranges, and
+:class:`NodeSettings`, the validated value of all of them together.
+
+Engine defaults come from :class:`~mmcert_ros.certify.CertifyConfig` (one source of truth),
+except ``model.device``, which is ``auto`` on the node (a vehicle's GPU is used when present);
+``config/mmcert.yaml`` repeats them for people reading the file.
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+
+from mmcert_ros.certify.config import PARAMETER_FIELDS, CertifyConfig
+
+RELIABILITIES = ('best_effort', 'reliable')
+_PARAMETER_OF_FIELD = {field: name for name, field in PARAMETER_FIELDS.items()}
+_INT64_MAX = 2 ** 63 - 1
+
+
+@dataclasses.dataclass(frozen=True)
+class ParameterSpec:
+    """One declared parameter: default value, help text and optional numeric range."""
+
+    name: str
+    default: Any
+    description: str
+    low: float | None = None
+    high: float | None = None
+    constraints: str = ''
+    read_only: bool = False
+
+    def descriptor(self) -> ParameterDescriptor:
+        """The ``rcl_interfaces/ParameterDescriptor`` announced for this parameter."""
+        descriptor = ParameterDescriptor(name=self.name, description=self.description,
+                                         additional_constraints=self.constraints,
+                                         read_only=self.read_only)
+        if self.low is not None and isinstance(self.default, int):
+            descriptor.integer_range = [IntegerRange(
+                from_value=int(self.low), to_value=int(self.high), step=1)]
+        elif self.low is not None:
+            descriptor.floating_point_range = [FloatingPointRange(
+                from_value=float(self.low), to_value=float(self.high), step=0.0)]
+        return descriptor
+
+
+_ENGINE = CertifyConfig().to_parameters()
+
+#: Every parameter of the ``mmcert_segmenter`` node, in declaration order.
+PARAMETERS: tuple[ParameterSpec, ...] = (
+    ParameterSpec('model.checkpoint', '',
+                  "checkpoint file of the base model; '' = the shipped default",
+                  constraints='an existing file, or empty'),
+    ParameterSpec('model.device', 'auto',
+                  'torch device of the engine; auto = CUDA when available, else CPU',
+                  constraints='auto, cpu, cuda or cuda:N'),
+    ParameterSpec('model.precision', _ENGINE['model.precision'],
+                  'numeric precision of the forward pass', constraints='fp32, fp16 or bf16'),
+    ParameterSpec('model.batch_size', _ENGINE['model.batch_size'],
+                  'sub-sampled inputs per forward pass (bounds memory)', 1, 65536),
+    ParameterSpec('certify.num_samples', _ENGINE['certify.num_samples'],
+                  'N, sub-sampled copies of each frame', 1, 1_000_000),
+    ParameterSpec('certify.keep_fraction_rgb', _ENGINE['certify.keep_fraction_rgb'],
+                  'fraction of RGB pixels kept per copy', 0.0, 1.0, constraints='(0, 1]'),
+    ParameterSpec('certify.keep_fraction_depth', _ENGINE['certify.keep_fraction_depth'],
+                  'fraction of depth pixels kept per copy', 0.0, 1.0, constraints='(0, 1]'),
+    ParameterSpec('certify.alpha', _ENGINE['certify.alpha'],
+                  'family-wise error rate of the per-frame certificate', 0.0, 1.0,
+                  constraints='(0, 1)'),
+    ParameterSpec('certify.radius_rgb', _ENGINE['certify.radius_rgb'],
+                  'attack budget r_rgb (pixels) of mmcert/certification', 0, _INT64_MAX),
+    ParameterSpec('certify.radius_depth', _ENGINE['certify.radius_depth'],
+                  'attack budget r_depth (pixels) of mmcert/certification', 0, _INT64_MAX),
+    ParameterSpec('certify.ray', _ENGINE['certify.ray'],
+                  'mmcert/certified_radius reports t on the ray (t*a_rgb, t*a_depth)',
+                  constraints='two integers >= 0, not both 0'),
+    ParameterSpec('certify.seed', _ENGINE['certify.seed'],
+                  'sub-sampling seed; -1 = fresh OS entropy every frame (deployment)',
+                  -1, _INT64_MAX),
+    ParameterSpec('sync.slop', 0.02,
+                  'largest RGB/depth header stamp difference paired, seconds', 0.0, 10.0),
+    ParameterSpec('qos.reliability', 'best_effort',
+                  'reliability of the image subscriptions (fixed at start-up)',
+                  constraints='best_effort or reliable', read_only=True),
+    ParameterSpec('publish.overlay', True, 'publish mmcert/overlay (rgb8)'),
+    ParameterSpec('publish.radius', True, 'publish mmcert/certified_radius (mono8)'),
+)
+PARAMETER_NAMES = tuple(spec.name for spec in PARAMETERS)
+
+
+@dataclasses.dataclass(frozen=True)
+class NodeSettings:
+    """Every segmenter parameter, validated together.
+
+    :ivar certify: the engine configuration (``certify.*``, ``model.device/precision/batch_size``).
+    :ivar checkpoint: model checkpoint path, '' = the shipped default.
+    :ivar slop_s: stamp pairing tolerance, seconds.
+    :ivar reliability: 'best_effort' or 'reliable' (subscriptions).
+    :ivar publish_overlay: whether ``mmcert/overlay`` is published.
+    :ivar publish_radius: whether ``mmcert/certified_radius`` is published.
+    """
+
+    certify: CertifyConfig
+    checkpoint: str
+    slop_s: float
+    reliability: str
+    publish_overlay: bool
+    publish_radius: bool
+
+    @classmethod
+    def from_parameters(cls, values: Mapping[str, Any]) -> 'NodeSettings':
+        """Validate a full ``{parameter name: value}`` mapping.
+
+        :raises ValueError: naming the offending parameter and the reason.
+        """
+        missing = [name for name in PARAMETER_NAMES if name not in values]
+        if missing:
+            raise ValueError(f'missing parameters: {", ".join(missing)}')
+        engine = {name: values[name] for name in _ENGINE}
+        engine['certify.ray'] = list(values['certify.ray'])
+        try:
+            certify = CertifyConfig.from_dict(engine)
+        except ValueError as error:    # name the ROS parameter, not only the engine field
+            parameter = _PARAMETER_OF_FIELD.get(str(error).split(' ', 1)[0])
+            raise ValueError(f'{parameter}: {error}' if parameter else str(error)) from error
+        _check_device_available(certify.device)
+        checkpoint = str(values['model.checkpoint'])
+        if checkpoint and not Path(checkpoint).expanduser().is_file():
+            raise ValueError(f'model.checkpoint: no such file: {checkpoint}')
+        slop = values['sync.slop']
+        if isinstance(slop, bool) or not isinstance(slop, (int, float)) or not 0 <= slop <= 10:
+            raise ValueError(f'sync.slop must be seconds in [0, 10], got {slop!r}')
+        reliability = values['qos.reliability']
+        if reliability not in RELIABILITIES:
+            raise ValueError(
+                f'qos.reliability must be one of {RELIABILITIES}, got {reliability!r}')
+        for name in ('publish.overlay', 'publish.radius'):
+            if not isinstance(values[name], bool):
+                raise ValueError(f'{name} must be true or false, got {values[name]!r}')
+        if checkpoint:
+            checkpoint = str(Path(checkpoint).expanduser())
+        return cls(certify=certify, checkpoint=checkpoint,
+                   slop_s=float(slop), reliability=reliability,
+                   publish_overlay=values['publish.overlay'],
+                   publish_radius=values['publish.radius'])
+
+
+def _check_device_available(device: str) -> None:
+    """Reject a CUDA device this machine does not have (torch is imported lazily)."""
+    if not device.startswith('cuda'):
+        return
+    import torch
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    index = int(device.partition(':')[2] or 0)
+    if index >= count:
+        raise ValueError(f'model.device {device!r} is not available here '
+                         f'({count} CUDA device(s) visible)')

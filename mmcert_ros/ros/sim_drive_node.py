@@ -1,0 +1,202 @@
+"""ROS 2 node ``mmcert_sim_drive``: the built-in simulator publishing a synthetic drive.
+
+Publishes, every ``1 / rate_hz`` seconds and all with one header (stamp = the node clock at
+render time, so pipeline latency is measured from capture):
+
+* ``rgb/image`` in ``rgb_encoding`` (rgb8, bgr8, rgba8, bgra8, mono8), ``width`` x ``height``;
+* ``depth/image`` in ``depth_encoding`` (32FC1 metres with NaN = invalid, or 16UC1/mono16
+  millimetres with 0 = invalid; REP 118), ``depth_width`` x ``depth_height`` (0 = RGB size;
+  another size is resampled nearest-neighbour, like a driver's decimation);
+* ``rgb/camera_info`` (the scaled KITTI intrinsics, no distortion);
+* ``gt/road_mask`` (mono8 ground truth, 255 = road, 0 = not road).
+
+Encodings and sizes mimic real sources (``config/carla.yaml``: bgra8 + 32FC1;
+``config/realsense.yaml``: rgb8 + 16UC1; ``config/kitti.yaml``). With ``num_frames`` > 0 the
+node exits after publishing that many frames; with ``loop_frames`` = K > 0 it repeats the
+first K frames (rendered once) with fresh stamps, to feed benchmarks faster than rendering
+allows. Its parameters are read-only (set at start).
+"""
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import rclpy
+from rclpy.exceptions import InvalidParameterValueException
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.duration import Duration
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CameraInfo, Image
+
+from mmcert_ros.data.depth import metres_to_millimetres
+from mmcert_ros.ros.image_codec import RGB_ENCODINGS, encode_image
+from mmcert_ros.ros.parameters import RELIABILITIES, ParameterSpec
+
+NODE_NAME = 'mmcert_sim_drive'
+DEPTH_ENCODINGS = ('32FC1', '16UC1', 'mono16')
+DEPTH_MODES = ('dense', 'lidar')
+GT_ROAD_VALUE = 255
+
+PARAMETERS = tuple(ParameterSpec(*spec, read_only=True) for spec in (
+    ('rate_hz', 10.0, 'frames per second', 0.1, 1000.0),
+    ('num_frames', 0, 'frames to publish before exiting; 0 = endless', 0, 10_000_000),
+    ('seed', 0, 'drive seed: the same seed gives the same drive', 0, 2 ** 62),
+    ('width', 1242, 'RGB width, pixels', 8, 8192),
+    ('height', 375, 'RGB height, pixels', 8, 8192),
+    ('depth_width', 0, 'depth width, pixels; 0 = the RGB width', 0, 8192),
+    ('depth_height', 0, 'depth height, pixels; 0 = the RGB height', 0, 8192),
+    ('rgb_encoding', 'rgb8', 'encoding of rgb/image', None, None, ', '.join(RGB_ENCODINGS)),
+    ('depth_encoding', '32FC1', 'encoding of depth/image', None, None, ', '.join(DEPTH_ENCODINGS)),
+    ('depth_mode', 'dense', "'dense' z-depth or sparse 'lidar' returns", None, None,
+     ', '.join(DEPTH_MODES)),
+    ('frame_id', 'camera', 'header frame_id of every message'),
+    ('qos.reliability', 'reliable', 'reliability of the publishers', None, None,
+     ', '.join(RELIABILITIES)),
+    ('wait_for_subscribers', 0, 'hold the drive until rgb/image has this many subscribers',
+     0, 1000),
+    ('loop_frames', 0, 'repeat the first K frames, rendered once (for fast benchmark feeds); '
+     '0 = render every frame', 0, 10_000),
+))
+
+
+def resample_nearest(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Nearest-neighbour resampling by pixel centres (keeps NaN as NaN, invents no values)."""
+    rows = np.minimum(((np.arange(height) + 0.5) * image.shape[0] / height).astype(int),
+                      image.shape[0] - 1)
+    cols = np.minimum(((np.arange(width) + 0.5) * image.shape[1] / width).astype(int),
+                      image.shape[1] - 1)
+    return image[rows[:, None], cols[None, :]]
+
+
+def to_grey(rgb: np.ndarray) -> np.ndarray:
+    """ITU-R BT.601 luma of an RGB image, uint8."""
+    return np.rint(rgb @ np.array([0.299, 0.587, 0.114])).clip(0, 255).astype(np.uint8)
+
+
+class SimDriveNode(Node):
+    """Publishes a deterministic synthetic drive (see the module docstring)."""
+
+    def __init__(self, **node_kwargs) -> None:
+        super().__init__(NODE_NAME, **node_kwargs)
+        values = {spec.name: self.declare_parameter(spec.name, spec.default,
+                                                    spec.descriptor()).value
+                  for spec in PARAMETERS}
+        self.check(values)
+        from mmcert_ros.data.synthetic import SceneConfig, SyntheticDrive
+        config = SceneConfig(frame_rate_hz=values['rate_hz']).with_image_size(
+            values['width'], values['height'])
+        self._drive = SyntheticDrive(values['seed'], config)
+        self._values = values
+        self._depth_size = (values['depth_height'] or values['height'],
+                            values['depth_width'] or values['width'])
+        reliability = (ReliabilityPolicy.RELIABLE if values['qos.reliability'] == 'reliable'
+                       else ReliabilityPolicy.BEST_EFFORT)
+        qos = QoSProfile(depth=5, reliability=reliability)
+        self._rgb_pub = self.create_publisher(Image, 'rgb/image', qos)
+        self._depth_pub = self.create_publisher(Image, 'depth/image', qos)
+        self._info_pub = self.create_publisher(CameraInfo, 'rgb/camera_info', qos)
+        self._gt_pub = self.create_publisher(Image, 'gt/road_mask', qos)
+        self._index = 0
+        self._cache: dict[int, tuple] = {}
+        self.done = False
+        self.create_timer(1.0 / values['rate_hz'], self._tick)
+        self.get_logger().info(
+            f'drive {values["seed"]}: {values["width"]}x{values["height"]} '
+            f'{values["rgb_encoding"]}, depth {self._depth_size[1]}x{self._depth_size[0]} '
+            f'{values["depth_encoding"]} ({values["depth_mode"]}) at {values["rate_hz"]} Hz')
+
+    @staticmethod
+    def check(values: dict) -> None:
+        """Raise ``ValueError`` naming the parameter if a choice-valued one is not allowed."""
+        for name, allowed in (('rgb_encoding', tuple(RGB_ENCODINGS)),
+                              ('depth_encoding', DEPTH_ENCODINGS), ('depth_mode', DEPTH_MODES),
+                              ('qos.reliability', RELIABILITIES)):
+            if values[name] not in allowed:
+                raise ValueError(f'{name} must be one of {allowed}, got {values[name]!r}')
+
+    def _tick(self) -> None:
+        listeners = self._rgb_pub.get_subscription_count()
+        if self.done or listeners < self._values['wait_for_subscribers']:
+            return
+        header = Image().header
+        header.stamp = self.get_clock().now().to_msg()
+        header.frame_id = self._values['frame_id']
+        loop = self._values['loop_frames']
+        index = self._index % loop if loop else self._index
+        if index not in self._cache:
+            encoded = self._render(index)
+            if loop:
+                self._cache[index] = encoded
+        else:
+            encoded = self._cache[index]
+        images, matrix = encoded
+        for publisher, fields in zip((self._rgb_pub, self._depth_pub, self._gt_pub), images):
+            publisher.publish(fields.copy_to(Image(header=header)))
+        self._info_pub.publish(self._camera_info(header, matrix))
+        self._index += 1
+        if self._values['num_frames'] and self._index >= self._values['num_frames']:
+            self.get_logger().info(f'published {self._index} frames; done')
+            self.done = True
+
+    def _render(self, index: int):
+        """``((rgb, depth, gt) ImageFields, K)`` of frame ``index`` in the configured encodings."""
+        frame = self._drive.frame(index, self._values['depth_mode'])
+        rgb_encoding = self._values['rgb_encoding']
+        rgb = to_grey(frame.rgb) if rgb_encoding == 'mono8' else frame.rgb
+        depth = frame.depth
+        if depth.shape != self._depth_size:
+            depth = resample_nearest(depth, *self._depth_size)
+        depth_encoding = self._values['depth_encoding']
+        if depth_encoding != '32FC1':
+            depth = metres_to_millimetres(depth, source='simulated depth')
+        gt = np.where(frame.road_mask != 0, GT_ROAD_VALUE, 0).astype(np.uint8)
+        images = (encode_image(rgb, rgb_encoding), encode_image(depth, depth_encoding),
+                  encode_image(gt, 'mono8'))
+        return images, frame.camera_matrix
+
+    def wait_for_delivery(self, timeout_s: float = 2.0) -> None:
+        """Give reliable subscribers up to ``timeout_s`` to acknowledge the last frame."""
+        for publisher in (self._rgb_pub, self._depth_pub, self._gt_pub, self._info_pub):
+            publisher.wait_for_all_acked(Duration(seconds=timeout_s))
+
+    def _camera_info(self, header, matrix: np.ndarray) -> CameraInfo:
+        info = CameraInfo(header=header, height=self._values['height'],
+                          width=self._values['width'], distortion_model='plumb_bob')
+        info.d = [0.0] * 5
+        info.k = [float(v) for v in matrix.reshape(9)]
+        info.r = [float(v) for v in np.eye(3).reshape(9)]
+        info.p = [float(v) for v in np.hstack([matrix, np.zeros((3, 1))]).reshape(12)]
+        return info
+
+
+def main(args: list[str] | None = None) -> int:
+    """Run until the drive is done (``num_frames``) or shutdown; exit status."""
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = SimDriveNode()
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        while rclpy.ok() and not node.done:
+            executor.spin_once(timeout_sec=0.1)
+        if rclpy.ok():
+            node.wait_for_delivery()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except (ValueError, InvalidParameterValueException) as error:
+        print(f'{NODE_NAME}: error: {error}', file=sys.stderr, flush=True)
+        return 2
+    except Exception:
+        if rclpy.ok():
+            raise
+        # the timer raced shutdown (its publishers already destroyed): a clean stop
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

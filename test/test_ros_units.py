@@ -1,0 +1,160 @@
+"""The node's ROS-free pieces, without processes: output encodings, overlay legend,
+diagnostics levels and counters, parameter validation, presets on the command line."""
+import numpy as np
+import pytest
+from diagnostic_msgs.msg import DiagnosticStatus
+
+from mmcert_ros.ros.diagnostics import PipelineStats, diagnostic_array, should_log, values_of
+from mmcert_ros.ros.outputs import (CERTIFICATION, CERTIFIED_RADIUS, OUTPUT_TOPICS, OVERLAY,
+                                    SEGMENTATION, output_images, radius_image)
+from mmcert_ros.ros.overlay import render_overlay
+from mmcert_ros.ros.parameters import PARAMETERS, NodeSettings
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_radius_image_saturates_and_marks_uncertified():
+    radius = np.array([[-1, 0, 1], [253, 254, 9000]], np.int16)
+    np.testing.assert_array_equal(radius_image(radius), [[255, 0, 1], [253, 254, 254]])
+
+
+def test_overlay_legend_is_one_tint_per_case():
+    rgb = np.full((2, 2, 3), 100, np.uint8)
+    labels = np.array([[1, 1], [0, 0]])
+    certified = np.array([[True, False], [True, False]])
+    out = render_overlay(rgb, labels, certified)
+    assert out[0, 0].tolist() == [50, 177, 50]      # certified road: green
+    assert out[0, 1].tolist() == [177, 177, 50]     # uncertified road: yellow
+    assert out[1, 0].tolist() == [100, 100, 100]    # certified non-road: untouched
+    assert out[1, 1].tolist() == [177, 50, 50]      # uncertified non-road: red
+    with pytest.raises(ValueError, match='overlay'):
+        render_overlay(rgb, labels[:1], certified)
+
+
+def test_output_images_encode_the_certificate():
+    class Certificate:
+        labels = np.array([[0, 1, 1]], np.uint8)
+        certified = np.array([[True, False, True]])
+        radius = np.array([[3, -1, 0]], np.int16)
+    rgb = np.zeros((1, 3, 3), np.uint8)
+    images = output_images(Certificate, rgb, set(OUTPUT_TOPICS))
+    assert images[SEGMENTATION].data == bytes([0, 1, 1])
+    assert images[CERTIFICATION].data == bytes([255, 0, 255])
+    assert images[CERTIFIED_RADIUS].data == bytes([3, 255, 0])
+    assert (images[OVERLAY].encoding, images[OVERLAY].step) == ('rgb8', 9)
+    assert set(output_images(Certificate, rgb, {SEGMENTATION})) == {SEGMENTATION}
+    with pytest.raises(ValueError, match='unknown output'):
+        output_images(Certificate, rgb, {'mmcert/other'})
+
+
+def test_log_throttle_is_powers_of_ten():
+    assert [n for n in range(1, 2001) if should_log(n)] == [1, 10, 100, 1000]
+
+
+PAIRING = {'received_rgb': 0, 'received_depth': 0, 'unpaired_rgb': 0, 'unpaired_depth': 0,
+           'paired': 0}
+
+
+def test_report_levels_and_period_accounting():
+    clock = FakeClock()
+    stats = PipelineStats(clock)
+    for _ in range(4):
+        stats.count_input('rgb')
+        stats.count_input('depth')
+    stats.record_frame({'decode': 0.010, 'inference': 0.090}, 0.5, 0.8, 0.01)
+    stats.record_frame({'decode': 0.030, 'inference': 0.110}, 0.7, 0.9, 0.01)
+    clock.now = 2.0
+    report = stats.report(dict(PAIRING, paired=4), dropped_pairs=2)
+    assert report.level == DiagnosticStatus.WARN           # pairs were dropped
+    assert report.rgb_rate_hz == pytest.approx(2.0) and report.frame_rate_hz == pytest.approx(1.0)
+    assert report.stage_ms['decode'] == pytest.approx(20.0)
+    assert report.processing_ms == pytest.approx(120.0)
+    assert report.latency_ms_max == pytest.approx(700.0)
+    assert report.pairing['dropped_period'] == 2 and report.pairing['paired_period'] == 4
+
+    clock.now = 3.0                                          # nothing new: OK, rates zero
+    report = stats.report(dict(PAIRING, paired=4), dropped_pairs=2)
+    assert report.level == DiagnosticStatus.OK and report.frames_period == 0
+    assert report.frames_total == 2
+
+    assert stats.record_error('size_mismatch', 'rgb/image: short') == 1
+    assert stats.record_error('size_mismatch', 'rgb/image: short') == 2
+    clock.now = 4.0
+    report = stats.report(dict(PAIRING, paired=4), dropped_pairs=2)
+    assert report.level == DiagnosticStatus.ERROR and report.errors_period == 2
+    assert report.errors_total == {'size_mismatch': 2}
+
+    clock.now = 5.0                                          # unpaired and nothing paired: ERROR
+    report = stats.report(dict(PAIRING, paired=4, unpaired_rgb=3), dropped_pairs=2)
+    assert report.level == DiagnosticStatus.ERROR and 'no RGB/depth pair' in report.summary
+
+    array = diagnostic_array(report, 'mmcert_segmenter: pipeline', '/mmcert_segmenter',
+                             stamp=_time())
+    values = values_of(array)
+    assert values['errors.size_mismatch'] == '2' and values['unpaired_rgb'] == '3'
+    assert array.status[0].level == DiagnosticStatus.ERROR
+
+
+def _time():
+    from builtin_interfaces.msg import Time
+    return Time(sec=1, nanosec=2)
+
+
+def defaults(**changes):
+    values = {spec.name: spec.default for spec in PARAMETERS}
+    values.update(changes)
+    return values
+
+
+def test_settings_validate_all_parameters_together():
+    settings = NodeSettings.from_parameters(defaults(**{'certify.seed': -1, 'sync.slop': 0.05}))
+    assert settings.certify.seed is None and settings.slop_s == 0.05
+    assert NodeSettings.from_parameters(defaults(**{'certify.seed': 5})).certify.seed == 5
+    for name, value, match in (('certify.keep_fraction_depth', 0.0, 'keep_fraction_depth'),
+                               ('model.device', 'cuda:7', 'not available|cuda'),
+                               ('qos.reliability', 'sometimes', 'qos.reliability'),
+                               ('model.checkpoint', '/no/such.pt', 'model.checkpoint'),
+                               ('publish.overlay', 'yes', 'publish.overlay')):
+        with pytest.raises(ValueError, match=match):
+            NodeSettings.from_parameters(defaults(**{name: value}))
+    with pytest.raises(ValueError, match='missing'):
+        NodeSettings.from_parameters({})
+
+
+def test_every_numeric_parameter_announces_its_range():
+    for spec in PARAMETERS:
+        descriptor = spec.descriptor()
+        assert descriptor.description
+        if spec.low is not None:
+            ranges = descriptor.integer_range or descriptor.floating_point_range
+            assert len(ranges) == 1 and ranges[0].from_value <= spec.default <= ranges[0].to_value
+
+
+def test_node_preset_arguments_load_the_file_and_remap_the_topics():
+    from mmcert_ros.tools.cli import build_parser
+    from mmcert_ros.tools.node import preset_arguments
+    args = build_parser().parse_args(
+        ['node', '--preset', 'carla', 'segmenter', '--ros-args', '-p', 'certify.alpha:=0.01'])
+    assert (args.node, args.preset) == ('segmenter', 'carla')
+    assert args.ros_args == ['--ros-args', '-p', 'certify.alpha:=0.01']
+    arguments = preset_arguments('carla')
+    assert arguments[:2] == ['--ros-args', '--params-file'] and arguments[2].endswith('carla.yaml')
+    assert 'rgb/image:=/carla/ego_vehicle/rgb_front/image' in arguments
+    assert arguments[-1] == '--'
+    with pytest.raises(ValueError, match='unknown preset'):
+        preset_arguments('zed')
+
+
+def test_user_docs_describe_every_parameter():
+    from pathlib import Path
+
+    from mmcert_ros.ros.sim_drive_node import PARAMETERS as SIM_PARAMETERS
+    docs = (Path(__file__).resolve().parents[1] / 'docs' / 'ros.md').read_text()
+    for spec in PARAMETERS + SIM_PARAMETERS:
+        assert f'`{spec.name}`' in docs, spec.name
