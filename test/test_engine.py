@@ -157,3 +157,28 @@ def test_predict_labels_equals_argmax_including_ties(num_classes):
     generator = torch.Generator().manual_seed(num_classes)
     logits = torch.randint(0, 3, (4, num_classes, 9, 11), generator=generator).float()  # ties
     assert torch.equal(predict_labels(logits), logits.argmax(dim=1))
+
+
+def test_kept_pixel_fast_path_gives_the_dense_path_votes():
+    from mmcert_ros.models import load_model
+
+    class DenseOnly(torch.nn.Module):
+        """The shipped model seen through the dense contract alone."""
+
+        def __init__(self, model):
+            super().__init__()
+            self.model = model
+
+        def forward(self, *inputs):
+            return self.model(*inputs)
+
+    model = load_model(None, 'cpu')
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, size=(48, 160, 3), dtype=np.uint8)
+    depth = rng.uniform(2.0, 60.0, size=(24, 80)).astype(np.float32)
+    config = CertifyConfig(num_samples=12, keep_fraction_rgb=0.05, keep_fraction_depth=0.02,
+                           seed=3, batch_size=5)
+    fast = CertifiedSegmenter(model, config).certify(rgb, depth)
+    dense = CertifiedSegmenter(DenseOnly(model), config).certify(rgb, depth)
+    np.testing.assert_array_equal(fast.top_counts, dense.top_counts)
+    np.testing.assert_array_equal(fast.labels, dense.labels)

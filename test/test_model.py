@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from mmcert_ros.models import (DEFAULT_CHECKPOINT, CheckpointError, NetworkConfig, build_model,
                                load_checkpoint, load_model, read_checkpoint, save_checkpoint)
-from mmcert_ros.models.network import cell_sums, encode_depth
+from mmcert_ros.models.network import KeptPixels, cell_sums, encode_depth
 
 
 def sparse_inputs(batch=2, height=40, width=72, depth_size=None, seed=0,
@@ -108,7 +108,8 @@ def test_cell_sums_match_a_brute_force_loop():
     keep = (rng.uniform(size=(2, 1, 13, 21)) < 0.3).astype(np.float32)
     image[0, 0, 0, 0], keep[0, 0, 0, 0] = 0.0, 1.0  # a kept invalid depth pixel
     grid = (4, 5)
-    sums = cell_sums(torch.from_numpy(image), torch.from_numpy(keep), grid, encode_depth).numpy()
+    kept = KeptPixels.from_mask(torch.from_numpy(image), torch.from_numpy(keep))
+    sums = cell_sums(kept, grid, encode_depth).numpy()
     expected = np.zeros((2, 2, 4, 5))
     for b in range(2):
         for y in range(13):
@@ -244,3 +245,21 @@ def test_shipped_model_beats_road_below_the_horizon_on_unseen_drives():
     assert model.iou > 0.8, model
     assert model.iou > baseline.iou + 0.3, (model, baseline)
     assert model.pixel_accuracy > baseline.pixel_accuracy + 0.2, (model, baseline)
+
+
+def test_forward_kept_equals_forward_on_the_ablated_batch():
+    from mmcert_ros.certify.sampling import draw_kept_indices, make_generator, subsample
+
+    model = build_model(NetworkConfig(width=8)).eval()
+    rgb = torch.rand(1, 3, 40, 72)
+    depth = torch.rand(1, 1, 30, 50) * 40
+    depth[0, 0, :5] = 0.0  # invalid rows
+    inputs = subsample(rgb.expand(4, -1, -1, -1), depth.expand(4, -1, -1, -1), 60, 20,
+                       make_generator(1, 'cpu'))
+    generator = make_generator(1, 'cpu')
+    rgb_indices = draw_kept_indices(4, 40 * 72, 60, generator)
+    depth_indices = draw_kept_indices(4, 30 * 50, 20, generator)
+    with torch.no_grad():
+        dense = model(*inputs.as_args())
+        sparse = model.forward_kept(rgb, rgb_indices, depth, depth_indices)
+    torch.testing.assert_close(sparse, dense, rtol=0, atol=1e-6)

@@ -4,7 +4,8 @@ import pytest
 import torch
 from scipy.stats import chi2_contingency, chisquare
 
-from mmcert_ros.certify.sampling import draw_keep_masks, kept_count, make_generator, subsample
+from mmcert_ros.certify.sampling import (draw_keep_masks, draw_kept_indices, kept_count,
+                                         make_generator, subsample)
 
 
 @pytest.mark.parametrize('n,k', [(1000, 20), (5000, 11), (30, 29), (50, 1), (200, 200), (997, 240)])
@@ -71,3 +72,19 @@ def test_kept_count():
         kept_count(0.0, 100)
     with pytest.raises(ValueError, match=r'\[1, n=10\]'):
         draw_keep_masks(2, 10, 11, make_generator(0, 'cpu'))
+
+
+def test_kept_indices_are_the_masks_drawn_from_the_same_stream():
+    indices = draw_kept_indices(6, 700, 25, make_generator(5, 'cpu'))
+    masks = draw_keep_masks(6, 700, 25, make_generator(5, 'cpu'))
+    assert indices.shape == (6, 25)
+    assert torch.all(indices[:, 1:] > indices[:, :-1])  # ascending, hence distinct
+    assert torch.equal(torch.zeros(6, 700, dtype=torch.bool).scatter_(1, indices, True), masks)
+
+
+def test_kept_indices_with_per_row_k_pad_with_the_largest():
+    ks = [3, 7, 1]
+    indices = draw_kept_indices(3, 50, ks, make_generator(6, 'cpu'))
+    for row, k in zip(indices.tolist(), ks):
+        assert len(set(row)) == k and row[:k] == sorted(set(row))
+        assert all(value == row[k - 1] for value in row[k:])

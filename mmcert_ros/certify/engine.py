@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from contextlib import nullcontext
+from functools import partial
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -16,7 +17,8 @@ import torch
 from mmcert_ros.certify.bounds import delta as perturbation_bound
 from mmcert_ros.certify.bounds import holm_certify, radius_table
 from mmcert_ros.certify.config import CertifyConfig
-from mmcert_ros.certify.sampling import kept_count, make_generator, subsample
+from mmcert_ros.certify.sampling import (draw_kept_indices, kept_count, make_generator,
+                                         subsample)
 from mmcert_ros.data.frame import Frame, validate_depth, validate_rgb
 
 _AUTOCAST_DTYPES = {'fp16': torch.float16, 'bf16': torch.bfloat16}
@@ -73,8 +75,10 @@ class CertifiedSegmenter:
     """MMCert certification of a base segmentation model.
 
     :param model: a torch module following the model contract of :mod:`mmcert_ros.models`:
-        ``model(rgb, rgb_keep, depth, depth_keep) -> logits (B, C, H, W)`` at the RGB size,
-        with an attribute ``num_classes`` (or C is read from the logits).
+        ``model(rgb, rgb_keep, depth, depth_keep) -> logits (B, C, H, W)`` at the RGB size.
+        A model that also has ``forward_kept(rgb, rgb_indices, depth, depth_indices)`` (the
+        un-ablated frame and the kept flat indices, see ``SparseRGBDNet.forward_kept``) is
+        called that way instead: the same samples, without building dense ablated tensors.
     :param config: engine settings; may be replaced between frames (``segmenter.config = ...``).
     """
 
@@ -127,12 +131,7 @@ class CertifiedSegmenter:
         return result
 
     def _to_tensors(self, rgb: np.ndarray, depth: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        rgb_t = torch.from_numpy(np.ascontiguousarray(rgb)).to(self.device)
-        rgb_t = rgb_t.permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
-        depth_t = torch.from_numpy(np.ascontiguousarray(depth)).to(self.device)
-        valid = torch.isfinite(depth_t) & (depth_t > 0)
-        depth_t = torch.where(valid, depth_t, torch.zeros_like(depth_t))[None, None]
-        return rgb_t, depth_t
+        return frame_tensors(rgb, depth, self.device)
 
     def _vote(self, rgb: torch.Tensor, depth: torch.Tensor, k: tuple[int, int],
               config: CertifyConfig) -> tuple[torch.Tensor, float, float]:
@@ -143,14 +142,22 @@ class CertifiedSegmenter:
         sampling = inference = 0.0
         autocast = (torch.autocast(self.device.type, dtype=_AUTOCAST_DTYPES[config.precision])
                     if config.precision in _AUTOCAST_DTYPES else nullcontext())
+        reads_kept_pixels = callable(getattr(self.model, 'forward_kept', None))
         for first in range(0, config.num_samples, config.batch_size):
             batch = min(config.batch_size, config.num_samples - first)
             tic = time.perf_counter()
-            inputs = subsample(rgb.expand(batch, -1, -1, -1), depth.expand(batch, -1, -1, -1),
-                               k[0], k[1], generator)
+            if reads_kept_pixels:  # same draws as subsample(), without the dense tensors
+                rgb_indices = draw_kept_indices(batch, height * width, k[0], generator)
+                depth_indices = draw_kept_indices(batch, depth.shape[-2] * depth.shape[-1], k[1],
+                                                  generator)
+                forward = partial(self.model.forward_kept, rgb, rgb_indices, depth, depth_indices)
+            else:
+                inputs = subsample(rgb.expand(batch, -1, -1, -1),
+                                   depth.expand(batch, -1, -1, -1), k[0], k[1], generator)
+                forward = partial(self.model, *inputs.as_args())
             toc = time.perf_counter()
             with torch.inference_mode(), autocast:
-                logits = self.model(*inputs.as_args())
+                logits = forward()
             if logits.ndim != 4 or logits.shape[0] != batch or logits.shape[-2:] != (height, width):
                 raise ValueError(f'model returned logits of shape {tuple(logits.shape)}, '
                                  f'expected ({batch}, C, {height}, {width})')
@@ -164,6 +171,18 @@ class CertifiedSegmenter:
             sampling += toc - tic
             inference += time.perf_counter() - toc
         return counts.view(-1, height, width), sampling, inference
+
+
+def frame_tensors(rgb: np.ndarray, depth: np.ndarray, device: torch.device
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(1, 3, H, W)`` float RGB in [0, 1] and ``(1, 1, Hd, Wd)`` metres with every invalid
+    depth (NaN, Inf, <= 0) set to 0, on ``device``, from a frame's uint8 RGB and float depth."""
+    rgb_t = torch.from_numpy(np.ascontiguousarray(rgb)).to(device)
+    rgb_t = rgb_t.permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
+    depth_t = torch.from_numpy(np.ascontiguousarray(depth)).to(device)
+    valid = torch.isfinite(depth_t) & (depth_t > 0)
+    depth_t = torch.where(valid, depth_t, torch.zeros_like(depth_t))[None, None]
+    return rgb_t, depth_t
 
 
 def certify_votes(counts: torch.Tensor | np.ndarray, n: tuple[int, int], k: tuple[int, int],

@@ -56,8 +56,24 @@ def make_generator(seed: int | None, device: torch.device | str) -> torch.Genera
 
 
 def draw_keep_masks(batch: int, n: int, k: int | Sequence[int], generator: torch.Generator,
-                    device: torch.device | str | None = None) -> torch.Tensor:
+                    device: torch.device | str | None = None,
+                    dtype: torch.dtype = torch.bool) -> torch.Tensor:
     """Keep-masks with exactly k_b of n elements set in row b, uniform without replacement.
+
+    The mask form of :func:`draw_kept_indices` (same random stream, same draws).
+
+    :param k: elements to keep, one int for all rows or one per row, each in [1, n].
+    :param dtype: of the mask: kept elements are True / 1, all others False / 0.
+    :returns: ``(batch, n)`` tensor on ``device`` (default: the generator's device).
+    """
+    kept = draw_kept_indices(batch, n, k, generator, device)
+    masks = torch.zeros(batch, n, dtype=dtype, device=kept.device)
+    return masks.scatter_(1, kept, 1)
+
+
+def draw_kept_indices(batch: int, n: int, k: int | Sequence[int], generator: torch.Generator,
+                      device: torch.device | str | None = None) -> torch.Tensor:
+    """Indices of the k_b of n elements kept in row b, uniform without replacement, ascending.
 
     Sparse k (k/n <= 1/4) uses rejection: draw m > k indices with replacement, keep the
     distinct ones, redraw a row if it has fewer than k distinct, and keep the k distinct
@@ -66,7 +82,8 @@ def draw_keep_masks(batch: int, n: int, k: int | Sequence[int], generator: torch
     is a uniform k-subset of all n. Dense k ranks priorities of all n elements.
 
     :param k: elements to keep, one int for all rows or one per row, each in [1, n].
-    :returns: bool tensor ``(batch, n)`` on ``device`` (default: the generator's device).
+    :returns: ``(batch, max k)`` int64 tensor, each row sorted ascending; a row with fewer
+        than max k elements repeats its largest index (so scattering it sets nothing extra).
     """
     device = torch.device(device) if device is not None else generator.device
     k_rows = torch.as_tensor([k] * batch if isinstance(k, int) else list(k), dtype=torch.long)
@@ -78,20 +95,35 @@ def draw_keep_masks(batch: int, n: int, k: int | Sequence[int], generator: torch
     k_max = int(k_rows.max()) if batch else 0
     if k_max > _DENSE_FRACTION * n:
         priorities = torch.rand(batch, n, generator=generator, device=device)
-        ranks = priorities.argsort(dim=1).argsort(dim=1)
-        return ranks < k_rows[:, None]
-    masks = torch.empty(batch, n, dtype=torch.bool, device=device)
-    pending = torch.arange(batch, device=device)
-    while pending.numel():
-        rows, complete = _draw_sparse(n, k_rows[pending], k_max, generator, device)
-        masks[pending[complete]] = rows[complete]
-        pending = pending[~complete]
-    return masks
+        kept = priorities.argsort(dim=1)[:, :k_max]
+    else:
+        kept = torch.empty(batch, k_max, dtype=torch.long, device=device)
+        pending = torch.arange(batch, device=device)
+        while pending.numel():
+            rows, complete = _draw_sparse(n, k_rows[pending], k_max, generator, device)
+            kept[pending[complete]] = rows[complete]
+            pending = pending[~complete]
+    kept = torch.where(torch.arange(k_max, device=device)[None, :] < k_rows[:, None], kept, -1)
+    kept, _ = kept.sort(dim=1)  # padding (-1) first, then the kept indices ascending
+    return _pad_with_largest(kept, k_rows, k_max)
+
+
+def _pad_with_largest(kept: torch.Tensor, k_rows: torch.Tensor, k_max: int) -> torch.Tensor:
+    """Move each row's k kept indices to the front and repeat its largest in the tail."""
+    if not kept.numel() or bool((k_rows == k_max).all()):
+        return kept
+    shift = (k_max - k_rows)[:, None]
+    positions = torch.arange(k_max, device=kept.device)[None, :]
+    source = torch.minimum(positions + shift, torch.full_like(shift, k_max - 1))
+    return kept.gather(1, source)
 
 
 def _draw_sparse(n: int, k_rows: torch.Tensor, k_max: int, generator: torch.Generator,
                  device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """One rejection round; returns masks and which rows drew at least k distinct indices."""
+    """One rejection round: ``(rows, k_max)`` indices by priority, and which rows are complete.
+
+    In a complete row (at least k distinct draws) the first k entries are the kept indices.
+    """
     expected_repeats = k_max * k_max / n
     draws = min(n, k_max + math.ceil(2 * expected_repeats + 6 * math.sqrt(expected_repeats) + 8))
     rows = k_rows.numel()
@@ -101,13 +133,7 @@ def _draw_sparse(n: int, k_rows: torch.Tensor, k_max: int, generator: torch.Gene
     complete = first.sum(dim=1) >= k_rows
     priorities = torch.rand(rows, draws, generator=generator, device=device)
     priorities = priorities.masked_fill(~first, 2.0)  # repeats rank after every distinct index
-    by_priority = indices.gather(1, priorities.argsort(dim=1))
-    keep = torch.arange(draws, device=device)[None, :] < k_rows[:, None]
-    # Indices not kept go to a spare column n, dropped below, so a repeat never unsets a keep.
-    targets = torch.where(keep, by_priority, torch.full_like(by_priority, n))
-    masks = torch.zeros(rows, n + 1, dtype=torch.bool, device=device)
-    masks.scatter_(1, targets, True)
-    return masks[:, :n], complete
+    return indices.gather(1, priorities.argsort(dim=1)[:, :k_max]), complete
 
 
 def subsample(rgb: torch.Tensor, depth: torch.Tensor, k_rgb: int | Sequence[int],
@@ -126,9 +152,9 @@ def subsample(rgb: torch.Tensor, depth: torch.Tensor, k_rgb: int | Sequence[int]
     depth_height, depth_width = depth.shape[-2:]
     if depth.shape[0] != batch:
         raise ValueError(f'rgb and depth batch sizes differ: {batch} vs {depth.shape[0]}')
-    rgb_keep = draw_keep_masks(batch, height * width, k_rgb, generator, rgb.device)
+    rgb_keep = draw_keep_masks(batch, height * width, k_rgb, generator, rgb.device, rgb.dtype)
     depth_keep = draw_keep_masks(batch, depth_height * depth_width, k_depth, generator,
-                                 depth.device)
-    rgb_keep = rgb_keep.view(batch, 1, height, width).to(rgb.dtype)
-    depth_keep = depth_keep.view(batch, 1, depth_height, depth_width).to(depth.dtype)
+                                 depth.device, depth.dtype)
+    rgb_keep = rgb_keep.view(batch, 1, height, width)
+    depth_keep = depth_keep.view(batch, 1, depth_height, depth_width)
     return ModelInputs(rgb * rgb_keep, rgb_keep, depth * depth_keep, depth_keep)

@@ -91,7 +91,46 @@ def _conv_bn_relu(in_channels: int, out_channels: int, stride: int = 1,
         nn.ReLU(inplace=True))
 
 
-def cell_sums(image: torch.Tensor, keep: torch.Tensor, grid: tuple[int, int],
+@dataclass(frozen=True)
+class KeptPixels:
+    """The kept pixels of a batch of sub-sampled images, in batch-major, row-major order.
+
+    :ivar b: ``(K,)`` sample of each kept pixel; ``y``, ``x``: its row and column.
+    :ivar values: ``(K, C)`` the pixel values.
+    :ivar batch: samples in the batch; ``height``, ``width``: the image size.
+    """
+
+    b: torch.Tensor
+    y: torch.Tensor
+    x: torch.Tensor
+    values: torch.Tensor
+    batch: int
+    height: int
+    width: int
+
+    @classmethod
+    def from_mask(cls, image: torch.Tensor, keep: torch.Tensor) -> 'KeptPixels':
+        """From dense ``(B, C, H, W)`` values and a ``(B, 1, H, W)`` keep-mask (non-zero = kept)."""
+        batch, _, height, width = image.shape
+        b, _, y, x = torch.nonzero(keep, as_tuple=True)
+        return cls(b, y, x, image[b, :, y, x], batch, height, width)
+
+    @classmethod
+    def from_indices(cls, frame: torch.Tensor, indices: torch.Tensor) -> 'KeptPixels':
+        """From one un-ablated ``(1, C, H, W)`` frame (or B of them) and ``(B, k)`` flat indices,
+        each row distinct and ascending (``sampling.draw_kept_indices``): the same pixels in
+        the same order as :meth:`from_mask` of the ablated batch, without building it."""
+        _, _, height, width = frame.shape
+        batch, k = indices.shape
+        flat = indices.reshape(-1)
+        b = torch.arange(batch, device=indices.device).repeat_interleave(k)
+        y = torch.div(flat, width, rounding_mode='floor')
+        x = flat - y * width
+        source = b if frame.shape[0] == batch else torch.zeros_like(b)
+        return cls(b, y, x, frame[source, :, y, x], batch, height, width)
+
+
+def cell_sums(kept: KeptPixels, grid: tuple[int, int],
               encode: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
     """Sum encoded kept pixels over the cells of a ``grid`` laid over the image.
 
@@ -99,24 +138,21 @@ def cell_sums(image: torch.Tensor, keep: torch.Tensor, grid: tuple[int, int],
     floor(x * cols / W))``, so images of different sizes map onto the same grid. Only kept
     pixels are read (the input is sparse): dropped pixels cannot influence the result.
 
-    :param image: ``(B, C, H, W)`` values.
-    :param keep: ``(B, 1, H, W)``; non-zero marks a kept pixel.
     :param encode: maps the kept pixels' values ``(K, C)`` to float32 features ``(K, F)``.
     :returns: ``(B, F, rows, cols)`` float32 sums per cell.
     """
-    batch, _, height, width = image.shape
     rows, cols = grid
-    b, _, y, x = torch.nonzero(keep, as_tuple=True)
-    cell = b * (rows * cols) + torch.div(y * rows, height, rounding_mode='floor') * cols \
-        + torch.div(x * cols, width, rounding_mode='floor')
-    encoded = encode(image[b, :, y, x].float())
-    sums = torch.zeros(batch * rows * cols, encoded.shape[1], device=image.device,
+    cell = kept.b * (rows * cols) \
+        + torch.div(kept.y * rows, kept.height, rounding_mode='floor') * cols \
+        + torch.div(kept.x * cols, kept.width, rounding_mode='floor')
+    encoded = encode(kept.values.float())
+    sums = torch.zeros(kept.batch * rows * cols, encoded.shape[1], device=encoded.device,
                        dtype=torch.float32)
     sums.index_add_(0, cell, encoded)
-    return sums.view(batch, rows, cols, -1).permute(0, 3, 1, 2)
+    return sums.view(kept.batch, rows, cols, -1).permute(0, 3, 1, 2)
 
 
-def densify(image: torch.Tensor, keep: torch.Tensor, grid: tuple[int, int], levels: int,
+def densify(kept: KeptPixels, grid: tuple[int, int], levels: int,
             encode: Callable[[torch.Tensor], torch.Tensor]) -> list[torch.Tensor]:
     """Normalized convolution with box kernels onto a pyramid of grids.
 
@@ -129,7 +165,7 @@ def densify(image: torch.Tensor, keep: torch.Tensor, grid: tuple[int, int], leve
     :returns: per level ``(B, F, h, w)``: the weighted mean of each encoded feature per
         cell (0 in a cell without weight) and, last, ``log1p(total weight in the cell)``.
     """
-    sums = cell_sums(image, keep, grid, encode)
+    sums = cell_sums(kept, grid, encode)
     pyramid = []
     for level in range(levels):
         if level:
@@ -219,15 +255,14 @@ class SparseRGBDNet(nn.Module):
             raise ValueError(f'depth_keep must have the shape of depth {tuple(depth.shape)}, '
                              f'got {tuple(depth_keep.shape)}')
 
-    def _trunk(self, rgb, rgb_keep, depth, depth_keep) -> torch.Tensor:
+    def _trunk(self, rgb: KeptPixels, depth: KeptPixels) -> torch.Tensor:
         """Densify, fuse and decode: ``(B, width, h, w)`` on the 1/8 grid, before the embedding."""
-        self._check_inputs(rgb, rgb_keep, depth, depth_keep)
-        grid = (math.ceil(rgb.shape[2] / GRID_STRIDE), math.ceil(rgb.shape[3] / GRID_STRIDE))
-        rgb_pyramid = densify(rgb, rgb_keep, grid, PYRAMID_LEVELS, encode_rgb)
-        depth_pyramid = densify(depth, depth_keep, grid, PYRAMID_LEVELS, encode_depth)
+        grid = (math.ceil(rgb.height / GRID_STRIDE), math.ceil(rgb.width / GRID_STRIDE))
+        rgb_pyramid = densify(rgb, grid, PYRAMID_LEVELS, encode_rgb)
+        depth_pyramid = densify(depth, grid, PYRAMID_LEVELS, encode_depth)
         inputs = [torch.cat(pair, dim=1) for pair in zip(rgb_pyramid, depth_pyramid)]
-        rows = torch.linspace(-1.0, 1.0, grid[0], device=rgb.device, dtype=inputs[0].dtype)
-        rows = rows.view(1, 1, grid[0], 1).expand(rgb.shape[0], 1, grid[0], grid[1])
+        rows = torch.linspace(-1.0, 1.0, grid[0], device=inputs[0].device, dtype=inputs[0].dtype)
+        rows = rows.view(1, 1, grid[0], 1).expand(rgb.batch, 1, grid[0], grid[1])
         x1 = self.stage1(torch.cat([inputs[0], rows], dim=1))
         x2 = self.stage2(torch.cat([F.avg_pool2d(x1, 2, ceil_mode=True), inputs[1]], dim=1))
         x3 = self.stage3(torch.cat([F.avg_pool2d(x2, 2, ceil_mode=True), inputs[2]], dim=1))
@@ -236,14 +271,19 @@ class SparseRGBDNet(nn.Module):
         y2 = self.refine2(_upsample(self.lateral2(y3), x2) + x2)
         return self.refine1(_upsample(self.lateral1(y2), x1) + x1)
 
+    def _embed(self, rgb: KeptPixels, depth: KeptPixels) -> torch.Tensor:
+        coarse = self.embed(self._trunk(rgb, depth))
+        return coarse * torch.rsqrt((coarse * coarse).sum(dim=1, keepdim=True).clamp(min=1e-12))
+
     def features(self, rgb, rgb_keep, depth, depth_keep) -> torch.Tensor:
         """Unit-length feature vectors on the 1/8 grid: ``(B, feature_dim, h, w)``.
 
         ``(h, w) = (ceil(H / 8), ceil(W / 8))`` for an ``H x W`` RGB input. Every vector has
         Euclidean norm 1 (up to rounding), as feature-space smoothing requires.
         """
-        coarse = self.embed(self._trunk(rgb, rgb_keep, depth, depth_keep))
-        return coarse * torch.rsqrt((coarse * coarse).sum(dim=1, keepdim=True).clamp(min=1e-12))
+        self._check_inputs(rgb, rgb_keep, depth, depth_keep)
+        return self._embed(KeptPixels.from_mask(rgb, rgb_keep),
+                           KeptPixels.from_mask(depth, depth_keep))
 
     def classify(self, features: torch.Tensor) -> torch.Tensor:
         """Cosine head: logits ``(B, num_classes, h, w) = scale * <features, unit prototype>``.
@@ -265,6 +305,24 @@ class SparseRGBDNet(nn.Module):
         """
         coarse = self.classify(self.features(rgb, rgb_keep, depth, depth_keep))
         return F.interpolate(coarse, size=rgb.shape[2:], mode='bilinear', align_corners=False)
+
+    def forward_kept(self, rgb: torch.Tensor, rgb_indices: torch.Tensor, depth: torch.Tensor,
+                     depth_indices: torch.Tensor) -> torch.Tensor:
+        """:meth:`forward` of the sub-sampled batch, read straight from the un-ablated frame.
+
+        The engine's fast path (``CertifiedSegmenter`` uses it when a model has it): gives
+        the same logits as ``forward`` on the ablated batch and its keep-masks, without
+        building them, and reads nothing but the kept pixels.
+
+        :param rgb: ``(1, 3, H, W)`` float in [0, 1] (or one frame per sample).
+        :param rgb_indices: ``(B, k_rgb)`` flat kept indices into ``H * W``, rows ascending.
+        :param depth: ``(1, 1, Hd, Wd)`` float metres, invalid pixels 0 (or one per sample).
+        :param depth_indices: ``(B, k_depth)`` flat kept indices into ``Hd * Wd``.
+        """
+        features = self._embed(KeptPixels.from_indices(rgb, rgb_indices),
+                               KeptPixels.from_indices(depth, depth_indices))
+        return F.interpolate(self.classify(features), size=rgb.shape[2:], mode='bilinear',
+                             align_corners=False)
 
 
 def _upsample(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:

@@ -38,11 +38,11 @@ def run(args: argparse.Namespace) -> int:
     figures['certification'] = bench_certification(config, args.height, args.width)
     figures['sampling'] = bench_sampling(config, args.height, args.width)
     if not args.skip_engine:
-        from mmcert_ros.data.synthetic import drive
+        from mmcert_ros.data.synthetic import SceneConfig, drive
         from mmcert_ros.models import load_model
 
-        frame = next(iter(drive(seed=0, num_frames=1, config=None,
-                                size=(args.width, args.height))))
+        scene = SceneConfig().with_image_size(args.width, args.height)
+        frame = next(drive(seed=0, num_frames=1, config=scene))
         model = load_model(args.checkpoint or None, 'cpu')
         figures['engine'] = bench_engine(model, frame, config)
     print(format_report(figures))
