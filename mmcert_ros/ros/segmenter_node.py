@@ -18,7 +18,6 @@ counted, reported at ERROR in ``/diagnostics`` and nothing is published for it.
 from __future__ import annotations
 
 import copy
-import sys
 import threading
 import time
 
@@ -27,8 +26,7 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.exceptions import InvalidParameterValueException
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image
@@ -41,6 +39,7 @@ from mmcert_ros.ros import outputs
 from mmcert_ros.ros.diagnostics import PipelineStats, diagnostic_array, should_log
 from mmcert_ros.ros.image_codec import ImageDecodeError, decode_depth, decode_rgb
 from mmcert_ros.ros.parameters import PARAMETER_NAMES, PARAMETERS, NodeSettings
+from mmcert_ros.ros.process import run_node
 
 NODE_NAME = 'mmcert_segmenter'
 #: output queue depth; outputs are reliable so any subscriber QoS can connect
@@ -286,28 +285,13 @@ class SegmenterNode(Node):
 
 def main(args: list[str] | None = None) -> int:
     """Run the node until shutdown (Ctrl-C, ``SIGTERM`` or ``rclpy.shutdown``); exit status."""
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = SegmenterNode()
-        executor = MultiThreadedExecutor(num_threads=2)
-        executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except (ValueError, FileNotFoundError, InvalidParameterValueException) as error:
-        print(f'{NODE_NAME}: error: {error}', file=sys.stderr, flush=True)
-        return 2
-    except Exception:
-        if rclpy.ok():
-            raise
-        # a callback that raced shutdown (its handles already destroyed): a clean stop
-    finally:
-        if node is not None:
-            node.close()
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(NODE_NAME, SegmenterNode, _spin, args)
+
+
+def _spin(node: SegmenterNode) -> None:
+    executor = MultiThreadedExecutor(num_threads=2)
+    executor.add_node(node)
+    executor.spin()
 
 
 if __name__ == '__main__':

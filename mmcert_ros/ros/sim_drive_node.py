@@ -18,12 +18,10 @@ allows. Its parameters are read-only (set at start).
 """
 from __future__ import annotations
 
-import sys
 
 import numpy as np
 import rclpy
-from rclpy.exceptions import InvalidParameterValueException
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.duration import Duration
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -32,6 +30,7 @@ from sensor_msgs.msg import CameraInfo, Image
 from mmcert_ros.data.depth import metres_to_millimetres
 from mmcert_ros.ros.image_codec import RGB_ENCODINGS, encode_image
 from mmcert_ros.ros.parameters import RELIABILITIES, ParameterSpec
+from mmcert_ros.ros.process import run_node
 
 NODE_NAME = 'mmcert_sim_drive'
 DEPTH_ENCODINGS = ('32FC1', '16UC1', 'mono16')
@@ -172,30 +171,16 @@ class SimDriveNode(Node):
 
 def main(args: list[str] | None = None) -> int:
     """Run until the drive is done (``num_frames``) or shutdown; exit status."""
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = SimDriveNode()
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-        while rclpy.ok() and not node.done:
-            executor.spin_once(timeout_sec=0.1)
-        if rclpy.ok():
-            node.wait_for_delivery()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except (ValueError, InvalidParameterValueException) as error:
-        print(f'{NODE_NAME}: error: {error}', file=sys.stderr, flush=True)
-        return 2
-    except Exception:
-        if rclpy.ok():
-            raise
-        # the timer raced shutdown (its publishers already destroyed): a clean stop
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(NODE_NAME, SimDriveNode, _spin, args)
+
+
+def _spin(node: SimDriveNode) -> None:
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    while rclpy.ok() and not node.done:
+        executor.spin_once(timeout_sec=0.1)
+    if rclpy.ok():
+        node.wait_for_delivery()
 
 
 if __name__ == '__main__':
