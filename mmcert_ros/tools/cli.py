@@ -40,7 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parser.parse_args(argv)
+    args.command_line = ['mmcert-ros', *argv]  # as typed, for provenance records
     try:
         return int(args._run(args) or 0)
     except (FileNotFoundError, ValueError) as error:

@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
     train_frames, val_frames, data = _load_data(args)
     print(f'training frames: {len(train_frames)}, validation frames: {len(val_frames)}')
     train_set = TrainingSet(train_frames, config.crop_width, config.flip)
-    provenance = dict(run_provenance(), data=data, classes=list(ROAD_CLASSES),
+    provenance = dict(run_provenance(args.command_line), data=data, classes=list(ROAD_CLASSES),
                       input_size=[int(train_frames[0].rgb.shape[0]),
                                   int(train_frames[0].rgb.shape[1])])
     trainer = Trainer(config, train_set, val_frames, args.out, provenance)

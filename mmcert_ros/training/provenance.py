@@ -5,7 +5,7 @@ import datetime
 import platform
 import shlex
 import subprocess
-import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -27,10 +27,10 @@ def source_commit() -> str:
     return f'{sha}-dirty' if dirty else sha
 
 
-def run_provenance() -> dict[str, str]:
-    """Command line (``sys.argv`` as typed), commit, date (UTC, ISO 8601), software versions."""
+def run_provenance(command: Sequence[str]) -> dict[str, str]:
+    """The command line (as typed), commit, date (UTC, ISO 8601), software versions."""
     return {
-        'command': shlex.join(sys.argv),
+        'command': shlex.join(command),
         'commit': source_commit(),
         'created': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
         'torch': str(torch.__version__),
