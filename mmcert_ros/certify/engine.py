@@ -114,7 +114,7 @@ class CertifiedSegmenter:
         validate_depth(depth)
         timings: dict[str, float] = {}
         start = time.perf_counter()
-        rgb_t, depth_t = self._to_tensors(rgb, depth)
+        rgb_t, depth_t = frame_tensors(rgb, depth, self.device)
         height, width = rgb.shape[:2]
         n = (height * width, depth.shape[0] * depth.shape[1])
         k = (kept_count(config.keep_fraction_rgb, n[0]),
@@ -129,9 +129,6 @@ class CertifiedSegmenter:
         timings['total'] = time.perf_counter() - start
         result.timings = timings
         return result
-
-    def _to_tensors(self, rgb: np.ndarray, depth: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        return frame_tensors(rgb, depth, self.device)
 
     def _vote(self, rgb: torch.Tensor, depth: torch.Tensor, k: tuple[int, int],
               config: CertifyConfig) -> tuple[torch.Tensor, float, float]:
@@ -178,7 +175,7 @@ def frame_tensors(rgb: np.ndarray, depth: np.ndarray, device: torch.device
     """``(1, 3, H, W)`` float RGB in [0, 1] and ``(1, 1, Hd, Wd)`` metres with every invalid
     depth (NaN, Inf, <= 0) set to 0, on ``device``, from a frame's uint8 RGB and float depth."""
     rgb_t = torch.from_numpy(np.ascontiguousarray(rgb)).to(device)
-    rgb_t = rgb_t.permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
+    rgb_t = rgb_t.permute(2, 0, 1).unsqueeze(0).float().div_(255.0).contiguous()
     depth_t = torch.from_numpy(np.ascontiguousarray(depth)).to(device)
     valid = torch.isfinite(depth_t) & (depth_t > 0)
     depth_t = torch.where(valid, depth_t, torch.zeros_like(depth_t))[None, None]

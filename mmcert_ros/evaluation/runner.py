@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Protocol
@@ -18,7 +19,10 @@ from tqdm import tqdm
 
 from mmcert_ros.bags import BagError
 from mmcert_ros.bags.frames import FrameTopics
+from mmcert_ros.certify.l2 import L2Certificate
+from mmcert_ros.data.frame import Frame
 from mmcert_ros.evaluation.accumulate import MetricsAccumulator
+from mmcert_ros.evaluation.l2_metrics import L2Accumulator
 from mmcert_ros.evaluation.report import (CURVES_FILE, FRAMES_FILE, METRICS_FILE, REPORT_FILES,
                                           plot_curves, write_frames, write_metrics)
 from mmcert_ros.evaluation.result_bag import ResultBag
@@ -46,7 +50,8 @@ class EvaluationIncomplete(BagError):
 
 def evaluate(source: FrameSource, segmenter, out_dir: str | Path, *, model: str = '',
              max_frames: int | None = None, write_bag: bool = False, force: bool = False,
-             progress: bool = True) -> dict:
+             progress: bool = True, l2: Callable[[Frame], L2Certificate] | None = None
+             ) -> dict:
     """Certify every frame of ``source`` with ``segmenter`` and write the reports to ``out_dir``.
 
     Writes ``metrics.json``, ``frames.csv``, ``curves.png`` and, with ``write_bag``, the MCAP
@@ -56,6 +61,10 @@ def evaluate(source: FrameSource, segmenter, out_dir: str | Path, *, model: str 
         for every frame and recorded in the report).
     :param model: how the model was chosen (checkpoint path), recorded in the report.
     :param max_frames: stop after this many evaluated frames.
+    :param l2: optional l2 certifier of a frame (e.g. a closure over
+        :func:`~mmcert_ros.certify.l2.certify_l2`); its pooled figures go into the ``l2``
+        section of metrics.json and ``l2_*`` columns of frames.csv
+        (:class:`~mmcert_ros.evaluation.l2_metrics.L2Accumulator`).
     :returns: the content of ``metrics.json``.
     :raises ValueError: an output exists and ``force`` is false (nothing is written then).
     :raises EvaluationIncomplete: the source broke off; the reports of the frames evaluated
@@ -68,6 +77,7 @@ def evaluate(source: FrameSource, segmenter, out_dir: str | Path, *, model: str 
     out_dir = Path(out_dir)
     _prepare_output(out_dir, write_bag, force)
     accumulator = MetricsAccumulator()
+    l2_accumulator = L2Accumulator() if l2 is not None else None
     rows = []
     failure = None  # why the source broke off, if it did
     interrupted = False
@@ -81,7 +91,10 @@ def evaluate(source: FrameSource, segmenter, out_dir: str | Path, *, model: str 
         try:
             for frame in source:
                 certificate = segmenter.certify_frame(frame)
-                rows.append(accumulator.add(frame, certificate))
+                row = accumulator.add(frame, certificate)
+                if l2_accumulator is not None:
+                    row.update(l2_accumulator.add(frame, l2(frame), certificate.labels))
+                rows.append(row)
                 if bag is not None:
                     bag.write(frame, certificate)
                 bar.update(1)
@@ -103,6 +116,8 @@ def evaluate(source: FrameSource, segmenter, out_dir: str | Path, *, model: str 
         'skipped': {'total': sum(skipped.values()), 'reasons': skipped},
         **accumulator.summary(),
     }
+    if l2_accumulator is not None:
+        metrics['l2'] = l2_accumulator.summary()
     write_metrics(out_dir / METRICS_FILE, metrics)
     write_frames(out_dir / FRAMES_FILE, rows)
     plot_curves(out_dir / CURVES_FILE, metrics['curve'], _title(metrics))

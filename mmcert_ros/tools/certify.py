@@ -13,6 +13,13 @@ Writes into --out:
   report.json        N, alpha, n and k per modality, radius, delta, certified fraction,
                      timings and, with --gt, the plain and certified metrics
 
+With --fs-sigma > 0 (or fs.sigma in the config) the l2 certificate of feature-space
+smoothing runs too (docs/feature_smoothing.md) and adds:
+  l2_certification.png  mono8 255 = certified against every RGB change of l2 norm
+                        <= --fs-radius (RGB in [0, 1]) with the published label, 0 = not
+  report.json "l2"      sigma, radius, N, certified fraction, Gaussian robustness score,
+                        FCSB statistics, radius map summary and, with --gt, metrics
+
 Settings come from --config (the node's YAML parameter file, including model.checkpoint)
 with the options below taking precedence.
 """
@@ -42,15 +49,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='fixed sampling seed (reproducible; default fresh entropy)')
     parser.add_argument('--device', help="'auto', 'cpu', 'cuda' or 'cuda:N'")
     parser.add_argument('--batch-size', type=int, help='samples per forward pass')
+    l2 = parser.add_argument_group('l2 certificate (feature-space smoothing)')
+    l2.add_argument('--fs-sigma', type=float, metavar='S',
+                    help='Gaussian noise sigma, RGB in [0, 1] (0 = off; default fs.sigma or 0)')
+    l2.add_argument('--fs-radius', type=float, metavar='R',
+                    help='l2 radius of l2_certification.png (default fs.radius or 0)')
+    l2.add_argument('--fs-booster', metavar='CKPT',
+                    help="smoothness booster checkpoint ('' = none; default fs.booster)")
+    l2.add_argument('--fs-samples', type=int, metavar='N',
+                    help='l2 estimation samples (default fs.num_samples, else --num-samples)')
 
 
 #: options that override the CertifyConfig field of the same name
 OVERRIDES = ('num_samples', 'radius_rgb', 'radius_depth', 'alpha', 'seed', 'device', 'batch_size')
+#: options that override the L2Settings field of the same name
+L2_OVERRIDES = {'fs_sigma': 'sigma', 'fs_radius': 'radius', 'fs_booster': 'booster',
+                'fs_samples': 'num_samples'}
 
 
 def run(args: argparse.Namespace) -> int:
     from mmcert_ros.certify import CertifiedSegmenter, CertifyConfig
     from mmcert_ros.certify.config import read_parameters
+    from mmcert_ros.certify.l2 import L2Settings
     from mmcert_ros.certify.metrics import certified_confusion, plain_confusion
     from mmcert_ros.data.frame import Frame
     from mmcert_ros.data.kitti import read_depth_u16, read_rgb
@@ -60,6 +80,9 @@ def run(args: argparse.Namespace) -> int:
     config = CertifyConfig.from_dict(parameters)
     changes = {name: getattr(args, name) for name in OVERRIDES if getattr(args, name) is not None}
     config = config.replace(**changes)
+    l2_settings = L2Settings.from_parameters(parameters).replace(
+        **{field: getattr(args, option) for option, field in L2_OVERRIDES.items()
+           if getattr(args, option) is not None})
     checkpoint = args.checkpoint if args.checkpoint is not None else \
         parameters.get('model.checkpoint', '')
 
@@ -70,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
                          f'the RGB size {rgb.shape[:2]} of {args.rgb}')
     frame = Frame(rgb=rgb, depth=read_depth_u16(args.depth), road_mask=road, name=args.rgb.stem)
     model = load_model(checkpoint or None, _model_device(config.device))
+    booster = load_l2_booster(l2_settings, config.device)
     certificate = CertifiedSegmenter(model, config).certify_frame(frame)
 
     report: dict[str, Any] = {
@@ -90,14 +114,50 @@ def run(args: argparse.Namespace) -> int:
         report['plain'] = plain_confusion(certificate.labels, frame.road_mask).as_dict()
         report['certified'] = certified_confusion(certificate.labels, certificate.certified,
                                                   frame.road_mask).as_dict()
-    write_outputs(args.out, frame.rgb, certificate, report)
+    l2_mask = None
+    if l2_settings.enabled:
+        report['l2'], l2_mask = l2_report(model, booster, frame, certificate.labels, config,
+                                          l2_settings)
+    write_outputs(args.out, frame.rgb, certificate, report, l2_mask)
     print(f'certified {certificate.certified_fraction:.1%} of the pixels at radius '
           f'{certificate.radius_budget} with N = {certificate.num_samples} in '
           f'{certificate.timings["total"]:.2f} s; wrote {args.out}')
     if 'certified' in report:
         print(f"certified IoU {report['certified']['iou']:.4f}, "
               f"plain IoU {report['plain']['iou']:.4f}")
+    if 'l2' in report:
+        print(f"l2: certified {report['l2']['published_certified_fraction']:.1%} of the pixels "
+              f"at l2 radius {l2_settings.radius:g} with sigma {l2_settings.sigma:g}, "
+              f"mean FCSB {report['l2']['fcsb']['mean']:.3f}")
     return 0
+
+
+def load_l2_booster(settings, device: str):
+    """The booster named by ``settings.booster`` on the model's device, or None."""
+    from mmcert_ros.models.booster import load_booster
+
+    if not (settings.enabled and settings.booster):
+        return None
+    return load_booster(settings.booster, _model_device(device))[0]
+
+
+def l2_report(model, booster, frame, published_labels: np.ndarray, config,
+              settings) -> tuple[dict[str, Any], np.ndarray]:
+    """Run :func:`~mmcert_ros.certify.l2.certify_l2` on ``frame``; return the report section
+    and the published l2 mask (certified and agreeing with ``published_labels``)."""
+    from mmcert_ros.certify.l2 import certify_l2
+    from mmcert_ros.certify.metrics import certified_confusion, plain_confusion
+
+    certificate = certify_l2(model, frame.rgb, frame.depth, settings.engine_config(config),
+                             settings.sigma, settings.radius, booster)
+    mask = certificate.agreeing(published_labels)
+    section = {**certificate.summary(), 'booster': settings.booster,
+               'published_certified_fraction': float(mask.mean())}
+    if frame.road_mask is not None:
+        section['plain'] = plain_confusion(certificate.labels, frame.road_mask).as_dict()
+        section['certified'] = certified_confusion(published_labels, mask,
+                                                   frame.road_mask).as_dict()
+    return section, mask
 
 
 def read_ground_truth(path: Path) -> np.ndarray:
@@ -116,8 +176,9 @@ def read_ground_truth(path: Path) -> np.ndarray:
     return (image > 0).astype(np.uint8)
 
 
-def write_outputs(out: Path, rgb: np.ndarray, certificate, report: dict[str, Any]) -> None:
-    """The four PNGs and report.json (see the module docstring)."""
+def write_outputs(out: Path, rgb: np.ndarray, certificate, report: dict[str, Any],
+                  l2_mask: np.ndarray | None = None) -> None:
+    """The four PNGs (five with ``l2_mask``) and report.json (see the module docstring)."""
     import cv2
 
     from mmcert_ros.ros.outputs import CERTIFIED, radius_image
@@ -131,6 +192,8 @@ def write_outputs(out: Path, rgb: np.ndarray, certificate, report: dict[str, Any
         'overlay.png': cv2.cvtColor(render_overlay(rgb, certificate.labels, certificate.certified),
                                     cv2.COLOR_RGB2BGR),
     }
+    if l2_mask is not None:
+        images['l2_certification.png'] = l2_mask.astype(np.uint8) * np.uint8(CERTIFIED)
     for name, image in images.items():
         if not cv2.imwrite(str(out / name), image):
             raise OSError(f'could not write {out / name}')

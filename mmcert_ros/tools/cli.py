@@ -20,6 +20,7 @@ SUBCOMMANDS = {
     'evaluate': 'evaluate',
     'kitti2bag': 'kitti2bag',
     'synth': 'synth',
+    'train-booster': 'train_booster',
 }
 
 

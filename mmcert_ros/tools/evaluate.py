@@ -54,6 +54,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     engine.add_argument('--device', help="torch device, overrides model.device ('auto', 'cuda')")
     engine.add_argument('--slop', type=float, metavar='SECONDS',
                         help="stamp pairing tolerance, overrides the config's sync.slop")
+    l2 = parser.add_argument_group('l2 certificate (feature-space smoothing)')
+    l2.add_argument('--fs-sigma', type=float, metavar='S',
+                    help='Gaussian noise sigma, RGB in [0, 1] (0 = off; default fs.sigma or 0)')
+    l2.add_argument('--fs-radius', type=float, metavar='R',
+                    help='l2 radius of the certified mask (default fs.radius or 0)')
+    l2.add_argument('--fs-booster', metavar='CKPT',
+                    help="smoothness booster checkpoint ('' = none; default fs.booster)")
+    l2.add_argument('--fs-samples', type=int, metavar='N',
+                    help="l2 estimation samples (default fs.num_samples, else the engine's N)")
     output = parser.add_argument_group('output')
     output.add_argument('--out', type=Path, metavar='DIR',
                         help='output folder (default out/evaluate/<input name>)')
@@ -78,17 +87,37 @@ def run(args: argparse.Namespace) -> int:
         source = KittiFrames(args.kitti, args.kitti_subset, args.kitti_split)
     checkpoint = args.model or settings.checkpoint
     model = load_model(checkpoint or None, settings.certify.device)
+    l2 = l2_certifier(args, model, settings.certify)
     out_dir = args.out or Path('out') / 'evaluate' / (args.bag or args.kitti).resolve().name
     try:
         metrics = evaluate(source, CertifiedSegmenter(model, settings.certify), out_dir,
                            model=checkpoint, max_frames=args.max_frames,
                            write_bag=args.write_bag, force=args.force,
-                           progress=not args.no_progress)
+                           progress=not args.no_progress, l2=l2)
     except KeyboardInterrupt as interrupt:
         print(f'mmcert-ros evaluate: {interrupt}', file=sys.stderr)
         return 130
     print(summary_line(metrics, out_dir))
     return 0
+
+
+def l2_certifier(args: argparse.Namespace, model, config):
+    """``frame -> L2Certificate`` from the config's ``fs.*`` parameters and the --fs-*
+    options, or None when the l2 certificate is off (sigma 0)."""
+    from mmcert_ros.certify.config import read_parameters
+    from mmcert_ros.certify.l2 import L2Settings, certify_l2
+    from mmcert_ros.tools.certify import L2_OVERRIDES, load_l2_booster
+
+    parameters = read_parameters(args.config) if args.config else {}
+    settings = L2Settings.from_parameters(parameters).replace(
+        **{field: getattr(args, option) for option, field in L2_OVERRIDES.items()
+           if getattr(args, option) is not None})
+    if not settings.enabled:
+        return None
+    booster = load_l2_booster(settings, config.device)
+    l2_config = settings.engine_config(config)
+    return lambda frame: certify_l2(model, frame.rgb, frame.depth, l2_config, settings.sigma,
+                                    settings.radius, booster)
 
 
 def summary_line(metrics: dict, out_dir: Path) -> str:
@@ -98,6 +127,10 @@ def summary_line(metrics: dict, out_dir: Path) -> str:
     if 'certified' in metrics:
         parts.append(f"certified IoU {metrics['certified']['iou']:.3f} at r = "
                      f"({metrics['radius']['rgb']}, {metrics['radius']['depth']})")
+    if 'l2' in metrics:
+        parts.append(f"l2 certified fraction {metrics['l2']['certified_fraction']:.3f} at "
+                     f"radius {metrics['l2']['radius']:g} (sigma {metrics['l2']['sigma']:g}, "
+                     f"mean FCSB {metrics['l2']['fcsb_mean']:.3f})")
     latency = metrics['latency_s'].get('total')
     if latency:
         parts.append(f"latency p50 {latency['p50'] * 1e3:.0f} ms")

@@ -1,0 +1,267 @@
+"""certify_l2: the per-frame l2 certificate the node and the tools call, against closed forms."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from scipy import special
+
+from mmcert_ros.certify import CertifyConfig
+from mmcert_ros.certify import feature_smoothing as fs
+from mmcert_ros.certify.l2 import L2Settings, certify_l2
+from mmcert_ros.certify.sampling import kept_count, make_generator
+from mmcert_ros.models import NetworkConfig, build_model
+from mmcert_ros.models.booster import BoosterConfig, SmoothnessBooster
+
+torch.set_num_threads(1)
+CONFIG = CertifyConfig(num_samples=64, alpha=0.01, seed=3, batch_size=32)
+
+
+class ConstantRoadModel(torch.nn.Module):
+    """Every cell's feature is the road prototype whatever the input; prototypes antipodal."""
+
+    num_classes = 2
+    feature_dim = 2
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.prototypes = torch.nn.Parameter(torch.tensor([[-1.0, 0.0], [1.0, 0.0]]))
+
+    def features(self, rgb, rgb_keep, depth, depth_keep):
+        batch, _, height, width = rgb.shape
+        grid = (batch, 1, math.ceil(height / 8), math.ceil(width / 8))
+        return torch.cat([torch.ones(grid), torch.zeros(grid)], dim=1)
+
+    def classify(self, features):
+        return F.conv2d(features, self.prototypes[:, :, None, None])
+
+
+def _frame(height=20, width=36, seed=0):
+    rng = np.random.default_rng(seed)
+    rgb = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    depth = rng.uniform(2, 40, (height // 2, width // 2)).astype(np.float32)
+    depth[0, :3] = np.nan
+    return rgb, depth
+
+
+def test_a_noise_proof_encoder_is_certified_up_to_the_closed_form_radius():
+    rgb, depth = _frame()
+    sigma = 0.25
+    cert = certify_l2(ConstantRoadModel(), rgb, depth, CONFIG, sigma, radius=0.1)
+    cells = math.ceil(20 / 8) * math.ceil(36 / 8)
+    # mean score 1: the KL lower bound solves N ln(1/s) = ln(m / alpha), s = (alpha/m)^(1/N);
+    # margin pi: FCSB must exceed cos(pi/2) = 0, i.e. R < sigma * Phi^{-1}(s).
+    expected = sigma * special.ndtri((CONFIG.alpha / cells) ** (1 / CONFIG.num_samples))
+    assert cert.labels.shape == (20, 36) and (cert.labels == 1).all()
+    assert cert.certified.all() and cert.certified_fraction == 1.0
+    np.testing.assert_allclose(cert.radius, expected, rtol=1e-6)
+    assert cert.certified_at(expected * 0.999).all()
+    assert not cert.certified_at(expected * 1.05).any()
+    np.testing.assert_allclose(cert.fcsb_at(0.0), 2 * (CONFIG.alpha / cells)
+                               ** (1 / CONFIG.num_samples) - 1, rtol=1e-6)
+    summary = cert.summary()
+    json.dumps(summary)
+    assert summary['cells'] == cells and summary['sigma'] == sigma and not summary['boosted']
+    assert summary['radius_map']['uncertified_fraction'] == 0.0
+
+
+def _tiny_model(seed=0):
+    torch.manual_seed(seed)
+    return build_model(NetworkConfig(width=4, feature_dim=8)).eval()
+
+
+def test_certify_l2_is_the_documented_recipe_and_a_fixed_seed_reproduces_it():
+    rgb, depth = _frame()
+    model = _tiny_model()
+    cert = certify_l2(model, rgb, depth, CONFIG, 0.12, 0.01)
+    # the recipe of docs/feature_smoothing.md, step by step
+    rgb_t = torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255
+    depth_t = torch.from_numpy(np.nan_to_num(depth, nan=0.0))[None, None]
+    encoder = fs.joint_rgbd_encoder(model.features, depth_t, kept_count(0.0193, 720),
+                                    kept_count(0.00214, 180))
+    smoother = fs.FeatureSmoother(encoder, 0.12, CONFIG.batch_size)
+    recipe = smoother.certify(rgb_t, model.prototypes, 0.01, CONFIG.alpha, 16,
+                              CONFIG.num_samples, make_generator(CONFIG.seed, 'cpu'))
+    labels, certified, radius = fs.cells_to_pixels(recipe.labels, recipe.certified,
+                                                   recipe.certified_radius, (20, 36))
+    np.testing.assert_array_equal(cert.labels, labels)
+    np.testing.assert_array_equal(cert.certified, certified)
+    np.testing.assert_allclose(cert.radius, radius, rtol=1e-6)
+    np.testing.assert_array_equal(cert.cells.smoothed.score_mean, recipe.smoothed.score_mean)
+    again = certify_l2(model, rgb, depth, CONFIG, 0.12, 0.01)
+    np.testing.assert_array_equal(again.cells.smoothed.score_mean, cert.cells.smoothed.score_mean)
+    fresh = certify_l2(model, rgb, depth, CONFIG.replace(seed=None), 0.12, 0.01)
+    assert not np.array_equal(fresh.cells.smoothed.score_mean, cert.cells.smoothed.score_mean)
+
+
+def test_an_untrained_booster_changes_nothing_and_the_certificate_says_it_was_boosted():
+    rgb, depth = _frame()
+    plain = certify_l2(_tiny_model(), rgb, depth, CONFIG, 0.25, 0.0)
+    boosted = certify_l2(_tiny_model(), rgb, depth, CONFIG, 0.25, 0.0,
+                         booster=SmoothnessBooster(BoosterConfig(feature_dim=8)))
+    np.testing.assert_allclose(boosted.cells.smoothed.score_mean,
+                               plain.cells.smoothed.score_mean, atol=1e-6)
+    np.testing.assert_array_equal(boosted.labels, plain.labels)
+    assert boosted.boosted and not plain.boosted
+
+
+def test_holm_mask_shrinks_with_the_radius_and_contains_the_radius_map():
+    rgb, depth = _frame(seed=4)
+    cert = certify_l2(ConstantRoadModel(), rgb, depth, CONFIG, 0.5, 0.0)
+    previous = cert.certified_at(0.0)
+    for radius in (0.05, 0.2, 0.5, 1.0, 2.0):
+        mask = cert.certified_at(radius)
+        assert not (mask & ~previous).any()
+        assert not ((cert.radius > radius) & ~mask).any()
+        previous = mask
+
+
+def test_agreeing_keeps_only_pixels_where_the_published_labels_match():
+    rgb, depth = _frame()
+    cert = certify_l2(ConstantRoadModel(), rgb, depth, CONFIG, 0.25, 0.0)
+    published = np.ones((20, 36), np.uint8)
+    published[:5] = 0
+    mask = cert.agreeing(published)
+    assert not mask[:5].any() and mask[5:].all()
+
+
+def test_bad_arguments_name_what_is_wrong():
+    rgb, depth = _frame()
+    model = ConstantRoadModel()
+    with pytest.raises(ValueError, match='sigma'):
+        certify_l2(model, rgb, depth, CONFIG, 0.0, 0.1)
+    with pytest.raises(ValueError, match='radius'):
+        certify_l2(model, rgb, depth, CONFIG, 0.25, -1.0)
+    with pytest.raises(ValueError):
+        certify_l2(model, rgb[..., :2], depth, CONFIG, 0.25, 0.1)
+
+
+def test_settings_from_ros_parameters():
+    settings = L2Settings.from_parameters({'fs.sigma': 0.25, 'fs.radius': 0.1,
+                                           'fs.booster': 'b.pt', 'certify.alpha': 0.01})
+    assert settings == L2Settings(0.25, 0.1, 'b.pt', 0) and settings.enabled
+    assert not L2Settings().enabled
+    assert settings.replace(num_samples=500).engine_config(CONFIG).num_samples == 500
+    assert settings.engine_config(CONFIG) is CONFIG
+    with pytest.raises(ValueError, match='fs.sigmaa'):
+        L2Settings.from_parameters({'fs.sigmaa': 0.25})
+    with pytest.raises(ValueError, match='fs.radius'):
+        L2Settings.from_parameters({'fs.radius': -0.5})
+    with pytest.raises(ValueError, match='fs.num_samples'):
+        L2Settings(num_samples=2.5)
+
+
+# ------------------------------------------------------------- mmcert-ros certify / evaluate
+@pytest.fixture(scope='module')
+def drive(tmp_path_factory):
+    from mmcert_ros.tools.cli import main
+    out = tmp_path_factory.mktemp('synth')
+    assert main(['synth', '--out', str(out), '--frames', '2', '--seed', '4', '--width', '96',
+                 '--height', '32']) == 0
+    return out
+
+
+@pytest.fixture(scope='module')
+def checkpoints(tmp_path_factory):
+    """A tiny base network and a booster for it with non-zero residual branches."""
+    from mmcert_ros.models import save_checkpoint
+    from mmcert_ros.models.booster import save_booster
+    folder = tmp_path_factory.mktemp('models')
+    torch.manual_seed(0)
+    model = build_model(NetworkConfig(width=4, feature_dim=4)).eval()
+    booster = SmoothnessBooster(BoosterConfig(feature_dim=4, purifier_width=4, mapper_width=4))
+    with torch.no_grad():
+        for parameter in booster.parameters():
+            parameter.normal_(0.0, 0.3)
+    return (save_checkpoint(folder / 'tiny.pt', model, {}),
+            save_booster(folder / 'booster.pt', booster, {'sigma': 0.25}))
+
+
+def _drive_frames(drive):
+    from mmcert_ros.evaluation import KittiFrames
+    return list(KittiFrames(drive))
+
+
+def _expected_l2(model_path, booster_path, frame, config, sigma, radius):
+    """The published l2 mask, straight from the library (the oracle for the tools)."""
+    from mmcert_ros.certify import CertifiedSegmenter
+    from mmcert_ros.models import load_model
+    from mmcert_ros.models.booster import load_booster
+    model = load_model(model_path)
+    labels = CertifiedSegmenter(model, config).certify_frame(frame).labels
+    cert = certify_l2(model, frame.rgb, frame.depth, config, sigma, radius,
+                      load_booster(booster_path)[0])
+    return cert, cert.agreeing(labels)
+
+
+def test_certify_tool_writes_the_l2_mask_and_report(drive, checkpoints, tmp_path, capsys):
+    import cv2
+    from mmcert_ros.tools.cli import main
+    model_path, booster_path = checkpoints
+    frame = _drive_frames(drive)[0]
+    rgb = drive / 'training' / 'image_2' / f'{frame.name}.png'
+    depth = drive / 'training' / 'depth_u16' / f'{frame.name}.png'
+    args = ['certify', '--rgb', str(rgb), '--depth', str(depth), '--checkpoint',
+            str(model_path), '--num-samples', '16', '--seed', '2', '--alpha', '0.01']
+    assert main([*args, '--out', str(tmp_path / 'off')]) == 0
+    assert not (tmp_path / 'off' / 'l2_certification.png').exists()
+    assert 'l2' not in json.loads((tmp_path / 'off' / 'report.json').read_text())
+
+    out = tmp_path / 'on'
+    assert main([*args, '--out', str(out), '--fs-sigma', '0.25', '--fs-radius', '0.02',
+                 '--fs-samples', '48', '--fs-booster', str(booster_path)]) == 0
+    config = CertifyConfig(num_samples=16, seed=2, alpha=0.01)
+    cert, expected = _expected_l2(model_path, booster_path, frame,
+                                  config.replace(num_samples=48), 0.25, 0.02)
+    image = cv2.imread(str(out / 'l2_certification.png'), cv2.IMREAD_UNCHANGED)
+    segmentation = cv2.imread(str(out / 'segmentation.png'), cv2.IMREAD_UNCHANGED)
+    assert set(np.unique(image)) <= {0, 255}
+    # the published mask needs the l0 labels of the l0 run (N = 16), not of an N = 48 one
+    np.testing.assert_array_equal(image == 255, cert.agreeing(segmentation))
+    report = json.loads((out / 'report.json').read_text())['l2']
+    assert report['sigma'] == 0.25 and report['radius'] == 0.02 and report['num_samples'] == 48
+    assert report['boosted'] and report['booster'] == str(booster_path)
+    assert report['published_certified_fraction'] == pytest.approx((image == 255).mean())
+    assert report['fcsb']['mean'] == pytest.approx(float(cert.cells.fcsb.mean()))
+    assert 'l2: certified' in capsys.readouterr().out
+    assert main([*args, '--out', str(tmp_path / 'bad'), '--fs-sigma', '0.25',
+                 '--fs-booster', str(tmp_path / 'missing.pt')]) == 2
+    assert 'missing.pt is missing' in capsys.readouterr().err
+    assert not (tmp_path / 'bad').exists()
+
+
+def test_evaluate_tool_pools_the_l2_certificate_from_the_config(drive, checkpoints, tmp_path):
+    from mmcert_ros.certify import CertifiedSegmenter
+    from mmcert_ros.models import load_model
+    from mmcert_ros.tools.cli import main
+    model_path, booster_path = checkpoints
+    params = tmp_path / 'mmcert.yaml'
+    params.write_text(
+        'mmcert_segmenter:\n  ros__parameters:\n'
+        f'    model.checkpoint: {model_path}\n    certify.num_samples: 12\n'
+        '    certify.seed: 5\n    certify.alpha: 0.01\n    fs.sigma: 0.12\n'
+        f'    fs.radius: 0.01\n    fs.booster: {booster_path}\n    fs.num_samples: 40\n')
+    out = tmp_path / 'eval'
+    assert main(['evaluate', '--kitti', str(drive), '--config', str(params), '--out', str(out),
+                 '--no-progress']) == 0
+    metrics = json.loads((out / 'metrics.json').read_text())['l2']
+    config = CertifyConfig(num_samples=12, seed=5, alpha=0.01)
+    model = load_model(model_path)
+    published = certified = pixels = 0
+    for frame in _drive_frames(drive):
+        labels = CertifiedSegmenter(model, config).certify_frame(frame).labels
+        cert = _expected_l2(model_path, booster_path, frame, config.replace(num_samples=40),
+                            0.12, 0.01)[0]
+        published += int(cert.agreeing(labels).sum())
+        certified += int(cert.certified.sum())
+        pixels += labels.size
+    assert metrics['frames'] == 2 and metrics['sigma'] == 0.12 and metrics['num_samples'] == 40
+    assert metrics['certified_fraction'] == pytest.approx(published / pixels)
+    assert metrics['certified_fraction_any_label'] == pytest.approx(certified / pixels)
+    assert 'plain' in metrics and 'certified' in metrics
+    header = (out / 'frames.csv').read_text().splitlines()[0]
+    assert 'l2_certified_fraction' in header and 'l2_fcsb_mean' in header
