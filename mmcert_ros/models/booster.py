@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mmcert_ros.models.checkpoint import CheckpointError, _first_line
+from mmcert_ros.models.checkpoint import CheckpointError, read_payload, write_payload
 
 BOOSTER_FORMAT = 'mmcert_ros.booster'
 BOOSTER_VERSION = 1
@@ -184,18 +184,12 @@ def default_booster_path(sigma: float) -> Path:
 
 def save_booster(path: str | Path, booster: SmoothnessBooster, provenance: dict[str, Any]) -> Path:
     """Write ``booster`` and ``provenance`` to ``path`` (temporary file, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {
+    return write_payload(Path(path), {
         'format': BOOSTER_FORMAT, 'format_version': BOOSTER_VERSION,
         'booster': booster.config.as_dict(),
         'state_dict': {k: v.detach().cpu() for k, v in booster.state_dict().items()},
         'provenance': dict(provenance),
-    }
-    partial = path.with_name(path.name + '.partial')
-    torch.save(payload, partial)
-    partial.replace(path)
-    return path
+    })
 
 
 def load_booster(path: str | Path, device: str | torch.device = 'cpu'
@@ -204,23 +198,7 @@ def load_booster(path: str | Path, device: str | torch.device = 'cpu'
 
     :raises CheckpointError: missing, corrupt or incompatible file (the message names it).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(path, 'missing', 'no such file')
-    try:
-        payload = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as error:  # noqa: BLE001 - any unreadable file is reported as corrupt
-        raise CheckpointError(path, 'corrupt',
-                              f'not a readable torch file ({_first_line(error)})') from error
-    if not isinstance(payload, dict) or payload.get('format') != BOOSTER_FORMAT:
-        found = payload.get('format') if isinstance(payload, dict) else type(payload).__name__
-        raise CheckpointError(path, 'incompatible',
-                              f'not a booster checkpoint (format {found!r}, '
-                              f'expected {BOOSTER_FORMAT!r})')
-    if payload.get('format_version') != BOOSTER_VERSION:
-        raise CheckpointError(path, 'incompatible',
-                              f"format version {payload.get('format_version')!r}, this package "
-                              f'reads {BOOSTER_VERSION}')
+    payload = read_payload(path, BOOSTER_FORMAT, BOOSTER_VERSION, 'a booster checkpoint')
     try:
         booster = SmoothnessBooster(BoosterConfig.from_dict(payload['booster']))
         booster.load_state_dict(payload['state_dict'])

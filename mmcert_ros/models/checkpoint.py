@@ -50,8 +50,6 @@ def save_checkpoint(path: str | Path, model: SparseRGBDNet, provenance: dict[str
     The file is written to a temporary name and renamed, so an interrupted save never leaves a
     truncated checkpoint under ``path``. Tensors are stored on the CPU.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         'format': CHECKPOINT_FORMAT,
         'format_version': CHECKPOINT_VERSION,
@@ -62,15 +60,24 @@ def save_checkpoint(path: str | Path, model: SparseRGBDNet, provenance: dict[str
     }
     if training is not None:
         payload['training'] = training
+    return write_payload(Path(path), payload)
+
+
+def write_payload(path: Path, payload: dict[str, Any]) -> Path:
+    """``torch.save`` to a temporary name, then rename: ``path`` is never left truncated."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + '.partial')
     torch.save(payload, partial)
     partial.replace(path)
     return path
 
 
-def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """The checkpoint dict at ``path``, checked for format and version (weights not loaded).
+def read_payload(path: str | Path, file_format: str, version: int,
+                 description: str) -> dict[str, Any]:
+    """The dict saved at ``path``, read with ``weights_only=True`` and checked to carry
+    ``format == file_format`` and ``format_version == version``.
 
+    :param description: what the file should be, for messages ('an mmcert_ros checkpoint').
     :raises CheckpointError: missing, corrupt or incompatible file.
     """
     path = Path(path)
@@ -89,16 +96,24 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     except (zipfile.BadZipFile, EOFError, RuntimeError, OSError, ValueError) as error:
         raise CheckpointError(path, 'corrupt',
                               f'not a readable torch file ({_first_line(error)})') from error
-    if not isinstance(payload, dict) or payload.get('format') != CHECKPOINT_FORMAT:
+    if not isinstance(payload, dict) or payload.get('format') != file_format:
         found = payload.get('format') if isinstance(payload, dict) else type(payload).__name__
         raise CheckpointError(path, 'incompatible',
-                              f'not an mmcert_ros checkpoint (format {found!r}, '
-                              f'expected {CHECKPOINT_FORMAT!r})')
-    version = payload.get('format_version')
-    if version != CHECKPOINT_VERSION:
+                              f'not {description} (format {found!r}, expected {file_format!r})')
+    if payload.get('format_version') != version:
         raise CheckpointError(path, 'incompatible',
-                              f'format version {version!r}, this package reads '
-                              f'{CHECKPOINT_VERSION}')
+                              f"format version {payload.get('format_version')!r}, this package "
+                              f'reads {version}')
+    return payload
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """The checkpoint dict at ``path``, checked for format and version (weights not loaded).
+
+    :raises CheckpointError: missing, corrupt or incompatible file.
+    """
+    payload = read_payload(path, CHECKPOINT_FORMAT, CHECKPOINT_VERSION,
+                           'an mmcert_ros checkpoint')
     if payload.get('architecture') != ARCHITECTURE:
         raise CheckpointError(path, 'incompatible',
                               f'architecture {payload.get("architecture")!r}, '
