@@ -32,6 +32,8 @@ from typing import Any
 
 import numpy as np
 
+from mmcert_ros.tools.l2_options import add_l2_arguments, l2_settings, load_l2_booster
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--rgb', type=Path, required=True, help='RGB image (PNG)')
@@ -49,28 +51,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='fixed sampling seed (reproducible; default fresh entropy)')
     parser.add_argument('--device', help="'auto', 'cpu', 'cuda' or 'cuda:N'")
     parser.add_argument('--batch-size', type=int, help='samples per forward pass')
-    l2 = parser.add_argument_group('l2 certificate (feature-space smoothing)')
-    l2.add_argument('--fs-sigma', type=float, metavar='S',
-                    help='Gaussian noise sigma, RGB in [0, 1] (0 = off; default fs.sigma or 0)')
-    l2.add_argument('--fs-radius', type=float, metavar='R',
-                    help='l2 radius of l2_certification.png (default fs.radius or 0)')
-    l2.add_argument('--fs-booster', metavar='CKPT',
-                    help="smoothness booster checkpoint ('' = none; default fs.booster)")
-    l2.add_argument('--fs-samples', type=int, metavar='N',
-                    help='l2 estimation samples (default fs.num_samples, else --num-samples)')
-
+    add_l2_arguments(parser)
 
 #: options that override the CertifyConfig field of the same name
 OVERRIDES = ('num_samples', 'radius_rgb', 'radius_depth', 'alpha', 'seed', 'device', 'batch_size')
-#: options that override the L2Settings field of the same name
-L2_OVERRIDES = {'fs_sigma': 'sigma', 'fs_radius': 'radius', 'fs_booster': 'booster',
-                'fs_samples': 'num_samples'}
 
 
 def run(args: argparse.Namespace) -> int:
     from mmcert_ros.certify import CertifiedSegmenter, CertifyConfig
     from mmcert_ros.certify.config import read_parameters
-    from mmcert_ros.certify.l2 import L2Settings
     from mmcert_ros.certify.metrics import certified_confusion, plain_confusion
     from mmcert_ros.data.frame import Frame
     from mmcert_ros.data.kitti import read_depth_u16, read_rgb
@@ -80,9 +69,7 @@ def run(args: argparse.Namespace) -> int:
     config = CertifyConfig.from_dict(parameters)
     changes = {name: getattr(args, name) for name in OVERRIDES if getattr(args, name) is not None}
     config = config.replace(**changes)
-    l2_settings = L2Settings.from_parameters(parameters).replace(
-        **{field: getattr(args, option) for option, field in L2_OVERRIDES.items()
-           if getattr(args, option) is not None})
+    settings = l2_settings(args, parameters)
     checkpoint = args.checkpoint if args.checkpoint is not None else \
         parameters.get('model.checkpoint', '')
 
@@ -93,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
                          f'the RGB size {rgb.shape[:2]} of {args.rgb}')
     frame = Frame(rgb=rgb, depth=read_depth_u16(args.depth), road_mask=road, name=args.rgb.stem)
     model = load_model(checkpoint or None, _model_device(config.device))
-    booster = load_l2_booster(l2_settings, config.device)
+    booster = load_l2_booster(settings, config.device)
     certificate = CertifiedSegmenter(model, config).certify_frame(frame)
 
     report: dict[str, Any] = {
@@ -115,9 +102,9 @@ def run(args: argparse.Namespace) -> int:
         report['certified'] = certified_confusion(certificate.labels, certificate.certified,
                                                   frame.road_mask).as_dict()
     l2_mask = None
-    if l2_settings.enabled:
+    if settings.enabled:
         report['l2'], l2_mask = l2_report(model, booster, frame, certificate.labels, config,
-                                          l2_settings)
+                                          settings)
     write_outputs(args.out, frame.rgb, certificate, report, l2_mask)
     print(f'certified {certificate.certified_fraction:.1%} of the pixels at radius '
           f'{certificate.radius_budget} with N = {certificate.num_samples} in '
@@ -127,18 +114,9 @@ def run(args: argparse.Namespace) -> int:
               f"plain IoU {report['plain']['iou']:.4f}")
     if 'l2' in report:
         print(f"l2: certified {report['l2']['published_certified_fraction']:.1%} of the pixels "
-              f"at l2 radius {l2_settings.radius:g} with sigma {l2_settings.sigma:g}, "
+              f"at l2 radius {settings.radius:g} with sigma {settings.sigma:g}, "
               f"mean FCSB {report['l2']['fcsb']['mean']:.3f}")
     return 0
-
-
-def load_l2_booster(settings, device: str):
-    """The booster named by ``settings.booster`` on the model's device, or None."""
-    from mmcert_ros.models.booster import load_booster
-
-    if not (settings.enabled and settings.booster):
-        return None
-    return load_booster(settings.booster, _model_device(device))[0]
 
 
 def l2_report(model, booster, frame, published_labels: np.ndarray, config,

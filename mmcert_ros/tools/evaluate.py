@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 from mmcert_ros.bags.frames import FrameTopics
+from mmcert_ros.tools.l2_options import add_l2_arguments, l2_settings, load_l2_booster
 
 _DEFAULT_TOPICS = FrameTopics()
 
@@ -54,15 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     engine.add_argument('--device', help="torch device, overrides model.device ('auto', 'cuda')")
     engine.add_argument('--slop', type=float, metavar='SECONDS',
                         help="stamp pairing tolerance, overrides the config's sync.slop")
-    l2 = parser.add_argument_group('l2 certificate (feature-space smoothing)')
-    l2.add_argument('--fs-sigma', type=float, metavar='S',
-                    help='Gaussian noise sigma, RGB in [0, 1] (0 = off; default fs.sigma or 0)')
-    l2.add_argument('--fs-radius', type=float, metavar='R',
-                    help='l2 radius of the certified mask (default fs.radius or 0)')
-    l2.add_argument('--fs-booster', metavar='CKPT',
-                    help="smoothness booster checkpoint ('' = none; default fs.booster)")
-    l2.add_argument('--fs-samples', type=int, metavar='N',
-                    help="l2 estimation samples (default fs.num_samples, else the engine's N)")
+    add_l2_arguments(parser)
     output = parser.add_argument_group('output')
     output.add_argument('--out', type=Path, metavar='DIR',
                         help='output folder (default out/evaluate/<input name>)')
@@ -105,13 +98,9 @@ def l2_certifier(args: argparse.Namespace, model, config):
     """``frame -> L2Certificate`` from the config's ``fs.*`` parameters and the --fs-*
     options, or None when the l2 certificate is off (sigma 0)."""
     from mmcert_ros.certify.config import read_parameters
-    from mmcert_ros.certify.l2 import L2Settings, certify_l2
-    from mmcert_ros.tools.certify import L2_OVERRIDES, load_l2_booster
+    from mmcert_ros.certify.l2 import certify_l2
 
-    parameters = read_parameters(args.config) if args.config else {}
-    settings = L2Settings.from_parameters(parameters).replace(
-        **{field: getattr(args, option) for option, field in L2_OVERRIDES.items()
-           if getattr(args, option) is not None})
+    settings = l2_settings(args, read_parameters(args.config) if args.config else {})
     if not settings.enabled:
         return None
     booster = load_l2_booster(settings, config.device)

@@ -1,0 +1,47 @@
+"""The ``--fs-*`` options of the tools that can run the l2 (feature-space) certificate.
+
+Each option overrides the ``fs.*`` parameter of the same meaning in the ``--config`` file, so
+``mmcert-ros certify`` and ``mmcert-ros evaluate`` run with what the node would use.
+"""
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping
+from typing import Any
+
+#: option (argparse dest) -> L2Settings field
+L2_OVERRIDES = {'fs_sigma': 'sigma', 'fs_radius': 'radius', 'fs_booster': 'booster',
+                'fs_samples': 'num_samples'}
+
+
+def add_l2_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the 'l2 certificate' option group."""
+    group = parser.add_argument_group('l2 certificate (feature-space smoothing)')
+    group.add_argument('--fs-sigma', type=float, metavar='S',
+                       help='Gaussian noise sigma, RGB in [0, 1] (0 = off; default fs.sigma or 0)')
+    group.add_argument('--fs-radius', type=float, metavar='R',
+                       help='l2 radius of the certified mask (default fs.radius or 0)')
+    group.add_argument('--fs-booster', metavar='CKPT',
+                       help="smoothness booster checkpoint ('' = none; default fs.booster)")
+    group.add_argument('--fs-samples', type=int, metavar='N',
+                       help="l2 estimation samples (default fs.num_samples, else the engine's N)")
+
+
+def l2_settings(args: argparse.Namespace, parameters: Mapping[str, Any]):
+    """:class:`~mmcert_ros.certify.l2.L2Settings` from the config's ``fs.*`` parameters with
+    the given ``--fs-*`` options applied (validated; a bad value raises ``ValueError``)."""
+    from mmcert_ros.certify.l2 import L2Settings
+
+    return L2Settings.from_parameters(parameters).replace(
+        **{field: getattr(args, option) for option, field in L2_OVERRIDES.items()
+           if getattr(args, option) is not None})
+
+
+def load_l2_booster(settings, device: str):
+    """The booster named by ``settings.booster`` on ``device`` ('auto' resolved), or None."""
+    from mmcert_ros.certify.engine import resolve_device
+    from mmcert_ros.models.booster import load_booster
+
+    if not (settings.enabled and settings.booster):
+        return None
+    return load_booster(settings.booster, resolve_device(device))[0]
