@@ -158,3 +158,59 @@ def test_user_docs_describe_every_parameter():
     docs = (Path(__file__).resolve().parents[1] / 'docs' / 'ros.md').read_text()
     for spec in PARAMETERS + SIM_PARAMETERS:
         assert f'`{spec.name}`' in docs, spec.name
+
+
+def test_l2_image_marks_certified_pixels_whose_label_agrees_with_the_published_one():
+    import torch
+
+    from mmcert_ros.certify import CertifyConfig
+    from mmcert_ros.certify.l2 import certify_l2
+    from mmcert_ros.models import NetworkConfig, build_model
+    from mmcert_ros.ros.outputs import l2_image
+    torch.manual_seed(0)
+    model = build_model(NetworkConfig(width=4, feature_dim=4))
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, (16, 24, 3), dtype=np.uint8)
+    depth = rng.uniform(1, 50, (8, 12)).astype(np.float32)
+    config = CertifyConfig(num_samples=64, seed=1)
+    reference = certify_l2(model, rgb, depth, config, 0.1, 0.0).cells.smoothed.reference
+    prototype = torch.nn.functional.normalize(torch.tensor(reference).mean((1, 2)), dim=0)
+    with torch.no_grad():     # antipodal prototypes on the features: margin ~pi, certified
+        model.prototypes.copy_(torch.stack([prototype, -prototype]))
+    l2 = certify_l2(model, rgb, depth, config, sigma=0.1, radius=0.0)
+    published = l2.labels.copy()
+    published[:, ::2] = 1 - published[:, ::2]                # disagree on every other column
+    image = l2_image(l2, published)
+    assert (image.height, image.width, image.encoding) == (16, 24, 'mono8')
+    mask = np.frombuffer(image.data, np.uint8).reshape(16, 24)
+    expected = np.where(l2.certified & (l2.labels == published), 255, 0)
+    np.testing.assert_array_equal(mask, expected)
+    assert l2.certified[:, 1::2].any() and not mask[:, ::2].any()
+
+
+def test_l2_figures_appear_in_diagnostics_only_for_a_frame_with_the_l2_certificate():
+    from mmcert_ros.ros.diagnostics import L2FrameStats
+    stats = PipelineStats(FakeClock())
+    l2 = L2FrameStats(certified_fraction=0.25, fcsb_mean=0.5, fcsb_min=-0.125, score_mean=0.9)
+    stats.record_frame({'inference': 0.1, 'l2': 0.3}, 0.5, 0.8, 0.01, l2)
+    report = stats.report(dict(PAIRING, paired=1), dropped_pairs=0)
+    assert report.processing_ms == pytest.approx(400.0)      # the l2 stage is processing time
+    values = values_of(diagnostic_array(report, 'n', '/n', stamp=_time()))
+    assert (values['l2_certified_fraction'], values['l2_fcsb_mean'], values['l2_fcsb_min'],
+            values['l2_score_mean'], values['l2_ms']) == ('0.2500', '0.5', '-0.125', '0.9',
+                                                          '300.00')
+    stats.record_frame({'inference': 0.1}, 0.5, 0.8, 0.01)
+    values = values_of(diagnostic_array(stats.report(dict(PAIRING, paired=2), 0), 'n', '/n',
+                                         stamp=_time()))
+    assert 'l2_fcsb_mean' not in values and values['l2_ms'] == '0.00'
+
+
+def test_fs_parameters_are_validated_with_the_node_settings(tmp_path):
+    settings = NodeSettings.from_parameters(defaults(**{'fs.sigma': 0.25, 'fs.radius': 0.1,
+                                                        'fs.num_samples': 500}))
+    assert settings.l2.enabled and settings.l2.engine_config(settings.certify).num_samples == 500
+    assert not NodeSettings.from_parameters(defaults()).l2.enabled
+    for name, value in (('fs.sigma', -1.0), ('fs.radius', float('nan')),
+                        ('fs.num_samples', -3), ('fs.booster', str(tmp_path / 'none.pt'))):
+        with pytest.raises(ValueError, match=name):
+            NodeSettings.from_parameters(defaults(**{name: value}))

@@ -18,8 +18,34 @@ from dataclasses import dataclass, field
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
-#: per-frame stages timed by the node, in pipeline order (seconds in, milliseconds out)
-STAGES = ('decode', 'sampling', 'inference', 'certification', 'encode', 'publish')
+#: per-frame stages timed by the node, in pipeline order (seconds in, milliseconds out);
+#: 'l2' is the whole l2 certificate (noise, masks, forward passes, certification), 0 when off
+STAGES = ('decode', 'sampling', 'inference', 'certification', 'l2', 'encode', 'publish')
+
+
+@dataclass(frozen=True)
+class L2FrameStats:
+    """Figures of one frame's l2 certificate for ``/diagnostics``.
+
+    :ivar certified_fraction: share of pixels in the published ``mmcert/l2_certification``
+        mask (l2-certified and agreeing with the published segmentation).
+    :ivar fcsb_mean: mean over feature cells of the FCSB at ``fs.radius``.
+    :ivar fcsb_min: smallest FCSB over the cells.
+    :ivar score_mean: mean Gaussian robustness score over the cells.
+    """
+
+    certified_fraction: float
+    fcsb_mean: float
+    fcsb_min: float
+    score_mean: float
+
+    @classmethod
+    def of(cls, l2_certificate, labels) -> 'L2FrameStats':
+        """From an :class:`~mmcert_ros.certify.l2.L2Certificate` and the published labels."""
+        summary = l2_certificate.summary()
+        return cls(certified_fraction=float(l2_certificate.agreeing(labels).mean()),
+                   fcsb_mean=summary['fcsb']['mean'], fcsb_min=summary['fcsb']['min'],
+                   score_mean=summary['score_mean'])
 
 
 def should_log(count: int) -> bool:
@@ -50,6 +76,7 @@ class Report:
     latency_ms_max: float
     certified_fraction: float
     delta: float
+    l2: L2FrameStats | None
     pairing: dict[str, int]
     dropped_pairs: int
     errors_period: int
@@ -102,6 +129,7 @@ class PipelineStats:
         self._last_error = ''
         self._certified_fraction = float('nan')
         self._delta = float('nan')
+        self._l2: L2FrameStats | None = None
         self._previous_pairing: dict[str, int] = {}
         self._reset_period()
 
@@ -120,11 +148,13 @@ class PipelineStats:
             self._inputs[stream] += 1
 
     def record_frame(self, stage_s: Mapping[str, float], latency_s: float,
-                     certified_fraction: float, delta: float) -> None:
+                     certified_fraction: float, delta: float,
+                     l2: L2FrameStats | None = None) -> None:
         """Record one published frame.
 
         :param stage_s: seconds per stage of :data:`STAGES` (missing stages count as 0).
         :param latency_s: publish time minus the RGB header stamp, seconds.
+        :param l2: the frame's l2 figures; None when it has no l2 certificate.
         """
         with self._lock:
             self._frames += 1
@@ -136,6 +166,7 @@ class PipelineStats:
             self._latency_max = max(self._latency_max, latency_s)
             self._certified_fraction = certified_fraction
             self._delta = delta
+            self._l2 = l2
 
     def record_error(self, kind: str, message: str) -> int:
         """Count an error of ``kind``; return how many of that kind there have been so far."""
@@ -175,6 +206,7 @@ class PipelineStats:
                 latency_ms_max=1000.0 * self._latency_max,
                 certified_fraction=self._certified_fraction,
                 delta=self._delta,
+                l2=self._l2,
                 pairing=pairing_out,
                 dropped_pairs=dropped_pairs,
                 errors_period=self._errors_period,
@@ -203,6 +235,7 @@ def diagnostic_array(report: Report, name: str, hardware_id: str, stamp) -> Diag
         'pipeline_latency_ms_max': f'{report.latency_ms_max:.2f}',
         'certified_fraction': f'{report.certified_fraction:.4f}',
         'delta': f'{report.delta + 0.0:.6g}',  # + 0.0: no '-0'
+        **_l2_values(report.l2),
         'dropped_pairs': str(report.dropped_pairs),
         **{key: str(value) for key, value in report.pairing.items() if key != 'dropped'},
         'errors_total': str(sum(report.errors_total.values())),
@@ -216,6 +249,15 @@ def diagnostic_array(report: Report, name: str, hardware_id: str, stamp) -> Diag
     array = DiagnosticArray(status=[status])
     array.header.stamp = stamp
     return array
+
+
+def _l2_values(l2: L2FrameStats | None) -> dict[str, str]:
+    """The l2 certificate's diagnostic values of the last frame (none when it had none)."""
+    if l2 is None:
+        return {}
+    return {'l2_certified_fraction': f'{l2.certified_fraction:.4f}',
+            'l2_fcsb_mean': f'{l2.fcsb_mean:.6g}', 'l2_fcsb_min': f'{l2.fcsb_min:.6g}',
+            'l2_score_mean': f'{l2.score_mean:.6g}'}
 
 
 def values_of(array: DiagnosticArray) -> dict[str, str]:

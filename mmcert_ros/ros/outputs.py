@@ -8,6 +8,10 @@ topic                      format  content
 ``mmcert/certified_radius`` mono8  t on the configured ray (saturates at 254);
                                    255 = not certified even at t = 0
 ``mmcert/overlay``         rgb8    camera image tinted by :mod:`mmcert_ros.ros.overlay`
+``mmcert/l2_certification`` mono8  255 = l2-certified (feature-space smoothing) at
+                                   ``fs.radius`` with the same label as
+                                   ``mmcert/segmentation``, 0 = not (only while
+                                   ``fs.sigma`` > 0; :func:`l2_image`)
 =========================  ======  ===================================================
 """
 from __future__ import annotations
@@ -21,7 +25,9 @@ SEGMENTATION = 'mmcert/segmentation'
 CERTIFICATION = 'mmcert/certification'
 CERTIFIED_RADIUS = 'mmcert/certified_radius'
 OVERLAY = 'mmcert/overlay'
+#: the topics encoded from the l0 certificate by :func:`output_images`
 OUTPUT_TOPICS = (SEGMENTATION, CERTIFICATION, CERTIFIED_RADIUS, OVERLAY)
+L2_CERTIFICATION = 'mmcert/l2_certification'
 #: value of ``mmcert/certified_radius`` where the pixel is not certified at t = 0
 NOT_CERTIFIED = 255
 CERTIFIED = 255
@@ -54,3 +60,15 @@ def output_images(certificate, rgb: np.ndarray,
             render_overlay(rgb, certificate.labels, certificate.certified), 'rgb8'),
     }
     return {topic: makers[topic]() for topic in OUTPUT_TOPICS if topic in topics}
+
+
+def l2_image(l2_certificate, labels: np.ndarray) -> ImageFields:
+    """``mmcert/l2_certification`` (mono8): 255 where ``l2_certificate`` certifies the pixel
+    at its radius *and* its label equals the published ``labels`` (the l0 majority vote),
+    so that the mask certifies the published segmentation; 0 elsewhere.
+
+    :param l2_certificate: a :class:`mmcert_ros.certify.l2.L2Certificate` at the RGB size.
+    :param labels: ``(H, W)`` published class ids.
+    """
+    mask = l2_certificate.agreeing(labels)
+    return encode_image(mask.astype(np.uint8) * np.uint8(CERTIFIED), 'mono8')

@@ -15,6 +15,8 @@ from typing import Any
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 
 from mmcert_ros.certify.config import PARAMETER_FIELDS, CertifyConfig
+from mmcert_ros.certify.l2 import PARAMETER_FIELDS as L2_PARAMETER_FIELDS
+from mmcert_ros.certify.l2 import L2Settings
 
 RELIABILITIES = ('best_effort', 'reliable')
 _PARAMETER_OF_FIELD = {field: name for name, field in PARAMETER_FIELDS.items()}
@@ -87,6 +89,16 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
                   constraints='best_effort or reliable', read_only=True),
     ParameterSpec('publish.overlay', True, 'publish mmcert/overlay (rgb8)'),
     ParameterSpec('publish.radius', True, 'publish mmcert/certified_radius (mono8)'),
+    ParameterSpec('fs.sigma', L2Settings.sigma,
+                  'l2 certificate: Gaussian noise sigma, RGB in [0, 1] units; 0 = off',
+                  0.0, 10.0),
+    ParameterSpec('fs.radius', L2Settings.radius,
+                  'l2 radius of mmcert/l2_certification, RGB in [0, 1] units', 0.0, 100.0),
+    ParameterSpec('fs.booster', L2Settings.booster,
+                  "smoothness booster checkpoint of the l2 certificate; '' = none",
+                  constraints='an existing booster checkpoint, or empty'),
+    ParameterSpec('fs.num_samples', L2Settings.num_samples,
+                  'l2 estimation samples; 0 = certify.num_samples', 0, 1_000_000),
 )
 PARAMETER_NAMES = tuple(spec.name for spec in PARAMETERS)
 
@@ -101,6 +113,8 @@ class NodeSettings:
     :ivar reliability: 'best_effort' or 'reliable' (subscriptions).
     :ivar publish_overlay: whether ``mmcert/overlay`` is published.
     :ivar publish_radius: whether ``mmcert/certified_radius`` is published.
+    :ivar l2: the l2 certificate's settings (``fs.*``; ``l2.enabled`` is ``fs.sigma > 0``);
+        ``l2.booster`` is an existing file or ''.
     """
 
     certify: CertifyConfig
@@ -109,6 +123,7 @@ class NodeSettings:
     reliability: str
     publish_overlay: bool
     publish_radius: bool
+    l2: L2Settings
 
     @classmethod
     def from_parameters(cls, values: Mapping[str, Any]) -> 'NodeSettings':
@@ -142,10 +157,16 @@ class NodeSettings:
                 raise ValueError(f'{name} must be true or false, got {values[name]!r}')
         if checkpoint:
             checkpoint = str(Path(checkpoint).expanduser())
+        l2 = L2Settings.from_parameters({name: values[name] for name in L2_PARAMETER_FIELDS})
+        if l2.booster:
+            booster = Path(l2.booster).expanduser()
+            if not booster.is_file():
+                raise ValueError(f'fs.booster: no such file: {l2.booster}')
+            l2 = l2.replace(booster=str(booster))
         return cls(certify=certify, checkpoint=checkpoint,
                    slop_s=float(slop), reliability=reliability,
                    publish_overlay=values['publish.overlay'],
-                   publish_radius=values['publish.radius'])
+                   publish_radius=values['publish.radius'], l2=l2)
 
 
 def _check_device_available(device: str) -> None:

@@ -2,15 +2,17 @@
 
 Subscribes (relative, remappable) ``rgb/image``, ``depth/image`` and optionally
 ``rgb/camera_info``; publishes ``mmcert/segmentation``, ``mmcert/certification``,
-``mmcert/certified_radius``, ``mmcert/overlay`` (see :mod:`mmcert_ros.ros.outputs`) with the
-RGB header, and ``/diagnostics``.
+``mmcert/certified_radius``, ``mmcert/overlay`` and, while ``fs.sigma`` > 0, the l2
+certificate ``mmcert/l2_certification`` (see :mod:`mmcert_ros.ros.outputs`) with the RGB
+header, and ``/diagnostics``.
 
 Threading: the image callbacks only pair messages by stamp
 (:class:`~mmcert_ros.data.pairing.StampPairer`) and put the newest pair into a drop-oldest
 :class:`~mmcert_ros.data.pairing.LatestSlot`; one worker thread decodes, certifies and
-publishes. No lock is held during inference, so the executor keeps serving parameters,
-diagnostics and shutdown while the engine runs, and a slow engine drops old pairs (counted)
-instead of falling behind.
+publishes: first the l0 outputs, then (while ``fs.sigma`` > 0) it runs the l2 certificate
+(:func:`~mmcert_ros.certify.l2.certify_l2`) and publishes its mask. No lock is held during
+inference, so the executor keeps serving parameters, diagnostics and shutdown while the
+engine runs, and a slow engine drops old pairs (counted) instead of falling behind.
 
 A bad message never stops the node: it is logged (occurrences 1, 10, 100, ... of each kind),
 counted, reported at ERROR in ``/diagnostics`` and nothing is published for it.
@@ -33,10 +35,12 @@ from sensor_msgs.msg import CameraInfo, Image
 
 from mmcert_ros.certify import CertifiedSegmenter
 from mmcert_ros.certify.engine import resolve_device
+from mmcert_ros.certify.l2 import certify_l2
 from mmcert_ros.data.frame import Frame
 from mmcert_ros.data.pairing import LatestSlot, Pair, StampPairer
 from mmcert_ros.ros import outputs
-from mmcert_ros.ros.diagnostics import PipelineStats, diagnostic_array, should_log
+from mmcert_ros.ros.diagnostics import (L2FrameStats, PipelineStats, diagnostic_array,
+                                         should_log)
 from mmcert_ros.ros.image_codec import ImageDecodeError, decode_depth, decode_rgb
 from mmcert_ros.ros.parameters import PARAMETER_NAMES, PARAMETERS, NodeSettings
 from mmcert_ros.ros.process import run_node
@@ -70,7 +74,9 @@ class SegmenterNode(Node):
         self._given_model = model
         self._settings = NodeSettings.from_parameters(self._parameter_values())
         self._segmenter = self._build_segmenter(self._settings)
-        self._pending: tuple[NodeSettings, CertifiedSegmenter | None] | None = None
+        self._booster = self._load_booster(self._settings, self._segmenter)
+        #: (settings, segmenter, booster) accepted by the parameter callback, not yet in use
+        self._pending: tuple[NodeSettings, CertifiedSegmenter, object] | None = None
         self._pending_lock = threading.Lock()
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
@@ -90,8 +96,9 @@ class SegmenterNode(Node):
                                  callback_group=inputs)
         self.create_subscription(CameraInfo, 'rgb/camera_info', self._on_camera_info, input_qos,
                                  callback_group=inputs)
-        self._publishers_by_topic = {topic: self.create_publisher(Image, topic, OUTPUT_QOS)
-                                     for topic in outputs.OUTPUT_TOPICS}
+        self._publishers_by_topic = {
+            topic: self.create_publisher(Image, topic, OUTPUT_QOS)
+            for topic in outputs.OUTPUT_TOPICS + (outputs.L2_CERTIFICATION,)}
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self._diagnostics_lock = threading.Lock()
         self.create_timer(1.0, self.publish_diagnostics,
@@ -103,7 +110,8 @@ class SegmenterNode(Node):
         self.get_logger().info(
             f'ready on {self._segmenter.device}: N={config.num_samples}, alpha={config.alpha}, '
             f'radius=({config.radius_rgb}, {config.radius_depth}), '
-            f'model={self._settings.checkpoint or "shipped default"}')
+            f'model={self._settings.checkpoint or "shipped default"}, '
+            f'l2 certificate {_describe_l2(self._settings)}')
 
     # -- parameters ---------------------------------------------------------------------
 
@@ -115,25 +123,28 @@ class SegmenterNode(Node):
     def _on_set_parameters(self, params) -> SetParametersResult:
         """Validate a change against all other parameters; a valid one applies from the next frame.
 
-        A new checkpoint or device is loaded here, so a file that does not load is rejected
-        with the loader's reason instead of failing later.
+        A new checkpoint, booster (``fs.booster``) or device is loaded here, so a file that
+        does not load, or a booster that does not fit the model, is rejected with the reason
+        instead of failing later.
         """
         changed = ', '.join(f'{param.name}={param.value!r}' for param in params)
+        with self._pending_lock:
+            current, segmenter, booster = self._pending or (
+                self._settings, self._segmenter, self._booster)
         try:
             settings = NodeSettings.from_parameters(self._parameter_values(params))
-            segmenter = None
-            current = self._pending[0] if self._pending else self._settings
-            if (settings.checkpoint, settings.certify.device) != (
-                    current.checkpoint, current.certify.device):
+            device_changed = settings.certify.device != current.certify.device
+            if device_changed or settings.checkpoint != current.checkpoint:
                 segmenter = self._build_segmenter(settings)
+            if device_changed or settings.checkpoint != current.checkpoint \
+                    or settings.l2.booster != current.l2.booster:
+                booster = self._load_booster(settings, segmenter)
         except Exception as error:  # any reason a value cannot be used is a rejection
             reason = f'rejected {changed}: {error}'
             self.get_logger().warning(reason)
             return SetParametersResult(successful=False, reason=reason)
         with self._pending_lock:
-            if segmenter is None and self._pending is not None:
-                segmenter = self._pending[1]
-            self._pending = (settings, segmenter)
+            self._pending = (settings, segmenter, booster)
         self._pairer.slop_s = settings.slop_s
         self.get_logger().info(f'parameters changed: {changed} (applied from the next frame)')
         return SetParametersResult(successful=True)
@@ -147,13 +158,29 @@ class SegmenterNode(Node):
             model = load_model(settings.checkpoint or None, device)
         return CertifiedSegmenter(model, settings.certify)
 
+    @staticmethod
+    def _load_booster(settings: NodeSettings, segmenter: CertifiedSegmenter):
+        """The ``fs.booster`` checkpoint on the segmenter's device, checked to fit its model
+        (None when ``fs.booster`` is ''); loaded even while ``fs.sigma`` is 0, so that a bad
+        file is refused when it is set.
+
+        :raises ValueError: missing, corrupt or incompatible booster (the message says which).
+        """
+        if not settings.l2.booster:
+            return None
+        from mmcert_ros.models.booster import BoostedModel, load_booster
+        booster = load_booster(settings.l2.booster, segmenter.device)[0]
+        try:
+            BoostedModel(segmenter.model, booster)
+        except ValueError as error:
+            raise ValueError(f'fs.booster {settings.l2.booster}: {error}') from error
+        return booster
+
     def _apply_pending_settings(self) -> None:
         with self._pending_lock:
             pending, self._pending = self._pending, None
         if pending is not None:
-            self._settings, segmenter = pending
-            if segmenter is not None:
-                self._segmenter = segmenter
+            self._settings, self._segmenter, self._booster = pending
             self._segmenter.config = self._settings.certify
 
     # -- inputs (executor threads: cheap, never block) ----------------------------------
@@ -193,7 +220,7 @@ class SegmenterNode(Node):
 
     def _process(self, pair: Pair) -> None:
         self._apply_pending_settings()
-        settings, segmenter = self._settings, self._segmenter
+        settings, segmenter, booster = self._settings, self._segmenter, self._booster
         stages: dict[str, float] = {}
         tic = time.perf_counter()
         try:
@@ -234,11 +261,44 @@ class SegmenterNode(Node):
                 return
         stages['publish'] = time.perf_counter() - tic
         latency_s = (self.get_clock().now().nanoseconds - pair.rgb_stamp_ns) / 1e9
+        l2_stats = None
+        if settings.l2.enabled:
+            l2_stats = self._certify_l2(settings, segmenter, booster, frame,
+                                        certificate.labels, pair.rgb.header, stages)
         self._stats.record_frame(stages, latency_s, certificate.certified_fraction,
-                                 certificate.delta)
+                                 certificate.delta, l2_stats)
+
+    def _certify_l2(self, settings: NodeSettings, segmenter: CertifiedSegmenter, booster,
+                    frame: Frame, labels: np.ndarray, header, stages: dict[str, float]
+                    ) -> L2FrameStats | None:
+        """Certify ``frame`` against l2 perturbations and publish ``mmcert/l2_certification``
+        (the l2 mask agreeing with the published ``labels``); adds its times to ``stages``.
+
+        :returns: the frame's l2 figures, or None after a failure (reported as ``engine``;
+            the frame's l0 outputs, already published, stand).
+        """
+        l2 = settings.l2
+        tic = time.perf_counter()
+        try:
+            l2_certificate = certify_l2(segmenter.model, frame.rgb, frame.depth,
+                                        l2.engine_config(settings.certify), l2.sigma,
+                                        l2.radius, booster)
+        except Exception as error:  # a failing model or device must not stop the node
+            stages['l2'] = time.perf_counter() - tic
+            self._fail('engine', f'l2 certificate: {type(error).__name__}: {error}')
+            return None
+        stages['l2'] = time.perf_counter() - tic
+        tic = time.perf_counter()
+        msg = outputs.l2_image(l2_certificate, labels).copy_to(Image(header=header))
+        stages['encode'] += time.perf_counter() - tic
+        tic = time.perf_counter()
+        self._publish(self._publishers_by_topic[outputs.L2_CERTIFICATION], msg)
+        stages['publish'] += time.perf_counter() - tic
+        return L2FrameStats.of(l2_certificate, labels)
 
     def _fail(self, kind: str, message: str) -> None:
-        """Count, log (throttled per kind) and report an error; the frame publishes nothing."""
+        """Count, log (throttled per kind) and report an error; the caller publishes nothing
+        more for the frame."""
         count = self._stats.record_error(kind, message)
         if should_log(count):
             self.get_logger().error(f'{message} [{kind}, occurrence {count}]')
@@ -267,6 +327,7 @@ class SegmenterNode(Node):
             'seed': 'os-entropy' if config.seed is None else str(config.seed),
             'device': str(self._segmenter.device),
             'precision': config.precision,
+            'l2': _describe_l2(self._settings),
         }
         with self._diagnostics_lock:
             self._last_error_report = time.monotonic()
@@ -281,6 +342,16 @@ class SegmenterNode(Node):
         """Stop the worker after its current frame (waits at most ``timeout_s``)."""
         self._slot.close()
         self._worker.join(timeout_s)
+
+
+def _describe_l2(settings: NodeSettings) -> str:
+    """One line of the l2 certificate's settings in force ('off' while ``fs.sigma`` is 0)."""
+    l2 = settings.l2
+    if not l2.enabled:
+        return 'off'
+    return (f'sigma={l2.sigma:g}, radius={l2.radius:g}, '
+            f'N={l2.engine_config(settings.certify).num_samples}, '
+            f'booster={l2.booster or "none"}')
 
 
 def main(args: list[str] | None = None) -> int:
