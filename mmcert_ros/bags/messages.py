@@ -6,10 +6,10 @@ from Humble to Kilted, so the bags read on every supported distro.
 """
 from __future__ import annotations
 
-from typing import Protocol
-
 import numpy as np
 from rosbags.typesys import Stores, get_typestore
+
+from mmcert_ros.ros.image_codec import ImageFields
 
 #: The typestore used to build, serialize, and (for bags without embedded definitions) read.
 TYPESTORE = get_typestore(Stores.ROS2_HUMBLE)
@@ -17,17 +17,6 @@ IMAGE_TYPE = 'sensor_msgs/msg/Image'
 CAMERA_INFO_TYPE = 'sensor_msgs/msg/CameraInfo'
 
 _NS_PER_S = 1_000_000_000
-
-
-class ImageLike(Protocol):
-    """Anything shaped like ``sensor_msgs/Image`` minus the header (e.g. ``ImageFields``)."""
-
-    height: int
-    width: int
-    encoding: str
-    is_bigendian: int
-    step: int
-    data: bytes
 
 
 def header(stamp_ns: int, frame_id: str):
@@ -45,7 +34,7 @@ def stamp_to_ns(message_header) -> int:
     return int(message_header.stamp.sec) * _NS_PER_S + int(message_header.stamp.nanosec)
 
 
-def image_message(image: ImageLike, stamp_ns: int, frame_id: str):
+def image_message(image: ImageFields, stamp_ns: int, frame_id: str):
     """``sensor_msgs/Image`` with the given header around already-encoded image fields."""
     data = np.frombuffer(bytes(image.data), dtype=np.uint8)
     if data.size != image.step * image.height:

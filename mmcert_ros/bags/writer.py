@@ -11,7 +11,8 @@ from pathlib import Path
 from rosbags.rosbag2 import StoragePlugin, Writer, WriterError
 
 from mmcert_ros.bags.errors import BagError
-from mmcert_ros.bags.messages import TYPESTORE, ImageLike, image_message, stamp_to_ns
+from mmcert_ros.bags.messages import TYPESTORE, image_message, stamp_to_ns
+from mmcert_ros.ros.image_codec import ImageFields
 
 #: storage name (as ``ros2 bag record -s``) -> rosbags storage plugin
 STORAGES = {'mcap': StoragePlugin.MCAP, 'sqlite3': StoragePlugin.SQLITE3}
@@ -75,6 +76,6 @@ class BagWriter:
         self._writer.write(connection, log_time_ns, TYPESTORE.serialize_cdr(message, msgtype))
         self.counts[topic] += 1
 
-    def write_image(self, topic: str, image: ImageLike, stamp_ns: int, frame_id: str) -> None:
+    def write_image(self, topic: str, image: ImageFields, stamp_ns: int, frame_id: str) -> None:
         """Append a ``sensor_msgs/Image`` from encoded fields, logged at its stamp."""
         self.write(topic, image_message(image, stamp_ns, frame_id))
