@@ -19,12 +19,24 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 WAIT_S = 90.0  # ceiling for anything to happen over DDS on a loaded 2-core machine
+# Added to every test domain id, so two checkouts can run their ROS tests at once on one
+# machine without hearing each other (ids must stay within Fast DDS's 0..232).
+DOMAIN_SHIFT = int(os.environ.get('MMCERT_TEST_DOMAIN_SHIFT', '0'))
+
+
+def shifted_domain(domain_id: int) -> int:
+    """The ROS_DOMAIN_ID a test module's nominal ``domain_id`` runs on."""
+    shifted = domain_id + DOMAIN_SHIFT
+    if not 0 <= shifted <= 232:
+        raise ValueError(f'test domain {domain_id} + shift {DOMAIN_SHIFT} is outside 0..232')
+    return shifted
 
 
 def ros_env(domain_id: int) -> dict[str, str]:
     """Environment of a test-private ROS graph."""
     env = dict(os.environ)
-    env.update(ROS_DOMAIN_ID=str(domain_id), ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST',
+    env.update(ROS_DOMAIN_ID=str(shifted_domain(domain_id)),
+               ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST',
                PYTHONUNBUFFERED='1',
                PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), env.get('PYTHONPATH')])))
     return env
@@ -126,7 +138,7 @@ class RosClient:
 
         os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
         self.context = rclpy.Context()
-        rclpy.init(context=self.context, domain_id=domain_id)
+        rclpy.init(context=self.context, domain_id=shifted_domain(domain_id))
         self.node = rclpy.create_node(f'test_client_{os.getpid()}', context=self.context)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)

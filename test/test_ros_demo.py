@@ -6,7 +6,7 @@ import sys
 
 import cv2
 
-from ros_harness import REPO, ros_env, tiny_checkpoint
+from ros_harness import REPO, ros_env, shifted_domain, tiny_checkpoint
 
 DOMAIN_ID = 131
 
@@ -17,7 +17,8 @@ def test_demo_records_overlays_and_prints_a_summary(tmp_path):
     result = subprocess.run(
         [sys.executable, '-m', 'mmcert_ros.tools.cli', 'demo', '--frames', '3', '--width', '128',
          '--height', '48', '--num-samples', '8', '--rate', '5', '--checkpoint', str(checkpoint),
-         '--out', str(out), '--domain-id', str(DOMAIN_ID), '--timeout', '240'],
+         '--out', str(out), '--domain-id', str(shifted_domain(DOMAIN_ID)),
+         '--timeout', '240'],
         cwd=REPO, env=ros_env(DOMAIN_ID), capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     for line in ('frames certified', 'certified fraction', 'latency', 'dropped pairs'):

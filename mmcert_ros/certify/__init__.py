@@ -12,11 +12,12 @@ Nothing here imports rclpy.
 """
 
 from mmcert_ros.certify.bounds import delta, holm_certify, radius_table, top_count_pvalues
+from mmcert_ros.certify.cancel import CancelToken, FrameCancelled
 from mmcert_ros.certify.config import CertifyConfig
 from mmcert_ros.certify.engine import Certificate, CertifiedSegmenter
 from mmcert_ros.certify.metrics import Confusion, certified_confusion, plain_confusion
 
 __all__ = [
-    'Certificate', 'CertifiedSegmenter', 'CertifyConfig', 'Confusion', 'certified_confusion',
+    'CancelToken', 'Certificate', 'CertifiedSegmenter', 'FrameCancelled', 'CertifyConfig', 'Confusion', 'certified_confusion',
     'delta', 'holm_certify', 'plain_confusion', 'radius_table', 'top_count_pvalues',
 ]

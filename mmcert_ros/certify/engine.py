@@ -16,6 +16,7 @@ import torch
 
 from mmcert_ros.certify.bounds import delta as perturbation_bound
 from mmcert_ros.certify.bounds import holm_certify, radius_table
+from mmcert_ros.certify.cancel import CancelToken
 from mmcert_ros.certify.config import CertifyConfig
 from mmcert_ros.certify.sampling import (draw_kept_indices, kept_count, make_generator,
                                          subsample)
@@ -97,16 +98,20 @@ class CertifiedSegmenter:
             raise ValueError('the device cannot change on a running segmenter; build a new one')
         self._config = config
 
-    def certify_frame(self, frame: Frame) -> Certificate:
+    def certify_frame(self, frame: Frame, cancel: CancelToken | None = None) -> Certificate:
         """:meth:`certify` on a :class:`~mmcert_ros.data.frame.Frame`."""
-        return self.certify(frame.rgb, frame.depth)
+        return self.certify(frame.rgb, frame.depth, cancel)
 
-    def certify(self, rgb: np.ndarray, depth: np.ndarray) -> Certificate:
+    def certify(self, rgb: np.ndarray, depth: np.ndarray,
+                cancel: CancelToken | None = None) -> Certificate:
         """Certify one frame.
 
         :param rgb: ``(H, W, 3)`` uint8 RGB.
         :param depth: ``(Hd, Wd)`` float32 metres; NaN, Inf, 0 and negative values are invalid
             (fed to the model as 0). Its size may differ from the RGB size.
+        :param cancel: checked before every micro-batch; when it is cancelled or past its
+            deadline the frame is abandoned with
+            :class:`~mmcert_ros.certify.cancel.FrameCancelled` (nothing partial is returned).
         :returns: the :class:`Certificate`, with the guarantees stated there.
         """
         config = self.config  # one consistent config for the whole frame
@@ -121,7 +126,8 @@ class CertifiedSegmenter:
              kept_count(config.keep_fraction_depth, n[1]))
         timings['preprocess'] = time.perf_counter() - start
 
-        counts, timings['sampling'], timings['inference'] = self._vote(rgb_t, depth_t, k, config)
+        counts, timings['sampling'], timings['inference'] = self._vote(rgb_t, depth_t, k, config,
+                                                                       cancel or CancelToken())
 
         tic = time.perf_counter()
         result = certify_votes(counts, n, k, config)
@@ -131,7 +137,7 @@ class CertifiedSegmenter:
         return result
 
     def _vote(self, rgb: torch.Tensor, depth: torch.Tensor, k: tuple[int, int],
-              config: CertifyConfig) -> tuple[torch.Tensor, float, float]:
+              config: CertifyConfig, cancel: CancelToken) -> tuple[torch.Tensor, float, float]:
         """Votes per class and pixel over N samples: ``(C, H, W)`` int32, sampling s, inference s."""
         generator = make_generator(config.seed, self.device)
         height, width = rgb.shape[-2:]
@@ -141,6 +147,7 @@ class CertifiedSegmenter:
                     if config.precision in _AUTOCAST_DTYPES else nullcontext())
         reads_kept_pixels = callable(getattr(self.model, 'forward_kept', None))
         for first in range(0, config.num_samples, config.batch_size):
+            cancel.check()
             batch = min(config.batch_size, config.num_samples - first)
             tic = time.perf_counter()
             if reads_kept_pixels:  # same draws as subsample(), without the dense tensors

@@ -1,0 +1,66 @@
+"""The engine's cancel token: a frame in flight stops at the next micro-batch, by any thread
+or by a deadline, and nothing partial comes back."""
+import threading
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from mmcert_ros.certify import CancelToken, CertifiedSegmenter, CertifyConfig, FrameCancelled
+
+
+class CountingModel(torch.nn.Module):
+    """Votes class 0 everywhere; counts its forward passes and can cancel from inside one."""
+
+    num_classes = 2
+
+    def __init__(self, cancel_at_call=None, token=None):
+        super().__init__()
+        self.calls = 0
+        self.cancel_at_call = cancel_at_call
+        self.token = token
+
+    def forward(self, rgb, rgb_keep, depth, depth_keep):
+        self.calls += 1
+        if self.calls == self.cancel_at_call:
+            threading.Thread(target=self.token.cancel, args=('parameter change',)).start()
+            time.sleep(0.05)  # the other thread has set the flag before this batch ends
+        return torch.zeros(rgb.shape[0], 2, *rgb.shape[-2:])
+
+
+def frame():
+    return np.zeros((6, 8, 3), np.uint8), np.ones((3, 4), np.float32)
+
+
+def test_cancel_from_another_thread_stops_at_the_next_micro_batch():
+    token = CancelToken()
+    model = CountingModel(cancel_at_call=3, token=token)
+    segmenter = CertifiedSegmenter(model, CertifyConfig(num_samples=100, batch_size=10, seed=0))
+    with pytest.raises(FrameCancelled, match='parameter change') as raised:
+        segmenter.certify(*frame(), cancel=token)
+    assert raised.value.reason == 'parameter change'
+    assert model.calls == 3  # of 10 micro-batches: none after the one running at the cancel
+
+
+def test_a_cancelled_token_runs_no_forward_pass_and_a_fresh_one_runs_all():
+    token = CancelToken()
+    token.cancel()
+    model = CountingModel()
+    segmenter = CertifiedSegmenter(model, CertifyConfig(num_samples=20, batch_size=5, seed=0))
+    with pytest.raises(FrameCancelled):
+        segmenter.certify(*frame(), cancel=token)
+    assert model.calls == 0 and token.cancelled
+    certificate = segmenter.certify(*frame(), cancel=CancelToken())
+    assert model.calls == 4 and certificate.top_counts.max() == 20
+
+
+def test_a_passed_deadline_abandons_the_frame():
+    token = CancelToken(deadline_s=time.monotonic() - 1.0)
+    with pytest.raises(FrameCancelled, match='time budget exceeded'):
+        CertifiedSegmenter(CountingModel(), CertifyConfig(num_samples=4)).certify(*frame(),
+                                                                                  cancel=token)
+    assert not token.cancelled
+    assert CancelToken.with_budget(None).deadline_s is None
+    assert CancelToken.with_budget(0).deadline_s is None
+    assert CancelToken.with_budget(10.0).deadline_s > time.monotonic() + 9.0
