@@ -17,11 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
-from mmcert_ros.bags import BagReader
+from mmcert_ros.bags import BagError, BagReader
 from mmcert_ros.bags.frames import FrameTopics
 from mmcert_ros.bags.messages import IMAGE_TYPE, stamp_to_ns
 from mmcert_ros.data.frame import Frame
 from mmcert_ros.data.pairing import StampPairer
+from mmcert_ros.errors import UserError
 from mmcert_ros.ros.image_codec import ImageDecodeError, decode_depth, decode_mask, decode_rgb
 
 
@@ -29,8 +30,9 @@ class BagFrames:
     """Iterable of :class:`Frame` from an RGB topic, a depth topic and an optional GT topic.
 
     The bag is checked at construction: every topic must exist (else
-    :class:`~mmcert_ros.bags.MissingTopicError` listing the bag's topics) and hold
-    ``sensor_msgs/msg/Image``.
+    :class:`~mmcert_ros.bags.MissingTopicError` listing the bag's topics), hold
+    ``sensor_msgs/msg/Image`` and have at least one (readable) message (else
+    :class:`~mmcert_ros.bags.BagError` naming the empty topics).
 
     :param slop_s: pairing tolerance in seconds (the node's ``sync.slop``).
     """
@@ -44,7 +46,7 @@ class BagFrames:
         if gt_topic:
             self.topics['gt'] = gt_topic
         if len(set(self.topics.values())) != len(self.topics):
-            raise ValueError(f'RGB, depth and ground-truth topics must differ, got {self.topics}')
+            raise UserError(f'RGB, depth and ground-truth topics must differ, got {self.topics}')
         self.slop_s = slop_s
         #: where a result bag re-publishes these inputs: under their own names
         self.frame_topics = FrameTopics(rgb=rgb_topic, depth=depth_topic, camera_info=None,
@@ -52,6 +54,11 @@ class BagFrames:
         with BagReader(self.path) as bag:
             bag.require_topics(self.topics.values(), IMAGE_TYPE)
             counts = {role: bag.topics[topic].count for role, topic in self.topics.items()}
+            empty = [topic for role, topic in self.topics.items() if not counts[role]]
+            if empty:
+                readable = ' readable' if bag.truncated else ''
+                raise BagError(f'bag {self.path} has no{readable} message on '
+                               f'{", ".join(empty)}: nothing to evaluate')
         #: frames to expect at most (for a progress bar): the smallest topic's message count
         self.expected = min(counts.values())
         self._pairers: dict[str, StampPairer] = {}
@@ -87,36 +94,48 @@ class BagFrames:
         rgbd = self._pairers['rgbd'] = StampPairer(self.slop_s)
         gt_pairer = self._pairers['gt'] = StampPairer(self.slop_s) if 'gt' in self.topics else None
         self._problems = Counter()
+        with BagReader(self.path) as bag:
+            try:
+                yield from self._replay(bag, rgbd, gt_pairer)
+            except BagError:   # reading broke off: what was pending counts as unpaired too
+                self._flush()
+                raise
+        self._flush()
+
+    def _flush(self) -> None:
+        for pairer in self._pairers.values():
+            if pairer is not None:
+                pairer.flush()
+
+    def _replay(self, bag: BagReader, rgbd: StampPairer,
+                gt_pairer: StampPairer | None) -> Iterator[Frame]:
+        """Pair and decode the messages of ``bag`` into frames (see :meth:`__iter__`)."""
         role_of = {topic: role for role, topic in self.topics.items()}
         index = 0
-        with BagReader(self.path) as bag:
-            for item in bag.messages(self.topics.values()):
-                role = role_of[item.topic]
-                if item.message is None:
-                    self._problems[f'corrupt {role} message'] += 1
+        for item in bag.messages(self.topics.values()):
+            role = role_of[item.topic]
+            if item.message is None:
+                self._problems[f'corrupt {role} message'] += 1
+                continue
+            stamp = stamp_to_ns(item.message.header)
+            if role == 'gt':
+                pair = gt_pairer.add('depth', stamp, item.message)
+                ready = None if pair is None else (pair.rgb, pair.depth)
+            else:
+                pair = rgbd.add(role, stamp, item.message)
+                if pair is None:
                     continue
-                stamp = stamp_to_ns(item.message.header)
-                if role == 'gt':
-                    pair = gt_pairer.add('depth', stamp, item.message)
-                    ready = None if pair is None else (pair.rgb, pair.depth)
+                if gt_pairer is None:
+                    ready = (pair, None)
                 else:
-                    pair = rgbd.add(role, stamp, item.message)
-                    if pair is None:
-                        continue
-                    if gt_pairer is None:
-                        ready = (pair, None)
-                    else:
-                        gt_pair = gt_pairer.add('rgb', pair.rgb_stamp_ns, pair)
-                        ready = None if gt_pair is None else (gt_pair.rgb, gt_pair.depth)
-                if ready is None:
-                    continue
-                frame = self._decode(index, *ready)
-                if frame is not None:
-                    index += 1
-                    yield frame
-        rgbd.flush()
-        if gt_pairer is not None:
-            gt_pairer.flush()
+                    gt_pair = gt_pairer.add('rgb', pair.rgb_stamp_ns, pair)
+                    ready = None if gt_pair is None else (gt_pair.rgb, gt_pair.depth)
+            if ready is None:
+                continue
+            frame = self._decode(index, *ready)
+            if frame is not None:
+                index += 1
+                yield frame
 
     def _decode(self, index: int, pair, gt_message) -> Frame | None:
         """The frame of one pair, or None (counted) when a message cannot be decoded."""

@@ -21,6 +21,7 @@ from mmcert_ros.bags import BagError
 from mmcert_ros.bags.frames import FrameTopics
 from mmcert_ros.certify.l2 import L2Certificate
 from mmcert_ros.data.frame import Frame
+from mmcert_ros.errors import UserError
 from mmcert_ros.evaluation.accumulate import MetricsAccumulator
 from mmcert_ros.evaluation.l2_metrics import L2Accumulator
 from mmcert_ros.evaluation.report import (CURVES_FILE, FRAMES_FILE, METRICS_FILE, REPORT_FILES,
@@ -66,14 +67,14 @@ def evaluate(source: FrameSource, segmenter, out_dir: str | Path, *, model: str 
         section of metrics.json and ``l2_*`` columns of frames.csv
         (:class:`~mmcert_ros.evaluation.l2_metrics.L2Accumulator`).
     :returns: the content of ``metrics.json``.
-    :raises ValueError: an output exists and ``force`` is false (nothing is written then).
+    :raises UserError: an output exists and ``force`` is false (nothing is written then).
     :raises EvaluationIncomplete: the source broke off; the reports of the frames evaluated
         before it are written first.
     :raises KeyboardInterrupt: after writing the reports of the frames done so far (and
         closing the result bag cleanly).
     """
     if max_frames is not None and max_frames < 1:
-        raise ValueError(f'max_frames must be >= 1, got {max_frames}')
+        raise UserError(f'max_frames must be >= 1, got {max_frames}')
     out_dir = Path(out_dir)
     _prepare_output(out_dir, write_bag, force)
     accumulator = MetricsAccumulator()
@@ -134,16 +135,16 @@ def evaluate(source: FrameSource, segmenter, out_dir: str | Path, *, model: str 
 def _prepare_output(out_dir: Path, write_bag: bool, force: bool) -> None:
     """Create ``out_dir``; refuse, or with ``force`` remove, outputs of an earlier run."""
     if out_dir.exists() and not out_dir.is_dir():
-        raise ValueError(f'output folder {out_dir} is a file')
+        raise UserError(f'output folder {out_dir} is a file')
     names = [*REPORT_FILES, RESULT_BAG] if write_bag else list(REPORT_FILES)
     existing = [name for name in names if (out_dir / name).exists()]
     if existing and not force:
-        raise ValueError(f'output folder {out_dir} already holds {", ".join(existing)}; '
+        raise UserError(f'output folder {out_dir} already holds {", ".join(existing)}; '
                          'pass --force to overwrite them')
     bag = out_dir / RESULT_BAG
     if RESULT_BAG in existing:
         if not (bag / 'metadata.yaml').is_file():
-            raise ValueError(f'{bag} exists and is not a rosbag2 bag; not removing it')
+            raise UserError(f'{bag} exists and is not a rosbag2 bag; not removing it')
         shutil.rmtree(bag)
     out_dir.mkdir(parents=True, exist_ok=True)
 

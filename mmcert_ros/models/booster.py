@@ -196,7 +196,7 @@ def load_booster(path: str | Path, device: str | torch.device = 'cpu'
                  ) -> tuple[SmoothnessBooster, dict[str, Any]]:
     """The booster at ``path`` in eval mode on ``device``, and its provenance.
 
-    :raises CheckpointError: missing, corrupt or incompatible file (the message names it).
+    :raises CheckpointError: missing, corrupt, refused or incompatible file (the message names it).
     """
     payload = read_payload(path, BOOSTER_FORMAT, BOOSTER_VERSION, 'a booster checkpoint')
     try:

@@ -11,19 +11,23 @@ executed on load)::
     provenance      dict: keep fractions, input size, classes, data, seed, commit, command, ...
     training        optional dict (optimizer state, epoch, ...) used to resume training
 
-Loading fails with :class:`CheckpointError` (a ``ValueError``) whose message names the file
-and says whether it is *missing*, *corrupt* (not a readable torch file) or *incompatible*
-(another format, version, architecture or a weight layout that does not fit), and why.
+Loading fails with :class:`CheckpointError` (a :class:`~mmcert_ros.errors.UserError`) whose
+message names the file and says whether it is *missing*, *corrupt* (not a readable torch
+file), *refused* (a pickle that would run code when unpickled: anything but tensors and plain
+data, which ``weights_only`` loading does not execute) or *incompatible* (another format,
+version, architecture or a weight layout that does not fit), and why. Messages never suggest
+turning the ``weights_only`` check off.
 """
 from __future__ import annotations
 
 import pickle
-import zipfile
+import re
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from mmcert_ros.errors import UserError
 from mmcert_ros.models.network import NetworkConfig, SparseRGBDNet
 
 CHECKPOINT_FORMAT = 'mmcert_ros.checkpoint'
@@ -33,8 +37,14 @@ ARCHITECTURE = 'SparseRGBDNet'
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / 'weights' / 'default.pt'
 
 
-class CheckpointError(ValueError):
-    """A checkpoint cannot be used; ``kind`` is 'missing', 'corrupt' or 'incompatible'."""
+#: the reason given for a pickle that ``weights_only`` loading refuses
+REFUSED_REASON = 'not a plain-tensor checkpoint (it would run code when unpickled)'
+_GLOBAL = re.compile(r'GLOBAL ([\w.]+)')
+
+
+class CheckpointError(UserError):
+    """A checkpoint cannot be used; ``kind`` is 'missing', 'corrupt', 'refused' or
+    'incompatible'."""
 
     def __init__(self, path: str | Path, kind: str, reason: str) -> None:
         super().__init__(f'checkpoint {path} is {kind}: {reason}')
@@ -78,7 +88,7 @@ def read_payload(path: str | Path, file_format: str, version: int,
     ``format == file_format`` and ``format_version == version``.
 
     :param description: what the file should be, for messages ('an mmcert_ros checkpoint').
-    :raises CheckpointError: missing, corrupt or incompatible file.
+    :raises CheckpointError: missing, corrupt, refused or incompatible file.
     """
     path = Path(path)
     if not path.is_file():
@@ -86,16 +96,15 @@ def read_payload(path: str | Path, file_format: str, version: int,
     try:
         payload = torch.load(path, map_location='cpu', weights_only=True)
     except pickle.UnpicklingError as error:
-        if 'Unsupported global' in str(error):
-            unsafe = str(error).split('Unsupported global:')[1].split('was not')[0].strip()
-            raise CheckpointError(path, 'incompatible',
-                                  f'holds Python objects other than tensors and plain data '
-                                  f'({unsafe}), which are not loaded for safety') from error
+        unsafe = _GLOBAL.search(str(error))
+        if unsafe:
+            raise CheckpointError(path, 'refused', f'{REFUSED_REASON}; it references '
+                                                   f'{unsafe.group(1)}') from None
         raise CheckpointError(path, 'corrupt',
-                              f'not a readable torch file ({_first_line(error)})') from error
-    except (zipfile.BadZipFile, EOFError, RuntimeError, OSError, ValueError) as error:
+                              f'not a readable torch file ({_unpickler_reason(error)})') from None
+    except Exception as error:  # torch.load fails on foreign bytes with almost any exception
         raise CheckpointError(path, 'corrupt',
-                              f'not a readable torch file ({_first_line(error)})') from error
+                              f'not a readable torch file ({_describe(error)})') from None
     if not isinstance(payload, dict) or payload.get('format') != file_format:
         found = payload.get('format') if isinstance(payload, dict) else type(payload).__name__
         raise CheckpointError(path, 'incompatible',
@@ -110,7 +119,7 @@ def read_payload(path: str | Path, file_format: str, version: int,
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """The checkpoint dict at ``path``, checked for format and version (weights not loaded).
 
-    :raises CheckpointError: missing, corrupt or incompatible file.
+    :raises CheckpointError: missing, corrupt, refused or incompatible file.
     """
     payload = read_payload(path, CHECKPOINT_FORMAT, CHECKPOINT_VERSION,
                            'an mmcert_ros checkpoint')
@@ -134,7 +143,7 @@ def load_checkpoint(path: str | Path, device: str | torch.device = 'cpu'
 
     :returns: ``(model, checkpoint dict)``; the dict carries ``provenance`` (and ``training``
         if the file was written during training).
-    :raises CheckpointError: missing, corrupt or incompatible file (the message says why).
+    :raises CheckpointError: missing, corrupt, refused or incompatible file (the message says why).
     """
     payload = read_checkpoint(path)
     try:
@@ -160,12 +169,21 @@ def load_model(path: str | Path | None = None, device: str | torch.device = 'cpu
 
     :param path: a checkpoint file; ``None`` or ``''`` selects the default checkpoint shipped
         with the package (:data:`DEFAULT_CHECKPOINT`).
-    :raises CheckpointError: missing, corrupt or incompatible checkpoint.
+    :raises CheckpointError: missing, corrupt, refused or incompatible checkpoint.
     """
     model, _ = load_checkpoint(path or DEFAULT_CHECKPOINT, device)
     return model
 
 
-def _first_line(error: Exception) -> str:
+def _unpickler_reason(error: pickle.UnpicklingError) -> str:
+    """What torch's ``weights_only`` unpickler found, without torch's advice around it."""
+    detail = str(error).rpartition('WeightsUnpickler error:')[2]
+    lines = [line.strip() for line in detail.splitlines() if line.strip()]
+    reason = lines[0] if detail != str(error) and lines else ''
+    return reason if reason and 'weights_only' not in reason else 'not a torch pickle'
+
+
+def _describe(error: Exception) -> str:
+    """``Type: first line of the message`` (torch's messages run to paragraphs)."""
     lines = str(error).strip().splitlines()
-    return lines[0] if lines else type(error).__name__
+    return f'{type(error).__name__}: {lines[0]}' if lines else type(error).__name__

@@ -1,4 +1,5 @@
-"""The segmenter's ROS parameters: one table of names, defaults, descriptors and ranges, and
+"""The segmenter's ROS parameters: one table of names, defaults, descriptors and ranges,
+:func:`declare_parameters` (the start-up checks every node of the package shares) and
 :class:`NodeSettings`, the validated value of all of them together.
 
 Engine defaults come from :class:`~mmcert_ros.certify.CertifyConfig` (one source of truth),
@@ -17,6 +18,7 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from mmcert_ros.certify.config import PARAMETER_FIELDS, CertifyConfig
 from mmcert_ros.certify.l2 import PARAMETER_FIELDS as L2_PARAMETER_FIELDS
 from mmcert_ros.certify.l2 import L2Settings
+from mmcert_ros.errors import UserError
 
 RELIABILITIES = ('best_effort', 'reliable')
 _PARAMETER_OF_FIELD = {field: name for name, field in PARAMETER_FIELDS.items()}
@@ -47,6 +49,79 @@ class ParameterSpec:
             descriptor.floating_point_range = [FloatingPointRange(
                 from_value=float(self.low), to_value=float(self.high), step=0.0)]
         return descriptor
+
+    def conform(self, value: Any) -> Any:
+        """``value`` (a start-up override) in this parameter's type, checked against its range.
+
+        An integer given for a floating-point parameter is taken as that number
+        (``-p fs.sigma:=1`` means 1.0); every other type mismatch is refused.
+
+        :raises UserError: naming the parameter, the value and what is expected.
+        """
+        expected = self.default
+        if isinstance(expected, bool):
+            ok, kind = isinstance(value, bool), 'true or false'
+        elif isinstance(expected, int):
+            ok, kind = isinstance(value, int) and not isinstance(value, bool), 'an integer'
+        elif isinstance(expected, float):
+            ok, kind = isinstance(value, (int, float)) and not isinstance(value, bool), 'a number'
+            value = float(value) if ok else value
+        elif isinstance(expected, str):
+            ok, kind = isinstance(value, str), 'a string'
+        else:  # an integer list, e.g. certify.ray
+            ok, kind = isinstance(value, (list, tuple)) and all(
+                isinstance(item, int) and not isinstance(item, bool) for item in value), \
+                'a list of integers'
+            value = list(value) if ok else value
+        if not ok:
+            raise UserError(f'{self.name}: expected {kind}, got {value!r}')
+        if self.low is not None and not self.low <= value <= self.high:
+            raise UserError(f'{self.name}: {value!r} is outside [{self.low:g}, {self.high:g}]')
+        return value
+
+
+def declare_parameters(node, specs: tuple[ParameterSpec, ...]) -> dict[str, Any]:
+    """Declare ``specs`` on ``node`` with the values given at start-up (params files, ``-p``).
+
+    Each given value is first conformed to its parameter (:meth:`ParameterSpec.conform`), so a
+    wrong type or a value out of range stops the node with one line naming the parameter,
+    instead of rclpy's exception.
+
+    :returns: ``{name: value}`` of the declared parameters.
+    :raises UserError: a start-up value of the wrong type or out of range.
+    """
+    given = _start_up_values(node)
+    values = {}
+    for spec in specs:
+        if spec.name in given:
+            parameter = node.declare_parameter(spec.name, spec.conform(given[spec.name]),
+                                               spec.descriptor(), ignore_override=True)
+        else:
+            parameter = node.declare_parameter(spec.name, spec.default, spec.descriptor())
+        values[spec.name] = parameter.value
+    return values
+
+
+def report_unknown_parameters(node) -> list[str]:
+    """Log one WARN naming the start-up values (params file entries for this node, ``-p``
+    overrides) that match no declared parameter: a typo would otherwise be ignored silently.
+
+    Call once every parameter is declared. :returns: the unknown names, sorted.
+    """
+    unknown = sorted(name for name in _start_up_values(node) if not node.has_parameter(name))
+    if unknown:
+        node.get_logger().warning(
+            f'ignoring unknown parameter(s) {", ".join(unknown)} given at start-up '
+            f'(params file or -p); `ros2 param list {node.get_fully_qualified_name()}` '
+            'lists the declared ones')
+    return unknown
+
+
+def _start_up_values(node) -> dict[str, Any]:
+    """``{name: value}`` given to ``node`` at start-up. rclpy keeps them in
+    ``Node._parameter_overrides`` (from Humble to Kilted) and offers no public accessor."""
+    return {name: parameter.value
+            for name, parameter in getattr(node, '_parameter_overrides', {}).items()}
 
 
 _ENGINE = CertifyConfig().to_parameters()
@@ -129,7 +204,7 @@ class NodeSettings:
     def from_parameters(cls, values: Mapping[str, Any]) -> 'NodeSettings':
         """Validate a full ``{parameter name: value}`` mapping.
 
-        :raises ValueError: naming the offending parameter and the reason.
+        :raises UserError: naming the offending parameter and the reason.
         """
         missing = [name for name in PARAMETER_NAMES if name not in values]
         if missing:
@@ -140,28 +215,31 @@ class NodeSettings:
             certify = CertifyConfig.from_dict(engine)
         except ValueError as error:    # name the ROS parameter, not only the engine field
             parameter = _PARAMETER_OF_FIELD.get(str(error).split(' ', 1)[0])
-            raise ValueError(f'{parameter}: {error}' if parameter else str(error)) from error
+            raise UserError(f'{parameter}: {error}' if parameter else str(error)) from error
         _check_device_available(certify.device)
         checkpoint = str(values['model.checkpoint'])
         if checkpoint and not Path(checkpoint).expanduser().is_file():
-            raise ValueError(f'model.checkpoint: no such file: {checkpoint}')
+            raise UserError(f'model.checkpoint: no such file: {checkpoint}')
         slop = values['sync.slop']
         if isinstance(slop, bool) or not isinstance(slop, (int, float)) or not 0 <= slop <= 10:
-            raise ValueError(f'sync.slop must be seconds in [0, 10], got {slop!r}')
+            raise UserError(f'sync.slop must be seconds in [0, 10], got {slop!r}')
         reliability = values['qos.reliability']
         if reliability not in RELIABILITIES:
-            raise ValueError(
+            raise UserError(
                 f'qos.reliability must be one of {RELIABILITIES}, got {reliability!r}')
         for name in ('publish.overlay', 'publish.radius'):
             if not isinstance(values[name], bool):
-                raise ValueError(f'{name} must be true or false, got {values[name]!r}')
+                raise UserError(f'{name} must be true or false, got {values[name]!r}')
         if checkpoint:
             checkpoint = str(Path(checkpoint).expanduser())
-        l2 = L2Settings.from_parameters({name: values[name] for name in L2_PARAMETER_FIELDS})
+        try:
+            l2 = L2Settings.from_parameters({name: values[name] for name in L2_PARAMETER_FIELDS})
+        except ValueError as error:     # its messages name the fs.* parameter
+            raise UserError(str(error)) from error
         if l2.booster:
             booster = Path(l2.booster).expanduser()
             if not booster.is_file():
-                raise ValueError(f'fs.booster: no such file: {l2.booster}')
+                raise UserError(f'fs.booster: no such file: {l2.booster}')
             l2 = l2.replace(booster=str(booster))
         return cls(certify=certify, checkpoint=checkpoint,
                    slop_s=float(slop), reliability=reliability,
@@ -177,5 +255,5 @@ def _check_device_available(device: str) -> None:
     count = torch.cuda.device_count() if torch.cuda.is_available() else 0
     index = int(device.partition(':')[2] or 0)
     if index >= count:
-        raise ValueError(f'model.device {device!r} is not available here '
-                         f'({count} CUDA device(s) visible)')
+        raise UserError(f'model.device {device!r} is not available here '
+                        f'({count} CUDA device(s) visible)')

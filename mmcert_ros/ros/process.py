@@ -1,13 +1,23 @@
 """The life cycle shared by every executable node of the package."""
 from __future__ import annotations
 
+import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import rclpy
-from rclpy.exceptions import InvalidParameterValueException
+import yaml
+from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 from rclpy.executors import ExternalShutdownException
+from rclpy.impl.implementation_singleton import rclpy_implementation
 from rclpy.node import Node
+
+from mmcert_ros.errors import UserError
+from mmcert_ros.ros.parameters import report_unknown_parameters
+
+#: ROS arguments whose value must read ``name:=value``
+_RULE_FLAGS = {'-p': 'parameter', '--param': 'parameter', '-r': 'remap', '--remap': 'remap'}
 
 
 def run_node(name: str, create: Callable[[], Node], spin: Callable[[Node], None],
@@ -15,20 +25,27 @@ def run_node(name: str, create: Callable[[], Node], spin: Callable[[Node], None]
     """Initialise rclpy, build the node, ``spin`` it, and shut down cleanly.
 
     :returns: the exit status: 0 after Ctrl-C, ``SIGTERM``, an external shutdown or ``spin``
-        returning; 2 after a one-line error on stderr when the node rejects its configuration
-        (an invalid parameter value, a missing checkpoint). A node with a ``close()`` method
-        gets it called before it is destroyed.
+        returning; 2 after one line ``<name>: error: <reason>`` on stderr when the start-up
+        configuration cannot be used (a bad ROS argument or params file, a parameter of the
+        wrong type or out of range, a missing or unusable checkpoint, an unavailable device:
+        any :class:`~mmcert_ros.errors.UserError`). Start-up values matching no parameter
+        are reported in one WARN and ignored. A node with a ``close()`` method gets it
+        called before it is destroyed.
     """
-    rclpy.init(args=args)
+    try:
+        check_ros_arguments(sys.argv if args is None else args)
+        _init(args)
+    except UserError as error:
+        return _user_error(name, error)
     node = None
     try:
         node = create()
+        report_unknown_parameters(node)
         spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
-    except (ValueError, FileNotFoundError, InvalidParameterValueException) as error:
-        print(f'{name}: error: {error}', file=sys.stderr, flush=True)
-        return 2
+    except (UserError, InvalidParameterTypeException, InvalidParameterValueException) as error:
+        return _user_error(name, error)
     except Exception:
         if rclpy.ok():
             raise
@@ -39,3 +56,64 @@ def run_node(name: str, create: Callable[[], Node], spin: Callable[[Node], None]
             node.destroy_node()
         rclpy.try_shutdown()
     return 0
+
+
+def check_ros_arguments(args: Sequence[str]) -> None:
+    """Check what rclpy would otherwise reject with a traceback: every ``--params-file``
+    exists and holds a YAML mapping, every ``-p`` / ``-r`` reads ``name:=value``.
+
+    Only the ``--ros-args`` sections (up to ``--``) are looked at, as rcl does.
+
+    :raises UserError: naming the file or argument and the reason.
+    """
+    in_ros = False
+    tokens = list(args)
+    for index, token in enumerate(tokens):
+        if token == '--ros-args':
+            in_ros = True
+            continue
+        if token == '--':
+            in_ros = False
+        if not in_ros or token not in ('--params-file', *_RULE_FLAGS):
+            continue
+        value = tokens[index + 1] if index + 1 < len(tokens) else None
+        if value is None or value.startswith('-'):
+            raise UserError(f'ROS argument {token} needs a value')
+        if token == '--params-file':
+            check_params_file(Path(value))
+        elif ':=' not in value:
+            raise UserError(f'ROS argument {token} {value}: a {_RULE_FLAGS[token]} reads '
+                            'name:=value')
+
+
+def check_params_file(path: Path) -> None:
+    """:raises UserError: ``path`` is missing, unreadable, not YAML, or not a mapping of node
+    names (what rcl needs of a ``--params-file``)."""
+    try:
+        document = yaml.safe_load(path.read_text())
+    except OSError as error:
+        raise UserError(f'params file {path}: {error.strerror or error}') from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, 'problem_mark', None)
+        where = f' (line {mark.line + 1}, column {mark.column + 1})' if mark else ''
+        problem = getattr(error, 'problem', None) or str(error).splitlines()[0]
+        raise UserError(f'params file {path} is not valid YAML: {problem}{where}') from None
+    if not isinstance(document, dict):
+        raise UserError(f'params file {path} must map node names to ros__parameters, '
+                        f'got {type(document).__name__}')
+
+
+def _init(args: list[str] | None) -> None:
+    """``rclpy.init``; a command line that rcl cannot parse is the user's mistake."""
+    try:
+        rclpy.init(args=args)
+    except rclpy_implementation.RCLError as error:   # the arguments checked above cover the common cases
+        message = str(error)
+        if "Couldn't parse" not in message:
+            raise
+        raise UserError(re.sub(r', at \S+:\d+', '', message)) from None
+
+
+def _user_error(name: str, error: Exception) -> int:
+    print(f'{name}: error: {error}', file=sys.stderr, flush=True)
+    return 2

@@ -38,11 +38,13 @@ from mmcert_ros.certify.engine import resolve_device
 from mmcert_ros.certify.l2 import certify_l2
 from mmcert_ros.data.frame import Frame
 from mmcert_ros.data.pairing import LatestSlot, Pair, StampPairer
+from mmcert_ros.errors import UserError
 from mmcert_ros.ros import outputs
 from mmcert_ros.ros.diagnostics import (L2FrameStats, PipelineStats, diagnostic_array,
                                          should_log)
 from mmcert_ros.ros.image_codec import ImageDecodeError, decode_depth, decode_rgb
-from mmcert_ros.ros.parameters import PARAMETER_NAMES, PARAMETERS, NodeSettings
+from mmcert_ros.ros.parameters import (PARAMETER_NAMES, PARAMETERS, NodeSettings,
+                                       declare_parameters)
 from mmcert_ros.ros.process import run_node
 
 NODE_NAME = 'mmcert_segmenter'
@@ -64,13 +66,12 @@ class SegmenterNode(Node):
         and tests); without it ``''`` loads the shipped default checkpoint.
     :param node_kwargs: passed to :class:`rclpy.node.Node` (``namespace``,
         ``parameter_overrides``, ``cli_args``, ...).
-    :raises ValueError: if the initial parameter values are invalid (the reason names them).
+    :raises UserError: if the initial parameter values cannot be used (the reason names them).
     """
 
     def __init__(self, model=None, **node_kwargs) -> None:
         super().__init__(NODE_NAME, **node_kwargs)
-        for spec in PARAMETERS:
-            self.declare_parameter(spec.name, spec.default, spec.descriptor())
+        declare_parameters(self, PARAMETERS)
         self._given_model = model
         self._settings = NodeSettings.from_parameters(self._parameter_values())
         self._segmenter = self._build_segmenter(self._settings)
@@ -164,7 +165,7 @@ class SegmenterNode(Node):
         (None when ``fs.booster`` is ''); loaded even while ``fs.sigma`` is 0, so that a bad
         file is refused when it is set.
 
-        :raises ValueError: missing, corrupt or incompatible booster (the message says which).
+        :raises UserError: missing, corrupt or incompatible booster (the message says which).
         """
         if not settings.l2.booster:
             return None
@@ -173,7 +174,7 @@ class SegmenterNode(Node):
         try:
             BoostedModel(segmenter.model, booster)
         except ValueError as error:
-            raise ValueError(f'fs.booster {settings.l2.booster}: {error}') from error
+            raise UserError(f'fs.booster {settings.l2.booster}: {error}') from error
         return booster
 
     def _apply_pending_settings(self) -> None:

@@ -29,7 +29,8 @@ from sensor_msgs.msg import CameraInfo, Image
 
 from mmcert_ros.data.depth import metres_to_millimetres
 from mmcert_ros.ros.image_codec import RGB_ENCODINGS, encode_image
-from mmcert_ros.ros.parameters import RELIABILITIES, ParameterSpec
+from mmcert_ros.errors import UserError
+from mmcert_ros.ros.parameters import RELIABILITIES, ParameterSpec, declare_parameters
 from mmcert_ros.ros.process import run_node
 
 NODE_NAME = 'mmcert_sim_drive'
@@ -78,9 +79,7 @@ class SimDriveNode(Node):
 
     def __init__(self, **node_kwargs) -> None:
         super().__init__(NODE_NAME, **node_kwargs)
-        values = {spec.name: self.declare_parameter(spec.name, spec.default,
-                                                    spec.descriptor()).value
-                  for spec in PARAMETERS}
+        values = declare_parameters(self, PARAMETERS)
         self.check(values)
         from mmcert_ros.data.synthetic import SceneConfig, SyntheticDrive
         config = SceneConfig(frame_rate_hz=values['rate_hz']).with_image_size(
@@ -107,12 +106,12 @@ class SimDriveNode(Node):
 
     @staticmethod
     def check(values: dict) -> None:
-        """Raise ``ValueError`` naming the parameter if a choice-valued one is not allowed."""
+        """Raise :class:`UserError` naming the parameter if a choice-valued one is not allowed."""
         for name, allowed in (('rgb_encoding', tuple(RGB_ENCODINGS)),
                               ('depth_encoding', DEPTH_ENCODINGS), ('depth_mode', DEPTH_MODES),
                               ('qos.reliability', RELIABILITIES)):
             if values[name] not in allowed:
-                raise ValueError(f'{name} must be one of {allowed}, got {values[name]!r}')
+                raise UserError(f'{name} must be one of {allowed}, got {values[name]!r}')
 
     def _tick(self) -> None:
         listeners = self._rgb_pub.get_subscription_count()

@@ -11,11 +11,14 @@ import argparse
 import json
 from pathlib import Path
 
+from mmcert_ros.errors import user_input
+from mmcert_ros.tools.arguments import positive_int
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument('--width', type=int, default=1242, help='frame width (default 1242)')
-    parser.add_argument('--height', type=int, default=375, help='frame height (default 375)')
-    parser.add_argument('--num-samples', type=int, default=100, help='N (default 100)')
+    parser.add_argument('--width', type=positive_int, default=1242, help='frame width (default 1242)')
+    parser.add_argument('--height', type=positive_int, default=375, help='frame height (default 375)')
+    parser.add_argument('--num-samples', type=positive_int, default=100, help='N (default 100)')
     parser.add_argument('--checkpoint', default='', help="model checkpoint ('' = shipped default)")
     parser.add_argument('--skip-engine', action='store_true',
                         help='skip the end-to-end engine run (no model needed)')
@@ -47,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
         figures['engine'] = bench_engine(model, frame, config)
     print(format_report(figures))
     if args.json:
-        args.json.write_text(json.dumps(figures, indent=2) + '\n')
+        with user_input('--json'):
+            args.json.write_text(json.dumps(figures, indent=2) + '\n')
         print(f'figures written to {args.json}')
     return 0
 

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from mmcert_ros.errors import UserError, user_input
 from mmcert_ros.tools.l2_options import add_l2_arguments, l2_settings, load_l2_booster
 
 
@@ -65,21 +66,28 @@ def run(args: argparse.Namespace) -> int:
     from mmcert_ros.data.kitti import read_depth_u16, read_rgb
     from mmcert_ros.models import DEFAULT_CHECKPOINT, load_model
 
-    parameters = read_parameters(args.config) if args.config else {}
-    config = CertifyConfig.from_dict(parameters)
+    if args.out.exists() and not args.out.is_dir():
+        raise UserError(f'--out {args.out} is an existing file; give a folder')
+    with user_input('--config'):
+        parameters = read_parameters(args.config) if args.config else {}
     changes = {name: getattr(args, name) for name in OVERRIDES if getattr(args, name) is not None}
-    config = config.replace(**changes)
-    settings = l2_settings(args, parameters)
+    with user_input():   # the messages name the field or parameter
+        config = CertifyConfig.from_dict(parameters).replace(**changes)
+        settings = l2_settings(args, parameters)
     checkpoint = args.checkpoint if args.checkpoint is not None else \
         parameters.get('model.checkpoint', '')
 
-    rgb = read_rgb(args.rgb)
-    road = read_ground_truth(args.gt) if args.gt else None
-    if road is not None and road.shape != rgb.shape[:2]:
-        raise ValueError(f'{args.gt}: ground truth size {road.shape} differs from '
-                         f'the RGB size {rgb.shape[:2]} of {args.rgb}')
-    frame = Frame(rgb=rgb, depth=read_depth_u16(args.depth), road_mask=road, name=args.rgb.stem)
-    model = load_model(checkpoint or None, _model_device(config.device))
+    with user_input():   # the messages name the file
+        rgb = read_rgb(args.rgb)
+        road = read_ground_truth(args.gt) if args.gt else None
+        if road is not None and road.shape != rgb.shape[:2]:
+            raise UserError(f'{args.gt}: ground truth size {road.shape} differs from '
+                            f'the RGB size {rgb.shape[:2]} of {args.rgb}')
+        frame = Frame(rgb=rgb, depth=read_depth_u16(args.depth), road_mask=road,
+                      name=args.rgb.stem)
+    with user_input('--device'):
+        device = _model_device(config.device)
+    model = load_model(checkpoint or None, device)
     booster = load_l2_booster(settings, config.device)
     certificate = CertifiedSegmenter(model, config).certify_frame(frame)
 
@@ -162,7 +170,8 @@ def write_outputs(out: Path, rgb: np.ndarray, certificate, report: dict[str, Any
     from mmcert_ros.ros.outputs import CERTIFIED, radius_image
     from mmcert_ros.ros.overlay import render_overlay
 
-    out.mkdir(parents=True, exist_ok=True)
+    with user_input('--out'):
+        out.mkdir(parents=True, exist_ok=True)
     images = {
         'segmentation.png': certificate.labels.astype(np.uint8),
         'certification.png': certificate.certified.astype(np.uint8) * np.uint8(CERTIFIED),
@@ -174,7 +183,7 @@ def write_outputs(out: Path, rgb: np.ndarray, certificate, report: dict[str, Any
         images['l2_certification.png'] = l2_mask.astype(np.uint8) * np.uint8(CERTIFIED)
     for name, image in images.items():
         if not cv2.imwrite(str(out / name), image):
-            raise OSError(f'could not write {out / name}')
+            raise UserError(f'--out: could not write {out / name}')
     (out / 'report.json').write_text(json.dumps(report, indent=2) + '\n')
 
 

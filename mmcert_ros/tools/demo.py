@@ -20,13 +20,16 @@ import json
 import os
 from pathlib import Path
 
+from mmcert_ros.errors import user_input
+from mmcert_ros.tools.arguments import positive_float, positive_int
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument('--frames', type=int, default=20, help='frames to certify (default 20)')
-    parser.add_argument('--width', type=int, default=1242, help='image width (default 1242)')
-    parser.add_argument('--height', type=int, default=375, help='image height (default 375)')
-    parser.add_argument('--num-samples', type=int, default=40, help='N (default 40)')
-    parser.add_argument('--rate', type=float, default=1.0,
+    parser.add_argument('--frames', type=positive_int, default=20, help='frames to certify (default 20)')
+    parser.add_argument('--width', type=positive_int, default=1242, help='image width (default 1242)')
+    parser.add_argument('--height', type=positive_int, default=375, help='image height (default 375)')
+    parser.add_argument('--num-samples', type=positive_int, default=40, help='N (default 40)')
+    parser.add_argument('--rate', type=positive_float, default=1.0,
                         help='simulator frames per second (default 1; pairs the engine cannot '
                              'keep up with are dropped and counted)')
     parser.add_argument('--checkpoint', default='', help="model checkpoint ('' = shipped default)")
@@ -36,20 +39,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='folder for overlays, logs and summary.json (default demo_out)')
     parser.add_argument('--domain-id', type=int, default=None,
                         help='ROS_DOMAIN_ID (default: $ROS_DOMAIN_ID, else 61)')
-    parser.add_argument('--timeout', type=float, default=900.0, help='give up after SECONDS')
+    parser.add_argument('--timeout', type=positive_float, default=900.0, help='give up after SECONDS')
 
 
 def run(args: argparse.Namespace) -> int:
+    from mmcert_ros.certify.engine import resolve_device
+    from mmcert_ros.models.checkpoint import read_checkpoint
     from mmcert_ros.ros.pipeline_run import run_pipeline
 
-    if args.frames < 1 or args.num_samples < 1:
-        raise ValueError('--frames and --num-samples must be at least 1')
+    # what the segmenter process would refuse, refused here in one line
+    if args.checkpoint:
+        read_checkpoint(args.checkpoint)
+    with user_input('--device'):
+        resolve_device(args.device)
     domain_id = args.domain_id if args.domain_id is not None else int(
         os.environ.get('ROS_DOMAIN_ID', 61))
     overlays = args.out / 'overlays'
-    overlays.mkdir(parents=True, exist_ok=True)
-    for stale in overlays.glob('overlay_*.png'):
-        stale.unlink()
+    with user_input('--out'):
+        overlays.mkdir(parents=True, exist_ok=True)
+        for stale in overlays.glob('overlay_*.png'):
+            stale.unlink()
     sim = {'width': args.width, 'height': args.height, 'rate_hz': float(args.rate),
            'seed': args.seed, 'rgb_encoding': 'bgr8', 'depth_encoding': '16UC1'}
     segmenter = {'model.checkpoint': args.checkpoint, 'model.device': args.device,

@@ -18,6 +18,8 @@ import sys
 from pathlib import Path
 
 from mmcert_ros.bags.frames import FrameTopics
+from mmcert_ros.errors import user_input
+from mmcert_ros.tools.arguments import positive_int
 from mmcert_ros.tools.l2_options import add_l2_arguments, l2_settings, load_l2_booster
 
 _DEFAULT_TOPICS = FrameTopics()
@@ -59,7 +61,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     output = parser.add_argument_group('output')
     output.add_argument('--out', type=Path, metavar='DIR',
                         help='output folder (default out/evaluate/<input name>)')
-    output.add_argument('--max-frames', type=int, metavar='K', help='stop after K frames')
+    output.add_argument('--max-frames', type=positive_int, metavar='K', help='stop after K frames')
     output.add_argument('--write-bag', action='store_true',
                         help='also write DIR/bag: inputs plus the mmcert/* output topics (MCAP)')
     output.add_argument('--force', action='store_true',
@@ -72,14 +74,17 @@ def run(args: argparse.Namespace) -> int:
     from mmcert_ros.evaluation import BagFrames, KittiFrames, evaluate, load_settings
     from mmcert_ros.models import load_model
 
-    settings = load_settings(args.config, seed=args.seed, device=args.device, slop_s=args.slop)
+    with user_input('--config'):
+        settings = load_settings(args.config, seed=args.seed, device=args.device,
+                                 slop_s=args.slop)
     if args.bag is not None:
         source = BagFrames(args.bag, args.rgb_topic, args.depth_topic, args.gt_topic,
                            slop_s=settings.slop_s)
     else:
-        source = KittiFrames(args.kitti, args.kitti_subset, args.kitti_split)
+        with user_input('--kitti'):
+            source = KittiFrames(args.kitti, args.kitti_subset, args.kitti_split)
     checkpoint = args.model or settings.checkpoint
-    model = load_model(checkpoint or None, settings.certify.device)
+    model = load_model(checkpoint or None, settings.certify.device)  # device checked above
     l2 = l2_certifier(args, model, settings.certify)
     out_dir = args.out or Path('out') / 'evaluate' / (args.bag or args.kitti).resolve().name
     try:
@@ -100,7 +105,8 @@ def l2_certifier(args: argparse.Namespace, model, config):
     from mmcert_ros.certify.config import read_parameters
     from mmcert_ros.certify.l2 import certify_l2
 
-    settings = l2_settings(args, read_parameters(args.config) if args.config else {})
+    with user_input('--config'):
+        settings = l2_settings(args, read_parameters(args.config) if args.config else {})
     if not settings.enabled:
         return None
     booster = load_l2_booster(settings, config.device)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from mmcert_ros.errors import UserError, user_input
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('kitti', type=Path, metavar='DIR',
@@ -38,15 +40,18 @@ def run(args: argparse.Namespace) -> int:
     out = args.out
     if out.exists():
         if not args.force:
-            raise ValueError(f'{out} exists already; pass --force to replace it')
+            raise UserError(f'{out} exists already; pass --force to replace it')
         if not (out / 'metadata.yaml').is_file():
-            raise ValueError(f'{out} exists and is not a rosbag2 bag; not removing it')
-    total = len(KittiRoad(args.kitti, args.subset))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    # write next to OUT and swap in only when complete: --force never loses the old bag
-    staging = Path(tempfile.mkdtemp(prefix=f'.{out.name}.', dir=out.parent))
+            raise UserError(f'{out} exists and is not a rosbag2 bag; not removing it')
+    with user_input('DIR'):
+        total = len(KittiRoad(args.kitti, args.subset))
+    with user_input('OUT'):
+        out.parent.mkdir(parents=True, exist_ok=True)
+        # write next to OUT and swap in only when complete: --force never loses the old bag
+        staging = Path(tempfile.mkdtemp(prefix=f'.{out.name}.', dir=out.parent))
     try:
-        with tqdm(total=total, unit='frame', desc='kitti2bag', disable=args.no_progress) as bar:
+        with tqdm(total=total, unit='frame', desc='kitti2bag', disable=args.no_progress) as bar, \
+                user_input():   # kitti_to_bag names the file of every read or write error
             counts = kitti_to_bag(args.kitti, staging / out.name, storage=args.storage,
                                   subset=args.subset, on_frame=lambda name: bar.update(1))
         if out.exists():

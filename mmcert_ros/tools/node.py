@@ -19,6 +19,8 @@ from __future__ import annotations
 import argparse
 import importlib
 
+from mmcert_ros.errors import user_input
+
 #: node name on the command line -> module under mmcert_ros.ros providing main(args)
 NODES = {
     'segmenter': 'segmenter_node',
@@ -38,7 +40,9 @@ def preset_arguments(preset: str) -> list[str]:
     """ROS arguments loading a preset: its parameter file and its topic remappings (the same
     input names for the segmenter and the outputs of sim_drive, so the two meet)."""
     from mmcert_ros.ros.presets import preset_path, preset_remappings
+    from mmcert_ros.ros.process import check_params_file
     path = preset_path(preset)
+    check_params_file(path)
     arguments = ['--ros-args', '--params-file', str(path)]
     for name, topic in preset_remappings(path):
         arguments += ['-r', f'{name}:={topic}']
@@ -47,5 +51,6 @@ def preset_arguments(preset: str) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     module = importlib.import_module(f'mmcert_ros.ros.{NODES[args.node]}')
-    preset = preset_arguments(args.preset) if args.preset else []
+    with user_input('--preset'):
+        preset = preset_arguments(args.preset) if args.preset else []
     return module.main([f'mmcert-ros-{args.node}', *preset, *args.ros_args])

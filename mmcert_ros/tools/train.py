@@ -19,6 +19,9 @@ import argparse
 import json
 from pathlib import Path
 
+from mmcert_ros.errors import UserError, user_input
+from mmcert_ros.tools.arguments import positive_int
+
 VALIDATION_SEED_OFFSET = 100_000
 
 
@@ -29,16 +32,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument('--kitti-root', type=Path, help='KITTI Road folder (with --data kitti)')
     data.add_argument('--data-seed', type=int, default=0,
                       help='first synthetic drive seed (default 0)')
-    data.add_argument('--train-drives', type=int, default=16, help='synthetic training drives')
-    data.add_argument('--frames-per-drive', type=int, default=16,
+    data.add_argument('--train-drives', type=positive_int, default=16, help='synthetic training drives')
+    data.add_argument('--frames-per-drive', type=positive_int, default=16,
                       help='frames rendered per synthetic training drive')
-    data.add_argument('--frame-stride', type=int, default=5,
+    data.add_argument('--frame-stride', type=positive_int, default=5,
                       help='keep every this many simulator frames (5 = two a second at 10 Hz)')
-    data.add_argument('--val-drives', type=int, default=2, help='synthetic validation drives')
-    data.add_argument('--val-frames', type=int, default=4,
+    data.add_argument('--val-drives', type=positive_int, default=2, help='synthetic validation drives')
+    data.add_argument('--val-frames', type=positive_int, default=4,
                       help='validation frames per drive (synthetic) or in all (KITTI)')
-    data.add_argument('--width', type=int, default=1242, help='synthetic frame width (pixels)')
-    data.add_argument('--height', type=int, default=375, help='synthetic frame height (pixels)')
+    data.add_argument('--width', type=positive_int, default=1242, help='synthetic frame width (pixels)')
+    data.add_argument('--height', type=positive_int, default=375, help='synthetic frame height (pixels)')
     data.add_argument('--depth', choices=('dense', 'lidar'), default='dense',
                       help='synthetic depth: dense or a sparse LiDAR pattern (default dense)')
     data.add_argument('--cache', type=Path, help='frame cache directory (default OUT/frames)')
@@ -60,7 +63,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help='random RGB keep fractions lie in (0, this] (default 0.05)')
     train.add_argument('--seed', type=int, default=0, help='weights, batches and masks')
     train.add_argument('--device', default='cpu', help="'cpu', 'cuda', 'cuda:N' or 'auto'")
-    train.add_argument('--threads', type=int,
+    train.add_argument('--threads', type=positive_int,
                        help='CPU threads for torch (default: torch decides; 1 is steadier on a '
                             'shared, busy machine)')
     train.add_argument('--no-amp', action='store_true', help='no mixed precision on CUDA')
@@ -83,19 +86,18 @@ def run(args: argparse.Namespace) -> int:
     from mmcert_ros.training.provenance import run_provenance
     from mmcert_ros.training.trainer import TrainConfig, Trainer
 
-    config = TrainConfig(
-        epochs=args.epochs, steps_per_epoch=args.steps_per_epoch, batch_size=args.batch_size,
-        crop_width=args.crop_width or None, learning_rate=args.lr,
-        weight_decay=args.weight_decay, keep_fraction_rgb=args.keep_fraction_rgb,
-        keep_fraction_depth=args.keep_fraction_depth,
-        random_keep_probability=args.random_keep_probability,
-        random_keep_max=args.random_keep_max, seed=args.seed, device=args.device,
-        amp=not args.no_amp, val_samples=args.val_samples,
-        network=NetworkConfig(num_classes=len(ROAD_CLASSES), width=args.net_width,
-                              feature_dim=args.feature_dim))
+    with user_input():   # the messages name the setting
+        config = TrainConfig(
+            epochs=args.epochs, steps_per_epoch=args.steps_per_epoch, batch_size=args.batch_size,
+            crop_width=args.crop_width or None, learning_rate=args.lr,
+            weight_decay=args.weight_decay, keep_fraction_rgb=args.keep_fraction_rgb,
+            keep_fraction_depth=args.keep_fraction_depth,
+            random_keep_probability=args.random_keep_probability,
+            random_keep_max=args.random_keep_max, seed=args.seed, device=args.device,
+            amp=not args.no_amp, val_samples=args.val_samples,
+            network=NetworkConfig(num_classes=len(ROAD_CLASSES), width=args.net_width,
+                                  feature_dim=args.feature_dim))
     if args.threads is not None:
-        if args.threads < 1:
-            raise ValueError(f'--threads must be >= 1, got {args.threads}')
         torch.set_num_threads(args.threads)
     train_frames, val_frames, data = _load_data(args)
     print(f'training frames: {len(train_frames)}, validation frames: {len(val_frames)}')
@@ -105,7 +107,8 @@ def run(args: argparse.Namespace) -> int:
                                   int(train_frames[0].rgb.shape[1])])
     trainer = Trainer(config, train_set, val_frames, args.out, provenance)
     if args.resume:
-        trainer.resume(args.resume)
+        with user_input('--resume'):
+            trainer.resume(args.resume)
         print(f'resumed {args.resume} after epoch {trainer.epoch}')
 
     def progress(epoch: int, steps: int):
@@ -132,14 +135,12 @@ def _load_data(args: argparse.Namespace) -> tuple[list, list, dict]:
 
     if args.data == 'kitti':
         if args.kitti_root is None:
-            raise ValueError('--data kitti needs --kitti-root')
-        train, train_description = kitti_frames(args.kitti_root, 'train')
-        val, val_description = kitti_frames(args.kitti_root, 'test')
+            raise UserError('--data kitti needs --kitti-root')
+        with user_input('--kitti-root'):
+            train, train_description = kitti_frames(args.kitti_root, 'train')
+            val, val_description = kitti_frames(args.kitti_root, 'test')
         return train, val[:args.val_frames], {'train': train_description,
                                               'validation': val_description}
-    for name in ('train_drives', 'frames_per_drive', 'frame_stride', 'val_drives', 'val_frames'):
-        if getattr(args, name) < 1:
-            raise ValueError(f'--{name.replace("_", "-")} must be >= 1')
     cache = args.cache or args.out / 'frames'
 
     def drives(seeds: range, frames: int) -> tuple[list, list]:

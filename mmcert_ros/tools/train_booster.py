@@ -16,6 +16,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from mmcert_ros.errors import user_input
+from mmcert_ros.tools.arguments import positive_int
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--sigma', type=float, required=True,
@@ -28,11 +31,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='write it to mmcert_ros/models/weights/booster_sigma<S>.pt')
     data = parser.add_argument_group('data')
     data.add_argument('--data-seed', type=int, default=0, help='first synthetic drive seed')
-    data.add_argument('--drives', type=int, default=8, help='synthetic training drives')
-    data.add_argument('--frames-per-drive', type=int, default=5)
-    data.add_argument('--frame-stride', type=int, default=10)
-    data.add_argument('--width', type=int, default=621, help='frame width (pixels)')
-    data.add_argument('--height', type=int, default=188, help='frame height (pixels)')
+    data.add_argument('--drives', type=positive_int, default=8, help='synthetic training drives')
+    data.add_argument('--frames-per-drive', type=positive_int, default=5)
+    data.add_argument('--frame-stride', type=positive_int, default=10)
+    data.add_argument('--width', type=positive_int, default=621, help='frame width (pixels)')
+    data.add_argument('--height', type=positive_int, default=188, help='frame height (pixels)')
     train = parser.add_argument_group('training')
     train.add_argument('--steps', type=int, default=500)
     train.add_argument('--batch-frames', type=int, default=2)
@@ -44,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     train.add_argument('--align-weight', type=float, default=4.0,
                        help='weight of the prototype-alignment (margin) term')
     train.add_argument('--seed', type=int, default=0)
-    train.add_argument('--threads', type=int, default=1, help='CPU threads for torch')
+    train.add_argument('--threads', type=positive_int, default=1, help='CPU threads for torch')
     train.add_argument('--device', default='cpu')
 
 
@@ -60,10 +63,11 @@ def run(args: argparse.Namespace) -> int:
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    config = BoosterTrainConfig(sigma=args.sigma, steps=args.steps,
-                                batch_frames=args.batch_frames, copies=args.copies, lr=args.lr,
-                                score_weight=args.score_weight,
-                                align_weight=args.align_weight, seed=args.seed)
+    with user_input():   # the messages name the setting
+        config = BoosterTrainConfig(sigma=args.sigma, steps=args.steps,
+                                    batch_frames=args.batch_frames, copies=args.copies,
+                                    lr=args.lr, score_weight=args.score_weight,
+                                    align_weight=args.align_weight, seed=args.seed)
     out = default_booster_path(args.sigma) if args.install else args.out
     model = load_model(args.checkpoint or None, args.device)
     frames, drives = [], []
