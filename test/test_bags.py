@@ -2,6 +2,7 @@
 and bad input fails clearly (missing topic lists the bag's topics, corrupt bags name the path,
 corrupt messages come back as errors without stopping the stream, nothing is overwritten)."""
 import sqlite3
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -206,3 +207,67 @@ def test_bag_with_fewer_messages_than_its_index_lists_is_reported_corrupt(tmp_pa
         with pytest.raises(BagError, match=r'corrupt: only 3 of 4 on /cam/info'):
             for _ in stream:
                 pass
+
+
+def _chunks(mcap_file):
+    """``(start offset, end offset, messages)`` of every chunk, read by ``rosbags``' own MCAP
+    reader from the file's summary (independent of the salvage reader under test)."""
+    from rosbags.rosbag2.storage_mcap import McapReader
+    reader = McapReader(mcap_file)
+    reader.open()
+    try:
+        return [(chunk.chunk_start_offset, chunk.chunk_start_offset + chunk.chunk_length,
+                 sum(chunk.channel_count.values())) for chunk in reader.chunks]
+    finally:
+        reader.close()
+
+
+def _write_big_drive(path, frames=10):
+    """MCAP frames large enough (about 0.35 MB each) for rosbags to close several 1 MiB chunks."""
+    rng = np.random.default_rng(5)
+    with BagWriter(path, 'mcap') as bag:
+        for index in range(frames):
+            stamp = 7 * S + index * S // 10
+            bag.write_image('/cam/rgb', encode_image(
+                rng.integers(0, 256, (240, 320, 3), dtype=np.uint8), 'rgb8'), stamp, 'cam')
+            bag.write_image('/cam/depth', encode_image(
+                rng.integers(0, 60000, (240, 320), dtype=np.uint16), '16UC1'), stamp, 'cam')
+    return next(path.glob('*.mcap'))
+
+
+def test_mcap_cut_in_a_chunk_reads_every_complete_chunk_then_says_where_it_stopped(tmp_path):
+    path = tmp_path / 'drive'
+    mcap_file = _write_big_drive(path)
+    chunks = _chunks(mcap_file)
+    assert len(chunks) >= 3
+    with BagReader(path) as bag:   # every message of the intact bag, in order
+        intact = [(m.topic, m.log_time_ns, bytes(m.message.data))
+                  for m in bag.messages(['/cam/rgb', '/cam/depth'])]
+    start, end, _ = chunks[2]
+    cut = (start + end) // 2                 # in the middle of the third chunk
+    mcap_file.write_bytes(mcap_file.read_bytes()[:cut])
+    readable = chunks[0][2] + chunks[1][2]   # the messages of the two complete chunks
+
+    with BagReader(path) as bag:
+        assert bag.truncated and f'the chunk at byte {start} is cut off' in bag.truncated
+        assert sum(topic.count for topic in bag.topics.values()) == readable
+        read = []
+        with pytest.raises(BagError, match=rf'bag {path} is truncated: .* read the {readable} '
+                                           'messages before it'):
+            for message in bag.messages(['/cam/rgb', '/cam/depth']):
+                read.append((message.topic, message.log_time_ns, bytes(message.message.data)))
+    assert read == intact[:readable]
+
+
+def test_mcap_that_lost_only_its_summary_reads_completely(tmp_path):
+    path = tmp_path / 'drive'
+    mcap_file = _write_big_drive(path, frames=3)
+    data = mcap_file.read_bytes()
+    summary_start, = struct.unpack_from('<Q', data, len(data) - 37 + 9)   # from the footer
+    assert summary_start > _chunks(mcap_file)[-1][1]
+    mcap_file.write_bytes(data[:summary_start + 30])   # the data-end record is just before
+    with BagReader(path) as bag:
+        assert bag.truncated is None
+        assert {name: t.count for name, t in bag.topics.items()} == {'/cam/rgb': 3,
+                                                                     '/cam/depth': 3}
+        assert len(list(bag.messages(['/cam/rgb', '/cam/depth']))) == 6

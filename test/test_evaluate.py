@@ -13,7 +13,7 @@ from rosbags.rosbag2 import StoragePlugin, Writer
 from scipy.stats import binom
 from statsmodels.stats.multitest import multipletests
 
-from mmcert_ros.bags import BagReader, BagWriter, MissingTopicError
+from mmcert_ros.bags import BagError, BagReader, BagWriter, MissingTopicError
 from mmcert_ros.bags.frames import FrameTopics, write_frame
 from mmcert_ros.bags.messages import TYPESTORE, image_message, stamp_to_ns
 from mmcert_ros.certify import CertifiedSegmenter, CertifyConfig, delta
@@ -433,3 +433,90 @@ def test_interrupted_evaluation_keeps_the_reports_and_bag_of_the_frames_done(tmp
     assert (metrics['frames'], metrics['complete'], metrics['error']) == (2, False, 'interrupted')
     with BagReader(out / 'bag') as result:
         assert result.topics['/mmcert/overlay'].count == 2
+
+
+def _complete_chunk_messages(mcap_file, cut):
+    """Messages in the chunks that end before byte ``cut``, from ``rosbags``' own reader of
+    the intact file's summary (independent of the salvage reader)."""
+    from rosbags.rosbag2.storage_mcap import McapReader
+    reader = McapReader(mcap_file)
+    reader.open()
+    try:
+        return sum(sum(chunk.channel_count.values()) for chunk in reader.chunks
+                   if chunk.chunk_start_offset + chunk.chunk_length <= cut)
+    finally:
+        reader.close()
+
+
+def _cut_mcap(bag, fraction):
+    """Cut the bag's MCAP file at ``fraction`` of its size (as a killed recorder leaves it);
+    return the number of messages in the complete chunks before the cut."""
+    mcap_file = next(bag.glob('*.mcap'))
+    data = mcap_file.read_bytes()
+    cut = int(len(data) * fraction)
+    readable = _complete_chunk_messages(mcap_file, cut)
+    mcap_file.write_bytes(data[:cut])
+    return readable
+
+
+def test_truncated_mcap_is_evaluated_up_to_the_cut_and_marked_incomplete(tmp_path):
+    frames = make_frames(count=10, height=240, width=320)   # about 0.35 MB a frame: 4 chunks
+    config = CONFIG.replace(num_samples=20, batch_size=20)
+    bag = write_bag(tmp_path / 'drive', frames)
+    readable = _cut_mcap(bag, 0.6)
+    whole, rest = divmod(readable, 3)     # each frame wrote rgb, depth, gt in this order
+    assert whole >= 3 and whole < len(frames)
+    out = tmp_path / 'out'
+    with pytest.raises(EvaluationIncomplete, match=rf'bag {bag} is truncated: .*cut off.*'
+                                                   rf'{whole} frames before it'):
+        run_evaluation(BagFrames(bag, '/cam/rgb', '/cam/depth', '/cam/gt'), out, config)
+    metrics = json.loads((out / 'metrics.json').read_text())
+    assert metrics['complete'] is False and 'truncated' in metrics['error']
+    assert metrics['frames'] == whole
+    # the partly written frame's messages count as unpaired, by kind
+    partial = {0: {}, 1: {'unpaired rgb': 1}, 2: {'rgb-d pair without ground truth': 1}}[rest]
+    assert metrics['skipped']['reasons'] == partial
+    # the same figures as a complete bag of the frames before the cut
+    reference = run_evaluation(
+        BagFrames(write_bag(tmp_path / 'head', frames[:whole]), '/cam/rgb', '/cam/depth',
+                  '/cam/gt'), tmp_path / 'reference', config)
+    for key in ('frames', 'plain', 'certified', 'curve', 'certified_fraction'):
+        assert metrics[key] == reference[key]
+    rows = list(csv.DictReader((out / 'frames.csv').open()))
+    assert [row['stamp_ns'] for row in rows] == [str(f.stamp_ns) for f in frames[:whole]]
+
+
+def test_cli_on_a_truncated_mcap_exits_2_with_one_line_and_keeps_the_reports(
+        tmp_path, tiny_checkpoint, capsys):
+    frames = make_frames(count=8, height=240, width=320)
+    bag = write_bag(tmp_path / 'drive', frames)
+    readable = _cut_mcap(bag, 0.7)
+    out = tmp_path / 'out'
+    assert cli.main(['evaluate', '--bag', str(bag), '--rgb-topic', '/cam/rgb', '--depth-topic',
+                     '/cam/depth', '--gt-topic', '/cam/gt', '--model', str(tiny_checkpoint),
+                     '--seed', '0', '--out', str(out), '--no-progress']) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and error[0].startswith(f'mmcert-ros evaluate: error: bag {bag} '
+                                                   'is truncated')
+    metrics = json.loads((out / 'metrics.json').read_text())
+    assert (metrics['complete'], metrics['frames']) == (False, readable // 3)
+    assert metrics['error'] in error[0]
+
+
+def test_bag_without_messages_on_a_requested_topic_exits_2_naming_it(tmp_path, capsys):
+    path = tmp_path / 'empty'
+    rgb = image_message(encode_image(np.zeros((4, 6, 3), np.uint8), 'rgb8'), S, 'cam')
+    with Writer(path, version=8) as writer:   # topics declared, depth and gt never written
+        connections = {topic: writer.add_connection(topic, 'sensor_msgs/msg/Image',
+                                                    typestore=TYPESTORE)
+                       for topic in ('/cam/rgb', '/cam/depth', '/cam/gt')}
+        writer.write(connections['/cam/rgb'], S, TYPESTORE.serialize_cdr(
+            rgb, 'sensor_msgs/msg/Image'))
+    with pytest.raises(BagError, match=rf'bag {path} has no message on /cam/depth, /cam/gt'):
+        BagFrames(path, '/cam/rgb', '/cam/depth', '/cam/gt')
+    assert cli.main(['evaluate', '--bag', str(path), '--rgb-topic', '/cam/rgb', '--depth-topic',
+                     '/cam/depth', '--out', str(tmp_path / 'out'), '--no-progress']) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert error == [f'mmcert-ros evaluate: error: bag {path} has no message on /cam/depth: '
+                     'nothing to evaluate']
+    assert not (tmp_path / 'out').exists()

@@ -123,3 +123,24 @@ def test_missing_kitti_folder_is_a_clear_error(tmp_path, capsys):
     assert cli.main(['kitti2bag', str(tmp_path / 'nope'), str(tmp_path / 'bag')]) == 2
     assert 'no KITTI Road layout' in capsys.readouterr().err
     assert not (tmp_path / 'bag').exists()
+
+
+def test_missing_ground_truth_image_stops_the_conversion_naming_it(tmp_path, kitti, capsys):
+    root, names = kitti
+    partial = tmp_path / 'partial' / 'training'
+    partial.mkdir(parents=True)
+    for folder in ('image_2', 'calib', 'depth_u16'):
+        (partial / folder).symlink_to(root / 'training' / folder)
+    (partial / 'gt_image_2').mkdir()
+    kept = sorted((root / 'training' / 'gt_image_2').iterdir())[:-1]   # lose the last one
+    for path in kept:
+        (partial / 'gt_image_2' / path.name).symlink_to(path)
+    missing = partial / 'gt_image_2' / f'{names[-1].replace("_", "_road_", 1)}.png'
+    assert not missing.exists()
+    out = tmp_path / 'bag'
+    assert cli.main(['kitti2bag', str(tmp_path / 'partial'), str(out), '--no-progress']) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and 'Traceback' not in error[0]
+    assert f'ground truth missing for 1 of {FRAMES} frames: {missing}' in error[0]
+    assert not out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['partial']   # no staging left

@@ -76,7 +76,7 @@ class ParameterSpec:
         if not ok:
             raise UserError(f'{self.name}: expected {kind}, got {value!r}')
         if self.low is not None and not self.low <= value <= self.high:
-            raise UserError(f'{self.name}: {value!r} is outside [{self.low:g}, {self.high:g}]')
+            raise UserError(f'{self.name}: {value!r} is outside [{self.low!r}, {self.high!r}]')
         return value
 
 
