@@ -170,3 +170,49 @@ def test_the_shipped_default_model_is_used_without_a_checkpoint(drive, tmp_path)
     report = json.loads((tmp_path / 'report.json').read_text())
     assert report['checkpoint'] == str(DEFAULT_CHECKPOINT)
     assert report['plain']['iou'] > 0.3  # a trained model finds the road
+
+
+class RunsCode:
+    """Unpickling this runs a shell command (what a malicious checkpoint does)."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+        return os.system, (f'touch {self.marker}',)
+
+
+def one_error_line(capsys) -> str:
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1 and 'Traceback' not in lines[0], lines
+    assert lines[0].startswith('mmcert-ros certify: error: ')
+    return lines[0]
+
+
+def test_user_errors_are_one_line_and_exit_2(drive, checkpoint, tmp_path, capsys):
+    tiny = ['--checkpoint', str(checkpoint), '--num-samples', '4']
+    existing = tmp_path / 'report.txt'
+    existing.write_text('keep me')
+    assert certify(drive, existing, *tiny) == 2
+    assert f'--out {existing} is an existing file' in one_error_line(capsys)
+    assert existing.read_text() == 'keep me'
+
+    assert certify(drive, tmp_path / 'o', *tiny, '--alpha', '2') == 2
+    assert 'alpha' in one_error_line(capsys)
+    assert certify(drive, tmp_path / 'o', '--checkpoint', str(checkpoint),
+                   '--num-samples', 'many') == 2
+    assert "argument --num-samples: invalid int value: 'many'" in one_error_line(capsys)
+    assert certify(drive, tmp_path / 'o', *tiny, '--config', str(tmp_path / 'none.yaml')) == 2
+    assert 'none.yaml' in one_error_line(capsys)
+
+    pickled = tmp_path / 'pickled.pt'
+    torch.save({'weights': RunsCode(tmp_path / 'code_ran')}, pickled)
+    assert certify(drive, tmp_path / 'o', '--checkpoint', str(pickled)) == 2
+    line = one_error_line(capsys)
+    assert (f'checkpoint {pickled} is refused: not a plain-tensor checkpoint (it would run code '
+            'when unpickled)') in line
+    assert 'weights_only' not in line and not (tmp_path / 'code_ran').exists()
+    assert certify(drive, tmp_path / 'o', '--checkpoint', '/etc/passwd') == 2
+    assert 'checkpoint /etc/passwd is corrupt: not a readable torch file' in one_error_line(capsys)
+    assert not (tmp_path / 'o').exists()  # nothing half-written
