@@ -31,7 +31,7 @@ from mmcert_ros.bags.messages import TYPESTORE
 _STORAGE_SUFFIXES = ('.mcap', '.db3')
 #: what ``rosbags`` says of an MCAP file whose footer or summary is missing or cut
 _TRUNCATION_MARKS = ('File end magic is invalid', 'Invalid MCAP footer',
-                     'Invalid MCAP summary offset', 'not enough bytes', 'Could not read')
+                     'Invalid MCAP summary offset')
 
 
 @dataclass(frozen=True)
