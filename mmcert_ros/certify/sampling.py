@@ -176,6 +176,25 @@ def _draw_dense(n: int, k_rows: torch.Tensor, k_max: int, generator: torch.Gener
     return kept, complete
 
 
+def ablate(rgb: torch.Tensor, depth: torch.Tensor, rgb_indices: torch.Tensor,
+           depth_indices: torch.Tensor) -> ModelInputs:
+    """The sub-sampled batch of one frame from kept flat indices (:func:`draw_kept_indices`).
+
+    :param rgb: ``(1, 3, H, W)``; ``depth``: ``(1, 1, Hd, Wd)``, invalid pixels already 0.
+    :param rgb_indices: ``(B, k_rgb)`` kept indices into ``H * W``; ``depth_indices`` likewise.
+    """
+    batch = rgb_indices.shape[0]
+    rgb_keep = _mask_of(rgb_indices, rgb.shape[-2:], rgb.dtype)
+    depth_keep = _mask_of(depth_indices, depth.shape[-2:], depth.dtype)
+    return ModelInputs(rgb.expand(batch, -1, -1, -1) * rgb_keep, rgb_keep,
+                       depth.expand(batch, -1, -1, -1) * depth_keep, depth_keep)
+
+
+def _mask_of(indices: torch.Tensor, size: torch.Size, dtype: torch.dtype) -> torch.Tensor:
+    masks = torch.zeros(indices.shape[0], size[0] * size[1], dtype=dtype, device=indices.device)
+    return masks.scatter_(1, indices, 1).view(-1, 1, *size)
+
+
 def subsample(rgb: torch.Tensor, depth: torch.Tensor, k_rgb: int | Sequence[int],
               k_depth: int | Sequence[int], generator: torch.Generator) -> ModelInputs:
     """Sub-sample each modality independently at its native resolution.
