@@ -109,15 +109,12 @@ def draw_kept_indices(batch: int, n: int, k: int | Sequence[int], generator: tor
     k_max = max(k_list) if batch else 0
     k_rows = torch.tensor(k_list, dtype=torch.long).to(device)
     draw_rows = _draw_dense if k_max > _DENSE_FRACTION * n else _draw_sparse
-    kept = torch.empty(batch, k_max, dtype=torch.long, device=device)
+    kept, complete = draw_rows(n, k_rows, k_max, generator)
     pending = torch.arange(batch, device=device)
-    while pending.numel():
-        rows, complete = draw_rows(n, k_rows[pending], k_max, generator)
-        if bool(complete.all()):  # the one host read per round
-            kept[pending] = rows
-            break
-        kept[pending[complete]] = rows[complete]
+    while not bool(complete.all()):  # the one host read per round
         pending = pending[~complete]
+        rows, complete = draw_rows(n, k_rows[pending], k_max, generator)
+        kept[pending[complete]] = rows[complete]
     if k_max == min(k_list, default=0):
         return kept
     return torch.where(torch.arange(k_max, device=device)[None, :] < k_rows[:, None], kept,
@@ -148,8 +145,8 @@ def _draw_sparse(n: int, k_rows: torch.Tensor, k_max: int, generator: torch.Gene
     draws = k_max + math.ceil(2 * expected_repeats + 6 * math.sqrt(expected_repeats) + 8)
     rows = k_rows.numel()
     values, accepted = uniform_below(n, (rows, draws), generator)
-    values = values.masked_fill(~accepted, n)  # discarded draws sort last, as one value
-    ordered, position = values.sort(dim=1, stable=True)  # ties keep draw order
+    values = torch.where(accepted, values, n).to(torch.int32 if n < 2 ** 31 else torch.long)
+    ordered, position = values.sort(dim=1, stable=True)  # discarded (= n) last; ties in order
     first = torch.ones_like(ordered, dtype=torch.bool)
     first[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
     first &= ordered < n
@@ -160,7 +157,7 @@ def _draw_sparse(n: int, k_rows: torch.Tensor, k_max: int, generator: torch.Gene
     complete = keep.sum(dim=1) == k_rows
     column = torch.where(keep, keep.cumsum(dim=1) - 1, k_max)
     kept = torch.zeros(rows, k_max + 1, dtype=torch.long, device=values.device)
-    kept.scatter_(1, column, ordered)
+    kept.scatter_(1, column, ordered.long())
     return kept[:, :k_max], complete
 
 

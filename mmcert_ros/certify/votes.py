@@ -21,8 +21,7 @@ from __future__ import annotations
 
 import torch
 
-from mmcert_ros.models.network import (BilinearTaps, upsample_bilinear, upsample_columns,
-                                       upsample_rows)
+from mmcert_ros.models.network import BilinearTaps, upsample_bilinear
 
 #: relative margin (2^-20, sixteen float32 roundings) that no rounding of the row pass can flip
 _MARGIN = 2.0 ** -20
@@ -103,11 +102,13 @@ class GridVotes:
     ``upsample_bilinear(grid, size)`` (see the module docstring for why it is exact)."""
 
     def __init__(self, num_classes: int, size: tuple[int, int], grid: tuple[int, int],
-                 device: torch.device) -> None:
+                 device: torch.device, compact: bool | None = None) -> None:
+        """:param compact: count on the grid and compute only unclear blocks per pixel
+            (default: on the CPU); False upsamples in full (the accelerator way)."""
         self.num_classes = num_classes
         self.size = size
         self.grid = grid
-        self._sparse = device.type == 'cpu'
+        self._sparse = device.type == 'cpu' if compact is None else compact
         if not self._sparse:
             self._dense = DenseVotes(num_classes, size, device)
         else:

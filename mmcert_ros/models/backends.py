@@ -54,7 +54,7 @@ class _GridHead(nn.Module):
         self.network = network
 
     def forward(self, level0, level1, level2, level3):
-        return self.network.classify(self.network.embed_trunk([level0, level1, level2, level3]))
+        return self.network.grid_logits_from_levels([level0, level1, level2, level3])
 
 
 def export_onnx(network: nn.Module, path: str | Path | io.BytesIO | None = None) -> bytes:
@@ -105,11 +105,18 @@ class OnnxRuntimeNet(nn.Module):
     def num_classes(self) -> int:
         return self.network.num_classes
 
+    def pyramid_inputs(self, rgb, depth) -> list[torch.Tensor]:
+        """``SparseRGBDNet.pyramid_inputs`` (densification, in torch)."""
+        return self.network.pyramid_inputs(rgb, depth)
+
+    def grid_logits_from_levels(self, levels: list[torch.Tensor]) -> torch.Tensor:
+        """``SparseRGBDNet.grid_logits_from_levels`` run by ONNX Runtime."""
+        feeds = {f'level{i}': level.contiguous().numpy() for i, level in enumerate(levels)}
+        return torch.from_numpy(self.session.run(['grid_logits'], feeds)[0])
+
     def grid_logits_kept(self, rgb, rgb_indices, depth, depth_indices) -> torch.Tensor:
         """As ``SparseRGBDNet.grid_logits_kept``, the dense part in ONNX Runtime."""
         from mmcert_ros.models.network import KeptPixels
 
-        levels = self.network.pyramid_inputs(KeptPixels.from_indices(rgb, rgb_indices),
-                                             KeptPixels.from_indices(depth, depth_indices))
-        feeds = {f'level{i}': level.contiguous().numpy() for i, level in enumerate(levels)}
-        return torch.from_numpy(self.session.run(['grid_logits'], feeds)[0])
+        return self.grid_logits_from_levels(self.pyramid_inputs(
+            KeptPixels.from_indices(rgb, rgb_indices), KeptPixels.from_indices(depth, depth_indices)))

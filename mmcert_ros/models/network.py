@@ -120,14 +120,16 @@ class KeptPixels:
         """From one un-ablated ``(1, C, H, W)`` frame (or B of them) and ``(B, k)`` flat indices,
         each row distinct and ascending (``sampling.draw_kept_indices``): the same pixels in
         the same order as :meth:`from_mask` of the ablated batch, without building it."""
-        _, _, height, width = frame.shape
+        frames, channels, height, width = frame.shape
         batch, k = indices.shape
         flat = indices.reshape(-1)
         b = torch.arange(batch, device=indices.device).repeat_interleave(k)
         y = torch.div(flat, width, rounding_mode='floor')
         x = flat - y * width
-        source = b if frame.shape[0] == batch else torch.zeros_like(b)
-        return cls(b, y, x, frame[source, :, y, x], batch, height, width)
+        # one row of C values per pixel: a view for a channels-last frame, else one copy
+        pixels = frame.permute(0, 2, 3, 1).reshape(frames * height * width, channels)
+        source = flat + b * (height * width) if frames == batch else flat
+        return cls(b, y, x, pixels.index_select(0, source), batch, height, width)
 
 
 def cell_sums(kept: KeptPixels, grid: tuple[int, int],
@@ -327,8 +329,13 @@ class SparseRGBDNet(nn.Module):
                          depth_indices: torch.Tensor) -> torch.Tensor:
         """Logits on the 1/8 grid ``(B, num_classes, h, w)`` of the sub-sampled batch (arguments
         as :meth:`forward_kept`): ``forward_kept == upsample_bilinear(grid_logits_kept)``."""
-        return self.classify(self._embed(KeptPixels.from_indices(rgb, rgb_indices),
-                                         KeptPixels.from_indices(depth, depth_indices)))
+        return self.grid_logits_from_levels(self.pyramid_inputs(
+            KeptPixels.from_indices(rgb, rgb_indices), KeptPixels.from_indices(depth, depth_indices)))
+
+    def grid_logits_from_levels(self, levels: list[torch.Tensor]) -> torch.Tensor:
+        """The dense part: grid logits ``(B, num_classes, h, w)`` from :meth:`pyramid_inputs`
+        (what :func:`~mmcert_ros.models.backends.export_onnx` exports)."""
+        return self.classify(self.embed_trunk(levels))
 
     def forward_kept(self, rgb: torch.Tensor, rgb_indices: torch.Tensor, depth: torch.Tensor,
                      depth_indices: torch.Tensor) -> torch.Tensor:

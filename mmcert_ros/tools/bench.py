@@ -1,9 +1,12 @@
 """Benchmark the certification core on one 1242x375 frame pair (figures and ratios).
 
-Reports per-stage times of certifying one frame with the shipped model, the certification
-step (p-values + Holm + radius map) against Holm by sorting per-pixel p-values, and drawing
-the N exact-k masks against numpy.random.choice per sample (the MMCert reference code's way).
-Targets: certification < 20 ms and >= 10x; sampling < 300 ms and >= 4x.
+Reports the certification step (p-values + Holm + radius map) against Holm by sorting
+per-pixel p-values, drawing the N exact-k masks against numpy.random.choice per sample (the
+MMCert reference code's way), and the engine with the shipped model against its previous hot
+path (mmcert_ros.benchmark.reference), per stage and end to end, in every mode (fp32 exact,
+bf16, ONNX Runtime), with the labels that change and the radius a 1 s frame buys.
+Targets: certification < 20 ms and >= 10x; sampling < 300 ms and >= 4x; engine fp32 >= 2.5x
+with unchanged votes, fastest mode >= 5x.
 """
 from __future__ import annotations
 
@@ -19,6 +22,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--checkpoint', default='', help="model checkpoint ('' = shipped default)")
     parser.add_argument('--skip-engine', action='store_true',
                         help='skip the end-to-end engine run (no model needed)')
+    parser.add_argument('--repeats', type=int, default=3,
+                        help='interleaved runs per engine mode, median reported (default 3)')
+    parser.add_argument('--modes', default='fp32,bf16,onnxruntime',
+                        help='engine modes to compare with the reference (default all)')
+    parser.add_argument('--batch-sizes', default='',
+                        help='also time the fp32 engine at these batch sizes, e.g. 8,16,32,64')
+    parser.add_argument('--threads', type=int, default=0,
+                        help='torch threads (default: torch\'s choice)')
     parser.add_argument('--json', type=Path, metavar='FILE', help='also write the figures as JSON')
 
 
@@ -27,9 +38,11 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
-    from mmcert_ros.benchmark.core import bench_certification, bench_engine, bench_sampling
+    from mmcert_ros.benchmark.core import bench_certification, bench_sampling
     from mmcert_ros.certify.config import CertifyConfig
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     config = CertifyConfig(num_samples=args.num_samples, seed=0)
     figures: dict[str, object] = {
         'frame': f'{args.width}x{args.height}', 'num_samples': config.num_samples,
@@ -43,8 +56,18 @@ def run(args: argparse.Namespace) -> int:
 
         scene = SceneConfig().with_image_size(args.width, args.height)
         frame = next(drive(seed=0, num_frames=1, config=scene))
+        from mmcert_ros.benchmark.engine_speed import MODES, bench_batch_sizes, bench_speed
+
         model = load_model(args.checkpoint or None, 'cpu')
-        figures['engine'] = bench_engine(model, frame, config)
+        modes = [mode for mode in args.modes.split(',') if mode]
+        unknown = sorted(set(modes) - set(MODES))
+        if unknown:
+            raise SystemExit(f'mmcert-ros bench: unknown mode(s) {unknown}; choose from {list(MODES)}')
+        figures['engine'] = bench_speed(model, frame, config.num_samples, config.batch_size,
+                                        modes, args.repeats)
+        if args.batch_sizes:
+            sizes = [int(size) for size in args.batch_sizes.split(',')]
+            figures['batch_sizes'] = bench_batch_sizes(model, frame, config.num_samples, sizes)
     print(format_report(figures))
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2) + '\n')
@@ -69,7 +92,26 @@ def format_report(figures: dict) -> str:
         f"  speed-up              {sampling['sampling_speedup']:9.1f} x    (target >= 4 x)",
     ]
     if 'engine' in figures:
-        lines.append('engine, one frame end to end (shipped model, CPU)')
-        for stage, seconds in figures['engine'].items():
-            lines.append(f'  {stage[:-2]:<21} {seconds * 1e3:9.1f} ms')
+        engine = figures['engine']
+        names = [name for name in engine if name != 'settings']
+        lines.append('engine, one frame, same draws (shipped model, CPU): ms per stage')
+        lines.append(f"  {'stage':<16}" + ''.join(f'{name:>13}' for name in names))
+        for stage in ('sampling', 'densification', 'trunk_head', 'votes', 'certification',
+                      'total', 'engine_total'):
+            cells = [f"{engine[name][f'{stage}_s'] * 1e3:13.1f}" if f'{stage}_s' in engine[name]
+                     else f"{'-':>13}" for name in names]
+            lines.append(f'  {stage:<16}' + ''.join(cells))
+        for key, label, form in (('speedup', 'speed-up', '{:13.2f}'),
+                                 ('engine_speedup', 'speed-up (engine)', '{:13.2f}'),
+                                 ('changed_labels', 'labels changed', '{:13.2e}'),
+                                 ('changed_top_counts', 'top counts chg.', '{:13.2e}'),
+                                 ('max_samples_in_budget', 'N in 1 s', '{:13d}'),
+                                 ('collapse_radius', 'collapse r_rgb', '{:13d}')):
+            cells = [form.format(engine[name][key]) if key in engine[name] else f"{'-':>13}"
+                     for name in names]
+            lines.append(f'  {label:<16}' + ''.join(cells))
+        lines.append('  targets: fp32 speed-up >= 2.5 with 0 labels changed; fastest >= 5')
+    if 'batch_sizes' in figures:
+        lines.append('engine fp32 end to end by batch size: ' + ', '.join(
+            f'{size}: {seconds * 1e3:.0f} ms' for size, seconds in figures['batch_sizes'].items()))
     return '\n'.join(lines)
