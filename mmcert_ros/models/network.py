@@ -287,7 +287,8 @@ class SparseRGBDNet(nn.Module):
         coarse = self.embed(self.dense_trunk(inputs))
         return coarse * torch.rsqrt((coarse * coarse).sum(dim=1, keepdim=True).clamp(min=1e-12))
 
-    def _embed(self, rgb: KeptPixels, depth: KeptPixels) -> torch.Tensor:
+    def features_kept(self, rgb: KeptPixels, depth: KeptPixels) -> torch.Tensor:
+        """:meth:`features` of the kept pixels of a batch: ``(B, feature_dim, h, w)``."""
         return self.embed_trunk(self.pyramid_inputs(rgb, depth))
 
     def features(self, rgb, rgb_keep, depth, depth_keep) -> torch.Tensor:
@@ -297,7 +298,7 @@ class SparseRGBDNet(nn.Module):
         Euclidean norm 1 (up to rounding), as feature-space smoothing requires.
         """
         self._check_inputs(rgb, rgb_keep, depth, depth_keep)
-        return self._embed(KeptPixels.from_mask(rgb, rgb_keep),
+        return self.features_kept(KeptPixels.from_mask(rgb, rgb_keep),
                            KeptPixels.from_mask(depth, depth_keep))
 
     def classify(self, features: torch.Tensor) -> torch.Tensor:
