@@ -71,3 +71,13 @@ class ReferenceVotes:
 
     def counts(self) -> torch.Tensor:
         return self._counts.view(-1, *self.size)
+
+
+def reference_l2_smoother(model: torch.nn.Module, depth: torch.Tensor, k: tuple[int, int],
+                          sigma: float, batch_size: int):
+    """The previous l2 recipe: Gaussian noise on every RGB pixel, then dense exact-k masks,
+    then ``model.features`` of the masked batch."""
+    from mmcert_ros.certify import feature_smoothing as fs
+
+    encoder = fs.joint_rgbd_encoder(model.features, depth, k[0], k[1])
+    return fs.FeatureSmoother(encoder, sigma, batch_size)

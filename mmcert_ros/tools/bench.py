@@ -56,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
 
         scene = SceneConfig().with_image_size(args.width, args.height)
         frame = next(drive(seed=0, num_frames=1, config=scene))
-        from mmcert_ros.benchmark.engine_speed import MODES, bench_batch_sizes, bench_speed
+        from mmcert_ros.benchmark.engine_speed import (MODES, bench_batch_sizes, bench_l2,
+                                                        bench_speed)
 
         model = load_model(args.checkpoint or None, 'cpu')
         modes = [mode for mode in args.modes.split(',') if mode]
@@ -65,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
             raise SystemExit(f'mmcert-ros bench: unknown mode(s) {unknown}; choose from {list(MODES)}')
         figures['engine'] = bench_speed(model, frame, config.num_samples, config.batch_size,
                                         modes, args.repeats)
+        figures['l2'] = bench_l2(model, frame, config.num_samples, config.batch_size,
+                                 repeats=max(1, args.repeats - 1))
         if args.batch_sizes:
             sizes = [int(size) for size in args.batch_sizes.split(',')]
             figures['batch_sizes'] = bench_batch_sizes(model, frame, config.num_samples, sizes)
@@ -111,6 +114,12 @@ def format_report(figures: dict) -> str:
                      for name in names]
             lines.append(f'  {label:<16}' + ''.join(cells))
         lines.append('  targets: fp32 speed-up >= 2.5 with 0 labels changed; fastest >= 5')
+    if 'l2' in figures:
+        l2 = figures['l2']
+        lines += [f"l2 certificate (certify_l2 defaults, sigma {l2['sigma']}, one frame)",
+                  f"  noise at kept pixels  {l2['fast_s'] * 1e3:9.1f} ms",
+                  f"  noise on every pixel  {l2['reference_s'] * 1e3:9.1f} ms",
+                  f"  speed-up              {l2['speedup']:9.2f} x    (target >= 3 x)"]
     if 'batch_sizes' in figures:
         lines.append('engine fp32 end to end by batch size: ' + ', '.join(
             f'{size}: {seconds * 1e3:.0f} ms' for size, seconds in figures['batch_sizes'].items()))
