@@ -1,4 +1,6 @@
 """CertifiedSegmenter on tiny deterministic models whose votes can be counted by hand."""
+import importlib.util
+
 import numpy as np
 import pytest
 import torch
@@ -233,6 +235,11 @@ def test_reduced_precision_and_onnxruntime_modes_agree_with_fp32():
     onnx = CertifiedSegmenter(model, config.replace(backend='onnxruntime')).certify(rgb, depth)
     bf16 = CertifiedSegmenter(model, config.replace(precision='bf16')).certify(rgb, depth)
     assert np.mean(onnx.labels != exact.labels) < 1e-3
+    if importlib.util.find_spec('openvino') is not None:
+        for precision, tolerance in (('fp32', 1e-3), ('bf16', 0.01)):
+            openvino = CertifiedSegmenter(model, config.replace(
+                backend='openvino', precision=precision)).certify(rgb, depth)
+            assert np.mean(openvino.labels != exact.labels) < tolerance
     assert np.mean(np.abs(onnx.top_counts.astype(int) - exact.top_counts) > 1) == 0
     assert np.mean(bf16.labels != exact.labels) < 0.01
     assert next(model.parameters()).dtype == torch.float32  # the base model is left as it was

@@ -26,7 +26,8 @@ from mmcert_ros.models.network import KeptPixels
 
 #: mode name -> (precision, backend); 'fp32' is the exact mode
 MODES = {'fp32': ('fp32', 'torch'), 'bf16': ('bf16', 'torch'),
-         'onnxruntime': ('fp32', 'onnxruntime')}
+         'onnxruntime': ('fp32', 'onnxruntime'), 'openvino': ('fp32', 'openvino'),
+         'openvino_bf16': ('bf16', 'openvino')}
 STAGES = ('sampling', 'densification', 'trunk_head', 'votes', 'certification')
 
 
@@ -197,3 +198,22 @@ def bench_l2(model: torch.nn.Module, frame: Frame, num_samples: int = 100,
     figures['speedup'] = figures['reference_s'] / figures['fast_s']
     figures['sigma'] = sigma
     return figures
+
+
+def ops_per_frame(model: torch.nn.Module, frame: Frame, num_samples: int = 100,
+                  batch_size: int = 16, precision: str = 'fp32') -> dict[str, int]:
+    """Operator counts of one engine frame from the torch profiler on the CPU: ``leaf_ops``
+    (operators that call no other operator, the proxy for kernel launches on a GPU) and
+    ``host_reads`` (``aten::item`` / ``aten::_local_scalar_dense`` calls, each a device
+    synchronisation on a GPU)."""
+    from torch.profiler import profile
+
+    segmenter = CertifiedSegmenter(model, CertifyConfig(
+        num_samples=num_samples, batch_size=batch_size, seed=0, precision=precision))
+    segmenter.certify_frame(frame)  # builds the inference copy
+    with profile() as profiler:
+        segmenter.certify_frame(frame)
+    events = [event for event in profiler.events() if event.name.startswith('aten::')]
+    return {'leaf_ops': sum(1 for event in events if not event.cpu_children),
+            'host_reads': sum(1 for event in events if event.name == 'aten::_local_scalar_dense'),
+            'num_samples': num_samples, 'batch_size': batch_size}

@@ -15,7 +15,9 @@ from typing import Any
 import yaml
 
 PRECISIONS = ('fp32', 'fp16', 'bf16')
-BACKENDS = ('torch', 'onnxruntime')
+BACKENDS = ('torch', 'onnxruntime', 'openvino')
+#: precisions each exported backend runs (the torch backend runs them all)
+EXPORTED_PRECISIONS = {'onnxruntime': ('fp32',), 'openvino': ('fp32', 'bf16')}
 DEVICE_PATTERN = re.compile(r'^(auto|cpu|cuda(:\d+)?)$')
 
 #: ROS parameter name -> CertifyConfig field (the node's ``certify.*`` / ``model.*`` names).
@@ -56,8 +58,9 @@ class CertifyConfig:
     :ivar precision: of the forward passes: 'fp32' (exact mode), 'bf16' (fastest on CPUs with
         AVX-512 BF16 / AMX) or 'fp16' (GPUs). ``SparseRGBDNet`` runs with its weights in that
         dtype (batch norm folded); other models under autocast.
-    :ivar backend: 'torch' or 'onnxruntime' (the model's dense part exported to ONNX, CPU,
-        fp32); see :mod:`mmcert_ros.models.backends`.
+    :ivar backend: 'torch', 'onnxruntime' (the model's dense part exported to ONNX, CPU, fp32)
+        or 'openvino' (the same export, CPU, fp32 or bf16); see
+        :mod:`mmcert_ros.models.backends`.
     """
 
     num_samples: int = 100
@@ -103,8 +106,9 @@ class CertifyConfig:
             raise ValueError(f'precision must be one of {PRECISIONS}, got {self.precision!r}')
         if self.backend not in BACKENDS:
             raise ValueError(f'backend must be one of {BACKENDS}, got {self.backend!r}')
-        if self.backend == 'onnxruntime' and self.precision != 'fp32':
-            raise ValueError(f"backend 'onnxruntime' runs precision 'fp32' only, "
+        if self.precision not in EXPORTED_PRECISIONS.get(self.backend, PRECISIONS):
+            raise ValueError(f'backend {self.backend!r} runs precision '
+                             f'{" or ".join(EXPORTED_PRECISIONS[self.backend])}, '
                              f'got {self.precision!r}')
 
     def replace(self, **changes: Any) -> 'CertifyConfig':

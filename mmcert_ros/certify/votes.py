@@ -118,6 +118,10 @@ class GridVotes:
                                             device=device)
             self._rows = _Pairs(BilinearTaps.build(size[0], grid[0], device), grid[0])
             self._cols = _Pairs(BilinearTaps.build(size[1], grid[1], device), grid[1])
+            width = grid[1]  # flat cell index of each block's four corners, (P * Q,) each
+            self._corners = [(row[:, None] * width + col[None, :]).reshape(-1)
+                             for row in (self._rows.low, self._rows.high)
+                             for col in (self._cols.low, self._cols.high)]
             self._block_counts = torch.zeros(num_classes, self._rows.low.numel(),
                                              self._cols.low.numel(), dtype=torch.int32,
                                              device=device)
@@ -128,18 +132,17 @@ class GridVotes:
         if not self._sparse:
             self._dense.add(upsample_bilinear(grid_logits, self.size))
             return
-        rows, cols = self._rows, self._cols
         labels, clear = _clear_label(grid_logits)  # per cell (B, h, w)
         # a block (row pair x column pair) is clear when its four cells are, with one label
-        corners = [(rows.low, cols.low), (rows.low, cols.high), (rows.high, cols.low),
-                   (rows.high, cols.high)]
-        block_label = labels[:, rows.low][:, :, cols.low]
-        block_clear = torch.ones_like(block_label, dtype=torch.bool)
-        for row, col in corners:
-            block_clear &= clear[:, row][:, :, col] & (labels[:, row][:, :, col] == block_label)
+        code = torch.where(clear, labels, -1).view(labels.shape[0], -1)  # -1 = unclear cell
+        corners = [code[:, corner] for corner in self._corners]  # (B, P * Q) each
+        block_clear = (corners[0] >= 0) & (corners[1] == corners[0]) \
+            & (corners[2] == corners[0]) & (corners[3] == corners[0])
+        shape = (labels.shape[0], self._rows.low.numel(), self._cols.low.numel())
+        block_label = torch.where(block_clear, corners[0], -1).view(shape)  # -1 = unclear
+        block_clear = block_clear.view(shape)
         for label in range(self.num_classes):
-            self._block_counts[label] += (block_clear & (block_label == label)).sum(
-                0, dtype=torch.int32)
+            self._block_counts[label] += (block_label == label).sum(0, dtype=torch.int32)
         sample, row_pair, col_pair = torch.nonzero(~block_clear, as_tuple=True)
         self._add_pixels(grid_logits, sample, row_pair, col_pair)
 

@@ -8,10 +8,11 @@ the engine calls (``CertifyConfig.precision`` and ``CertifyConfig.backend``):
   votes as the unfolded model up to float32 rounding), bfloat16 ('bf16', the fastest mode on
   CPUs with AVX-512 BF16 or AMX) or float16 ('fp16', for GPUs). Any other model runs as it
   is, under autocast for 'fp16' / 'bf16'.
-- backend ``'onnxruntime'``: the dense part of ``SparseRGBDNet`` (pyramid in, grid logits out)
-  exported to ONNX (:func:`export_onnx`) and run by ONNX Runtime on the CPU; densification
-  stays in torch. Needs the ``onnx`` and ``onnxruntime`` packages (requirements-test.txt);
-  float32 only. The exported file also lets other engines (TensorRT, OpenVINO) run the model.
+- backends ``'onnxruntime'`` and ``'openvino'``: the dense part of ``SparseRGBDNet`` (pyramid
+  in, grid logits out) exported to ONNX (:func:`export_onnx`) and run by ONNX Runtime (fp32)
+  or OpenVINO (fp32 or bf16) on the CPU; densification stays in torch. They need the
+  ``onnx`` and ``onnxruntime`` / ``openvino`` packages (requirements-test.txt). The exported
+  file also lets other engines (TensorRT, ...) run the model.
 
 Every backend is a deterministic function of the sub-sampled input, so the certificate's
 guarantee holds for it as for any base model; only which labels it predicts may differ in
@@ -25,18 +26,20 @@ from pathlib import Path
 import torch
 from torch import nn
 
-BACKENDS = ('torch', 'onnxruntime')
+from mmcert_ros.certify.config import BACKENDS, EXPORTED_PRECISIONS
+
 PRECISION_DTYPES = {'fp32': torch.float32, 'bf16': torch.bfloat16, 'fp16': torch.float16}
 
 
 def prepare_model(model: nn.Module, precision: str, backend: str,
                   device: torch.device) -> nn.Module:
-    """The object the engine runs for ``model`` (see the module docstring)."""
-    if backend == 'onnxruntime':
-        if precision != 'fp32':
-            raise ValueError(f"backend 'onnxruntime' runs fp32 only, got precision {precision!r}")
+    """The object the engine runs for ``model`` (see the module docstring); ``precision`` and
+    ``backend`` as validated by :class:`~mmcert_ros.certify.CertifyConfig`."""
+    if backend in EXPORTED_PRECISIONS:  # the combination was validated by CertifyConfig
         if device.type != 'cpu':
-            raise ValueError("backend 'onnxruntime' runs on the CPU here; use device 'cpu'")
+            raise ValueError(f"backend {backend!r} runs on the CPU here; use device 'cpu'")
+        if backend == 'openvino':
+            return OpenVinoNet(model, precision)
         return OnnxRuntimeNet(model)
     if backend != 'torch':
         raise ValueError(f'backend must be one of {BACKENDS}, got {backend!r}')
@@ -81,42 +84,83 @@ def export_onnx(network: nn.Module, path: str | Path | io.BytesIO | None = None)
     return data
 
 
-class OnnxRuntimeNet(nn.Module):
+class _ExportedNet(nn.Module):
     """``SparseRGBDNet``'s engine interface (``grid_logits_kept``, bilinear upsampling) with
-    the dense part run by ONNX Runtime; densification runs in torch (float32)."""
+    the dense part run by another engine from the ONNX export; densification stays in torch
+    (float32). Subclasses implement :meth:`run_levels`."""
 
     logit_upsampling = 'bilinear'
 
-    def __init__(self, network: nn.Module, threads: int | None = None) -> None:
+    def __init__(self, network: nn.Module) -> None:
         super().__init__()
-        try:
-            import onnxruntime
-        except ImportError as error:
-            raise ValueError("backend 'onnxruntime' needs the onnxruntime package "
-                             '(pip install onnx onnxruntime)') from error
         self.network = network
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads or torch.get_num_threads()
-        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = onnxruntime.InferenceSession(export_onnx(network), options,
-                                                    providers=['CPUExecutionProvider'])
 
     @property
     def num_classes(self) -> int:
         return self.network.num_classes
+
+    def run_levels(self, feeds: dict) -> torch.Tensor:
+        raise NotImplementedError
 
     def pyramid_inputs(self, rgb, depth) -> list[torch.Tensor]:
         """``SparseRGBDNet.pyramid_inputs`` (densification, in torch)."""
         return self.network.pyramid_inputs(rgb, depth)
 
     def grid_logits_from_levels(self, levels: list[torch.Tensor]) -> torch.Tensor:
-        """``SparseRGBDNet.grid_logits_from_levels`` run by ONNX Runtime."""
-        feeds = {f'level{i}': level.contiguous().numpy() for i, level in enumerate(levels)}
-        return torch.from_numpy(self.session.run(['grid_logits'], feeds)[0])
+        """``SparseRGBDNet.grid_logits_from_levels`` run by the exported engine."""
+        return self.run_levels({f'level{i}': level.contiguous().numpy()
+                                for i, level in enumerate(levels)})
 
     def grid_logits_kept(self, rgb, rgb_indices, depth, depth_indices) -> torch.Tensor:
-        """As ``SparseRGBDNet.grid_logits_kept``, the dense part in ONNX Runtime."""
+        """As ``SparseRGBDNet.grid_logits_kept``, the dense part in the exported engine."""
         from mmcert_ros.models.network import KeptPixels
 
         return self.grid_logits_from_levels(self.pyramid_inputs(
             KeptPixels.from_indices(rgb, rgb_indices), KeptPixels.from_indices(depth, depth_indices)))
+
+
+class OnnxRuntimeNet(_ExportedNet):
+    """The dense part in ONNX Runtime (CPU execution provider, float32)."""
+
+    def __init__(self, network: nn.Module, threads: int | None = None) -> None:
+        super().__init__(network)
+        try:
+            import onnxruntime
+        except ImportError as error:
+            raise ValueError("backend 'onnxruntime' needs the onnxruntime package "
+                             '(pip install onnx onnxruntime)') from error
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads or torch.get_num_threads()
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = onnxruntime.InferenceSession(export_onnx(network), options,
+                                                    providers=['CPUExecutionProvider'])
+
+    def run_levels(self, feeds: dict) -> torch.Tensor:
+        return torch.from_numpy(self.session.run(['grid_logits'], feeds)[0])
+
+
+class OpenVinoNet(_ExportedNet):
+    """The dense part in OpenVINO on the CPU, with inference precision float32 or bfloat16
+    (bf16 needs a CPU with AVX-512 BF16 or AMX; OpenVINO keeps float32 elsewhere)."""
+
+    def __init__(self, network: nn.Module, precision: str = 'fp32',
+                 threads: int | None = None) -> None:
+        super().__init__(network)
+        try:
+            import openvino
+        except ImportError as error:
+            raise ValueError("backend 'openvino' needs the openvino package "
+                             '(pip install onnx openvino)') from error
+        import tempfile
+
+        core = openvino.Core()
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / 'network.onnx'
+            export_onnx(network, path)
+            model = core.read_model(str(path))
+        self.compiled = core.compile_model(model, 'CPU', {
+            'INFERENCE_PRECISION_HINT': {'fp32': 'f32', 'bf16': 'bf16'}[precision],
+            'INFERENCE_NUM_THREADS': threads or torch.get_num_threads()})
+
+    def run_levels(self, feeds: dict) -> torch.Tensor:
+        return torch.from_numpy(self.compiled(feeds)[0].copy())

@@ -24,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='skip the end-to-end engine run (no model needed)')
     parser.add_argument('--repeats', type=int, default=3,
                         help='interleaved runs per engine mode, median reported (default 3)')
-    parser.add_argument('--modes', default='fp32,bf16,onnxruntime',
+    parser.add_argument('--modes', default='fp32,bf16,onnxruntime,openvino,openvino_bf16',
                         help='engine modes to compare with the reference (default all)')
     parser.add_argument('--batch-sizes', default='',
                         help='also time the fp32 engine at these batch sizes, e.g. 8,16,32,64')
@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         scene = SceneConfig().with_image_size(args.width, args.height)
         frame = next(drive(seed=0, num_frames=1, config=scene))
         from mmcert_ros.benchmark.engine_speed import (MODES, bench_batch_sizes, bench_l2,
-                                                        bench_speed)
+                                                        bench_speed, ops_per_frame)
 
         model = load_model(args.checkpoint or None, 'cpu')
         modes = [mode for mode in args.modes.split(',') if mode]
@@ -66,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
             raise SystemExit(f'mmcert-ros bench: unknown mode(s) {unknown}; choose from {list(MODES)}')
         figures['engine'] = bench_speed(model, frame, config.num_samples, config.batch_size,
                                         modes, args.repeats)
+        figures['ops_per_frame'] = ops_per_frame(model, frame, config.num_samples,
+                                                 config.batch_size)
         figures['l2'] = bench_l2(model, frame, config.num_samples, config.batch_size,
                                  repeats=max(1, args.repeats - 1))
         if args.batch_sizes:
@@ -114,6 +116,10 @@ def format_report(figures: dict) -> str:
                      for name in names]
             lines.append(f'  {label:<16}' + ''.join(cells))
         lines.append('  targets: fp32 speed-up >= 2.5 with 0 labels changed; fastest >= 5')
+    if 'ops_per_frame' in figures:
+        ops = figures['ops_per_frame']
+        lines.append(f"engine fp32, one frame: {ops['leaf_ops']} leaf operators (kernel-launch "
+                     f"proxy), {ops['host_reads']} host reads of tensor values")
     if 'l2' in figures:
         l2 = figures['l2']
         lines += [f"l2 certificate (certify_l2 defaults, sigma {l2['sigma']}, one frame)",
