@@ -33,7 +33,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--json', type=Path, metavar='FILE', help='also write the figures as JSON')
 
 
+def cpu_features() -> list[str]:
+    """The CPU flags that decide the reduced-precision speed (Linux; [] elsewhere)."""
+    try:
+        flags = Path('/proc/cpuinfo').read_text().split('flags', 2)[1].split('\n', 1)[0].split()
+    except (OSError, IndexError):
+        return []
+    return sorted(flag for flag in flags if flag.startswith(('amx', 'avx512_bf16', 'avx512f',
+                                                             'avx2', 'avx512_fp16')))
+
+
 def run(args: argparse.Namespace) -> int:
+    import os
     import platform
 
     import torch
@@ -47,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
     figures: dict[str, object] = {
         'frame': f'{args.width}x{args.height}', 'num_samples': config.num_samples,
         'batch_size': config.batch_size, 'torch_threads': torch.get_num_threads(),
-        'cpu': platform.processor() or platform.machine(), 'torch': torch.__version__}
+        'cpu': platform.processor() or platform.machine(), 'torch': torch.__version__,
+        'cpu_features': cpu_features(), 'load_average_start': list(os.getloadavg())}
     figures['certification'] = bench_certification(config, args.height, args.width)
     figures['sampling'] = bench_sampling(config, args.height, args.width)
     if not args.skip_engine:
@@ -73,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
         if args.batch_sizes:
             sizes = [int(size) for size in args.batch_sizes.split(',')]
             figures['batch_sizes'] = bench_batch_sizes(model, frame, config.num_samples, sizes)
+    figures['load_average_end'] = list(os.getloadavg())
     print(format_report(figures))
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2) + '\n')
@@ -85,7 +98,8 @@ def format_report(figures: dict) -> str:
     cert, sampling = figures['certification'], figures['sampling']
     lines = [
         f"mmcert-ros bench: {figures['frame']}, N = {figures['num_samples']}, "
-        f"batch {figures['batch_size']}, {figures['torch_threads']} torch threads",
+        f"batch {figures['batch_size']}, {figures['torch_threads']} torch threads, "
+        f"load {figures['load_average_start'][0]:.1f}, CPU {' '.join(figures['cpu_features'])}",
         '',
         f"certification (p-values + Holm + radius map, {cert['pixels']} px)",
         f"  histogram Holm        {cert['certification_s'] * 1e3:9.2f} ms   (target < 20 ms)",
@@ -100,21 +114,22 @@ def format_report(figures: dict) -> str:
         engine = figures['engine']
         names = [name for name in engine if name != 'settings']
         lines.append('engine, one frame, same draws (shipped model, CPU): ms per stage')
-        lines.append(f"  {'stage':<16}" + ''.join(f'{name:>13}' for name in names))
+        lines.append(f"  {'stage':<16}" + ''.join(f'{name:>14}' for name in names))
         for stage in ('sampling', 'densification', 'trunk_head', 'votes', 'certification',
                       'total', 'engine_total'):
-            cells = [f"{engine[name][f'{stage}_s'] * 1e3:13.1f}" if f'{stage}_s' in engine[name]
-                     else f"{'-':>13}" for name in names]
+            cells = [f"{engine[name][f'{stage}_s'] * 1e3:14.1f}" if f'{stage}_s' in engine[name]
+                     else f"{'-':>14}" for name in names]
             lines.append(f'  {stage:<16}' + ''.join(cells))
-        for key, label, form in (('speedup', 'speed-up', '{:13.2f}'),
-                                 ('engine_speedup', 'speed-up (engine)', '{:13.2f}'),
-                                 ('changed_labels', 'labels changed', '{:13.2e}'),
-                                 ('changed_top_counts', 'top counts chg.', '{:13.2e}'),
-                                 ('max_samples_in_budget', 'N in 1 s', '{:13d}'),
-                                 ('collapse_radius', 'collapse r_rgb', '{:13d}')):
-            cells = [form.format(engine[name][key]) if key in engine[name] else f"{'-':>13}"
+        for key, label, form in (('speedup', 'speed-up', '{:14.2f}'),
+                                 ('engine_speedup', 'speed-up, engine', '{:14.2f}'),
+                                 ('changed_labels', 'labels changed', '{:14.2e}'),
+                                 ('changed_top_counts', 'top counts chg.', '{:14.2e}'),
+                                 ('max_samples_in_budget', 'N in 1 s', '{:14d}'),
+                                 ('collapse_radius', 'collapse r_rgb', '{:14d}')):
+            cells = [form.format(engine[name][key]) if key in engine[name] else f"{'-':>14}"
                      for name in names]
             lines.append(f'  {label:<16}' + ''.join(cells))
+        lines.append('  (labels / top counts changed: fraction of pixels against the reference)')
         lines.append('  targets: fp32 speed-up >= 2.5 with 0 labels changed; fastest >= 5')
     if 'ops_per_frame' in figures:
         ops = figures['ops_per_frame']
