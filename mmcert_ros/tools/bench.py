@@ -52,6 +52,12 @@ def run(args: argparse.Namespace) -> int:
     from mmcert_ros.benchmark.core import bench_certification, bench_sampling
     from mmcert_ros.certify.config import CertifyConfig
 
+    from mmcert_ros.benchmark.engine_speed import MODES
+
+    modes = [mode for mode in args.modes.split(',') if mode]
+    unknown = sorted(set(modes) - set(MODES))
+    if unknown:
+        raise ValueError(f'unknown mode(s) {unknown}; choose from {list(MODES)}')
     if args.threads:
         torch.set_num_threads(args.threads)
     config = CertifyConfig(num_samples=args.num_samples, seed=0)
@@ -68,14 +74,10 @@ def run(args: argparse.Namespace) -> int:
 
         scene = SceneConfig().with_image_size(args.width, args.height)
         frame = next(drive(seed=0, num_frames=1, config=scene))
-        from mmcert_ros.benchmark.engine_speed import (MODES, bench_batch_sizes, bench_l2,
-                                                        bench_speed, ops_per_frame)
+        from mmcert_ros.benchmark.engine_speed import (bench_batch_sizes, bench_l2, bench_speed,
+                                                        ops_per_frame)
 
         model = load_model(args.checkpoint or None, 'cpu')
-        modes = [mode for mode in args.modes.split(',') if mode]
-        unknown = sorted(set(modes) - set(MODES))
-        if unknown:
-            raise SystemExit(f'mmcert-ros bench: unknown mode(s) {unknown}; choose from {list(MODES)}')
         figures['engine'] = bench_speed(model, frame, config.num_samples, config.batch_size,
                                         modes, args.repeats)
         figures['ops_per_frame'] = ops_per_frame(model, frame, config.num_samples,
