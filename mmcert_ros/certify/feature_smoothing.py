@@ -258,8 +258,8 @@ def cells_to_pixels(labels: np.ndarray, certified: np.ndarray, radius: np.ndarra
     logits. If each of those cells has smoothed label y with a positive margin, so has the
     pixel. Hence a pixel is certified iff every cell that can contribute to it is certified
     with one common label, and its radius is the smallest of those cells' radii. A cell is
-    counted as contributing unless torch gives it weight exactly 0 (the clamped first rows and
-    columns), which can only make the result more conservative.
+    counted as contributing unless the upsampling gives it weight exactly 0 (the clamped first
+    rows and columns), which can only make the result more conservative.
 
     :param labels: ``(h, w)`` cell labels; ``certified`` ``(h, w)`` bool; ``radius`` ``(h, w)``
         float certified radii (0 = none).
@@ -285,8 +285,9 @@ def cells_to_pixels(labels: np.ndarray, certified: np.ndarray, radius: np.ndarra
 
 
 def _bilinear_taps(out_size: int, in_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per output index: the two source cells torch's bilinear interpolation may read, and the
-    nearest one (``align_corners=False``, source ``(i + 0.5) in/out - 0.5`` clamped at 0)."""
+    """Per output index: the two source cells the bilinear upsampling (``upsample_bilinear``)
+    may read, and the nearest one (``align_corners=False``, source ``(i + 0.5) in/out - 0.5``
+    clamped at 0)."""
     if out_size < 1 or in_size < 1:
         raise ValueError(f'sizes must be positive, got {out_size} and {in_size}')
     source = (np.arange(out_size) + 0.5) * (in_size / out_size) - 0.5

@@ -23,7 +23,8 @@ import torch
 
 from mmcert_ros.models.network import BilinearTaps, upsample_bilinear
 
-#: relative margin (2^-20, sixteen float32 roundings) that no rounding of the row pass can flip
+#: relative margin (2^-20, sixteen float32 unit roundoffs) that the roundings of the two
+#: interpolation passes (about four unit roundoffs each) cannot flip
 _MARGIN = 2.0 ** -20
 
 
@@ -155,7 +156,8 @@ class GridVotes:
         valid = (y >= 0)[:, :, None] & (x >= 0)[:, None, :]
         y, x = y.clamp(min=0), x.clamp(min=0)
         col_low, col_high = cols.low[col_pair], cols.high[col_pair]
-        weight_low, weight_high = cols.taps.weight_low[x][:, None, :], cols.taps.weight_high[x][:, None, :]
+        weight_low = cols.taps.weight_low[x][:, None, :]
+        weight_high = cols.taps.weight_high[x][:, None, :]
 
         def column_pass(row: torch.Tensor) -> torch.Tensor:  # (K, C, S), as upsample_columns
             left = grid_logits[sample, :, row, col_low][:, :, None]  # (K, C, 1)

@@ -84,6 +84,17 @@ def export_onnx(network: nn.Module, path: str | Path | io.BytesIO | None = None)
     return data
 
 
+def _require(package: str):
+    """Import the engine package of a backend, or say how to install it (ValueError)."""
+    import importlib
+
+    try:
+        return importlib.import_module(package)
+    except ImportError as error:
+        raise ValueError(f'backend {package!r} needs the {package} package '
+                         f'(pip install onnx {package})') from error
+
+
 class _ExportedNet(nn.Module):
     """``SparseRGBDNet``'s engine interface (``grid_logits_kept``, bilinear upsampling) with
     the dense part run by another engine from the ONNX export; densification stays in torch
@@ -116,7 +127,8 @@ class _ExportedNet(nn.Module):
         from mmcert_ros.models.network import KeptPixels
 
         return self.grid_logits_from_levels(self.pyramid_inputs(
-            KeptPixels.from_indices(rgb, rgb_indices), KeptPixels.from_indices(depth, depth_indices)))
+            KeptPixels.from_indices(rgb, rgb_indices),
+            KeptPixels.from_indices(depth, depth_indices)))
 
 
 class OnnxRuntimeNet(_ExportedNet):
@@ -124,11 +136,7 @@ class OnnxRuntimeNet(_ExportedNet):
 
     def __init__(self, network: nn.Module, threads: int | None = None) -> None:
         super().__init__(network)
-        try:
-            import onnxruntime
-        except ImportError as error:
-            raise ValueError("backend 'onnxruntime' needs the onnxruntime package "
-                             '(pip install onnx onnxruntime)') from error
+        onnxruntime = _require('onnxruntime')
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads or torch.get_num_threads()
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -146,11 +154,7 @@ class OpenVinoNet(_ExportedNet):
     def __init__(self, network: nn.Module, precision: str = 'fp32',
                  threads: int | None = None) -> None:
         super().__init__(network)
-        try:
-            import openvino
-        except ImportError as error:
-            raise ValueError("backend 'openvino' needs the openvino package "
-                             '(pip install onnx openvino)') from error
+        openvino = _require('openvino')
         import tempfile
 
         core = openvino.Core()

@@ -331,7 +331,8 @@ class SparseRGBDNet(nn.Module):
         """Logits on the 1/8 grid ``(B, num_classes, h, w)`` of the sub-sampled batch (arguments
         as :meth:`forward_kept`): ``forward_kept == upsample_bilinear(grid_logits_kept)``."""
         return self.grid_logits_from_levels(self.pyramid_inputs(
-            KeptPixels.from_indices(rgb, rgb_indices), KeptPixels.from_indices(depth, depth_indices)))
+            KeptPixels.from_indices(rgb, rgb_indices),
+            KeptPixels.from_indices(depth, depth_indices)))
 
     def grid_logits_from_levels(self, levels: list[torch.Tensor]) -> torch.Tensor:
         """The dense part: grid logits ``(B, num_classes, h, w)`` from :meth:`pyramid_inputs`
