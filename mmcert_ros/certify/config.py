@@ -14,10 +14,10 @@ from typing import Any
 
 import yaml
 
+from mmcert_ros.models.backends import BACKENDS, EXPORTED_PRECISIONS
+
 PRECISIONS = ('fp32', 'fp16', 'bf16')
-BACKENDS = ('torch', 'onnxruntime', 'openvino')
-#: precisions each exported backend runs (the torch backend runs them all)
-EXPORTED_PRECISIONS = {'onnxruntime': ('fp32',), 'openvino': ('fp32', 'bf16')}
+
 DEVICE_PATTERN = re.compile(r'^(auto|cpu|cuda(:\d+)?)$')
 
 #: ROS parameter name -> CertifyConfig field (the node's ``certify.*`` / ``model.*`` names).

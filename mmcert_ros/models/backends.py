@@ -26,7 +26,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from mmcert_ros.certify.config import BACKENDS, EXPORTED_PRECISIONS
+#: what can run the forward passes (``CertifyConfig.backend``)
+BACKENDS = ('torch', 'onnxruntime', 'openvino')
+#: precisions each exported backend runs (the torch backend runs them all)
+EXPORTED_PRECISIONS = {'onnxruntime': ('fp32',), 'openvino': ('fp32', 'bf16')}
 
 PRECISION_DTYPES = {'fp32': torch.float32, 'bf16': torch.bfloat16, 'fp16': torch.float16}
 
