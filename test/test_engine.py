@@ -274,3 +274,8 @@ def test_host_reads_per_frame_do_not_grow_with_the_micro_batches(monkeypatch):
         segmenter.certify(rgb, depth)
         per_frame[batch_size] = reads['n']
     assert per_frame[2] == per_frame[20] <= 8, per_frame
+
+
+def test_an_exported_backend_refuses_a_model_it_cannot_export():
+    with pytest.raises(ValueError, match="backend 'onnxruntime' exports SparseRGBDNet"):
+        CertifiedSegmenter(BrightIsRoad(), CertifyConfig(backend='onnxruntime'))

@@ -94,6 +94,7 @@ class CertifiedSegmenter:
         self.config = config or CertifyConfig()
         self.device = resolve_device(self.config.device)
         self.model = model.to(self.device).eval()
+        self._inference_model(self.config)  # a missing backend package fails here, not later
 
     @property
     def config(self) -> CertifyConfig:

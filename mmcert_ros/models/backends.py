@@ -39,6 +39,11 @@ def prepare_model(model: nn.Module, precision: str, backend: str,
     """The object the engine runs for ``model`` (see the module docstring); ``precision`` and
     ``backend`` as validated by :class:`~mmcert_ros.certify.CertifyConfig`."""
     if backend in EXPORTED_PRECISIONS:  # the combination was validated by CertifyConfig
+        if not all(callable(getattr(model, name, None))
+                   for name in ('for_inference', 'pyramid_inputs', 'grid_logits_from_levels')):
+            raise ValueError(f'backend {backend!r} exports SparseRGBDNet-like models only '
+                             f'(for_inference, pyramid_inputs, grid_logits_from_levels); '
+                             f'got {type(model).__name__}')
         if device.type != 'cpu':
             raise ValueError(f"backend {backend!r} runs on the CPU here; use device 'cpu'")
         if backend == 'openvino':
