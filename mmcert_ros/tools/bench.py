@@ -24,13 +24,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='skip the end-to-end engine run (no model needed)')
     parser.add_argument('--repeats', type=int, default=3,
                         help='interleaved runs per engine mode, median reported (default 3)')
-    parser.add_argument('--modes', default='fp32,bf16,onnxruntime,openvino,openvino_bf16',
+    parser.add_argument('--modes', type=mode_list,
+                        default='fp32,bf16,onnxruntime,openvino,openvino_bf16',
                         help='engine modes to compare with the reference (default all)')
     parser.add_argument('--batch-sizes', default='',
                         help='also time the fp32 engine at these batch sizes, e.g. 8,16,32,64')
     parser.add_argument('--threads', type=int, default=0,
                         help='torch threads (default: torch\'s choice)')
     parser.add_argument('--json', type=Path, metavar='FILE', help='also write the figures as JSON')
+
+
+def mode_list(text: str) -> list[str]:
+    """``--modes``: comma-separated engine modes, each a key of ``engine_speed.MODES``."""
+    from mmcert_ros.benchmark.engine_speed import MODES
+
+    modes = [mode for mode in text.split(',') if mode]
+    unknown = sorted(set(modes) - set(MODES))
+    if unknown or not modes:
+        raise argparse.ArgumentTypeError(
+            f'unknown mode(s) {unknown or text!r}; choose from {", ".join(MODES)}')
+    return modes
 
 
 def cpu_features() -> list[str]:
@@ -52,12 +65,6 @@ def run(args: argparse.Namespace) -> int:
     from mmcert_ros.benchmark.core import bench_certification, bench_sampling
     from mmcert_ros.certify.config import CertifyConfig
 
-    from mmcert_ros.benchmark.engine_speed import MODES
-
-    modes = [mode for mode in args.modes.split(',') if mode]
-    unknown = sorted(set(modes) - set(MODES))
-    if unknown:
-        raise ValueError(f'unknown mode(s) {unknown}; choose from {list(MODES)}')
     if args.threads:
         torch.set_num_threads(args.threads)
     config = CertifyConfig(num_samples=args.num_samples, seed=0)
@@ -79,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
 
         model = load_model(args.checkpoint or None, 'cpu')
         figures['engine'] = bench_speed(model, frame, config.num_samples, config.batch_size,
-                                        modes, args.repeats)
+                                        args.modes, args.repeats)
         figures['ops_per_frame'] = ops_per_frame(model, frame, config.num_samples,
                                                  config.batch_size)
         figures['l2'] = bench_l2(model, frame, config.num_samples, config.batch_size,
