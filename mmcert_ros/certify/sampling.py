@@ -68,9 +68,7 @@ def draw_keep_masks(batch: int, n: int, k: int | Sequence[int], generator: torch
     :param dtype: of the mask: kept elements are True / 1, all others False / 0.
     :returns: ``(batch, n)`` tensor on ``device`` (default: the generator's device).
     """
-    kept = draw_kept_indices(batch, n, k, generator, device)
-    masks = torch.zeros(batch, n, dtype=dtype, device=kept.device)
-    return masks.scatter_(1, kept, 1)
+    return _mask_of(draw_kept_indices(batch, n, k, generator, device), n, dtype)
 
 
 def draw_kept_indices(batch: int, n: int, k: int | Sequence[int], generator: torch.Generator,
@@ -181,15 +179,17 @@ def ablate(rgb: torch.Tensor, depth: torch.Tensor, rgb_indices: torch.Tensor,
     :param rgb_indices: ``(B, k_rgb)`` kept indices into ``H * W``; ``depth_indices`` likewise.
     """
     batch = rgb_indices.shape[0]
-    rgb_keep = _mask_of(rgb_indices, rgb.shape[-2:], rgb.dtype)
-    depth_keep = _mask_of(depth_indices, depth.shape[-2:], depth.dtype)
+    rgb_keep = _mask_of(rgb_indices, rgb[0, 0].numel(), rgb.dtype).view(batch, 1, *rgb.shape[-2:])
+    depth_keep = _mask_of(depth_indices, depth[0, 0].numel(), depth.dtype).view(
+        batch, 1, *depth.shape[-2:])
     return ModelInputs(rgb.expand(batch, -1, -1, -1) * rgb_keep, rgb_keep,
                        depth.expand(batch, -1, -1, -1) * depth_keep, depth_keep)
 
 
-def _mask_of(indices: torch.Tensor, size: torch.Size, dtype: torch.dtype) -> torch.Tensor:
-    masks = torch.zeros(indices.shape[0], size[0] * size[1], dtype=dtype, device=indices.device)
-    return masks.scatter_(1, indices, 1).view(-1, 1, *size)
+def _mask_of(indices: torch.Tensor, n: int, dtype: torch.dtype) -> torch.Tensor:
+    """``(B, n)`` masks, 1 (True) at each row's ``indices``."""
+    masks = torch.zeros(indices.shape[0], n, dtype=dtype, device=indices.device)
+    return masks.scatter_(1, indices, 1)
 
 
 def subsample(rgb: torch.Tensor, depth: torch.Tensor, k_rgb: int | Sequence[int],
