@@ -195,10 +195,13 @@ def _shipped_frame(seed=0, height=60, width=200):
     return frame.rgb, frame.depth
 
 
-def test_fp32_engine_votes_equal_the_previous_path_for_the_same_draws():
-    """The exact mode (grid votes, batch norm folded, channels-last) against the previous
-    hot path kept in the benchmark (unfolded NCHW model, full-resolution int64 labels,
-    scatter_add), fed the same kept indices: identical votes."""
+@pytest.mark.parametrize('backend', ['torch', 'openvino'])
+def test_fp32_engine_votes_equal_the_previous_path_for_the_same_draws(backend):
+    """The exact modes (grid votes, batch norm folded, channels-last; in torch or OpenVINO)
+    against the previous hot path kept in the benchmark (unfolded NCHW model, full-resolution
+    int64 labels, scatter_add), fed the same kept indices: identical votes."""
+    if backend == 'openvino':
+        pytest.importorskip('openvino')
     from mmcert_ros.benchmark.engine_speed import timed_votes
     from mmcert_ros.benchmark.reference import ReferenceVotes
     from mmcert_ros.certify.engine import certify_votes, draw_sample_indices, frame_tensors
@@ -209,7 +212,7 @@ def test_fp32_engine_votes_equal_the_previous_path_for_the_same_draws():
     model = load_model(None, 'cpu')
     rgb, depth = _shipped_frame()
     config = CertifyConfig(num_samples=24, keep_fraction_rgb=0.05, keep_fraction_depth=0.02,
-                           seed=7, batch_size=5)
+                           seed=7, batch_size=5, backend=backend)
     certificate = CertifiedSegmenter(model, config).certify(rgb, depth)
     rgb_t, depth_t = frame_tensors(rgb, depth, torch.device('cpu'))
     n = (rgb.shape[0] * rgb.shape[1], depth.size)
