@@ -136,6 +136,8 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
                   constraints='auto, cpu, cuda or cuda:N'),
     ParameterSpec('model.precision', _ENGINE['model.precision'],
                   'numeric precision of the forward pass', constraints='fp32, fp16 or bf16'),
+    ParameterSpec('model.backend', _ENGINE['model.backend'],
+                  'what runs the forward passes', constraints='torch, onnxruntime or openvino'),
     ParameterSpec('model.batch_size', _ENGINE['model.batch_size'],
                   'sub-sampled inputs per forward pass (bounds memory)', 1, 65536),
     ParameterSpec('certify.num_samples', _ENGINE['certify.num_samples'],
