@@ -78,7 +78,7 @@ def test_param_set_changes_the_outputs_of_the_next_frames(demo):
 @pytest.mark.parametrize('name, value, reason, kept', [   # range, node's own check, read-only
     ('certify.alpha', '2.0', r'certify\.alpha out of range', 'Double value is: 0.001'),
     ('model.checkpoint', '/no/such/model.pt', r'model\.checkpoint: no such file',
-     'String value is: .*constant\.pt'),
+     r'String value is: .*constant\.pt'),
     ('qos.reliability', 'best_effort', r'read-only parameter: qos\.reliability',
      'String value is: reliable'),
 ])
