@@ -12,9 +12,6 @@ seconds after sim_drive has delivered its last frame, time for the segmenter to 
 frames still in flight. Every argument: ``ros2 launch mmcert_ros sim_demo.launch.py
 --show-args``.
 """
-import os
-
-from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
 from launch.actions import (DeclareLaunchArgument, EmitEvent, LogInfo, OpaqueFunction,
                             RegisterEventHandler, TimerAction)
@@ -24,11 +21,12 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
 from mmcert_ros.ros.launch_support import node_parameters
-from mmcert_ros.ros.presets import preset_remappings
+from mmcert_ros.ros.presets import preset_path, preset_remappings
 
 #: name -> (default, description); '' keeps the value of the preset's parameter file
 ARGUMENTS = {
-    'preset': ('mmcert', 'parameter file of both nodes: mmcert, carla, realsense or kitti'),
+    'preset': ('mmcert', 'parameter file of both nodes: mmcert, carla, realsense, kitti or a '
+                         '.yaml file with mmcert_topics'),
     'namespace': ('', 'namespace of both nodes and their relative topics'),
     'num_frames': ('0', 'frames sim_drive publishes, then the launch ends; 0 = endless'),
     'width': ('', "RGB width in pixels; '' = the preset's (mmcert: 1242)"),
@@ -52,8 +50,7 @@ SEGMENTER_OVERRIDES = {'num_samples': ('certify.num_samples', int),
 
 def nodes(context):
     value = {name: LaunchConfiguration(name).perform(context) for name in ARGUMENTS}
-    params_file = os.path.join(get_package_share_directory('mmcert_ros'), 'config',
-                               f'{value["preset"]}.yaml')
+    params_file = preset_path(value['preset'])
     remappings = preset_remappings(params_file)
     use_sim_time = value['use_sim_time'].lower() in ('true', '1')
     sim = {name: kind(value[name]) for name, kind in SIM_OVERRIDES.items() if value[name]}
@@ -68,8 +65,9 @@ def nodes(context):
                     namespace=value['namespace'], output='screen', remappings=remappings,
                     parameters=[parameters])
 
-    sim_drive = node('sim_drive', 'mmcert_sim_drive', sim)
-    actions = [sim_drive, node('segmenter', 'mmcert_segmenter', segmenter)]
+    sim_drive = node(executable='sim_drive', name='mmcert_sim_drive', overrides=sim)
+    actions = [sim_drive,
+               node(executable='segmenter', name='mmcert_segmenter', overrides=segmenter)]
     if sim.get('num_frames'):
         linger_s = float(value['linger_s'])
         actions.append(RegisterEventHandler(OnProcessExit(target_action=sim_drive, on_exit=[
