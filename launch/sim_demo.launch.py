@@ -6,7 +6,7 @@
 sim_drive mimics that source's encodings, sizes and topic names. The defaults fit a CPU
 without losing input: both nodes use reliable QoS (best-effort delivery of full-size frames
 loses most of them), sim_drive waits until the segmenter subscribes and publishes 1 frame
-per second, and N is 40 (the least that certifies much at the KITTI size, as in
+per second, and N is 40 (enough to certify at the KITTI size, as in
 ``mmcert-ros demo``). With ``num_frames`` > 0 the launch shuts down by itself ``linger_s``
 seconds after sim_drive has delivered its last frame, time for the segmenter to certify the
 frames still in flight. Every argument: ``ros2 launch mmcert_ros sim_demo.launch.py
