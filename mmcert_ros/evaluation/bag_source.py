@@ -4,6 +4,9 @@ Messages are replayed in the bag's log-time order (the order a subscriber would 
 them) into :class:`~mmcert_ros.data.pairing.StampPairer`, the node's pairing rule: RGB and depth
 by header stamp within ``slop_s``. Ground truth, when asked for, is paired the same way with
 the RGB stamp of each RGB-D pair. Messages are decoded after pairing, like the node's worker.
+Where the bag has ``sensor_msgs/CameraInfo`` beside the RGB topic (``/ns/image`` ->
+``/ns/camera_info``, image_transport's convention), each frame carries the latest one
+received, as the node keeps it: ``camera_matrix`` = K and ``extras['projection']`` = P (3x4).
 
 Nothing is dropped silently: every message that does not become part of a frame is counted
 under a reason in :meth:`BagFrames.skipped` (corrupt or undecodable messages, unpaired
@@ -19,7 +22,7 @@ import numpy as np
 
 from mmcert_ros.bags import BagError, BagReader
 from mmcert_ros.bags.frames import FrameTopics
-from mmcert_ros.bags.messages import IMAGE_TYPE, stamp_to_ns
+from mmcert_ros.bags.messages import CAMERA_INFO_TYPE, IMAGE_TYPE, stamp_to_ns
 from mmcert_ros.data.frame import Frame
 from mmcert_ros.data.pairing import StampPairer
 from mmcert_ros.errors import UserError
@@ -48,9 +51,6 @@ class BagFrames:
         if len(set(self.topics.values())) != len(self.topics):
             raise UserError(f'RGB, depth and ground-truth topics must differ, got {self.topics}')
         self.slop_s = slop_s
-        #: where a result bag re-publishes these inputs: under their own names
-        self.frame_topics = FrameTopics(rgb=rgb_topic, depth=depth_topic, camera_info=None,
-                                        gt=gt_topic or None)
         with BagReader(self.path) as bag:
             bag.require_topics(self.topics.values(), IMAGE_TYPE)
             counts = {role: bag.topics[topic].count for role, topic in self.topics.items()}
@@ -59,6 +59,14 @@ class BagFrames:
                 readable = ' readable' if bag.truncated else ''
                 raise BagError(f'bag {self.path} has no{readable} message on '
                                f'{", ".join(empty)}: nothing to evaluate')
+            info = rgb_topic.rsplit('/', 1)[0] + '/camera_info'
+            found = bag.topics.get(info)
+            #: the CameraInfo topic beside the RGB topic, if the bag has one
+            self.camera_info_topic = (info if found is not None
+                                      and found.msgtype == CAMERA_INFO_TYPE else None)
+        #: where a result bag re-publishes these inputs: under their own names
+        self.frame_topics = FrameTopics(rgb=rgb_topic, depth=depth_topic,
+                                        camera_info=self.camera_info_topic, gt=gt_topic or None)
         #: frames to expect at most (for a progress bar): the smallest topic's message count
         self.expected = min(counts.values())
         self._pairers: dict[str, StampPairer] = {}
@@ -111,9 +119,20 @@ class BagFrames:
                 gt_pairer: StampPairer | None) -> Iterator[Frame]:
         """Pair and decode the messages of ``bag`` into frames (see :meth:`__iter__`)."""
         role_of = {topic: role for role, topic in self.topics.items()}
+        topics = list(self.topics.values())
+        if self.camera_info_topic is not None:
+            role_of[self.camera_info_topic] = 'camera_info'
+            topics.append(self.camera_info_topic)
+        self._camera_info = None
         index = 0
-        for item in bag.messages(self.topics.values()):
+        for item in bag.messages(topics):
             role = role_of[item.topic]
+            if role == 'camera_info':
+                if item.message is None:
+                    self._problems['corrupt camera_info message'] += 1
+                else:
+                    self._camera_info = item.message
+                continue
             if item.message is None:
                 self._problems[f'corrupt {role} message'] += 1
                 continue
@@ -154,7 +173,12 @@ class BagFrames:
         if gt is not None and gt.shape != decoded['rgb'].shape[:2]:
             self._problems['ground truth size differs from rgb'] += 1
             return None
+        info, extras = self._camera_info, {}
+        if info is not None:
+            extras['projection'] = np.asarray(info.p, dtype=np.float64).reshape(3, 4)
         return Frame(rgb=decoded['rgb'], depth=decoded['depth'],
                      road_mask=None if gt is None else (gt != 0).astype(np.uint8),
                      stamp_ns=pair.rgb_stamp_ns, frame_id=pair.rgb.header.frame_id,
-                     name=f'{index:06d}')
+                     camera_matrix=None if info is None else
+                     np.asarray(info.k, dtype=np.float64).reshape(3, 3),
+                     name=f'{index:06d}', extras=extras)
