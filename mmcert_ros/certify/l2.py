@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from mmcert_ros.certify import feature_smoothing as fs
+from mmcert_ros.certify.cancel import CancelToken
 from mmcert_ros.certify.config import CertifyConfig
 from mmcert_ros.certify.engine import frame_tensors, resolve_device
 from mmcert_ros.certify.sampling import kept_count, make_generator
@@ -168,7 +169,7 @@ def certify_l2(model: torch.nn.Module, rgb: np.ndarray, depth: np.ndarray,
                config: CertifyConfig, sigma: float, radius: float,
                booster: torch.nn.Module | None = None, *,
                num_selection: int = DEFAULT_NUM_SELECTION,
-               method: str = 'hoeffding') -> L2Certificate:
+               method: str = 'hoeffding', cancel: CancelToken | None = None) -> L2Certificate:
     """Certify one frame against l2-bounded RGB perturbations (see :class:`L2Certificate`).
 
     :param model: base network with ``features``, ``classify`` and ``prototypes``
@@ -182,6 +183,9 @@ def certify_l2(model: torch.nn.Module, rgb: np.ndarray, depth: np.ndarray,
     :param booster: optional :class:`~mmcert_ros.models.booster.SmoothnessBooster` (trained
         for this sigma); the base network stays frozen.
     :param num_selection: noisy samples choosing the reference vectors (not reused).
+    :param cancel: checked before every batch of noisy forward passes; when it is cancelled
+        or past its deadline the frame is abandoned with
+        :class:`~mmcert_ros.certify.cancel.FrameCancelled` (nothing partial is returned).
     :raises ValueError: bad image, sigma, radius or method (the message says which).
     """
     from mmcert_ros.models.booster import BoostedModel
@@ -196,7 +200,8 @@ def certify_l2(model: torch.nn.Module, rgb: np.ndarray, depth: np.ndarray,
     height, width = rgb.shape[:2]
     k_rgb = kept_count(config.keep_fraction_rgb, height * width)
     k_depth = kept_count(config.keep_fraction_depth, depth.shape[0] * depth.shape[1])
-    encoder = fs.joint_rgbd_encoder(network.features, depth_t, k_rgb, k_depth)
+    encoder = _checked(fs.joint_rgbd_encoder(network.features, depth_t, k_rgb, k_depth),
+                       cancel or CancelToken())
     smoother = fs.FeatureSmoother(encoder, sigma, config.batch_size)
     generator = make_generator(config.seed, device)
     reference = smoother.select_reference(rgb_t, num_selection, generator)
@@ -213,6 +218,14 @@ def certify_l2(model: torch.nn.Module, rgb: np.ndarray, depth: np.ndarray,
         alpha=config.alpha, boosted=booster is not None,
         timings={'sampling_inference': sampled - start, 'certification': done - sampled,
                  'total': done - start})
+
+
+def _checked(encoder, cancel: CancelToken):
+    """``encoder`` checking ``cancel`` before every batch."""
+    def checked(noisy_rgb: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        cancel.check()
+        return encoder(noisy_rgb, generator)
+    return checked
 
 
 def _distribution(values: np.ndarray) -> dict[str, float]:
