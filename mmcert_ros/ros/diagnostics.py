@@ -355,6 +355,21 @@ def diagnostic_array(report: Report, name: str, hardware_id: str, stamp) -> Diag
     return array
 
 
+def frame_times_array(stage_s: Mapping[str, float], latency_s: float, name: str,
+                      header) -> DiagnosticArray:
+    """One frame's times as a ``DiagnosticArray`` stamped with the frame's RGB ``header``
+    (``mmcert/debug/frame_times``): ``processing_time_ms`` (the sum of the stages),
+    ``pipeline_latency_ms`` (l0 publication minus the RGB stamp) and ``<stage>_ms``."""
+    values = {'processing_time_ms': 1000.0 * sum(stage_s.get(stage, 0.0) for stage in STAGES),
+              'pipeline_latency_ms': 1000.0 * latency_s,
+              **{f'{stage}_ms': 1000.0 * stage_s.get(stage, 0.0) for stage in STAGES}}
+    status = DiagnosticStatus(level=DiagnosticStatus.OK, name=name, message='frame times',
+                              values=[KeyValue(key=k, value=f'{v:.3f}') for k, v in values.items()])
+    array = DiagnosticArray(status=[status])
+    array.header = header
+    return array
+
+
 def _l2_values(l2: L2FrameStats | None) -> dict[str, str]:
     """The l2 certificate's diagnostic values of the last frame (none when it had none)."""
     if l2 is None:
