@@ -6,6 +6,7 @@ not flaky; nothing asserts on wall-clock durations.
 """
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import subprocess
@@ -19,6 +20,7 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 WAIT_S = 90.0  # ceiling for anything to happen over DDS on a loaded 2-core machine
+_client_numbers = itertools.count()   # a unique node name for every client of this process
 # Added to every test domain id, so two checkouts can run their ROS tests at once on one
 # machine without hearing each other (ids must stay within Fast DDS's 0..232).
 DOMAIN_SHIFT = int(os.environ.get('MMCERT_TEST_DOMAIN_SHIFT', '0'))
@@ -139,7 +141,8 @@ class RosClient:
         os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
         self.context = rclpy.Context()
         rclpy.init(context=self.context, domain_id=shifted_domain(domain_id))
-        self.node = rclpy.create_node(f'test_client_{os.getpid()}', context=self.context)
+        self.node = rclpy.create_node(f'test_client_{os.getpid()}_{next(_client_numbers)}',
+                                      context=self.context)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
         qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE if reliable
