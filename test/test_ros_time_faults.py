@@ -33,15 +33,18 @@ def pair_messages(stamp_ns):
 
 
 def serve(client, stamps, clock=None):
-    """Send a synchronized pair per stamp; how many were answered on mmcert/segmentation."""
+    """Send a synchronized pair per stamp, each once the previous one was answered (or given
+    up on); how many were answered on mmcert/segmentation."""
     served = 0
     for stamp_ns in stamps:
         if clock is not None:
             clock(stamp_ns)
+        arrivals = client.arrival_order['mmcert/segmentation']
+        seen = len(arrivals)             # a looped stamp may have been answered before
         client.send_pair(*pair_messages(stamp_ns))
         try:
-            client.spin_until(lambda: stamp_ns in client.received['mmcert/segmentation'],
-                              timeout_s=ANSWER_WAIT_S, what=f'the pair stamped {stamp_ns}')
+            client.spin_until(lambda: stamp_ns in arrivals[seen:], timeout_s=ANSWER_WAIT_S,
+                              what=f'the pair stamped {stamp_ns}')
             served += 1
         except AssertionError:
             pass
@@ -72,6 +75,13 @@ def jump_warnings(node):
     return JUMP_WARNING.findall(node.log())
 
 
+def wait_jump_warnings(client, node, count):
+    """Until the node's log holds ``count`` jump warnings (the log is written concurrently)."""
+    client.spin_until(lambda: len(jump_warnings(node)) >= count,
+                      what=f'{count} time jump warning(s) in the log')
+    return len(jump_warnings(node))
+
+
 def test_one_future_stamp_does_not_stop_the_stream(system_time):
     node, client = system_time
     now = time.time_ns()
@@ -90,18 +100,18 @@ def test_one_future_stamp_does_not_stop_the_stream(system_time):
 def test_a_loop_of_the_same_stamps_and_an_older_bag_are_served(system_time):
     node, client = system_time
     bag = drive(time.time_ns() - 300 * S, 25)
-    assert serve(client, bag) >= 23                        # after the previous test's stamps
-    warnings_before = len(jump_warnings(node))
+    assert serve(client, bag) >= 23                 # 5 minutes before the previous test's
+    assert wait_jump_warnings(client, node, 1) == 1
     looped = serve(client, bag)                            # ros2 bag play --loop
     print(f'second loop of the same stamps: served {looped} of 25')
     assert looped >= 23
-    assert len(jump_warnings(node)) == warnings_before + 1
+    assert wait_jump_warnings(client, node, 2) == 2
     older = serve(client, drive(bag[0] - 60 * S, 25))      # a bag recorded a minute earlier
     print(f'a bag a minute older: served {older} of 25')
     assert older >= 23
-    assert len(jump_warnings(node)) == warnings_before + 2
-    client.spin_until(lambda: int(client.latest_diagnostics().get('time_jumps', 0))
-                      >= warnings_before + 2, what='the jumps counted in diagnostics')
+    client.spin_until(lambda: client.latest_diagnostics().get('time_jumps') == '3',
+                      what='the jumps counted in diagnostics')
+    assert wait_jump_warnings(client, node, 3) == 3            # one warning per jump
     assert node.alive()
 
 
