@@ -1,8 +1,10 @@
 """The life cycle shared by every executable node of the package."""
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
+from typing import NoReturn
 
 import rclpy
 from rclpy.exceptions import InvalidParameterValueException
@@ -39,3 +41,20 @@ def run_node(name: str, create: Callable[[], Node], spin: Callable[[Node], None]
             node.destroy_node()
         rclpy.try_shutdown()
     return 0
+
+
+def exit_process(status: int) -> NoReturn:
+    """End the process with ``status`` now that :func:`run_node` has shut everything down.
+
+    The node is destroyed, rclpy shut down and its context destroyed (the DDS participant
+    leaves the graph), and stdout/stderr are flushed; what is skipped is Python's own
+    finalization of every loaded module, which takes 0.5 to 2 s with torch loaded on a busy
+    CPU and would break the promise that the node ends within 2 s of SIGINT or SIGTERM.
+    Only for an executable's entry point: it never returns.
+    """
+    context = rclpy.get_default_context()
+    if not context.ok():
+        context.destroy()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)

@@ -30,6 +30,7 @@ from __future__ import annotations
 import copy
 import threading
 import time
+from typing import NoReturn
 
 import numpy as np
 import rclpy
@@ -54,7 +55,7 @@ from mmcert_ros.ros.diagnostics import (HealthLimits, L2FrameStats, PipelineStat
 from mmcert_ros.ros.image_codec import ImageDecodeError, decode_depth, decode_rgb
 from mmcert_ros.ros.parameters import (PARAMETER_NAMES, PARAMETERS, NodeSettings,
                                        RuntimeSettings)
-from mmcert_ros.ros.process import run_node
+from mmcert_ros.ros.process import exit_process, run_node
 
 NODE_NAME = 'mmcert_segmenter'
 #: output queue depth; outputs are reliable so any subscriber QoS can connect
@@ -463,12 +464,17 @@ class SegmenterNode(Node):
     def close(self, timeout_s: float = 30.0) -> None:
         """Cancel the frame in flight and stop the worker; it stops within one micro-batch
         (waits at most ``timeout_s``; the interpreter waits for it in any case)."""
+        tic = time.monotonic()
         with self._pending_lock:
             self._closing = True
-            if self._frame_token is not None:
+            in_flight = self._frame_token is not None
+            if in_flight:
                 self._frame_token.cancel(SHUTDOWN)
         self._slot.close()
         self._worker.join(timeout_s)
+        if in_flight:
+            self.get_logger().info(f'shutdown cancelled the frame in flight; the worker '
+                                   f'stopped after {time.monotonic() - tic:.2f} s')
 
 
 def _health_limits(runtime: RuntimeSettings) -> HealthLimits:
@@ -488,9 +494,10 @@ def _describe_l2(settings: NodeSettings) -> str:
             f'booster={l2.booster or "none"}')
 
 
-def main(args: list[str] | None = None) -> int:
-    """Run the node until shutdown (Ctrl-C, ``SIGTERM`` or ``rclpy.shutdown``); exit status."""
-    return run_node(NODE_NAME, SegmenterNode, _spin, args)
+def main(args: list[str] | None = None) -> NoReturn:
+    """Run the node until shutdown (Ctrl-C, ``SIGTERM`` or ``rclpy.shutdown``), then end the
+    process with its exit status (:func:`~mmcert_ros.ros.process.exit_process`)."""
+    exit_process(run_node(NODE_NAME, SegmenterNode, _spin, args))
 
 
 def _spin(node: SegmenterNode) -> None:
@@ -500,4 +507,4 @@ def _spin(node: SegmenterNode) -> None:
 
 
 if __name__ == '__main__':
-    raise SystemExit(main())
+    main()

@@ -25,6 +25,7 @@ there it cannot know.
 """
 from __future__ import annotations
 
+from typing import NoReturn
 
 import numpy as np
 import rclpy
@@ -37,7 +38,7 @@ from sensor_msgs.msg import CameraInfo, Image
 from mmcert_ros.data.depth import metres_to_millimetres
 from mmcert_ros.ros.image_codec import RGB_ENCODINGS, encode_image
 from mmcert_ros.ros.parameters import RELIABILITIES, ParameterSpec
-from mmcert_ros.ros.process import run_node
+from mmcert_ros.ros.process import exit_process, run_node
 
 NODE_NAME = 'mmcert_sim_drive'
 DEPTH_ENCODINGS = ('32FC1', '16UC1', 'mono16')
@@ -193,9 +194,10 @@ class SimDriveNode(Node):
         return info
 
 
-def main(args: list[str] | None = None) -> int:
-    """Run until the drive is done (``num_frames``) or shutdown; exit status."""
-    return run_node(NODE_NAME, SimDriveNode, _spin, args)
+def main(args: list[str] | None = None) -> NoReturn:
+    """Run until the drive is done (``num_frames``) or shutdown, then end the process with
+    its exit status (:func:`~mmcert_ros.ros.process.exit_process`)."""
+    exit_process(run_node(NODE_NAME, SimDriveNode, _spin, args))
 
 
 def _spin(node: SimDriveNode) -> None:
@@ -208,4 +210,4 @@ def _spin(node: SimDriveNode) -> None:
 
 
 if __name__ == '__main__':
-    raise SystemExit(main())
+    main()
