@@ -167,10 +167,6 @@ def frames(first_ns, count, period_ns=100 * MS):
     return [first_ns + index * period_ns for index in range(count)]
 
 
-class Jumps(list):
-    """Collects reported jumps (the node logs each as one WARN)."""
-
-
 @pytest.mark.parametrize('depth_first', [False, True])
 def test_one_future_stamp_does_not_stop_the_other_stream(depth_first):
     base = 1000 * S
@@ -181,7 +177,7 @@ def test_one_future_stamp_does_not_stop_the_other_stream(depth_first):
     assert serve(pairer, frames(base + S, 20), depth_first, with_clock=True) == 20
     assert pairer.rejected['stamp_in_future'] == 1 and pairer.time_jumps == 0
     # without a clock (offline), the step back after it is a jump: reported once, then served
-    jumps = Jumps()
+    jumps = []   # every reported jump (the node logs each as one WARN)
     pairer = StampPairer(0.02, on_jump=jumps.append)
     serve(pairer, frames(base, 5), depth_first)
     pairer.add_depth(base + DAY, 'future')
@@ -192,7 +188,7 @@ def test_one_future_stamp_does_not_stop_the_other_stream(depth_first):
 
 @pytest.mark.parametrize('depth_first', [False, True])
 def test_a_loop_of_the_same_stamps_is_one_jump_and_every_pair_is_served(depth_first):
-    jumps = Jumps()
+    jumps = []   # every reported jump (the node logs each as one WARN)
     pairer = StampPairer(0.02, on_jump=jumps.append)
     loop = frames(1000 * S, 25)
     assert serve(pairer, loop, depth_first) == 25
@@ -206,7 +202,7 @@ def test_a_loop_of_the_same_stamps_is_one_jump_and_every_pair_is_served(depth_fi
 
 def test_a_straggler_of_the_old_loop_costs_at_most_its_own_pair():
     """The last depth image of a loop arrives after the first RGB image of the next one."""
-    jumps = Jumps()
+    jumps = []   # every reported jump (the node logs each as one WARN)
     pairer = StampPairer(0.02, on_jump=jumps.append)
     loop = frames(1000 * S, 25)
     serve(pairer, loop[:-1])
@@ -220,7 +216,7 @@ def test_a_straggler_of_the_old_loop_costs_at_most_its_own_pair():
 
 
 def test_an_older_bag_after_a_live_stream_is_served():
-    jumps = Jumps()
+    jumps = []   # every reported jump (the node logs each as one WARN)
     pairer = StampPairer(0.02, on_jump=jumps.append)
     assert serve(pairer, frames(5000 * S, 25)) == 25
     assert serve(pairer, frames(5000 * S - 60 * S, 25), depth_first=True) == 25
@@ -265,7 +261,7 @@ def test_pending_messages_expire_by_age_without_further_traffic():
 
 
 def test_a_clock_jump_resets_once_and_the_stamps_that_follow_are_not_reported_again():
-    jumps = Jumps()
+    jumps = []   # every reported jump (the node logs each as one WARN)
     pairer = StampPairer(0.02, on_jump=jumps.append)
     serve(pairer, frames(3000 * S, 5))
     pairer.add_rgb(3000 * S + S, 'old line')
