@@ -240,14 +240,8 @@ class StampPairer:
         if self._max_age_s is None:
             return 0
         oldest_arrival = self._clock() - self._max_age_s
-        dropped = 0
-        for stream in STREAMS:
-            pending = self._pending[stream]
-            keep = [entry for entry in pending if entry.arrived_s >= oldest_arrival]
-            dropped += len(pending) - len(keep)
-            self.unpaired[stream] += len(pending) - len(keep)
-            pending[:] = keep
-        return dropped
+        return sum(self._drop(stream, lambda entry: entry.arrived_s < oldest_arrival)
+                   for stream in STREAMS)
 
     def flush(self) -> int:
         """Count every pending message as unpaired and forget it (end of a bag).
@@ -303,13 +297,16 @@ class StampPairer:
 
     def _drop_ahead_of(self, stamp_ns: int) -> int:
         """Drop (count as unpaired) pending messages more than the jump threshold ahead."""
-        dropped = 0
-        for stream in STREAMS:
-            pending = self._pending[stream]
-            keep = [entry for entry in pending if entry.stamp_ns <= stamp_ns + self._jump_ns]
-            dropped += len(pending) - len(keep)
-            self.unpaired[stream] += len(pending) - len(keep)
-            pending[:] = keep
+        return sum(self._drop(stream, lambda entry: entry.stamp_ns > stamp_ns + self._jump_ns)
+                   for stream in STREAMS)
+
+    def _drop(self, stream: str, stale: Callable[[_Pending], bool]) -> int:
+        """Drop (count as unpaired) the pending messages of ``stream`` that are ``stale``."""
+        pending = self._pending[stream]
+        keep = [entry for entry in pending if not stale(entry)]
+        dropped = len(pending) - len(keep)
+        self.unpaired[stream] += dropped
+        pending[:] = keep
         return dropped
 
     def _take_nearest(self, stream: str, stamp_ns: int) -> _Pending | None:
@@ -325,13 +322,9 @@ class StampPairer:
         """Drop messages the other stream has moved more than ``slop`` past, on its time line."""
         for stream, other in (STREAMS, STREAMS[::-1]):
             latest = self._last_ns[other]
-            if latest is None:
-                continue
-            pending = self._pending[stream]
-            keep = [entry for entry in pending
-                    if not latest - self._jump_ns <= entry.stamp_ns < latest - self._slop_ns]
-            self.unpaired[stream] += len(pending) - len(keep)
-            pending[:] = keep
+            if latest is not None:
+                self._drop(stream, lambda entry: latest - self._jump_ns <= entry.stamp_ns
+                           < latest - self._slop_ns)
 
 
 def _nanoseconds(name: str, value: float, allow_zero: bool) -> int:
