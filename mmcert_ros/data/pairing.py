@@ -18,8 +18,10 @@ A pending message is dropped and counted as unpaired when it can no longer pair:
 * a time jump (below) leaves it on the old time line.
 
 Stamp faults. A message is rejected, counted under its kind in :attr:`rejected` and never
-paired, if its stamp is zero (``stamp_zero``: the driver did not stamp it), equal to the
-previous stamp of its stream (``stamp_duplicate``) or, when the caller passes the clock
+paired, if its stamp is zero after its stream had a message (``stamp_zero``: the driver did
+not stamp it; a first stamp of 0 is a recording that starts at t = 0, as ``kitti2bag``
+writes), equal to the previous stamp of its stream (``stamp_duplicate``) or, when the caller
+passes the clock
 (``now_ns``), more than ``future_tolerance_s`` ahead of it (``stamp_in_future``). A stamp
 more than ``jump_back_s`` behind the previous one of its stream is a *time jump* (a bag loop,
 a restarted replay, a sim-time reset): the pending messages of the old time line are
@@ -270,7 +272,7 @@ class StampPairer:
     # -- internals ----------------------------------------------------------------------
 
     def _fault(self, stream: str, stamp_ns: int, now_ns: int | None) -> str | None:
-        if stamp_ns <= 0:
+        if stamp_ns <= 0 and self._last_ns[stream] is not None:
             return 'stamp_zero'
         if stamp_ns == self._last_ns[stream]:
             return 'stamp_duplicate'
