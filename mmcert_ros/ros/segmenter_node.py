@@ -37,7 +37,7 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.clock import JumpThreshold
+from rclpy.clock import Clock, ClockType, JumpThreshold
 from rclpy.duration import Duration
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
@@ -120,7 +120,10 @@ class SegmenterNode(Node):
                                  callback_group=inputs)
         self.create_subscription(CameraInfo, 'rgb/camera_info', self._on_camera_info, input_qos,
                                  callback_group=inputs)
-        self.create_timer(EXPIRY_INTERVAL_S, self._expire_pending, callback_group=inputs)
+        # steady clocks: under use_sim_time a stopped /clock must not stop expiry or reports
+        self._steady = Clock(clock_type=ClockType.STEADY_TIME)
+        self.create_timer(EXPIRY_INTERVAL_S, self._expire_pending, callback_group=inputs,
+                          clock=self._steady)
         self._clock_jumps = self._watch_clock_jumps(runtime.jump_back_s)
         self._publishers_by_topic = {
             topic: self.create_publisher(Image, topic, OUTPUT_QOS)
@@ -130,7 +133,7 @@ class SegmenterNode(Node):
                                                       OUTPUT_QOS)
         self._diagnostics_lock = threading.Lock()
         self.create_timer(1.0, self.publish_diagnostics,
-                          callback_group=MutuallyExclusiveCallbackGroup())
+                          callback_group=MutuallyExclusiveCallbackGroup(), clock=self._steady)
 
         # not a daemon: the interpreter never exits while the worker is inside torch
         self._worker = threading.Thread(target=self._work, name='mmcert_worker')
