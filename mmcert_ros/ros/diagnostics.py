@@ -171,14 +171,14 @@ class Report:
 
     @property
     def summary(self) -> str:
-        """One line for ``DiagnosticStatus.message``: the problems, most severe first, after
-        the frame rate figures."""
-        problems = self.problems
-        if problems and problems[0][0] == DiagnosticStatus.ERROR:
-            return '; '.join(text for _, text in problems)
-        text = (f'{self.frame_rate_hz:.1f} Hz, {self.processing_ms:.0f} ms/frame, '
-                f'certified {100 * self.certified_fraction:.1f} %')
-        return '; '.join([text] + [text for _, text in problems])
+        """One line for ``DiagnosticStatus.message``: at ERROR the problems, most severe
+        first; otherwise the frame figures followed by any warnings."""
+        problems = [text for _, text in self.problems]
+        if self.level == DiagnosticStatus.ERROR:
+            return '; '.join(problems)
+        figures = (f'{self.frame_rate_hz:.1f} Hz, {self.processing_ms:.0f} ms/frame, '
+                   f'certified {100 * self.certified_fraction:.1f} %')
+        return '; '.join([figures] + problems)
 
 
 class PipelineStats:
