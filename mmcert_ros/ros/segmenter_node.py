@@ -75,6 +75,9 @@ def stamp_to_ns(stamp) -> int:
 class SegmenterNode(Node):
     """The certified segmentation node (see the module docstring for topics and threading).
 
+    Call :meth:`close` before destroying it (:func:`~mmcert_ros.ros.process.run_node` does):
+    its worker thread is not a daemon, so the process cannot exit while the worker runs.
+
     :param model: optional base model to use while ``model.checkpoint`` is ``''`` (embedding
         and tests); without it ``''`` loads the shipped default checkpoint.
     :param node_kwargs: passed to :class:`rclpy.node.Node` (``namespace``,
@@ -112,7 +115,7 @@ class SegmenterNode(Node):
 
         input_qos = (qos_profile_sensor_data if self._settings.reliability == 'best_effort'
                      else QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE))
-        inputs = MutuallyExclusiveCallbackGroup()  # the pairer is used by one callback at a time
+        inputs = MutuallyExclusiveCallbackGroup()  # input callbacks and the age timer in turn
         self.create_subscription(Image, 'rgb/image', self._on_rgb, input_qos,
                                  callback_group=inputs)
         self.create_subscription(Image, 'depth/image', self._on_depth, input_qos,
