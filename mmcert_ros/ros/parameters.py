@@ -108,7 +108,7 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec('sync.future_tolerance', 1.0,
                   'a stamp more than this many seconds ahead of the node clock is rejected '
                   '(stamp_in_future); 0 = no check', 0.0, 86400.0),
-    ParameterSpec('sync.max_age', 1.0,
+    ParameterSpec('sync.max_age', 5.0,
                   'seconds a message waits for its partner before it counts as unpaired',
                   0.001, 3600.0),
     ParameterSpec('certify.time_budget', 60.0,
