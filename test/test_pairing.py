@@ -243,21 +243,13 @@ def test_zero_stamps_and_duplicates_are_rejected_and_counted():
     assert pairer.pending('rgb') == pairer.pending('depth') == 0
 
 
-class FakeClock:
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self):
-        return self.now
-
-
 def test_pending_messages_expire_by_age_without_further_traffic():
-    clock = FakeClock()
-    pairer = StampPairer(0.02, max_age_s=0.5, clock=clock)
+    now = [0.0]                                       # the pairer's monotonic clock, s
+    pairer = StampPairer(0.02, max_age_s=0.5, clock=lambda: now[0])
     pairer.add_rgb(7 * S, 'lost partner')
-    clock.now = 0.4
+    now[0] = 0.4
     assert pairer.expire() == 0 and pairer.pending('rgb') == 1
-    clock.now = 0.6
+    now[0] = 0.6
     assert pairer.expire() == 1
     assert pairer.unpaired['rgb'] == 1 and pairer.pending('rgb') == 0
     with pytest.raises(ValueError, match='max_age_s'):
