@@ -36,7 +36,8 @@ PARAMETER_FIELDS = {
     'model.backend': 'backend',
 }
 #: Parameter namespaces of a params file that configure something other than the engine.
-OTHER_NAMESPACES = ('model.', 'sync.', 'qos.', 'publish.', 'fs.', 'use_sim_time')
+OTHER_NAMESPACES = ('model.', 'sync.', 'qos.', 'publish.', 'fs.', 'diagnostics.', 'use_sim_time',
+                    'certify.time_budget')  # node-only settings
 #: Node whose section of a ROS parameter file is read when a file holds several nodes.
 DEFAULT_NODE = 'mmcert_segmenter'
 

@@ -88,10 +88,14 @@ class BagFrames:
         if rgbd is not None:
             counts['unpaired rgb'] += rgbd.unpaired['rgb']
             counts['unpaired depth'] += rgbd.unpaired['depth']
+            for kind, count in rgbd.rejected.items():   # zero or duplicate stamps
+                counts[f'rgb/depth message with {kind}'] += count
         gt = self._pairers.get('gt')
         if gt is not None:
             counts['rgb-d pair without ground truth'] += gt.unpaired['rgb']
             counts['unpaired ground truth'] += gt.unpaired['depth']
+            for kind, count in gt.rejected.items():
+                counts[f'ground truth or rgb-d pair with {kind}'] += count
         return {reason: count for reason, count in sorted(counts.items()) if count}
 
     def __iter__(self) -> Iterator[Frame]:
