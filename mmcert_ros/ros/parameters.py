@@ -235,11 +235,11 @@ class RuntimeSettings:
             if isinstance(value, bool) or not isinstance(value, (int, float)) \
                     or not spec.low <= value <= spec.high:
                 raise UserError(f'{spec.name} must be a number in [{spec.low:g}, '
-                                 f'{spec.high:g}], got {value!r}')
+                                f'{spec.high:g}], got {value!r}')
             numbers[_RUNTIME_FIELDS[spec.name]] = float(value)
         if numbers['stale_error_s'] < numbers['stale_warn_s']:
             raise UserError('diagnostics.input_stale_error must be >= '
-                             'diagnostics.input_stale_warn')
+                            'diagnostics.input_stale_warn')
         return cls(**numbers)
 
 
