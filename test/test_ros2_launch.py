@@ -76,12 +76,8 @@ def test_sim_demo_certifies_the_drive_and_ends_by_itself(colcon_workspace, tmp_p
     assert_clean_end(launch, status)
 
 
-# Known failure, so far: a terminal's Ctrl-C reaches every node, then launch sends each a
-# second SIGINT, which raises KeyboardInterrupt inside run_node's cleanup (close() or
-# destroy_node()): "process has died [exit code -2]" (seen for the segmenter and sim_drive).
-# Remove this marker once the nodes ignore a repeated SIGINT while shutting down.
-@pytest.mark.xfail(reason='a second SIGINT during node cleanup kills the node (exit -2)',
-                   strict=False)
+# A terminal's Ctrl-C reaches every node, then launch sends each a second SIGINT: the nodes
+# must finish cleanly all the same (run_node ignores stop signals once shutdown has begun).
 def test_ctrl_c_while_certifying_ends_every_process_cleanly(colcon_workspace, tmp_path):
     client = RosClient(CTRL_C_DOMAIN, inputs=False,
                        extra_subscriptions={'/mmcert/certification': Image})

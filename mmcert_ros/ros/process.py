@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -53,11 +54,25 @@ def run_node(name: str, create: Callable[[], Node], spin: Callable[[Node], None]
             raise
         # a callback or timer that raced shutdown (its handles already destroyed): a clean stop
     finally:
+        _ignore_further_stop_signals()
         if node is not None:
             getattr(node, 'close', lambda: None)()
             node.destroy_node()
         rclpy.try_shutdown()
     return 0
+
+
+def _ignore_further_stop_signals() -> None:
+    """Once shutdown has begun, a repeated SIGINT or SIGTERM must not interrupt it.
+
+    A terminal's Ctrl-C reaches every process of a ``ros2 launch`` group and launch then sends
+    each node its own SIGINT: the second one would raise KeyboardInterrupt in the middle of
+    ``close()`` or ``destroy_node()`` and kill the node (exit -2). Cleanup is bounded (the
+    worker stops at its next micro-batch), so ignoring both signals loses no way to stop it;
+    SIGKILL still ends it.
+    """
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_IGN)
 
 
 def check_ros_arguments(args: Sequence[str]) -> None:
@@ -88,11 +103,27 @@ def check_ros_arguments(args: Sequence[str]) -> None:
                             'name:=value')
 
 
+class _TagBlindLoader(yaml.SafeLoader):
+    """YAML as rcl reads a params file: tags are ignored (``ros2 launch`` writes its
+    temporary params files with ``!!python/tuple`` for every list value)."""
+
+
+def _untagged(loader: yaml.SafeLoader, _suffix: str, node: yaml.Node):
+    if isinstance(node, yaml.MappingNode):
+        return loader.construct_mapping(node, deep=True)
+    if isinstance(node, yaml.SequenceNode):
+        return loader.construct_sequence(node, deep=True)
+    return loader.construct_scalar(node)
+
+
+_TagBlindLoader.add_multi_constructor('', _untagged)  # only tags without a constructor
+
+
 def check_params_file(path: Path) -> None:
     """:raises UserError: ``path`` is missing, unreadable, not YAML, or not a mapping of node
     names (what rcl needs of a ``--params-file``)."""
     try:
-        document = yaml.safe_load(path.read_text())
+        document = yaml.load(path.read_text(), Loader=_TagBlindLoader)
     except OSError as error:
         raise UserError(f'params file {path}: {error.strerror or error}') from None
     except yaml.YAMLError as error:
