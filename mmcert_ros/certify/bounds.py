@@ -49,10 +49,16 @@ def delta(n: Sequence[int], k: Sequence[int], r: Sequence[int]) -> float:
 def top_count_pvalues(num_samples: int, num_classes: int, delta_r: float) -> np.ndarray:
     """p-value of H0 "the top class's probability is <= 1/2 + delta" for every top count.
 
-    ``pvalues[c] = min(1, C * P(Binomial(N, 1/2 + delta) >= c))`` for ``c = 0 .. N``: the exact
-    one-sided binomial test with a union bound over the C classes, because the top class is
-    selected from the same samples (CERTIFICATION.md section 4). If ``1/2 + delta >= 1``
-    nothing can be certified and every p-value is 1.
+    The top class is selected from the same samples, so the test accounts for every class
+    that could have been picked (CERTIFICATION.md section 4). With ``q = 1/2 + delta`` and
+    ``G(p) = P(Binomial(N, p) >= c)``:
+
+    - ``c > N / 2`` (a strict majority): ``pvalues[c] = min(1, G(q) + G(1 - q))`` for any
+      number of classes; at most one class can reach c votes, and the worst class
+      probability vector under H0 is ``(q, 1 - q, 0, ...)`` (docs/certification.md proves it);
+    - ``c <= N / 2``: the union bound ``min(1, C * G(q))``.
+
+    If ``q >= 1`` nothing can be certified and every p-value is 1.
 
     :returns: float64 array of shape ``(N + 1,)``, non-increasing in c.
     """
@@ -64,7 +70,10 @@ def top_count_pvalues(num_samples: int, num_classes: int, delta_r: float) -> np.
         return np.ones(num_samples + 1)
     counts = np.arange(num_samples + 1)
     tail = binom.sf(counts - 1, num_samples, q)  # P(X >= c)
-    return np.minimum(1.0, num_classes * tail)
+    majority = 2 * counts > num_samples
+    pvalues = np.where(majority, tail + binom.sf(counts - 1, num_samples, 1.0 - q),
+                       num_classes * tail)
+    return np.minimum(1.0, pvalues)
 
 
 def holm_min_count(histogram: np.ndarray, pvalues: np.ndarray, alpha: float) -> int:
@@ -117,7 +126,7 @@ def radius_table(num_samples: int, num_classes: int, n: Sequence[int], k: Sequen
     """Certified radius t on the ray ``r(t) = t * ray`` for every possible top count.
 
     Bonferroni simultaneous one-sided tests: ``table[c]`` is the largest t with
-    ``C * P(Binomial(N, 1/2 + delta(r(t))) >= c) <= alpha / num_pixels``, or -1 if t = 0
+    ``top_count_pvalues(N, C, delta(r(t)))[c] <= alpha / num_pixels``, or -1 if t = 0
     already fails (CERTIFICATION.md section 6). With probability at least ``1 - alpha``
     every pixel's radius ``table[top_count]`` holds at once.
 
