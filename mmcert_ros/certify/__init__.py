@@ -22,12 +22,13 @@ from mmcert_ros.certify.classifier import (CertifiedClassifier, ClassCertificate
                                            ablate)
 from mmcert_ros.certify.cancel import CancelToken, FrameCancelled
 from mmcert_ros.certify.config import CertifyConfig
+from mmcert_ros.certify.encoder_smoothing import EncoderCertificate, certify_encoder
 from mmcert_ros.certify.engine import Certificate, CertifiedSegmenter
 from mmcert_ros.certify.metrics import Confusion, certified_confusion, plain_confusion
 
 __all__ = [
     'CancelToken', 'Certificate', 'CertifiedClassifier', 'CertifiedSegmenter', 'ClassBounds',
-    'ClassCertificate', 'FrameCancelled', 'CertifyConfig', 'Confusion', 'Modality', 'ablate',
-    'certified_confusion', 'class_probability_bounds', 'delta', 'holm_certify',
+    'ClassCertificate', 'EncoderCertificate', 'FrameCancelled', 'CertifyConfig', 'Confusion', 'Modality', 'ablate',
+    'certified_confusion', 'certify_encoder', 'class_probability_bounds', 'delta', 'holm_certify',
     'largest_ray_budget', 'plain_confusion', 'radius_table', 'top_count_pvalues',
 ]
