@@ -86,7 +86,7 @@ def mixed_model():
         middle = (low + high) / 2
         low, high = (middle, high) if certified_share(middle) > 0.5 else (low, middle)
     with torch.no_grad():
-        model.prototypes.copy_(torch.from_numpy(prototypes(low)))
+        model.prototypes = torch.from_numpy(prototypes(low))
     return model
 
 
