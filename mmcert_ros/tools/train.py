@@ -71,6 +71,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help='sub-samples per validation frame (majority vote)')
     train.add_argument('--net-width', type=int, default=24, help='network width (channels)')
     train.add_argument('--feature-dim', type=int, default=8, help='unit feature length')
+    train.add_argument('--align-weight', type=float, default=0.0,
+                       help='weight of the prototype-alignment loss term (default 0)')
+    train.add_argument('--init-checkpoint', type=Path,
+                       help='fine-tune: start from these weights (a cosine-head checkpoint '
+                            'gets the antipodal head first)')
     train.add_argument('--resume', type=Path, help='continue from this last.pt')
     train.add_argument('--install-default', action='store_true',
                        help="copy OUT/best.pt over the package's default model when done")
@@ -94,7 +99,8 @@ def run(args: argparse.Namespace) -> int:
             keep_fraction_depth=args.keep_fraction_depth,
             random_keep_probability=args.random_keep_probability,
             random_keep_max=args.random_keep_max, seed=args.seed, device=args.device,
-            amp=not args.no_amp, val_samples=args.val_samples,
+            amp=not args.no_amp, val_samples=args.val_samples, align_weight=args.align_weight,
+            init_checkpoint=str(args.init_checkpoint or ''),
             network=NetworkConfig(num_classes=len(ROAD_CLASSES), width=args.net_width,
                                   feature_dim=args.feature_dim))
     if args.threads is not None:
