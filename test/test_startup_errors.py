@@ -137,6 +137,7 @@ def test_unknown_start_up_parameters_are_warned_by_name_and_the_node_runs(files,
                           extra_args=['--params-file', str(files / 'unknown.yaml')])
     try:
         wait_for(process, 'ready on cpu: N=4')   # the known value of the file is used
+        wait_for(process, 'ignoring unknown parameter')  # reported once the node is built
         log = process.log()
         warnings = [line for line in log.splitlines() if '[WARN]' in line]
         assert len(warnings) == 1
