@@ -18,6 +18,7 @@ from mmcert_ros.certify.bounds import delta as perturbation_bound
 from mmcert_ros.certify.bounds import holm_certify, radius_table
 from mmcert_ros.certify.cancel import CancelToken
 from mmcert_ros.certify.config import CertifyConfig
+from mmcert_ros.certify.points import PointDepth
 from mmcert_ros.certify.sampling import (draw_kept_indices, kept_count, make_generator,
                                          subsample)
 from mmcert_ros.data.frame import Frame, validate_depth, validate_rgb
@@ -102,13 +103,16 @@ class CertifiedSegmenter:
         """:meth:`certify` on a :class:`~mmcert_ros.data.frame.Frame`."""
         return self.certify(frame.rgb, frame.depth, cancel)
 
-    def certify(self, rgb: np.ndarray, depth: np.ndarray,
+    def certify(self, rgb: np.ndarray, depth: np.ndarray | PointDepth,
                 cancel: CancelToken | None = None) -> Certificate:
         """Certify one frame.
 
         :param rgb: ``(H, W, 3)`` uint8 RGB.
         :param depth: ``(Hd, Wd)`` float32 metres; NaN, Inf, 0 and negative values are invalid
-            (fed to the model as 0). Its size may differ from the RGB size.
+            (fed to the model as 0). Its size may differ from the RGB size. Or a
+            :class:`~mmcert_ros.certify.points.PointDepth`: the in-view points of a LiDAR
+            cloud at the RGB size, the depth modality's elements (n = in-view points, k =
+            its ``k``); each sample then gets its depth from ``PointDepth.subsample``.
         :param cancel: checked before every micro-batch; when it is cancelled or past its
             deadline the frame is abandoned with
             :class:`~mmcert_ros.certify.cancel.FrameCancelled` (nothing partial is returned).
@@ -116,6 +120,9 @@ class CertifiedSegmenter:
         """
         config = self.config  # one consistent config for the whole frame
         validate_rgb(rgb)
+        points = depth if isinstance(depth, PointDepth) else None
+        if points is not None:
+            depth = points.image
         validate_depth(depth)
         timings: dict[str, float] = {}
         start = time.perf_counter()
@@ -124,10 +131,13 @@ class CertifiedSegmenter:
         n = (height * width, depth.shape[0] * depth.shape[1])
         k = (kept_count(config.keep_fraction_rgb, n[0]),
              kept_count(config.keep_fraction_depth, n[1]))
+        if points is not None:
+            n, k = (n[0], points.n), (k[0], points.k)
         timings['preprocess'] = time.perf_counter() - start
 
         counts, timings['sampling'], timings['inference'] = self._vote(rgb_t, depth_t, k, config,
-                                                                       cancel or CancelToken())
+                                                                       cancel or CancelToken(),
+                                                                       points)
 
         tic = time.perf_counter()
         result = certify_votes(counts, n, k, config)
@@ -137,8 +147,13 @@ class CertifiedSegmenter:
         return result
 
     def _vote(self, rgb: torch.Tensor, depth: torch.Tensor, k: tuple[int, int],
-              config: CertifyConfig, cancel: CancelToken) -> tuple[torch.Tensor, float, float]:
-        """Votes per class and pixel over N samples: ``(C, H, W)`` int32, sampling s, inference s."""
+              config: CertifyConfig, cancel: CancelToken, points: PointDepth | None = None
+              ) -> tuple[torch.Tensor, float, float]:
+        """Votes per class and pixel over N samples: ``(C, H, W)`` int32, sampling s, inference s.
+
+        With ``points`` each sample's depth input comes from ``points.subsample`` (the dense
+        model contract) instead of sub-sampling the pixels of ``depth``.
+        """
         generator = make_generator(config.seed, self.device)
         height, width = rgb.shape[-2:]
         counts = None
@@ -150,7 +165,10 @@ class CertifiedSegmenter:
             cancel.check()
             batch = min(config.batch_size, config.num_samples - first)
             tic = time.perf_counter()
-            if reads_kept_pixels:  # same draws as subsample(), without the dense tensors
+            if points is not None:
+                inputs = points.subsample(rgb.expand(batch, -1, -1, -1), k[0], generator)
+                forward = partial(self.model, *inputs.as_args())
+            elif reads_kept_pixels:  # same draws as subsample(), without the dense tensors
                 rgb_indices = draw_kept_indices(batch, height * width, k[0], generator)
                 depth_indices = draw_kept_indices(batch, depth.shape[-2] * depth.shape[-1], k[1],
                                                   generator)

@@ -1,0 +1,127 @@
+"""The depth modality as LiDAR points: exact-k point sub-samples and their bounds.
+
+With ``depth.source: points`` the depth modality's basic elements are the n in-view points
+of a cloud (:class:`~mmcert_ros.data.projection.ProjectedPoints`). Each sample keeps exactly
+``k = min(certify.keep_points, n)`` of them, uniformly without replacement and independently
+of the RGB sub-sample (both drawn by :mod:`mmcert_ros.certify.sampling`, one after the
+other from the frame's generator); the kept points are z-buffered into a depth image (the
+nearest kept point per pixel) whose keep mask is the pixels that received one. The base
+model sees the usual four tensors (the dense model contract), so nothing else changes.
+
+Bounds (``docs/certification.md``, "The certificate in LiDAR points"):
+
+* ``delta`` of :mod:`mmcert_ros.certify.bounds` with ``n = (n_rgb, n_points)``, unchanged:
+  it holds for every cloud that differs from the observed one by at most r removed and at
+  most r added in-view points (moving r points, deleting r, injecting r, or any mix), in
+  either direction. The published mask uses it.
+* :func:`injection_delta` ``= 1 - C(n, k) / C(n + r, k)`` (times the RGB survival): only for
+  clouds that *contain* the observed one plus at most r injected points.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from mmcert_ros.certify.bounds import delta, holm_certify
+from mmcert_ros.certify.sampling import ModelInputs, draw_keep_masks, draw_kept_indices
+from mmcert_ros.data.projection import ProjectedPoints, zbuffer
+
+
+def injection_delta(n: Sequence[int], k: Sequence[int], r: Sequence[int]) -> float:
+    """``1 - C(n_rgb - r_rgb, k_rgb) / C(n_rgb, k_rgb) * C(n, k) / C(n + r, k)``.
+
+    The bound of an attacker who changes r_rgb pixels and *injects* r extra in-view points
+    into the observed cloud of n points (nothing removed). Since ``C(n, k) / C(n + r, k) =
+    C((n + r) - r, k) / C(n + r, k)`` this is ``delta`` evaluated at ``n + r`` points.
+
+    :param n: ``(n_rgb, n_points)`` of the observed frame.
+    :param k: ``(k_rgb, k_points)``. A sample that keeps every point (``k_points >=
+        n_points``) gives 1 for any r > 0: the engine keeps ``min(keep_points, n)``, so on a
+        cloud with fewer points than ``keep_points`` k itself would grow with the injection.
+    """
+    n_rgb, n_points = (int(v) for v in n)
+    r_rgb, r_points = (int(v) for v in r)
+    if r_points < 0:
+        raise ValueError(f'attack budget r must be >= 0, got {r_points}')
+    if r_points and int(k[1]) >= n_points:
+        return 1.0
+    return delta((n_rgb, n_points + r_points), k, (r_rgb, r_points))
+
+
+def certified_against_injection(certificate, r_rgb: int, r_points: int) -> np.ndarray:
+    """Holm mask of pixels certified against r_rgb pixels and r_points *injected* points.
+
+    Same votes and error rate as ``certificate.certified_at``; the guarantee covers only the
+    clouds that contain the observed cloud (see the module docstring).
+    """
+    bound = injection_delta(certificate.n, certificate.k, (r_rgb, r_points))
+    return holm_certify(certificate.top_counts, certificate.num_samples,
+                        certificate.num_classes, bound, certificate.alpha)
+
+
+@dataclass(frozen=True)
+class PointDepth:
+    """A frame's depth modality given as in-view LiDAR points (what ``certify`` accepts).
+
+    :ivar points: the in-view points of the cloud (their order does not matter).
+    :ivar keep_points: k, points kept per sample (``certify.keep_points``); if the cloud has
+        fewer in-view points all are kept, and no budget r > 0 certifies (delta = 1).
+    """
+
+    points: ProjectedPoints
+    keep_points: int
+
+    def __post_init__(self) -> None:
+        if isinstance(self.keep_points, bool) or int(self.keep_points) < 1:
+            raise ValueError(f'keep_points must be a positive integer, got {self.keep_points!r}')
+        if self.points.count < 1:
+            raise ValueError('a point depth input needs at least one in-view point')
+
+    @property
+    def n(self) -> int:
+        """n_points, the in-view points."""
+        return self.points.count
+
+    @property
+    def k(self) -> int:
+        """Points kept per sample, ``min(keep_points, n)``."""
+        return min(int(self.keep_points), self.n)
+
+    @property
+    def image(self) -> np.ndarray:
+        """The whole cloud z-buffered: ``(H, W)`` float32 metres, NaN where no point lands."""
+        return zbuffer(self.points)
+
+    def subsample(self, rgb: torch.Tensor, k_rgb: int | Sequence[int],
+                  generator: torch.Generator) -> ModelInputs:
+        """The model inputs of ``B`` samples: exactly k_rgb RGB pixels and k points each.
+
+        The RGB masks are drawn first, then the point subsets, from ``generator`` with the
+        package's one sampler (:func:`~mmcert_ros.certify.sampling.draw_kept_indices`); the
+        same function serves training and certification.
+
+        :param rgb: ``(B, 3, H, W)`` float in [0, 1] at the points' image size.
+        :returns: ``depth`` the nearest kept point per pixel (0 elsewhere) and ``depth_keep``
+            1 exactly at the pixels that received a kept point.
+        """
+        batch, _, height, width = rgb.shape
+        if (height, width) != (self.points.height, self.points.width):
+            raise ValueError(f'rgb is {height}x{width} but the points project into '
+                             f'{self.points.height}x{self.points.width}')
+        rgb_keep = draw_keep_masks(batch, height * width, k_rgb, generator, rgb.device,
+                                   rgb.dtype).view(batch, 1, height, width)
+        kept = draw_kept_indices(batch, self.n, self.k, generator, rgb.device)
+        pixels = torch.from_numpy(self.points.pixels).to(rgb.device)[kept]
+        depth = torch.from_numpy(self.points.depth).to(rgb.device, rgb.dtype)[kept]
+        flat = pixels + torch.arange(batch, device=rgb.device)[:, None] * (height * width)
+        nearest = torch.full((batch * height * width,), torch.inf, device=rgb.device,
+                             dtype=rgb.dtype)
+        nearest.scatter_reduce_(0, flat.reshape(-1), depth.reshape(-1), 'amin')
+        keep = torch.isfinite(nearest)
+        nearest = torch.where(keep, nearest, torch.zeros_like(nearest))
+        shape = (batch, 1, height, width)
+        return ModelInputs(rgb * rgb_keep, rgb_keep, nearest.view(shape),
+                           keep.to(rgb.dtype).view(shape))
