@@ -239,3 +239,19 @@ def zbuffer(projected: ProjectedPoints) -> np.ndarray:
     np.minimum.at(image, projected.pixels, projected.depth)
     image[np.isinf(image)] = np.nan
     return image.reshape(projected.height, projected.width)
+
+
+def points_from_depth_image(depth: np.ndarray, source: str = 'depth') -> ProjectedPoints:
+    """The points of a sparse depth image, one per valid pixel (a LiDAR scan already
+    projected, e.g. the simulator's ``depth='lidar'`` frames): what ``project_points`` gives
+    for the cloud that produced it when no two returns share a pixel.
+
+    :raises CloudDecodeError: kind ``'none_in_view'`` when no pixel is valid.
+    """
+    flat = np.asarray(depth, dtype=np.float32).reshape(-1)
+    with np.errstate(invalid='ignore'):
+        pixels = np.flatnonzero(np.isfinite(flat) & (flat > MIN_DEPTH_M))
+    if not pixels.size:
+        raise CloudDecodeError('none_in_view', f'{source}: no valid depth pixel')
+    return ProjectedPoints(pixels=pixels, depth=flat[pixels], height=depth.shape[0],
+                           width=depth.shape[1], total=int(pixels.size))

@@ -45,6 +45,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument('--depth', choices=('dense', 'lidar'), default='dense',
                       help='synthetic depth: dense or a sparse LiDAR pattern (default dense)')
     data.add_argument('--cache', type=Path, help='frame cache directory (default OUT/frames)')
+    data.add_argument('--depth-source', choices=('image', 'points'), default='image',
+                      help='depth elements: image pixels, or the points of a sparse LiDAR '
+                           'depth (needs --depth lidar or KITTI velodyne depth; default image)')
+    data.add_argument('--keep-points', type=positive_int, default=128,
+                      help='points kept per full frame with --depth-source points (default 128)')
+    data.add_argument('--depth-dropout', type=float, default=0.0,
+                      help="probability of dropping a sample's whole depth modality "
+                           '(trains the RGB-only degraded mode; default 0)')
 
     train = parser.add_argument_group('training')
     train.add_argument('--out', type=Path, required=True, help='output directory')
@@ -72,6 +80,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     train.add_argument('--net-width', type=int, default=24, help='network width (channels)')
     train.add_argument('--feature-dim', type=int, default=8, help='unit feature length')
     train.add_argument('--resume', type=Path, help='continue from this last.pt')
+    train.add_argument('--init', type=Path,
+                       help='start from the weights of this checkpoint (same network settings)')
     train.add_argument('--install-default', action='store_true',
                        help="copy OUT/best.pt over the package's default model when done")
 
@@ -95,8 +105,12 @@ def run(args: argparse.Namespace) -> int:
             random_keep_probability=args.random_keep_probability,
             random_keep_max=args.random_keep_max, seed=args.seed, device=args.device,
             amp=not args.no_amp, val_samples=args.val_samples,
+            depth_source=args.depth_source, keep_points=args.keep_points,
+            depth_dropout=args.depth_dropout,
             network=NetworkConfig(num_classes=len(ROAD_CLASSES), width=args.net_width,
                                   feature_dim=args.feature_dim))
+    if args.depth_source == 'points' and args.data == 'synthetic' and args.depth != 'lidar':
+        raise UserError('--depth-source points needs sparse LiDAR depth: add --depth lidar')
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     train_frames, val_frames, data = _load_data(args)
@@ -105,7 +119,13 @@ def run(args: argparse.Namespace) -> int:
     provenance = dict(run_provenance(args.command_line), data=data, classes=list(ROAD_CLASSES),
                       input_size=[int(train_frames[0].rgb.shape[0]),
                                   int(train_frames[0].rgb.shape[1])])
+    if args.init:
+        provenance['init'] = str(args.init)
     trainer = Trainer(config, train_set, val_frames, args.out, provenance)
+    if args.init and not args.resume:
+        with user_input('--init'):
+            initial, _ = load_checkpoint(args.init)
+            trainer.model.load_state_dict(initial.state_dict())
     if args.resume:
         with user_input('--resume'):
             trainer.resume(args.resume)
