@@ -100,8 +100,11 @@ class CertifiedSegmenter:
         self._config = config
 
     def certify_frame(self, frame: Frame, cancel: CancelToken | None = None) -> Certificate:
-        """:meth:`certify` on a :class:`~mmcert_ros.data.frame.Frame`."""
-        return self.certify(frame.rgb, frame.depth, cancel)
+        """:meth:`certify` on a :class:`~mmcert_ros.data.frame.Frame`; a frame whose
+        ``extras['points']`` holds in-view LiDAR points is certified as points."""
+        points = frame.extras.get('points')
+        depth = frame.depth if points is None else PointDepth(points, self.config.keep_points)
+        return self.certify(frame.rgb, depth, cancel)
 
     def certify(self, rgb: np.ndarray, depth: np.ndarray | PointDepth,
                 cancel: CancelToken | None = None) -> Certificate:

@@ -5,6 +5,12 @@ them) into :class:`~mmcert_ros.data.pairing.StampPairer`, the node's pairing rul
 by header stamp within ``slop_s``. Ground truth, when asked for, is paired the same way with
 the RGB stamp of each RGB-D pair. Messages are decoded after pairing, like the node's worker.
 
+The depth topic may hold ``sensor_msgs/PointCloud2`` instead of images: each cloud is then
+projected with the latest ``sensor_msgs/CameraInfo`` of the camera-info topic and the latest
+LiDAR-to-camera transform on ``/tf_static`` logged before it (or a fixed extrinsic given by
+the caller), and its frame carries the in-view points in ``extras['points']`` (certified as
+points, ``docs/certification.md``) and their z-buffer as ``depth``.
+
 Nothing is dropped silently: every message that does not become part of a frame is counted
 under a reason in :meth:`BagFrames.skipped` (corrupt or undecodable messages, unpaired
 messages, RGB-D pairs without ground truth, ground truth of another size).
@@ -12,6 +18,7 @@ messages, RGB-D pairs without ground truth, ground truth of another size).
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,8 +26,11 @@ import numpy as np
 
 from mmcert_ros.bags import BagError, BagReader
 from mmcert_ros.bags.frames import FrameTopics
-from mmcert_ros.bags.messages import IMAGE_TYPE, stamp_to_ns
+from mmcert_ros.bags.messages import (CAMERA_INFO_TYPE, IMAGE_TYPE, POINT_CLOUD_TYPE, TF_TYPE,
+                                      TF_STATIC_TOPIC, extrinsic_from_transform, stamp_to_ns)
 from mmcert_ros.data.frame import Frame
+from mmcert_ros.data.point_cloud import CloudDecodeError, decode_xyz
+from mmcert_ros.data.projection import CameraIntrinsics, Extrinsic, project_points, zbuffer
 from mmcert_ros.data.pairing import StampPairer
 from mmcert_ros.errors import UserError
 from mmcert_ros.ros.image_codec import ImageDecodeError, decode_depth, decode_mask, decode_rgb
@@ -35,12 +45,17 @@ class BagFrames:
     :class:`~mmcert_ros.bags.BagError` naming the empty topics).
 
     :param slop_s: pairing tolerance in seconds (the node's ``sync.slop``).
+    :param camera_info_topic: with a point-cloud depth topic: the RGB camera's CameraInfo.
+    :param extrinsic: with a point-cloud depth topic: a fixed LiDAR-to-camera extrinsic
+        instead of the bag's ``/tf_static``.
     """
 
     kind = 'bag'
 
     def __init__(self, path: str | Path, rgb_topic: str, depth_topic: str,
-                 gt_topic: str | None = None, slop_s: float = 0.02) -> None:
+                 gt_topic: str | None = None, slop_s: float = 0.02,
+                 camera_info_topic: str = '/rgb/camera_info',
+                 extrinsic: Extrinsic | None = None) -> None:
         self.path = Path(path)
         self.topics = {'rgb': rgb_topic, 'depth': depth_topic}
         if gt_topic:
@@ -51,8 +66,27 @@ class BagFrames:
         #: where a result bag re-publishes these inputs: under their own names
         self.frame_topics = FrameTopics(rgb=rgb_topic, depth=depth_topic, camera_info=None,
                                         gt=gt_topic or None)
+        self.extrinsic = extrinsic
+        self.context_topics: dict[str, str] = {}   # topic -> role, for point-cloud depth
         with BagReader(self.path) as bag:
-            bag.require_topics(self.topics.values(), IMAGE_TYPE)
+            depth_summary = bag.topics.get(depth_topic)
+            self.cloud = depth_summary is not None and depth_summary.msgtype == POINT_CLOUD_TYPE
+            if self.cloud:
+                bag.require_topics([camera_info_topic], CAMERA_INFO_TYPE)
+                self.context_topics[camera_info_topic] = 'camera_info'
+                if extrinsic is None:
+                    if TF_STATIC_TOPIC not in bag.topics:
+                        raise UserError(f'bag {self.path}: {depth_topic} holds point clouds but '
+                                        f'the bag has no {TF_STATIC_TOPIC} with the '
+                                        'LiDAR-to-camera transform; give the extrinsic')
+                    bag.require_topics([TF_STATIC_TOPIC], TF_TYPE)
+                    self.context_topics[TF_STATIC_TOPIC] = 'tf'
+                bag.require_topics([depth_topic], POINT_CLOUD_TYPE)
+                # a result bag re-publishes the clouds' z-buffered depth as an image
+                self.frame_topics = FrameTopics(rgb=rgb_topic, depth=f'{depth_topic}/depth',
+                                                camera_info=None, gt=gt_topic or None)
+            bag.require_topics([t for r, t in self.topics.items()
+                                if not (self.cloud and r == 'depth')], IMAGE_TYPE)
             counts = {role: bag.topics[topic].count for role, topic in self.topics.items()}
             empty = [topic for role, topic in self.topics.items() if not counts[role]]
             if empty:
@@ -111,18 +145,31 @@ class BagFrames:
                 gt_pairer: StampPairer | None) -> Iterator[Frame]:
         """Pair and decode the messages of ``bag`` into frames (see :meth:`__iter__`)."""
         role_of = {topic: role for role, topic in self.topics.items()}
+        role_of.update(self.context_topics)
+        context = {'camera_info': None, 'tf': {}}   # the latest of each, in log order
         index = 0
-        for item in bag.messages(self.topics.values()):
+        for item in bag.messages(role_of):
             role = role_of[item.topic]
             if item.message is None:
                 self._problems[f'corrupt {role} message'] += 1
                 continue
+            if role == 'camera_info':
+                context['camera_info'] = item.message
+                continue
+            if role == 'tf':
+                context['tf'] = dict(context['tf'], **{t.child_frame_id: t
+                                                      for t in item.message.transforms})
+                continue
+            message = item.message
+            if self.cloud and role == 'depth':
+                message = _CloudArrival(message, context['camera_info'],
+                                        context['tf'].get(message.header.frame_id))
             stamp = stamp_to_ns(item.message.header)
             if role == 'gt':
                 pair = gt_pairer.add('depth', stamp, item.message)
                 ready = None if pair is None else (pair.rgb, pair.depth)
             else:
-                pair = rgbd.add(role, stamp, item.message)
+                pair = rgbd.add(role, stamp, message)
                 if pair is None:
                     continue
                 if gt_pairer is None:
@@ -141,20 +188,54 @@ class BagFrames:
         """The frame of one pair, or None (counted) when a message cannot be decoded."""
         decoded = {}
         for role, message, decode in (('rgb', pair.rgb, decode_rgb),
-                                      ('depth', pair.depth, decode_depth),
+                                      ('depth', pair.depth,
+                                       self._project if self.cloud else decode_depth),
                                       ('gt', gt_message, decode_mask)):
             if message is None:
                 continue
             try:
                 decoded[role] = decode(message)
-            except ImageDecodeError as error:
+            except (ImageDecodeError, CloudDecodeError) as error:
                 self._problems[f'undecodable {role} message ({error.kind})'] += 1
                 return None
         gt = decoded.get('gt')
         if gt is not None and gt.shape != decoded['rgb'].shape[:2]:
             self._problems['ground truth size differs from rgb'] += 1
             return None
-        return Frame(rgb=decoded['rgb'], depth=decoded['depth'],
+        points = decoded['depth'] if self.cloud else None
+        if points is not None and (points.height, points.width) != decoded['rgb'].shape[:2]:
+            self._problems['camera_info size differs from rgb'] += 1
+            return None
+        return Frame(rgb=decoded['rgb'], depth=zbuffer(points) if self.cloud else decoded['depth'],
                      road_mask=None if gt is None else (gt != 0).astype(np.uint8),
                      stamp_ns=pair.rgb_stamp_ns, frame_id=pair.rgb.header.frame_id,
-                     name=f'{index:06d}')
+                     name=f'{index:06d}', extras={} if points is None else {'points': points})
+
+    def _project(self, arrival: '_CloudArrival'):
+        """The in-view points of a cloud, with the camera and transform of its arrival."""
+        source = f'cloud at {stamp_to_ns(arrival.message.header)} ns'
+        if arrival.camera_info is None:
+            raise CloudDecodeError('no_camera_info', f'{source}: no camera_info before it')
+        extrinsic = self.extrinsic
+        if extrinsic is None:
+            if arrival.transform is None:
+                raise CloudDecodeError('no_extrinsic', f'{source}: no {TF_STATIC_TOPIC} '
+                                       f'transform for frame {arrival.message.header.frame_id}')
+            try:
+                extrinsic = extrinsic_from_transform(arrival.transform)
+            except ValueError as error:
+                raise CloudDecodeError('bad_extrinsic', f'{source}: {error}') from None
+        try:
+            camera = CameraIntrinsics.from_camera_info(arrival.camera_info)
+        except ValueError as error:
+            raise CloudDecodeError('bad_camera_info', f'{source}: {error}') from None
+        return project_points(decode_xyz(arrival.message, source), camera, extrinsic, source)
+
+
+@dataclass(frozen=True)
+class _CloudArrival:
+    """A cloud with the camera_info and transform that were current when it was logged."""
+
+    message: object
+    camera_info: object | None
+    transform: object | None
