@@ -129,3 +129,25 @@ def test_fold_back_points_far_outside_the_view_stay_out():
     assert 0 <= camera.project(far_side)[0, 0] < 640     # the polynomial folds it back in
     projected = project_points(far_side, camera, Extrinsic(np.eye(3), np.zeros(3)))
     assert projected.count == 1 and projected.pixels[0] // 640 == 120
+
+
+def test_kitti_extrinsic_folds_p2s_offset_and_matches_project_velodyne():
+    """A real KITTI Road calibration (um_000000): P2 has a stereo offset, R0_rect a small
+    rotation. The extrinsic and K put every point on project_velodyne's pixel and depth."""
+    from mmcert_ros.data.kitti import KittiCalibration, project_velodyne
+    p2 = np.array([721.5377, 0, 609.5593, 44.85728, 0, 721.5377, 172.854, 0.2163791,
+                   0, 0, 1, 0.002745884]).reshape(3, 4)
+    r0 = np.array([0.9999239, 0.00983776, -0.007445048, -0.009869795, 0.9999421,
+                   -0.004278459, 0.007402527, 0.004351614, 0.9999631]).reshape(3, 3)
+    tr = np.array([0.007533745, -0.9999714, -0.000616602, -0.004069766, 0.01480249,
+                   0.0007280733, -0.9998902, -0.07631618, 0.9998621, 0.00752379, 0.01480755,
+                   -0.2717806]).reshape(3, 4)
+    calibration = KittiCalibration(p2, r0, tr)
+    rng = np.random.default_rng(9)
+    scan = rng.uniform([-5, -20, -3], [60, 20, 3], (20000, 3))
+    projected = project_points(scan, CameraIntrinsics(1242, 375, calibration.camera_matrix),
+                               calibration.camera_extrinsic())
+    expected = project_velodyne(scan, calibration, 1242, 375)
+    got = zbuffer(projected)
+    np.testing.assert_array_equal(np.isfinite(got), np.isfinite(expected))
+    np.testing.assert_allclose(got[np.isfinite(got)], expected[np.isfinite(expected)], rtol=1e-6)
