@@ -2,9 +2,12 @@
 projects the velodyne files by hand, missing extrinsics and bad clouds."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from mmcert_ros.bags import BagReader, BagWriter
 from mmcert_ros.bags.messages import point_cloud_message
@@ -22,14 +25,13 @@ CONFIG = CertifyConfig(num_samples=12, keep_points=40, radius_rgb=1, radius_dept
                        batch_size=12)
 
 
-class NearRoad(__import__('torch').nn.Module):
+class NearRoad(torch.nn.Module):
     """Toy contract model: a pixel is road iff its 8-column band keeps a point nearer than
     12 m (the road ahead), so the votes depend on the kept points."""
 
     num_classes = 2
 
     def forward(self, rgb, rgb_keep, depth, depth_keep):
-        import torch
         near = (depth_keep > 0) & (depth < 12.0)
         batch, _, height, width = depth.shape
         bands = near.view(batch, height, width // 8, 8).any(dim=3).any(dim=1)
@@ -113,7 +115,6 @@ def test_bad_clouds_are_counted_by_kind(tmp_path, cloud_bag):
                                                   item.log_time_ns, 'velodyne')
                 elif clouds == 2:    # no z field
                     cloud = encode_xyz(np.ones((4, 3)))
-                    from dataclasses import replace
                     message = point_cloud_message(replace(cloud, fields=cloud.fields[:2]),
                                                   item.log_time_ns, 'velodyne')
             writer.write(item.topic, message, item.log_time_ns)

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mmcert_ros.errors import MessageDecodeError
+
 #: sensor_msgs/PointField datatype constants -> numpy element type (little-endian form)
 POINT_FIELD_TYPES: dict[int, str] = {1: 'i1', 2: 'u1', 3: 'i2', 4: 'u2', 5: 'i4', 6: 'u4',
                                      7: 'f4', 8: 'f8'}
@@ -34,7 +36,7 @@ FLOAT32 = 7
 XYZ = ('x', 'y', 'z')
 
 
-class CloudDecodeError(ValueError):
+class CloudDecodeError(MessageDecodeError):
     """A cloud that cannot be used; ``kind`` names the defect.
 
     Kinds: ``'empty_cloud'`` (no points, or no finite point), ``'missing_field'`` (no x, y
@@ -42,10 +44,6 @@ class CloudDecodeError(ValueError):
     (point_step / row_step too small), ``'size_mismatch'`` (data length), ``'nan_in_dense'``
     (a non-finite point in a cloud that says it is dense).
     """
-
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
-        self.kind = kind
 
 
 @dataclass(frozen=True)

@@ -32,8 +32,8 @@ from mmcert_ros.data.frame import Frame
 from mmcert_ros.data.point_cloud import CloudDecodeError, decode_xyz
 from mmcert_ros.data.projection import CameraIntrinsics, Extrinsic, project_points, zbuffer
 from mmcert_ros.data.pairing import StampPairer
-from mmcert_ros.errors import UserError
-from mmcert_ros.ros.image_codec import ImageDecodeError, decode_depth, decode_mask, decode_rgb
+from mmcert_ros.errors import MessageDecodeError, UserError
+from mmcert_ros.ros.image_codec import decode_depth, decode_mask, decode_rgb
 
 
 class BagFrames:
@@ -195,7 +195,7 @@ class BagFrames:
                 continue
             try:
                 decoded[role] = decode(message)
-            except (ImageDecodeError, CloudDecodeError) as error:
+            except MessageDecodeError as error:
                 self._problems[f'undecodable {role} message ({error.kind})'] += 1
                 return None
         gt = decoded.get('gt')
