@@ -151,3 +151,20 @@ def test_kitti_extrinsic_folds_p2s_offset_and_matches_project_velodyne():
     got = zbuffer(projected)
     np.testing.assert_array_equal(np.isfinite(got), np.isfinite(expected))
     np.testing.assert_allclose(got[np.isfinite(got)], expected[np.isfinite(expected)], rtol=1e-6)
+
+
+def test_simulated_scan_projects_back_onto_its_lidar_depth():
+    """The simulator's drives as point clouds: lidar_scan, its calibration's extrinsic and K
+    give back exactly the returns of the LiDAR depth frame, in the same order."""
+    from mmcert_ros.data.projection import points_from_depth_image
+    from mmcert_ros.data.synthetic import SceneConfig, SyntheticDrive
+
+    drive = SyntheticDrive(5, SceneConfig().with_image_size(320, 96))
+    rendering = drive.rendering(7)
+    scan = drive.lidar_scan(rendering)
+    camera = CameraIntrinsics(320, 96, drive.config.camera.matrix)
+    projected = project_points(scan[:, :3], camera, drive.lidar_calibration.camera_extrinsic())
+    expected = points_from_depth_image(drive.lidar_depth(rendering))
+    np.testing.assert_array_equal(projected.pixels, expected.pixels)
+    np.testing.assert_allclose(projected.depth, expected.depth, rtol=1e-5)
+    assert projected.total == len(scan) == expected.count
