@@ -23,7 +23,6 @@ import time
 from pathlib import Path
 
 from mmcert_ros.certify import CertifiedSegmenter, CertifyConfig
-from mmcert_ros.certify.points import PointDepth
 from mmcert_ros.data.projection import points_from_depth_image
 from mmcert_ros.evaluation.accumulate import MetricsAccumulator
 from mmcert_ros.models import DEFAULT_CHECKPOINT, load_model
@@ -66,8 +65,8 @@ def main() -> int:
         frames, _ = synthetic_frames(seed, args.frames_per_drive, args.width, args.height,
                                      depth=args.depth, frame_stride=args.frame_stride)
         for frame in frames:
-            depth = frame.depth if args.keep_points is None else PointDepth(
-                points_from_depth_image(frame.depth, frame.name), args.keep_points)
+            depth = frame.depth if args.keep_points is None else points_from_depth_image(
+                frame.depth, frame.name)
             row = accumulator.add(frame, segmenter.certify(frame.rgb, depth))
             print(f"{frame.name}: certified IoU at r=0 {row['certified_iou']:.4f}, "
                   f"plain IoU {row['plain_iou']:.4f}, {row['total_s']:.1f} s", flush=True)

@@ -23,7 +23,6 @@ from pathlib import Path
 import numpy as np
 
 from mmcert_ros.certify import CertifiedSegmenter, CertifyConfig
-from mmcert_ros.certify.points import PointDepth
 from mmcert_ros.data.camera import CameraModel
 from mmcert_ros.data.kitti import lidar_calibration
 from mmcert_ros.data.point_cloud import decode_xyz, encode_xyz
@@ -92,7 +91,7 @@ def main() -> int:
 
     drive = SyntheticDrive(900000)
     frame = drive.frame(0, 'lidar')
-    points = PointDepth(points_from_depth_image(frame.depth), args.keep_points)
+    points = points_from_depth_image(frame.depth)
     config = CertifyConfig(num_samples=100, seed=0, keep_points=args.keep_points)
     segmenter = CertifiedSegmenter(load_model(args.checkpoint or None, 'cpu'), config)
     segmenter.certify(frame.rgb, frame.depth)      # warm-up
@@ -106,7 +105,7 @@ def main() -> int:
                                  for kind, t in per_frame.items()}
     figures['certify_points_over_image'] = (statistics.median(per_frame['points'])
                                             / statistics.median(per_frame['depth_image']))
-    figures['n_points'] = points.n
+    figures['n_points'] = points.count
     figures['load_average_1min_end'] = os.getloadavg()[0]
     for kind, values in figures['certify_n100_s'].items():
         print(f"certify N=100 with {kind}: median {values['median_s']:.2f} s, "

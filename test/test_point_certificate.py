@@ -14,8 +14,8 @@ from scipy.stats import binomtest
 from mmcert_ros.certify.bounds import delta
 from mmcert_ros.certify.config import CertifyConfig
 from mmcert_ros.certify.engine import CertifiedSegmenter
-from mmcert_ros.certify.points import (PointDepth, certified_against_injection,
-                                       injection_delta)
+from mmcert_ros.certify.points import (certified_against_injection, injection_delta,
+                                       kept_point_count, subsample_points)
 from mmcert_ros.certify.sampling import draw_keep_masks, draw_kept_indices, make_generator
 from mmcert_ros.data.projection import ProjectedPoints
 
@@ -97,9 +97,8 @@ def test_subsample_keeps_exactly_k_points_and_zbuffers_them():
     count = 60
     pixels = rng.integers(0, 8 * 16, count)          # collisions on purpose
     depth = rng.uniform(1, 50, count).astype(np.float32)
-    source = PointDepth(_points(pixels, depth), keep_points=9)
     rgb = torch.rand(1, 3, 8, 16).expand(32, -1, -1, -1)
-    inputs = source.subsample(rgb, 5, make_generator(7, 'cpu'))
+    inputs = subsample_points(_points(pixels, depth), rgb, 5, 9, make_generator(7, 'cpu'))
     # the same draws, replayed: RGB masks first, then the point subsets
     generator = make_generator(7, 'cpu')
     rgb_keep = draw_keep_masks(32, 128, 5, generator, 'cpu', torch.float32)
@@ -118,10 +117,16 @@ def test_subsample_keeps_exactly_k_points_and_zbuffers_them():
 
 
 def test_keep_points_fixed_and_capped_by_the_cloud():
-    assert PointDepth(_points(range(50), np.ones(50)), keep_points=20).k == 20
-    assert PointDepth(_points(range(5), np.ones(5)), keep_points=20).k == 5
+    assert kept_point_count(20, 50) == 20 and kept_point_count(20, 5) == 5
     with pytest.raises(ValueError, match='positive integer'):
-        PointDepth(_points(range(5), np.ones(5)), keep_points=0)
+        kept_point_count(0, 5)
+    # the engine takes k from certify.keep_points, never from the cloud's size
+    segmenter = CertifiedSegmenter(NearObstacleModel(), CertifyConfig(
+        num_samples=4, seed=0, keep_points=20, keep_fraction_rgb=0.05))
+    rgb = np.zeros((16, 64, 3), np.uint8)
+    for n in (30, 300):
+        pixels, depth = _far_cloud(n, 16, 64, seed=n)
+        assert segmenter.certify(rgb, _points(pixels, depth, 16, 64)).k[1] == 20
 
 
 # --- an injection attack on a target pixel ---------------------------------------------------
@@ -160,15 +165,14 @@ def test_injection_attack_flips_only_what_is_not_certified():
                            keep_fraction_rgb=0.05, keep_points=keep)
     segmenter = CertifiedSegmenter(NearObstacleModel(), config)
     rgb = np.zeros((height, width, 3), np.uint8)
-    clean = segmenter.certify(rgb, PointDepth(_points(pixels, depth, height, width), keep))
+    clean = segmenter.certify(rgb, _points(pixels, depth, height, width))
     assert (clean.labels == 0).all() and clean.n == (height * width, n)
     attacked_rate = []
     outcomes = {}
     for r in (2, 10, 40, 80):
         injected = (np.arange(r) % height) * width + target_column   # near points on the band
-        attacked = PointDepth(_points(np.concatenate([pixels, injected]),
-                                      np.concatenate([depth, np.full(r, 1.0, np.float32)]),
-                                      height, width), keep)
+        attacked = _points(np.concatenate([pixels, injected]),
+                           np.concatenate([depth, np.full(r, 1.0, np.float32)]), height, width)
         big = segmenter.config.replace(num_samples=1000, seed=5, batch_size=250)
         segmenter.config = big
         votes = segmenter.certify(rgb, attacked)
@@ -196,15 +200,14 @@ def test_observed_cloud_with_injected_points_certifies_the_clean_label():
     pixels, depth = _far_cloud(n, height, width, seed=2)
     target_column = 5 * BAND
     injected = (np.arange(r) % height) * width + target_column
-    observed = PointDepth(_points(np.concatenate([pixels, injected]),
-                                  np.concatenate([depth, np.full(r, 1.0, np.float32)]),
-                                  height, width), keep)
+    observed = _points(np.concatenate([pixels, injected]),
+                       np.concatenate([depth, np.full(r, 1.0, np.float32)]), height, width)
     config = CertifyConfig(num_samples=200, alpha=0.001, seed=3, batch_size=100,
                            keep_fraction_rgb=0.05, keep_points=keep, radius_depth=r)
     segmenter = CertifiedSegmenter(NearObstacleModel(), config)
     rgb = np.zeros((height, width, 3), np.uint8)
     seen = segmenter.certify(rgb, observed)
-    clean = segmenter.certify(rgb, PointDepth(_points(pixels, depth, height, width), keep))
+    clean = segmenter.certify(rgb, _points(pixels, depth, height, width))
     assert seen.delta == pytest.approx(delta(seen.n, seen.k, (0, r)))
     assert seen.certified.any()
     assert (seen.labels[seen.certified] == clean.labels[seen.certified]).all()
@@ -219,7 +222,7 @@ def test_engine_certifies_point_input_with_the_shipped_model():
     depth = rng.uniform(2, 40, 900).astype(np.float32)
     config = CertifyConfig(num_samples=8, seed=0, keep_points=64, radius_rgb=1, radius_depth=2)
     certificate = CertifiedSegmenter(load_model(None, 'cpu'), config).certify(
-        rgb, PointDepth(_points(pixels, depth, height, width), 64))
+        rgb, _points(pixels, depth, height, width))
     assert certificate.n == (height * width, 900) and certificate.k[1] == 64
     assert certificate.delta == pytest.approx(delta(certificate.n, certificate.k, (1, 2)))
     assert certificate.labels.shape == (height, width)

@@ -12,7 +12,6 @@ import torch
 from mmcert_ros.bags import BagReader, BagWriter
 from mmcert_ros.bags.messages import point_cloud_message
 from mmcert_ros.certify import CertifiedSegmenter, CertifyConfig
-from mmcert_ros.certify.points import PointDepth
 from mmcert_ros.data.kitti import KittiCalibration
 from mmcert_ros.data.point_cloud import encode_xyz
 from mmcert_ros.data.projection import ProjectedPoints
@@ -77,7 +76,7 @@ def test_cloud_bag_certifies_the_projected_points(tmp_path, cloud_bag):
         np.testing.assert_allclose(points.depth, expected_points.depth, rtol=1e-6)
         rgb = cv2.imread(str(root / 'training' / 'image_2' / f'{name}.png'))[:, :, ::-1]
         got = CertifiedSegmenter(NearRoad(), CONFIG).certify_frame(frame)
-        want = oracle.certify(np.ascontiguousarray(rgb), PointDepth(expected_points, 40))
+        want = oracle.certify(np.ascontiguousarray(rgb), expected_points)
         assert got.n == want.n == (WIDTH * HEIGHT, expected_points.count)
         np.testing.assert_array_equal(got.top_counts, want.top_counts)
     assert metrics['n']['depth'] == sorted({f.extras['points'].count for f in frames})

@@ -84,7 +84,6 @@ def test_shipped_points_model_beats_road_below_the_horizon_on_unseen_drives():
     with depth dropout)."""
     from mmcert_ros.certify import CertifiedSegmenter, CertifyConfig, plain_confusion
     from mmcert_ros.certify.metrics import Confusion
-    from mmcert_ros.certify.points import PointDepth
     from mmcert_ros.certify.sampling import draw_keep_masks
     from mmcert_ros.data.projection import points_from_depth_image
     from mmcert_ros.data.synthetic import SceneConfig, SyntheticDrive
@@ -92,13 +91,13 @@ def test_shipped_points_model_beats_road_below_the_horizon_on_unseen_drives():
 
     scene = SceneConfig()
     model = load_model(POINTS_CHECKPOINT)
-    segmenter = CertifiedSegmenter(model, CertifyConfig(num_samples=8, seed=0))
+    segmenter = CertifiedSegmenter(model, CertifyConfig(num_samples=8, seed=0, keep_points=128))
     points, rgb_only, baseline = Confusion(), Confusion(), Confusion()
     horizon = np.arange(scene.camera.height)[:, None] > scene.camera.cy
     generator = make_generator(0, 'cpu')
     for seed in (900_123, 900_456):
         frame = SyntheticDrive(seed, scene).frame(30, 'lidar')
-        depth = PointDepth(points_from_depth_image(frame.depth), 128)
+        depth = points_from_depth_image(frame.depth)
         points += plain_confusion(segmenter.certify(frame.rgb, depth).labels, frame.road_mask)
         rgb = torch.from_numpy(frame.rgb).permute(2, 0, 1)[None].float() / 255
         keep = draw_keep_masks(1, rgb[0, 0].numel(), 8989, generator, 'cpu',

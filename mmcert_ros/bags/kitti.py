@@ -39,7 +39,8 @@ LIDAR_FRAME = 'velodyne'
 
 def kitti_to_bag(root: str | Path, out: str | Path, *, storage: str = 'mcap',
                  subset: str = 'training', topics: FrameTopics = FrameTopics(),
-                 points_topic: str | None = POINTS_TOPIC, on_frame: Callable[[str], None] | None = None) -> dict[str, int]:
+                 points_topic: str | None = POINTS_TOPIC,
+                 on_frame: Callable[[str], None] | None = None) -> dict[str, int]:
     """Write every frame of a KITTI Road subset to the new bag ``out``.
 
     :param points_topic: where velodyne scans go (None: not written).

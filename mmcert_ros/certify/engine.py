@@ -18,10 +18,11 @@ from mmcert_ros.certify.bounds import delta as perturbation_bound
 from mmcert_ros.certify.bounds import holm_certify, radius_table
 from mmcert_ros.certify.cancel import CancelToken
 from mmcert_ros.certify.config import CertifyConfig
-from mmcert_ros.certify.points import PointDepth
+from mmcert_ros.certify.points import kept_point_count, subsample_points
 from mmcert_ros.certify.sampling import (draw_kept_indices, kept_count, make_generator,
                                          subsample)
 from mmcert_ros.data.frame import Frame, validate_depth, validate_rgb
+from mmcert_ros.data.projection import ProjectedPoints, zbuffer
 
 _AUTOCAST_DTYPES = {'fp16': torch.float16, 'bf16': torch.bfloat16}
 
@@ -33,7 +34,9 @@ class Certificate:
     Guarantees, each with probability at least ``1 - alpha`` over the sub-sampling:
 
     - ``certified``: every pixel in the mask keeps its label ``labels`` under every attack
-      changing at most ``radius_budget = (r_rgb, r_depth)`` pixels (Holm over all pixels).
+      changing at most ``radius_budget = (r_rgb, r_depth)`` pixels (Holm over all pixels);
+      with point-cloud depth r_depth counts in-view points moved, deleted or injected
+      (``docs/certification.md``, "The certificate in LiDAR points").
     - ``radius``: simultaneously for every pixel, its label holds under every attack within
       ``(t * ray[0], t * ray[1])`` for ``t = radius[p]`` (Bonferroni); -1 = not certified at 0.
       The Holm mask at a budget on the ray certifies at least the pixels the map does there.
@@ -102,20 +105,19 @@ class CertifiedSegmenter:
     def certify_frame(self, frame: Frame, cancel: CancelToken | None = None) -> Certificate:
         """:meth:`certify` on a :class:`~mmcert_ros.data.frame.Frame`; a frame whose
         ``extras['points']`` holds in-view LiDAR points is certified as points."""
-        points = frame.extras.get('points')
-        depth = frame.depth if points is None else PointDepth(points, self.config.keep_points)
-        return self.certify(frame.rgb, depth, cancel)
+        return self.certify(frame.rgb, frame.extras.get('points', frame.depth), cancel)
 
-    def certify(self, rgb: np.ndarray, depth: np.ndarray | PointDepth,
+    def certify(self, rgb: np.ndarray, depth: np.ndarray | ProjectedPoints,
                 cancel: CancelToken | None = None) -> Certificate:
         """Certify one frame.
 
         :param rgb: ``(H, W, 3)`` uint8 RGB.
         :param depth: ``(Hd, Wd)`` float32 metres; NaN, Inf, 0 and negative values are invalid
-            (fed to the model as 0). Its size may differ from the RGB size. Or a
-            :class:`~mmcert_ros.certify.points.PointDepth`: the in-view points of a LiDAR
-            cloud at the RGB size, the depth modality's elements (n = in-view points, k =
-            its ``k``); each sample then gets its depth from ``PointDepth.subsample``.
+            (fed to the model as 0). Its size may differ from the RGB size. Or
+            :class:`~mmcert_ros.data.projection.ProjectedPoints`: the in-view points of a
+            LiDAR cloud at the RGB size, the depth modality's elements (n = in-view points,
+            k = ``min(config.keep_points, n)``); each sample's depth input then comes from
+            :func:`~mmcert_ros.certify.points.subsample_points`.
         :param cancel: checked before every micro-batch; when it is cancelled or past its
             deadline the frame is abandoned with
             :class:`~mmcert_ros.certify.cancel.FrameCancelled` (nothing partial is returned).
@@ -123,9 +125,9 @@ class CertifiedSegmenter:
         """
         config = self.config  # one consistent config for the whole frame
         validate_rgb(rgb)
-        points = depth if isinstance(depth, PointDepth) else None
+        points = depth if isinstance(depth, ProjectedPoints) else None
         if points is not None:
-            depth = points.image
+            depth = zbuffer(points)
         validate_depth(depth)
         timings: dict[str, float] = {}
         start = time.perf_counter()
@@ -135,7 +137,8 @@ class CertifiedSegmenter:
         k = (kept_count(config.keep_fraction_rgb, n[0]),
              kept_count(config.keep_fraction_depth, n[1]))
         if points is not None:
-            n, k = (n[0], points.n), (k[0], points.k)
+            n = (n[0], points.count)
+            k = (k[0], kept_point_count(config.keep_points, points.count))
         timings['preprocess'] = time.perf_counter() - start
 
         counts, timings['sampling'], timings['inference'] = self._vote(rgb_t, depth_t, k, config,
@@ -150,11 +153,11 @@ class CertifiedSegmenter:
         return result
 
     def _vote(self, rgb: torch.Tensor, depth: torch.Tensor, k: tuple[int, int],
-              config: CertifyConfig, cancel: CancelToken, points: PointDepth | None = None
+              config: CertifyConfig, cancel: CancelToken, points: ProjectedPoints | None = None
               ) -> tuple[torch.Tensor, float, float]:
         """Votes per class and pixel over N samples: ``(C, H, W)`` int32, sampling s, inference s.
 
-        With ``points`` each sample's depth input comes from ``points.subsample`` (the dense
+        With ``points`` each sample's depth input comes from ``subsample_points`` (the dense
         model contract) instead of sub-sampling the pixels of ``depth``.
         """
         generator = make_generator(config.seed, self.device)
@@ -169,7 +172,8 @@ class CertifiedSegmenter:
             batch = min(config.batch_size, config.num_samples - first)
             tic = time.perf_counter()
             if points is not None:
-                inputs = points.subsample(rgb.expand(batch, -1, -1, -1), k[0], generator)
+                inputs = subsample_points(points, rgb.expand(batch, -1, -1, -1), k[0], k[1],
+                                          generator)
                 forward = partial(self.model, *inputs.as_args())
             elif reads_kept_pixels:  # same draws as subsample(), without the dense tensors
                 rgb_indices = draw_kept_indices(batch, height * width, k[0], generator)

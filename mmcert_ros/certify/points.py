@@ -1,12 +1,13 @@
 """The depth modality as LiDAR points: exact-k point sub-samples and their bounds.
 
-With ``depth.source: points`` the depth modality's basic elements are the n in-view points
-of a cloud (:class:`~mmcert_ros.data.projection.ProjectedPoints`). Each sample keeps exactly
-``k = min(certify.keep_points, n)`` of them, uniformly without replacement and independently
-of the RGB sub-sample (both drawn by :mod:`mmcert_ros.certify.sampling`, one after the
-other from the frame's generator); the kept points are z-buffered into a depth image (the
-nearest kept point per pixel) whose keep mask is the pixels that received one. The base
-model sees the usual four tensors (the dense model contract), so nothing else changes.
+With point-cloud depth the modality's basic elements are the n in-view points of a cloud
+(:class:`~mmcert_ros.data.projection.ProjectedPoints`, which ``CertifiedSegmenter.certify``
+accepts as depth). Each sample keeps exactly ``k = min(certify.keep_points, n)`` of them,
+uniformly without replacement and independently of the RGB sub-sample (both drawn by
+:mod:`mmcert_ros.certify.sampling`, one after the other from the frame's generator); the
+kept points are z-buffered into a depth image (the nearest kept point per pixel) whose keep
+mask is the pixels that received one. The base model sees the usual four tensors (the dense
+model contract), so nothing else changes.
 
 Bounds (``docs/certification.md``, "The certificate in LiDAR points"):
 
@@ -20,14 +21,12 @@ Bounds (``docs/certification.md``, "The certificate in LiDAR points"):
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 
 from mmcert_ros.certify.bounds import delta, holm_certify
 from mmcert_ros.certify.sampling import ModelInputs, draw_keep_masks, draw_kept_indices
-from mmcert_ros.data.projection import ProjectedPoints, zbuffer
+from mmcert_ros.data.projection import ProjectedPoints
 
 
 def injection_delta(n: Sequence[int], k: Sequence[int], r: Sequence[int]) -> float:
@@ -62,66 +61,48 @@ def certified_against_injection(certificate, r_rgb: int, r_points: int) -> np.nd
                         certificate.num_classes, bound, certificate.alpha)
 
 
-@dataclass(frozen=True)
-class PointDepth:
-    """A frame's depth modality given as in-view LiDAR points (what ``certify`` accepts).
+def kept_point_count(keep_points: int, n: int) -> int:
+    """k of a frame: ``min(keep_points, n)`` (a cloud with fewer in-view points keeps them
+    all, and then no budget r > 0 certifies: delta = 1).
 
-    :ivar points: the in-view points of the cloud (their order does not matter).
-    :ivar keep_points: k, points kept per sample (``certify.keep_points``); if the cloud has
-        fewer in-view points all are kept, and no budget r > 0 certifies (delta = 1).
+    :raises ValueError: unless ``keep_points >= 1`` and ``n >= 1``.
     """
+    if isinstance(keep_points, bool) or int(keep_points) < 1:
+        raise ValueError(f'keep_points must be a positive integer, got {keep_points!r}')
+    if int(n) < 1:
+        raise ValueError('point-cloud depth needs at least one in-view point')
+    return min(int(keep_points), int(n))
 
-    points: ProjectedPoints
-    keep_points: int
 
-    def __post_init__(self) -> None:
-        if isinstance(self.keep_points, bool) or int(self.keep_points) < 1:
-            raise ValueError(f'keep_points must be a positive integer, got {self.keep_points!r}')
-        if self.points.count < 1:
-            raise ValueError('a point depth input needs at least one in-view point')
+def subsample_points(points: ProjectedPoints, rgb: torch.Tensor, k_rgb: int | Sequence[int],
+                     k_points: int, generator: torch.Generator) -> ModelInputs:
+    """The model inputs of ``B`` samples: exactly k_rgb RGB pixels and k_points points each.
 
-    @property
-    def n(self) -> int:
-        """n_points, the in-view points."""
-        return self.points.count
+    The RGB masks are drawn first, then the point subsets, from ``generator`` with the
+    package's one sampler (:func:`~mmcert_ros.certify.sampling.draw_kept_indices`); the
+    same function serves training and certification.
 
-    @property
-    def k(self) -> int:
-        """Points kept per sample, ``min(keep_points, n)``."""
-        return min(int(self.keep_points), self.n)
-
-    @property
-    def image(self) -> np.ndarray:
-        """The whole cloud z-buffered: ``(H, W)`` float32 metres, NaN where no point lands."""
-        return zbuffer(self.points)
-
-    def subsample(self, rgb: torch.Tensor, k_rgb: int | Sequence[int],
-                  generator: torch.Generator) -> ModelInputs:
-        """The model inputs of ``B`` samples: exactly k_rgb RGB pixels and k points each.
-
-        The RGB masks are drawn first, then the point subsets, from ``generator`` with the
-        package's one sampler (:func:`~mmcert_ros.certify.sampling.draw_kept_indices`); the
-        same function serves training and certification.
-
-        :param rgb: ``(B, 3, H, W)`` float in [0, 1] at the points' image size.
-        :returns: ``depth`` the nearest kept point per pixel (0 elsewhere) and ``depth_keep``
-            1 exactly at the pixels that received a kept point.
-        """
-        batch, _, height, width = rgb.shape
-        if (height, width) != (self.points.height, self.points.width):
-            raise ValueError(f'rgb is {height}x{width} but the points project into '
-                             f'{self.points.height}x{self.points.width}')
-        rgb_keep = draw_keep_masks(batch, height * width, k_rgb, generator, rgb.device,
-                                   rgb.dtype).view(batch, 1, height, width)
-        kept = draw_kept_indices(batch, self.n, self.k, generator, rgb.device)
-        pixels = torch.from_numpy(self.points.pixels).to(rgb.device)[kept]
-        depth = torch.from_numpy(self.points.depth).to(rgb.device, rgb.dtype)[kept]
-        flat = pixels + torch.arange(batch, device=rgb.device)[:, None] * (height * width)
-        nearest = torch.full((batch * height * width,), torch.inf, device=rgb.device,
-                             dtype=rgb.dtype)
-        nearest.scatter_reduce_(0, flat.reshape(-1), depth.reshape(-1), 'amin')
-        keep = torch.isfinite(nearest)
-        nearest = torch.where(keep, nearest, torch.zeros_like(nearest))
-        shape = (batch, 1, height, width)
-        return ModelInputs(rgb * rgb_keep, rgb_keep, nearest.view(shape),
-                           keep.to(rgb.dtype).view(shape))
+    :param points: the in-view points (their order does not matter).
+    :param rgb: ``(B, 3, H, W)`` float in [0, 1] at the points' image size.
+    :param k_points: in ``[1, points.count]`` (:func:`kept_point_count`).
+    :returns: ``depth`` the nearest kept point per pixel (0 elsewhere) and ``depth_keep``
+        1 exactly at the pixels that received a kept point.
+    """
+    batch, _, height, width = rgb.shape
+    if (height, width) != (points.height, points.width):
+        raise ValueError(f'rgb is {height}x{width} but the points project into '
+                         f'{points.height}x{points.width}')
+    rgb_keep = draw_keep_masks(batch, height * width, k_rgb, generator, rgb.device,
+                               rgb.dtype).view(batch, 1, height, width)
+    kept = draw_kept_indices(batch, points.count, k_points, generator, rgb.device)
+    pixels = torch.from_numpy(points.pixels).to(rgb.device)[kept]
+    depth = torch.from_numpy(points.depth).to(rgb.device, rgb.dtype)[kept]
+    flat = pixels + torch.arange(batch, device=rgb.device)[:, None] * (height * width)
+    nearest = torch.full((batch * height * width,), torch.inf, device=rgb.device,
+                         dtype=rgb.dtype)
+    nearest.scatter_reduce_(0, flat.reshape(-1), depth.reshape(-1), 'amin')
+    keep = torch.isfinite(nearest)
+    nearest = torch.where(keep, nearest, torch.zeros_like(nearest))
+    shape = (batch, 1, height, width)
+    return ModelInputs(rgb * rgb_keep, rgb_keep, nearest.view(shape),
+                       keep.to(rgb.dtype).view(shape))

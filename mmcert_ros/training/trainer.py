@@ -7,7 +7,7 @@ probability ``random_keep_probability``, a random RGB fraction in ``(0, random_k
 (MMCert's training recipe) with the depth fraction scaled by the same factor.
 
 With ``depth_source='points'`` the depth of each sample is drawn the way point-cloud
-certification draws it (:meth:`mmcert_ros.certify.points.PointDepth.subsample`): the valid
+certification draws it (:func:`mmcert_ros.certify.points.subsample_points`): the valid
 pixels of the sparse LiDAR depth are the points, ``keep_points`` of the full frame are kept
 (scaled to the crop's share of the frame width, and by the random factor). With probability
 ``depth_dropout`` a sample's whole depth modality is dropped (depth and its keep mask all
@@ -32,7 +32,7 @@ import torch.nn.functional as F
 
 from mmcert_ros.certify.engine import predict_labels, resolve_device
 from mmcert_ros.certify.metrics import Confusion, plain_confusion
-from mmcert_ros.certify.points import PointDepth
+from mmcert_ros.certify.points import kept_point_count, subsample_points
 from mmcert_ros.certify.sampling import ModelInputs, kept_count, subsample
 from mmcert_ros.data.projection import points_from_depth_image
 from mmcert_ros.models.checkpoint import load_checkpoint, save_checkpoint
@@ -301,15 +301,17 @@ def point_inputs(batch: Batch, k_rgb: list[int], k_points: list[int],
     parts = []
     for index in range(batch.rgb.shape[0]):
         points = points_from_depth_image(batch.depth[index, 0].cpu().numpy(), 'training crop')
-        parts.append(PointDepth(points, k_points[index]).subsample(
-            batch.rgb[index:index + 1], k_rgb[index], generator).as_args())
+        parts.append(subsample_points(points, batch.rgb[index:index + 1], k_rgb[index],
+                                      kept_point_count(k_points[index], points.count),
+                                      generator).as_args())
     return ModelInputs(*(torch.cat(tensors) for tensors in zip(*parts)))
 
 
 def drop_depth(inputs: ModelInputs, dropped: np.ndarray) -> ModelInputs:
     """``inputs`` with the whole depth modality (values and keep mask) of the samples
     ``dropped`` set to 0: what the model sees in the degraded, RGB-only mode."""
-    keep = torch.from_numpy(~dropped).to(inputs.depth.device, inputs.depth.dtype)[:, None, None, None]
+    keep = torch.from_numpy(~dropped).to(inputs.depth.device, inputs.depth.dtype)
+    keep = keep[:, None, None, None]
     return ModelInputs(inputs.rgb, inputs.rgb_keep, inputs.depth * keep, inputs.depth_keep * keep)
 
 

@@ -6,7 +6,6 @@ import torch
 
 from mmcert_ros.certify.config import CertifyConfig
 from mmcert_ros.certify.engine import CertifiedSegmenter
-from mmcert_ros.certify.points import PointDepth
 from mmcert_ros.certify.metrics import Confusion, plain_confusion
 from mmcert_ros.data.frame import Frame
 from mmcert_ros.data.projection import points_from_depth_image
@@ -34,8 +33,8 @@ def validate(model: torch.nn.Module, frames: list[Frame], keep_fraction_rgb: flo
     segmenter = CertifiedSegmenter(model, config)
     confusion, agreement = Confusion(), []
     for frame in frames:
-        depth = frame.depth if keep_points is None else PointDepth(
-            points_from_depth_image(frame.depth, frame.name), keep_points)
+        depth = frame.depth if keep_points is None else points_from_depth_image(frame.depth,
+                                                                                 frame.name)
         certificate = segmenter.certify(frame.rgb, depth)
         confusion = confusion + plain_confusion(certificate.labels, frame.road_mask)
         agreement.append(float(np.mean(certificate.top_counts)) / num_samples)
