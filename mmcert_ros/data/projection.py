@@ -126,7 +126,7 @@ class CameraIntrinsics:
     """What projection needs of ``sensor_msgs/CameraInfo``: size, K and distortion.
 
     :ivar width: image width, pixels. :ivar height: image height, pixels.
-    :ivar k: ``(3, 3)`` intrinsic matrix (fx, fy > 0, no skew is required).
+    :ivar k: ``(3, 3)`` intrinsic matrix (fx, fy > 0, last row 0 0 1; a skew term is applied).
     :ivar distortion_model: '' / 'none', 'plumb_bob' or 'rational_polynomial'.
     :ivar d: the model's coefficients (5 or 8; fewer are padded with zeros).
     """
