@@ -116,6 +116,26 @@ def test_subsample_keeps_exactly_k_points_and_zbuffers_them():
                                       (expected > 0).astype(np.float32))
 
 
+def test_points_kept_uniformly_and_independently_of_the_rgb_mask():
+    """Inclusion of every point is k / n (chi-square), and whether a point is kept does not
+    depend on whether a given RGB pixel is kept (chi-square test of independence)."""
+    from scipy.stats import chi2_contingency, chisquare
+
+    n, k, batch = 40, 6, 4000
+    points = _points(np.arange(n), np.full(n, 5.0), height=8, width=16)   # one per pixel
+    rgb = torch.rand(1, 3, 8, 16).expand(batch, -1, -1, -1)
+    inputs = subsample_points(points, rgb, 20, k, make_generator(3, 'cpu'))
+    kept = inputs.depth_keep.view(batch, -1)[:, :n] > 0
+    assert (kept.sum(dim=1) == k).all()
+    assert chisquare(kept.sum(dim=0).numpy()).pvalue > 1e-4
+    rgb_kept = inputs.rgb_keep.view(batch, -1)[:, 77] > 0
+    for point in (0, 13, 39):
+        table = [[int((rgb_kept & kept[:, point]).sum()), int((rgb_kept & ~kept[:, point]).sum())],
+                 [int((~rgb_kept & kept[:, point]).sum()),
+                  int((~rgb_kept & ~kept[:, point]).sum())]]
+        assert chi2_contingency(table).pvalue > 1e-4
+
+
 def test_keep_points_fixed_and_capped_by_the_cloud():
     assert kept_point_count(20, 50) == 20 and kept_point_count(20, 5) == 5
     with pytest.raises(ValueError, match='positive integer'):
