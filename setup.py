@@ -27,7 +27,7 @@ setup(
         'matplotlib',
         'tqdm',
     ],
-    extras_require={'test': ['pytest', 'hypothesis', 'statsmodels']},
+    extras_require={'test': ['pytest', 'hypothesis', 'statsmodels', 'mcap', 'mcap-ros2-support']},
     zip_safe=True,
     maintainer='mmcert_ros maintainers',
     maintainer_email='maintainers@mmcert-ros.dev',

@@ -38,6 +38,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--batch-size', type=int, default=20)
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--precision', default='fp32', choices=('fp32', 'fp16', 'bf16'))
+    parser.add_argument('--backend', default='torch', choices=('torch', 'onnxruntime', 'openvino'))
     parser.add_argument('--frames', type=int, default=4,
                         help='frames to record; the first is a warm-up and not counted')
     parser.add_argument('--rate', type=float, default=1.0, help='simulator frames per second')
@@ -55,7 +56,8 @@ def main() -> int:
     sim = {'width': args.width, 'height': args.height, 'rate_hz': args.rate,
            'loop_frames': args.loop_frames, 'rgb_encoding': 'rgb8', 'depth_encoding': '32FC1'}
     segmenter = {'model.checkpoint': args.checkpoint, 'model.device': args.device,
-                 'model.precision': args.precision, 'model.batch_size': args.batch_size,
+                 'model.precision': args.precision, 'model.backend': args.backend,
+                 'model.batch_size': args.batch_size,
                  'certify.num_samples': args.num_samples, 'qos.reliability': 'reliable',
                  'publish.overlay': False}
     with tempfile.TemporaryDirectory(prefix='ros_latency_') as logs:
@@ -66,6 +68,7 @@ def main() -> int:
     figures = {
         'frame': f'{args.width}x{args.height}', 'num_samples': args.num_samples,
         'batch_size': args.batch_size, 'device': args.device, 'precision': args.precision,
+        'backend': args.backend,
         'machine': f'{platform.machine()}, {os.cpu_count()} CPUs',
         'frames': recording.frames, 'stage_ms': stages, 'processing_ms': processing,
         'non_inference_share': (processing - stages['inference']) / processing,
@@ -74,7 +77,8 @@ def main() -> int:
         'dropped_pairs': recording.final_counter('dropped_pairs'),
     }
     print(f"ros_latency: {figures['frame']}, N = {args.num_samples}, batch {args.batch_size}, "
-          f"{args.device} {args.precision}, {recording.frames} frames (first not counted)")
+          f"{args.device} {args.precision} {args.backend}, {recording.frames} frames "
+          "(first not counted)")
     for stage in STAGES:
         share = stages[stage] / processing
         print(f'  {stage:<14}{stages[stage]:10.1f} ms  {100 * share:5.1f} %')

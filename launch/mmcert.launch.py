@@ -4,7 +4,8 @@
 
 Arguments: ``params_file`` (default: the package's config/mmcert.yaml), ``namespace``,
 ``rgb_topic``, ``depth_topic``, ``camera_info_topic``, ``device`` ('' = keep the params
-file's ``model.device``) and ``use_sim_time``.
+file's ``model.device``) and ``use_sim_time``. The parameter file's ``mmcert_segmenter``
+section (or ``/**``, or ``/<namespace>/mmcert_segmenter``) applies under any namespace.
 """
 import os
 
@@ -13,6 +14,8 @@ from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
+
+from mmcert_ros.ros.launch_support import node_parameters
 
 ARGUMENTS = {
     'params_file': ('', "ROS parameter file; '' = the package's config/mmcert.yaml"),
@@ -29,13 +32,13 @@ def segmenter(context):
     value = {name: LaunchConfiguration(name).perform(context) for name in ARGUMENTS}
     params_file = value['params_file'] or os.path.join(
         get_package_share_directory('mmcert_ros'), 'config', 'mmcert.yaml')
-    overrides = {'use_sim_time': value['use_sim_time'].lower() in ('true', '1')}
+    parameters = node_parameters(params_file, 'mmcert_segmenter', value['namespace'])
+    parameters['use_sim_time'] = value['use_sim_time'].lower() in ('true', '1')
     if value['device']:
-        overrides['model.device'] = value['device']
+        parameters['model.device'] = value['device']
     return [Node(
         package='mmcert_ros', executable='segmenter', name='mmcert_segmenter',
-        namespace=value['namespace'], output='screen',
-        parameters=[params_file, overrides],
+        namespace=value['namespace'], output='screen', parameters=[parameters],
         remappings=[('rgb/image', value['rgb_topic']), ('depth/image', value['depth_topic']),
                     ('rgb/camera_info', value['camera_info_topic'])])]
 

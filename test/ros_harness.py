@@ -6,6 +6,7 @@ not flaky; nothing asserts on wall-clock durations.
 """
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import subprocess
@@ -19,6 +20,8 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 WAIT_S = 90.0  # ceiling for anything to happen over DDS on a loaded 2-core machine
+SETTLE_S = 1.0  # after both ends of a connection are seen here, for the far end's discovery
+_client_numbers = itertools.count()   # a unique node name for every client of this process
 # Added to every test domain id, so two checkouts can run their ROS tests at once on one
 # machine without hearing each other (ids must stay within Fast DDS's 0..232).
 DOMAIN_SHIFT = int(os.environ.get('MMCERT_TEST_DOMAIN_SHIFT', '0'))
@@ -139,7 +142,8 @@ class RosClient:
         os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
         self.context = rclpy.Context()
         rclpy.init(context=self.context, domain_id=shifted_domain(domain_id))
-        self.node = rclpy.create_node(f'test_client_{os.getpid()}', context=self.context)
+        self.node = rclpy.create_node(f'test_client_{os.getpid()}_{next(_client_numbers)}',
+                                      context=self.context)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
         qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE if reliable
@@ -155,10 +159,10 @@ class RosClient:
         self.arrival_order: dict[str, list[int]] = defaultdict(list)
         self.diagnostics: list = []
         out_qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
-        for topic in self.OUTPUTS:
-            self.node.create_subscription(Image, topic, self._recorder(topic), out_qos)
-        for topic, msg_type in (extra_subscriptions or {}).items():
-            self.node.create_subscription(msg_type, topic, self._recorder(topic), out_qos)
+        self.subscriptions = {
+            topic: self.node.create_subscription(msg_type, topic, self._recorder(topic), out_qos)
+            for topic, msg_type in {**dict.fromkeys(self.OUTPUTS, Image),
+                                    **(extra_subscriptions or {})}.items()}
         self.node.create_subscription(DiagnosticArray, '/diagnostics',
                                       self.diagnostics.append, 50)
 
@@ -182,11 +186,17 @@ class RosClient:
             self.executor.spin_once(timeout_sec=0.05)
 
     def wait_for_node(self, topics=OUTPUTS[:2]) -> None:
-        """Until the node under test subscribes to our inputs and publishes to us."""
+        """Until the node under test subscribes to our inputs and publishes to us, as far as
+        this process sees the matches (our writers' matched readers, our readers' matched
+        writers), then :data:`SETTLE_S` more: the node's side of each match completes
+        discovery a moment later, and DDS never delivers to a volatile reader what was
+        written before it matched."""
         self.spin_until(lambda: all(pub.get_subscription_count() > 0
                                     for pub in self.publishers.values())
-                        and all(self.node.count_publishers(topic) > 0 for topic in topics),
+                        and all(self.subscriptions[topic].get_publisher_count() > 0
+                                for topic in topics),
                         what='the node under test to connect')
+        self.spin_for(SETTLE_S)
 
     def send_pair(self, rgb_msg, depth_msg) -> None:
         self.publishers['rgb'].publish(rgb_msg)

@@ -41,3 +41,31 @@ def test_bench_command_writes_its_figures(tmp_path, capsys):
         assert figures['certification'][key] > 0
     assert figures['sampling']['sampling_speedup'] > 0
     assert 'speed-up' in capsys.readouterr().out
+
+
+def test_bench_compares_the_engine_modes_with_the_reference_on_one_frame(tmp_path, capsys):
+    out = tmp_path / 'bench.json'
+    assert main(['bench', '--width', '96', '--height', '32', '--num-samples', '6',
+                 '--modes', 'fp32,bf16', '--repeats', '1', '--json', str(out)]) == 0
+    figures = json.loads(out.read_text())
+    engine = figures['engine']
+    for name in ('reference', 'fp32', 'bf16'):
+        assert engine[name]['total_s'] > 0 and engine[name]['max_samples_in_budget'] >= 1
+    for mode in ('fp32', 'bf16'):
+        assert engine[mode]['speedup'] > 0
+        assert 0 <= engine[mode]['changed_labels'] <= 1
+    assert figures['ops_per_frame']['host_reads'] <= 4
+    assert figures['l2']['speedup'] > 0
+    assert 'speed-up' in capsys.readouterr().out
+
+
+def test_bench_refuses_an_unknown_mode_before_measuring(capsys):
+    try:  # a bad option value is argparse's: usage and one error line, status 2
+        status = main(['bench', '--width', '48', '--height', '20', '--num-samples', '4',
+                       '--modes', 'fp32,tpu'])
+    except SystemExit as stop:
+        status = stop.code
+    assert status == 2
+    captured = capsys.readouterr()
+    assert "unknown mode(s) ['tpu']" in captured.err.strip().splitlines()[-1]
+    assert 'certification' not in captured.out  # nothing was measured

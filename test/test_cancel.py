@@ -64,3 +64,30 @@ def test_a_passed_deadline_abandons_the_frame():
     assert CancelToken.with_budget(None).deadline_s is None
     assert CancelToken.with_budget(0).deadline_s is None
     assert CancelToken.with_budget(10.0).deadline_s > time.monotonic() + 9.0
+
+
+def test_the_l2_certificate_checks_the_token_before_every_batch():
+    from mmcert_ros.certify.l2 import certify_l2
+    from mmcert_ros.models import NetworkConfig, build_model
+    torch.manual_seed(0)
+    model = build_model(NetworkConfig(width=4, feature_dim=4))
+    calls = []
+    features = model.features
+
+    def counting_features(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            token.cancel('shutdown')
+        return features(*args, **kwargs)
+
+    model.features = counting_features
+    token = CancelToken()
+    rgb, depth = np.zeros((16, 24, 3), np.uint8), np.ones((8, 12), np.float32)
+    with pytest.raises(FrameCancelled, match='shutdown'):
+        certify_l2(model, rgb, depth, CertifyConfig(num_samples=64, batch_size=8, seed=0),
+                   sigma=0.25, radius=0.0, cancel=token)
+    assert len(calls) == 2          # no batch after the one running at the cancel
+    expired = CancelToken(deadline_s=time.monotonic() - 1.0)
+    with pytest.raises(FrameCancelled, match='time budget exceeded'):
+        certify_l2(model, rgb, depth, CertifyConfig(num_samples=64, batch_size=8, seed=0),
+                   sigma=0.25, radius=0.0, cancel=expired)

@@ -84,3 +84,16 @@ def test_certified_metrics_by_hand():
     assert Confusion().iou == 0.0
     with pytest.raises(ValueError, match='same shape'):
         certified_confusion(labels, certified, np.zeros((2, 2)))
+
+
+def test_backend_and_its_precisions_are_validated_by_name():
+    from mmcert_ros.certify import CertifyConfig
+
+    assert CertifyConfig(backend='openvino', precision='bf16').backend == 'openvino'
+    with pytest.raises(ValueError, match='backend must be one of'):
+        CertifyConfig(backend='tensorrt')
+    with pytest.raises(ValueError, match="backend 'onnxruntime' runs precision fp32"):
+        CertifyConfig(backend='onnxruntime', precision='bf16')
+    with pytest.raises(ValueError, match="backend 'openvino' runs precision fp32 or bf16"):
+        CertifyConfig(backend='openvino', precision='fp16')
+    assert CertifyConfig.from_dict({'model.backend': 'onnxruntime'}).backend == 'onnxruntime'

@@ -1,11 +1,13 @@
 """CertifiedSegmenter on tiny deterministic models whose votes can be counted by hand."""
+import importlib.util
+
 import numpy as np
 import pytest
 import torch
 from statsmodels.stats.multitest import multipletests
 
 from mmcert_ros.certify import CertifiedSegmenter, CertifyConfig, delta, top_count_pvalues
-from mmcert_ros.certify.engine import predict_labels
+from mmcert_ros.certify.votes import predict_labels
 from mmcert_ros.data import Frame
 
 
@@ -182,3 +184,101 @@ def test_kept_pixel_fast_path_gives_the_dense_path_votes():
     dense = CertifiedSegmenter(DenseOnly(model), config).certify(rgb, depth)
     np.testing.assert_array_equal(fast.top_counts, dense.top_counts)
     np.testing.assert_array_equal(fast.labels, dense.labels)
+
+
+def _shipped_frame(seed=0, height=60, width=200):
+    """A small synthetic road frame (RGB and depth) for the shipped model."""
+    from mmcert_ros.data.synthetic import SceneConfig, drive
+
+    frame = next(drive(seed=seed, num_frames=1,
+                       config=SceneConfig().with_image_size(width, height)))
+    return frame.rgb, frame.depth
+
+
+@pytest.mark.parametrize('backend', ['torch', 'openvino'])
+def test_fp32_engine_votes_equal_the_previous_path_for_the_same_draws(backend):
+    """The exact modes (grid votes, batch norm folded, channels-last; in torch or OpenVINO)
+    against the previous hot path kept in the benchmark (unfolded NCHW model, full-resolution
+    int64 labels, scatter_add), fed the same kept indices: identical votes."""
+    if backend == 'openvino':
+        pytest.importorskip('openvino')
+    from mmcert_ros.benchmark.engine_speed import timed_votes
+    from mmcert_ros.benchmark.reference import ReferenceVotes
+    from mmcert_ros.certify.engine import certify_votes, draw_sample_indices, frame_tensors
+    from mmcert_ros.certify.sampling import kept_count, make_generator
+    from mmcert_ros.models import load_model
+    from mmcert_ros.models.network import upsample_bilinear
+
+    model = load_model(None, 'cpu')
+    rgb, depth = _shipped_frame()
+    config = CertifyConfig(num_samples=24, keep_fraction_rgb=0.05, keep_fraction_depth=0.02,
+                           seed=7, batch_size=5, backend=backend)
+    certificate = CertifiedSegmenter(model, config).certify(rgb, depth)
+    rgb_t, depth_t = frame_tensors(rgb, depth, torch.device('cpu'))
+    n = (rgb.shape[0] * rgb.shape[1], depth.size)
+    k = (kept_count(0.05, n[0]), kept_count(0.02, n[1]))
+    draws = draw_sample_indices(24, n, k, make_generator(7, 'cpu'))
+    counts = timed_votes(model.eval(), ReferenceVotes(rgb.shape[:2], upsample_bilinear),
+                         rgb_t, depth_t, draws, 5, {})
+    previous = certify_votes(counts, n, k, config)
+    assert 0.05 < previous.labels.mean() < 0.95  # both classes are voted for
+    np.testing.assert_array_equal(certificate.top_counts, previous.top_counts)
+    np.testing.assert_array_equal(certificate.labels, previous.labels)
+
+
+def test_reduced_precision_and_onnxruntime_modes_agree_with_fp32():
+    pytest.importorskip('onnxruntime')
+    from mmcert_ros.models import load_model
+
+    model = load_model(None, 'cpu')
+    rgb, depth = _shipped_frame(1)
+    config = CertifyConfig(num_samples=16, keep_fraction_rgb=0.05, keep_fraction_depth=0.02,
+                           seed=2, batch_size=8)
+    exact = CertifiedSegmenter(model, config).certify(rgb, depth)
+    onnx = CertifiedSegmenter(model, config.replace(backend='onnxruntime')).certify(rgb, depth)
+    bf16 = CertifiedSegmenter(model, config.replace(precision='bf16')).certify(rgb, depth)
+    assert np.mean(onnx.labels != exact.labels) < 1e-3
+    if importlib.util.find_spec('openvino') is not None:
+        for precision, tolerance in (('fp32', 1e-3), ('bf16', 0.01)):
+            openvino = CertifiedSegmenter(model, config.replace(
+                backend='openvino', precision=precision)).certify(rgb, depth)
+            assert np.mean(openvino.labels != exact.labels) < tolerance
+    assert np.mean(np.abs(onnx.top_counts.astype(int) - exact.top_counts) > 1) == 0
+    assert np.mean(bf16.labels != exact.labels) < 0.01
+    assert next(model.parameters()).dtype == torch.float32  # the base model is left as it was
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+
+
+def test_host_reads_per_frame_do_not_grow_with_the_micro_batches(monkeypatch):
+    """GPU readiness, by construction on the CPU: count every Python-level read of a tensor
+    value (what forces a device synchronisation on an accelerator) during one frame."""
+    from mmcert_ros.models import load_model
+
+    reads = {'n': 0}
+    for name in ('item', 'tolist', 'cpu', 'numpy', '__bool__', '__int__', '__float__',
+                 '__index__'):
+        original = getattr(torch.Tensor, name)
+
+        def counted(self, *args, _original=original, **kwargs):
+            reads['n'] += 1
+            return _original(self, *args, **kwargs)
+        monkeypatch.setattr(torch.Tensor, name, counted)
+    monkeypatch.setattr(torch.cuda, 'synchronize',
+                        lambda *a: pytest.fail('the engine synchronised the device'))
+    model = load_model(None, 'cpu')
+    rgb, depth = _shipped_frame(2)
+    per_frame = {}
+    for batch_size in (2, 20):  # 20 micro-batches against 2
+        segmenter = CertifiedSegmenter(model, CertifyConfig(
+            num_samples=40, keep_fraction_rgb=0.05, keep_fraction_depth=0.02, seed=4,
+            batch_size=batch_size))
+        segmenter.certify(rgb, depth)  # builds the inference copy once
+        reads['n'] = 0
+        segmenter.certify(rgb, depth)
+        per_frame[batch_size] = reads['n']
+    assert per_frame[2] == per_frame[20] <= 8, per_frame
+
+
+def test_an_exported_backend_refuses_a_model_it_cannot_export():
+    with pytest.raises(ValueError, match="backend 'onnxruntime' exports SparseRGBDNet"):
+        CertifiedSegmenter(BrightIsRoad(), CertifyConfig(backend='onnxruntime'))

@@ -47,7 +47,7 @@ def test_bag_holds_every_frame_with_exact_values(tmp_path, kitti, storage, suffi
     root, names = kitti
     out = tmp_path / 'kitti_bag'
     assert cli.main(['kitti2bag', str(root), str(out), '--storage', storage,
-                     '--no-progress']) == 0
+                     '--no-progress', '--start-time', '0']) == 0
     assert f'wrote {out} ({storage})' in capsys.readouterr().out
     assert next(out.glob(f'*{suffix}')) and (out / 'metadata.yaml').is_file()
     topics, messages = _by_topic(out)

@@ -81,9 +81,9 @@ def test_certify_l2_is_the_documented_recipe_and_a_fixed_seed_reproduces_it():
     # the recipe of docs/feature_smoothing.md, step by step
     rgb_t = torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255
     depth_t = torch.from_numpy(np.nan_to_num(depth, nan=0.0))[None, None]
-    encoder = fs.joint_rgbd_encoder(model.features, depth_t, kept_count(0.0193, 720),
-                                    kept_count(0.00214, 180))
-    smoother = fs.FeatureSmoother(encoder, 0.12, CONFIG.batch_size)
+    encoder = fs.kept_pixel_rgbd_encoder(model.features_kept, depth_t, kept_count(0.0193, 720),
+                                         kept_count(0.00214, 180), 0.12)
+    smoother = fs.FeatureSmoother(encoder, 0.12, CONFIG.batch_size, adds_noise=True)
     recipe = smoother.certify(rgb_t, model.prototypes, 0.01, CONFIG.alpha, 16,
                               CONFIG.num_samples, make_generator(CONFIG.seed, 'cpu'))
     labels, certified, radius = fs.cells_to_pixels(recipe.labels, recipe.certified,
@@ -265,3 +265,40 @@ def test_evaluate_tool_pools_the_l2_certificate_from_the_config(drive, checkpoin
     assert 'plain' in metrics and 'certified' in metrics
     header = (out / 'frames.csv').read_text().splitlines()[0]
     assert 'l2_certified_fraction' in header and 'l2_fcsb_mean' in header
+
+
+@pytest.mark.parametrize('boosted', [False, True])
+def test_noise_at_the_kept_pixels_only_is_the_full_noise_recipe_coupled(boosted):
+    """The fast encoder's output for its masks and kept-pixel noise equals the documented
+    recipe (noise on every pixel, then sub-sampling) for the same masks and any noise at the
+    dropped pixels: the recipe depends on the noise only at the kept pixels, so both draw the
+    same distribution of features (the certificate means the same)."""
+    from mmcert_ros.certify.sampling import draw_kept_indices
+    from mmcert_ros.models.booster import BoostedModel
+
+    rgb, depth = _frame()
+    model = _tiny_model(3)
+    if boosted:
+        booster = SmoothnessBooster(BoosterConfig(feature_dim=8))
+        with torch.no_grad():  # a booster that does something
+            for parameter in booster.parameters():
+                parameter.normal_(0.0, 0.1)
+        model = BoostedModel(model, booster.eval())
+    rgb_t = torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255
+    depth_t = torch.from_numpy(np.nan_to_num(depth, nan=0.0))[None, None]
+    k_rgb, k_depth, sigma, batch = 40, 9, 0.25, 5
+    encoder = fs.kept_pixel_rgbd_encoder(model.features_kept, depth_t, k_rgb, k_depth, sigma)
+    with torch.no_grad():
+        fast = encoder(rgb_t, batch, make_generator(8, 'cpu'))
+        generator = make_generator(8, 'cpu')  # replay the fast encoder's draws
+        rgb_indices = draw_kept_indices(batch, 720, k_rgb, generator)
+        depth_indices = draw_kept_indices(batch, 180, k_depth, generator)
+        kept_noise = torch.randn(batch * k_rgb, 3, generator=generator)
+        noise = torch.randn(batch, 20 * 36, 3) * 5  # anything at the dropped pixels
+        noise[torch.arange(batch).repeat_interleave(k_rgb), rgb_indices.reshape(-1)] = kept_noise
+        noisy = rgb_t + sigma * noise.view(batch, 20, 36, 3).permute(0, 3, 1, 2)
+        rgb_keep = torch.zeros(batch, 720).scatter_(1, rgb_indices, 1.0).view(batch, 1, 20, 36)
+        depth_keep = torch.zeros(batch, 180).scatter_(1, depth_indices, 1.0).view(batch, 1, 10, 18)
+        recipe = model.features(noisy.clamp(0.0, 1.0) * rgb_keep, rgb_keep,
+                                depth_t * depth_keep, depth_keep)
+    torch.testing.assert_close(fast, recipe, rtol=0, atol=1e-5)

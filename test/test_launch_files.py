@@ -1,5 +1,6 @@
 """Launch and parameter files: what can be checked without the ``launch`` package, and the
-files loaded by ``launch`` itself where it is installed.
+files loaded by ``launch`` itself where it is installed (every launch file under the real
+``ros2 launch``: test_ros2_launch.py).
 
 Without ``launch`` (a pip install): every launch file parses, names executables that
 setup.py installs and parameter files that exist; every parameter file is accepted by the rcl
@@ -71,10 +72,13 @@ def test_mmcert_launch_declares_the_documented_arguments():
 
 
 def test_sim_demo_presets_exist():
+    """Every preset resolves to the package's file of that name: the source tree's, or the
+    installed copy of it (as under ``colcon test``)."""
     from mmcert_ros.ros.presets import PRESETS, preset_path
     for preset in PRESETS + ('mmcert',):
-        assert preset_path(preset).parent.resolve() == (ROOT / 'config').resolve()
-        assert preset_path(preset).is_file()
+        path = preset_path(preset)
+        assert path.name == f'{preset}.yaml'
+        assert path.read_bytes() == (ROOT / 'config' / path.name).read_bytes()
 
 
 def flat(section, prefix=''):
@@ -141,15 +145,32 @@ def test_preset_topic_section_errors_name_the_file(tmp_path):
         preset_remappings(bad)
 
 
-def test_launch_files_load_under_launch_where_installed():
-    launch = pytest.importorskip('launch', reason='the launch package is not installed here')
+def test_mmcert_launch_declares_them_under_launch_where_installed():
     pytest.importorskip('launch_ros', reason='launch_ros is not installed here')
     from launch.launch_description_sources import PythonLaunchDescriptionSource
-    for path in LAUNCH_FILES:
-        source = PythonLaunchDescriptionSource(str(path))
-        description = source.try_get_launch_description_without_context()
-        assert isinstance(description, launch.LaunchDescription)
     mmcert = PythonLaunchDescriptionSource(str(ROOT / 'launch' / 'mmcert.launch.py'))
     declared = {argument.name for argument in
                 mmcert.try_get_launch_description_without_context().get_launch_arguments()}
     assert declared >= MMCERT_LAUNCH_ARGUMENTS
+
+
+def test_a_parameter_file_applies_to_its_node_under_any_namespace(tmp_path):
+    """What the launch files pass to a node, against rcl's own reading of the file (rclpy's
+    parser) for the same node name: the bare name section, overridden by /namespace/name."""
+    from rclpy.parameter import parameter_dict_from_yaml_file
+
+    from mmcert_ros.ros.launch_support import node_parameters
+    path = tmp_path / 'params.yaml'
+    path.write_text('/**:\n  ros__parameters:\n    sync:\n      slop: 0.3\n'
+                    'mmcert_segmenter:\n  ros__parameters:\n    certify:\n      ray: [1, 2]\n'
+                    '/robot/mmcert_segmenter:\n  ros__parameters:\n    sync:\n      slop: 0.1\n'
+                    'other_node:\n  ros__parameters:\n    sync:\n      slop: 0.9\n')
+    assert node_parameters(path, 'mmcert_segmenter') == {'sync.slop': 0.3,
+                                                         'certify.ray': [1, 2]}
+    assert node_parameters(path, 'mmcert_segmenter', '/robot') == {'sync.slop': 0.1,
+                                                                   'certify.ray': [1, 2]}
+    assert node_parameters(ROOT / 'config' / 'mmcert.yaml', 'nobody') == {}
+    rcl = parameter_dict_from_yaml_file(str(ROOT / 'config' / 'kitti.yaml'),
+                                        target_nodes=['mmcert_segmenter'])
+    assert set(node_parameters(ROOT / 'config' / 'kitti.yaml', 'mmcert_segmenter', 'x')) == \
+        set(rcl)

@@ -264,3 +264,60 @@ def test_forward_kept_equals_forward_on_the_ablated_batch():
         dense = model(*inputs.as_args())
         sparse = model.forward_kept(rgb, rgb_indices, depth, depth_indices)
     torch.testing.assert_close(sparse, dense, rtol=0, atol=1e-6)
+
+
+def _kept_batch(seed=0, batch=3, height=40, width=72):
+    from mmcert_ros.certify.sampling import draw_kept_indices, make_generator
+
+    generator = make_generator(seed, 'cpu')
+    rgb = torch.rand(1, 3, height, width, generator=generator)
+    depth = torch.rand(1, 1, height // 2, width // 2, generator=generator) * 40
+    return (rgb, draw_kept_indices(batch, height * width, 90, generator), depth,
+            draw_kept_indices(batch, depth[0, 0].numel(), 20, generator))
+
+
+def test_forward_kept_is_the_bilinear_upsampling_of_the_grid_logits(model):
+    from mmcert_ros.models.network import upsample_bilinear
+
+    inputs = _kept_batch()
+    with torch.no_grad():
+        grid = model.grid_logits_kept(*inputs)
+        assert grid.shape == (3, 3, 5, 9)
+        assert torch.equal(model.forward_kept(*inputs), upsample_bilinear(grid, (40, 72)))
+
+
+@pytest.mark.parametrize('dtype,tolerance', [(torch.float32, 1e-4), (torch.bfloat16, 0.3)])
+def test_inference_copy_folds_batch_norm_and_keeps_the_original(model, dtype, tolerance):
+    inputs = _kept_batch(1)
+    state = {key: value.clone() for key, value in model.state_dict().items()}
+    inference = model.for_inference(dtype)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in inference.modules())
+    assert inference.embed.weight.dtype == dtype
+    assert inference.stage1[0][0].weight.is_contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        expected = model.grid_logits_kept(*inputs)
+        got = inference.grid_logits_kept(*inputs).float()
+    torch.testing.assert_close(got, expected, rtol=0, atol=tolerance * expected.abs().max())
+    for key, value in model.state_dict().items():  # the original is untouched
+        assert torch.equal(value, state[key])
+
+
+def test_onnx_export_runs_in_onnxruntime_with_the_torch_outputs(model, tmp_path):
+    onnxruntime = pytest.importorskip('onnxruntime')
+    from mmcert_ros.models.backends import OnnxRuntimeNet, export_onnx
+    from mmcert_ros.models.network import KeptPixels
+
+    path = tmp_path / 'tiny.onnx'
+    export_onnx(model, path)
+    session = onnxruntime.InferenceSession(str(path), providers=['CPUExecutionProvider'])
+    rgb, rgb_indices, depth, depth_indices = _kept_batch(2, batch=4, height=56, width=100)
+    with torch.no_grad():  # another batch and frame size than the export's example
+        levels = model.pyramid_inputs(KeptPixels.from_indices(rgb, rgb_indices),
+                                      KeptPixels.from_indices(depth, depth_indices))
+        expected = model.grid_logits_from_levels(levels)
+    (got,) = session.run(['grid_logits'], {f'level{i}': level.contiguous().numpy()
+                                           for i, level in enumerate(levels)})
+    np.testing.assert_allclose(got, expected.numpy(), rtol=0, atol=1e-4)
+    backend = OnnxRuntimeNet(model)
+    torch.testing.assert_close(backend.grid_logits_kept(rgb, rgb_indices, depth, depth_indices),
+                               expected, rtol=0, atol=1e-4)

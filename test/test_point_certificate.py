@@ -97,8 +97,8 @@ def test_subsample_keeps_exactly_k_points_and_zbuffers_them():
     count = 60
     pixels = rng.integers(0, 8 * 16, count)          # collisions on purpose
     depth = rng.uniform(1, 50, count).astype(np.float32)
-    rgb = torch.rand(1, 3, 8, 16).expand(32, -1, -1, -1)
-    inputs = subsample_points(_points(pixels, depth), rgb, 5, 9, make_generator(7, 'cpu'))
+    rgb = torch.rand(1, 3, 8, 16)
+    inputs = subsample_points(_points(pixels, depth), rgb, 5, 9, 32, make_generator(7, 'cpu'))
     # the same draws, replayed: RGB masks first, then the point subsets
     generator = make_generator(7, 'cpu')
     rgb_keep = draw_keep_masks(32, 128, 5, generator, 'cpu', torch.float32)
@@ -123,8 +123,8 @@ def test_points_kept_uniformly_and_independently_of_the_rgb_mask():
 
     n, k, batch = 40, 6, 4000
     points = _points(np.arange(n), np.full(n, 5.0), height=8, width=16)   # one per pixel
-    rgb = torch.rand(1, 3, 8, 16).expand(batch, -1, -1, -1)
-    inputs = subsample_points(points, rgb, 20, k, make_generator(3, 'cpu'))
+    inputs = subsample_points(points, torch.rand(1, 3, 8, 16), 20, k, batch,
+                              make_generator(3, 'cpu'))
     kept = inputs.depth_keep.view(batch, -1)[:, :n] > 0
     assert (kept.sum(dim=1) == k).all()
     assert chisquare(kept.sum(dim=0).numpy()).pvalue > 1e-4

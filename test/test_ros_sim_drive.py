@@ -26,14 +26,17 @@ def run(tmp_path_factory):
     client = RosClient(DOMAIN_ID, inputs=False, extra_subscriptions={
         'rgb/image': Image, 'depth/image': Image, 'gt/road_mask': Image,
         'rgb/camera_info': CameraInfo})
+    # reliable inputs: sim_drive exits only once the segmenter acknowledged the last frame
     segmenter = NodeProcess('segmenter', DOMAIN_ID, root / 'segmenter.log', {
         'model.checkpoint': checkpoint, 'model.device': 'cpu', 'certify.num_samples': 8,
-        'model.batch_size': 8})
-    # the drive starts once the segmenter and this client listen to rgb/image
+        'model.batch_size': 8, 'qos.reliability': 'reliable'})
+    # the drive starts once the segmenter and this client listen to every camera topic and
+    # this client to the ground truth
     sim = NodeProcess('sim_drive', DOMAIN_ID, root / 'sim.log', {
         'num_frames': FRAMES, 'seed': SEED, 'width': W, 'height': H, 'depth_width': WD,
         'depth_height': HD, 'rgb_encoding': 'bgra8', 'depth_encoding': '16UC1',
-        'rate_hz': 5.0, 'wait_for_subscribers': 2, 'frame_id': 'sim_cam'})
+        'rate_hz': 5.0, 'wait_for_subscribers': 2, 'wait_for_gt_subscribers': 1,
+        'frame_id': 'sim_cam'})
     try:
         client.spin_until(lambda: len(client.received['gt/road_mask']) == FRAMES,
                           what='the whole drive')

@@ -214,3 +214,69 @@ def test_fs_parameters_are_validated_with_the_node_settings(tmp_path):
                         ('fs.num_samples', -3), ('fs.booster', str(tmp_path / 'none.pt'))):
         with pytest.raises(ValueError, match=name):
             NodeSettings.from_parameters(defaults(**{name: value}))
+
+
+def test_input_health_levels_stale_inputs_budget_faults_and_abandoned_frames():
+    from mmcert_ros.ros.diagnostics import HealthLimits
+    clock = FakeClock()
+    limits = HealthLimits(stale_warn_s=1.0, stale_error_s=3.0, processing_warn_ms=100.0,
+                          processing_error_ms=500.0)
+    stats = PipelineStats(clock, limits, watch_inputs=True)
+    report = stats.report(PAIRING, 0)
+    assert report.level == DiagnosticStatus.WARN and 'no rgb message received yet' in report.summary
+    assert values_of(diagnostic_array(report, 'n', '/n', _time()))['input_age_rgb_s'] == 'never'
+
+    def inputs_then_report(at, frame_s=None, pairing=PAIRING):
+        clock.now = at
+        stats.count_input('rgb')
+        stats.count_input('depth')
+        if frame_s is not None:
+            stats.record_frame({'inference': frame_s}, 0.1, 0.9, 0.0)
+        return stats.report(pairing, 0)
+
+    assert inputs_then_report(1.0, 0.050).level == DiagnosticStatus.OK
+    report = inputs_then_report(2.0, 0.200)                       # over the WARN budget
+    assert report.level == DiagnosticStatus.WARN and 'processing 200 ms > 100 ms' in report.summary
+    report = inputs_then_report(3.0, 0.600)
+    assert report.level == DiagnosticStatus.ERROR and 'processing 600 ms > 500 ms' in report.summary
+    clock.now = 4.5                                                # 1.5 s silent
+    report = stats.report(PAIRING, 0)
+    assert report.level == DiagnosticStatus.WARN and report.input_age_s['rgb'] == 1.5
+    assert 'rgb input stale: no message for 1.5 s' in report.summary
+    clock.now = 6.0                                                # 3 s silent
+    report = stats.report(PAIRING, 0)
+    assert report.level == DiagnosticStatus.ERROR and 'depth input stale' in report.summary
+    report = inputs_then_report(6.5, pairing=dict(PAIRING, stamp_in_future=1, time_jumps=1))
+    assert report.level == DiagnosticStatus.WARN
+    assert 'stamp_in_future 1' in report.summary and 'time_jumps 1' in report.summary
+    assert stats.record_abandoned('time_budget') == 1
+    report = inputs_then_report(7.0, pairing=dict(PAIRING, stamp_in_future=1, time_jumps=1))
+    assert report.level == DiagnosticStatus.WARN and '1 frame(s) abandoned' in report.summary
+    values = values_of(diagnostic_array(report, 'n', '/n', _time()))
+    assert values['frames_abandoned'] == '1' and values['frames_abandoned.time_budget'] == '1'
+    assert values['stamp_in_future_period'] == '0'
+
+
+def test_runtime_parameters_are_validated():
+    settings = NodeSettings.from_parameters(defaults(**{'certify.time_budget': 2.5}))
+    assert settings.runtime.time_budget_s == 2.5 and settings.runtime.jump_back_s == 1.0
+    for name, value in (('sync.jump_back', 0.0), ('sync.max_age', -1.0),
+                        ('certify.time_budget', 'soon'), ('diagnostics.input_stale_warn', True)):
+        with pytest.raises(ValueError, match=name):
+            NodeSettings.from_parameters(defaults(**{name: value}))
+    with pytest.raises(ValueError, match='input_stale_error'):
+        NodeSettings.from_parameters(defaults(**{'diagnostics.input_stale_warn': 5.0,
+                                                 'diagnostics.input_stale_error': 1.0}))
+
+
+def test_frame_times_are_stamped_with_the_frame_header():
+    from std_msgs.msg import Header
+
+    from mmcert_ros.ros.diagnostics import frame_times_array
+    header = Header(frame_id='cam')
+    header.stamp.sec = 12
+    array = frame_times_array({'decode': 0.001, 'inference': 0.020}, 0.5, 'n: frame', header)
+    assert array.header.stamp.sec == 12 and array.header.frame_id == 'cam'
+    values = values_of(array)
+    assert values['processing_time_ms'] == '21.000' and values['pipeline_latency_ms'] == '500.000'
+    assert values['inference_ms'] == '20.000' and values['l2_ms'] == '0.000'

@@ -1,11 +1,14 @@
 """Exact-k independent sub-sampling (CERTIFICATION.md section 2)."""
+import itertools
+
 import numpy as np
 import pytest
 import torch
-from scipy.stats import chi2_contingency, chisquare
+from scipy.stats import binomtest, chi2_contingency, chisquare
 
-from mmcert_ros.certify.sampling import (draw_keep_masks, draw_kept_indices, kept_count,
-                                         make_generator, subsample)
+from mmcert_ros.certify import sampling
+from mmcert_ros.certify.sampling import (RANDOM_BITS, draw_keep_masks, draw_kept_indices,
+                                         kept_count, make_generator, subsample, uniform_below)
 
 
 @pytest.mark.parametrize('n,k', [(1000, 20), (5000, 11), (30, 29), (50, 1), (200, 200), (997, 240)])
@@ -88,3 +91,58 @@ def test_kept_indices_with_per_row_k_pad_with_the_largest():
     for row, k in zip(indices.tolist(), ks):
         assert len(set(row)) == k and row[:k] == sorted(set(row))
         assert all(value == row[k - 1] for value in row[k:])
+
+
+def _subset_counts(masks: torch.Tensor) -> np.ndarray:
+    """How often each k-subset of the n columns was drawn (rows of ``masks``), in a fixed
+    order of all C(n, k) subsets."""
+    n = masks.shape[1]
+    codes = (masks.long() << torch.arange(n)).sum(dim=1).numpy()
+    k = int(masks[0].sum())
+    subsets = [sum(1 << i for i in c) for c in itertools.combinations(range(n), k)]
+    index = {code: i for i, code in enumerate(subsets)}
+    assert set(np.unique(codes)) <= set(index)  # every row is a k-subset
+    return np.bincount([index[c] for c in codes], minlength=len(subsets))
+
+
+@pytest.mark.parametrize('bits', [RANDOM_BITS, 3])  # 3 bits: many discarded draws and ties
+@pytest.mark.parametrize('n,k', [(7, 1), (8, 2), (6, 3), (7, 5)])  # sparse and dense paths
+def test_every_subset_is_equally_likely(n, k, bits, monkeypatch):
+    monkeypatch.setattr(sampling, 'RANDOM_BITS', bits)
+    draws = 12000
+    counts = _subset_counts(draw_keep_masks(draws, n, k, make_generator(11 + n + k, 'cpu')))
+    assert counts.sum() == draws
+    assert chisquare(counts).pvalue > 1e-4
+
+
+def test_forced_ties_are_redrawn_not_resolved_by_position(monkeypatch):
+    """With 2-bit priorities most dense rows tie; keeping the lower index on a tie would
+    favour element 0 (the float32 priority flaw). Its inclusion rate must stay k/n."""
+    monkeypatch.setattr(sampling, 'RANDOM_BITS', 2)
+    n, k, draws = 4, 2, 8000
+    masks = draw_keep_masks(draws, n, k, make_generator(12, 'cpu'))
+    assert chisquare(masks.sum(dim=0).numpy()).pvalue > 1e-4
+    assert binomtest(int(masks[:, 0].sum()), draws, k / n).pvalue > 1e-4
+
+
+def test_per_row_k_subsets_are_uniform():
+    ks = [1, 2, 3] * 4000
+    masks = draw_keep_masks(len(ks), 8, ks, make_generator(13, 'cpu'))
+    for k in (1, 2, 3):
+        rows = masks[[i for i, value in enumerate(ks) if value == k]]
+        assert torch.all(rows.sum(dim=1) == k)
+        assert chisquare(_subset_counts(rows)).pvalue > 1e-4
+
+
+def test_rows_are_independent():
+    masks = draw_keep_masks(12000, 8, 2, make_generator(14, 'cpu'))
+    a, b = masks[0::2, 0].numpy(), masks[1::2, 0].numpy()  # neighbouring rows of one call
+    table = np.array([[np.sum(a & b), np.sum(a & ~b)], [np.sum(~a & b), np.sum(~a & ~b)]])
+    assert chi2_contingency(table).pvalue > 1e-4
+
+
+def test_uniform_below_is_exact_by_rejection(monkeypatch):
+    monkeypatch.setattr(sampling, 'RANDOM_BITS', 3)  # 8 raw values, bound 6: 2 of 8 discarded
+    values, keep = uniform_below(6, (40000,), make_generator(15, 'cpu'))
+    assert binomtest(int(keep.sum()), 40000, 6 / 8).pvalue > 1e-4
+    assert chisquare(np.bincount(values[keep].numpy(), minlength=6)).pvalue > 1e-4

@@ -1,7 +1,7 @@
 """Convert a KITTI Road folder into a rosbag2 bag (what ``mmcert-ros kitti2bag`` runs).
 
-Per frame, in name order, stamped as :class:`~mmcert_ros.data.kitti.KittiRoad` stamps them
-(100 ms apart, i.e. 10 Hz, first frame at 0): RGB ``rgb8``, depth ``16UC1`` millimetres
+Per frame, in name order, stamped 100 ms apart (10 Hz, as
+:class:`~mmcert_ros.data.kitti.KittiRoad` spaces them) from ``start_ns``: RGB ``rgb8``, depth ``16UC1`` millimetres
 (0 = invalid), ``sensor_msgs/CameraInfo`` from the calibration's ``P2`` and, where the frame
 has ground truth, ``mono8`` (255 = road). Evaluating the bag gives the same figures as
 evaluating the folder: every value survives the conversion exactly.
@@ -21,6 +21,7 @@ instead of writing a bag with fewer ground-truth messages than frames.
 """
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
@@ -39,11 +40,13 @@ LIDAR_FRAME = 'velodyne'
 
 def kitti_to_bag(root: str | Path, out: str | Path, *, storage: str = 'mcap',
                  subset: str = 'training', topics: FrameTopics = FrameTopics(),
-                 points_topic: str | None = POINTS_TOPIC,
+                 points_topic: str | None = POINTS_TOPIC, start_ns: int = 0,
                  on_frame: Callable[[str], None] | None = None) -> dict[str, int]:
     """Write every frame of a KITTI Road subset to the new bag ``out``.
 
     :param points_topic: where velodyne scans go (None: not written).
+    :param start_ns: header stamp (and log time) of the first frame, nanoseconds since the
+        Unix epoch; frame ``i`` is stamped ``start_ns + i * 100 ms``.
     :param on_frame: called with each frame's name after it is written (progress).
     :returns: messages written per topic.
     :raises FileNotFoundError: no KITTI layout, or a frame's file is missing (named), or
@@ -57,6 +60,7 @@ def kitti_to_bag(root: str | Path, out: str | Path, *, storage: str = 'mcap',
         extrinsic = None
         for name in dataset.names:
             frame = dataset.frame(name)
+            frame = dataclasses.replace(frame, stamp_ns=start_ns + frame.stamp_ns)
             paths = dataset.paths(name)
             calibration = KittiCalibration.read(paths['calib'])
             write_frame(bag, frame, topics, depth_encoding='16UC1', projection=calibration.P2)

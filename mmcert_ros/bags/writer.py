@@ -2,12 +2,17 @@
 
 Bags carry their message definitions (readable without a typestore by ``ros2 bag``, Foxglove
 and ``rosbags``) and ``metadata.yaml`` version 8, whose QoS encoding Humble's reader parses.
+Every topic records the QoS profile it is offered with (:data:`OFFERED_QOS`: reliable,
+volatile, keep-last 10, no deadline/lifespan/lease), in the YAML form rosbag2 writes, so
+``ros2 bag play`` offers reliable delivery, which reliable and best-effort subscribers accept.
 """
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
 
+from rosbags.interfaces import (Qos, QosDurability, QosHistory, QosLiveliness, QosReliability,
+                               QosTime)
 from rosbags.rosbag2 import StoragePlugin, Writer, WriterError
 
 from mmcert_ros.bags.errors import BagError
@@ -17,6 +22,12 @@ from mmcert_ros.ros.image_codec import ImageFields
 #: storage name (as ``ros2 bag record -s``) -> rosbags storage plugin
 STORAGES = {'mcap': StoragePlugin.MCAP, 'sqlite3': StoragePlugin.SQLITE3}
 _METADATA_VERSION = 8
+_UNSPECIFIED = QosTime(sec=0, nsec=0)    # rmw: the default, i.e. no deadline / infinite
+#: the QoS profile recorded as offered for every topic
+OFFERED_QOS = Qos(history=QosHistory.KEEP_LAST, depth=10, reliability=QosReliability.RELIABLE,
+                  durability=QosDurability.VOLATILE, deadline=_UNSPECIFIED,
+                  lifespan=_UNSPECIFIED, liveliness=QosLiveliness.AUTOMATIC,
+                  liveliness_lease_duration=_UNSPECIFIED, avoid_ros_namespace_conventions=False)
 
 
 class BagWriter:
@@ -65,7 +76,8 @@ class BagWriter:
         msgtype = message.__msgtype__
         connection = self._connections.get(topic)
         if connection is None:
-            connection = self._writer.add_connection(topic, msgtype, typestore=TYPESTORE)
+            connection = self._writer.add_connection(topic, msgtype, typestore=TYPESTORE,
+                                                     offered_qos_profiles=[OFFERED_QOS])
             self._connections[topic] = connection
             self.counts[topic] = 0
         elif connection.msgtype != msgtype:

@@ -14,9 +14,8 @@ import torch
 
 from mmcert_ros.benchmark.baselines import choice_keep_masks, sorted_holm_certify
 from mmcert_ros.certify.config import CertifyConfig
-from mmcert_ros.certify.engine import CertifiedSegmenter, certify_votes
+from mmcert_ros.certify.engine import certify_votes
 from mmcert_ros.certify.sampling import draw_keep_masks, kept_count, make_generator
-from mmcert_ros.data.frame import Frame
 
 
 def median_seconds(function: Callable[[], object], repeats: int) -> float:
@@ -78,12 +77,3 @@ def bench_sampling(config: CertifyConfig, height: int, width: int,
     reference_seconds = median_seconds(reference, max(1, repeats - 1))
     return {'sampling_s': ours_seconds, 'numpy_choice_s': reference_seconds,
             'sampling_speedup': reference_seconds / ours_seconds}
-
-
-def bench_engine(model: torch.nn.Module, frame: Frame, config: CertifyConfig,
-                 repeats: int = 2) -> dict[str, float]:
-    """Per-stage seconds of certifying one frame end to end (median over ``repeats`` frames)."""
-    segmenter = CertifiedSegmenter(model, config)
-    segmenter.certify_frame(frame)  # warm-up
-    runs = [segmenter.certify_frame(frame).timings for _ in range(repeats)]
-    return {f'{stage}_s': statistics.median(run[stage] for run in runs) for stage in runs[0]}

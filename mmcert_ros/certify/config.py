@@ -14,7 +14,10 @@ from typing import Any
 
 import yaml
 
+from mmcert_ros.models.backends import BACKENDS, EXPORTED_PRECISIONS
+
 PRECISIONS = ('fp32', 'fp16', 'bf16')
+
 DEVICE_PATTERN = re.compile(r'^(auto|cpu|cuda(:\d+)?)$')
 
 #: ROS parameter name -> CertifyConfig field (the node's ``certify.*`` / ``model.*`` names).
@@ -31,9 +34,11 @@ PARAMETER_FIELDS = {
     'model.batch_size': 'batch_size',
     'model.device': 'device',
     'model.precision': 'precision',
+    'model.backend': 'backend',
 }
 #: Parameter namespaces of a params file that configure something other than the engine.
-OTHER_NAMESPACES = ('model.', 'sync.', 'qos.', 'publish.', 'fs.', 'use_sim_time')
+OTHER_NAMESPACES = ('model.', 'sync.', 'qos.', 'publish.', 'fs.', 'diagnostics.', 'use_sim_time',
+                    'certify.time_budget')  # node-only settings
 #: Node whose section of a ROS parameter file is read when a file holds several nodes.
 DEFAULT_NODE = 'mmcert_segmenter'
 
@@ -54,7 +59,12 @@ class CertifyConfig:
     :ivar seed: fixed seed for reproducible evaluation, or None for fresh OS entropy per frame.
     :ivar batch_size: samples per forward pass (bounds memory whatever N is).
     :ivar device: 'auto', 'cpu', 'cuda' or 'cuda:N'.
-    :ivar precision: 'fp32', 'fp16' or 'bf16' (autocast for the forward pass only).
+    :ivar precision: of the forward passes: 'fp32' (exact mode), 'bf16' (fastest on CPUs with
+        AVX-512 BF16 / AMX) or 'fp16' (GPUs). ``SparseRGBDNet`` runs with its weights in that
+        dtype (batch norm folded); other models under autocast.
+    :ivar backend: 'torch', 'onnxruntime' (the model's dense part exported to ONNX, CPU, fp32)
+        or 'openvino' (the same export, CPU, fp32 or bf16); see
+        :mod:`mmcert_ros.models.backends`.
     """
 
     num_samples: int = 100
@@ -69,6 +79,7 @@ class CertifyConfig:
     batch_size: int = 16
     device: str = 'cpu'
     precision: str = 'fp32'
+    backend: str = 'torch'
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -99,6 +110,12 @@ class CertifyConfig:
             raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f'precision must be one of {PRECISIONS}, got {self.precision!r}')
+        if self.backend not in BACKENDS:
+            raise ValueError(f'backend must be one of {BACKENDS}, got {self.backend!r}')
+        if self.precision not in EXPORTED_PRECISIONS.get(self.backend, PRECISIONS):
+            raise ValueError(f'backend {self.backend!r} runs precision '
+                             f'{" or ".join(EXPORTED_PRECISIONS[self.backend])}, '
+                             f'got {self.precision!r}')
 
     def replace(self, **changes: Any) -> 'CertifyConfig':
         """A validated copy with ``changes`` applied (field names)."""

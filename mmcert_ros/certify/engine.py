@@ -18,9 +18,10 @@ from mmcert_ros.certify.bounds import delta as perturbation_bound
 from mmcert_ros.certify.bounds import holm_certify, radius_table
 from mmcert_ros.certify.cancel import CancelToken
 from mmcert_ros.certify.config import CertifyConfig
-from mmcert_ros.certify.points import kept_point_count, subsample_points
-from mmcert_ros.certify.sampling import (draw_kept_indices, kept_count, make_generator,
-                                         subsample)
+from mmcert_ros.certify.points import ablate_points, kept_point_count
+from mmcert_ros.certify.sampling import ablate, draw_kept_indices, kept_count, make_generator
+from mmcert_ros.certify.votes import DenseVotes, GridVotes, predict_labels  # noqa: F401
+from mmcert_ros.models.backends import prepare_model
 from mmcert_ros.data.frame import Frame, validate_depth, validate_rgb
 from mmcert_ros.data.projection import ProjectedPoints, zbuffer
 
@@ -84,6 +85,12 @@ class CertifiedSegmenter:
         A model that also has ``forward_kept(rgb, rgb_indices, depth, depth_indices)`` (the
         un-ablated frame and the kept flat indices, see ``SparseRGBDNet.forward_kept``) is
         called that way instead: the same samples, without building dense ablated tensors.
+        A model that also has ``grid_logits_kept`` (same arguments, logits on a coarse grid)
+        and ``logit_upsampling = 'bilinear'`` (its logits are ``upsample_bilinear`` of the
+        grid logits) has its votes counted on the grid (:mod:`mmcert_ros.certify.votes`):
+        the same counts, a fraction of the work. The forward passes run on the model's
+        inference copy for ``config.precision`` / ``config.backend``
+        (:mod:`mmcert_ros.models.backends`).
     :param config: engine settings; may be replaced between frames (``segmenter.config = ...``).
     """
 
@@ -91,6 +98,7 @@ class CertifiedSegmenter:
         self.config = config or CertifyConfig()
         self.device = resolve_device(self.config.device)
         self.model = model.to(self.device).eval()
+        self._inference_model(self.config)  # a missing backend package fails here, not later
 
     @property
     def config(self) -> CertifyConfig:
@@ -117,7 +125,7 @@ class CertifiedSegmenter:
             :class:`~mmcert_ros.data.projection.ProjectedPoints`: the in-view points of a
             LiDAR cloud at the RGB size, the depth modality's elements (n = in-view points,
             k = ``min(config.keep_points, n)``); each sample's depth input then comes from
-            :func:`~mmcert_ros.certify.points.subsample_points`.
+            :func:`~mmcert_ros.certify.points.ablate_points` (the dense model contract).
         :param cancel: checked before every micro-batch; when it is cancelled or past its
             deadline the frame is abandoned with
             :class:`~mmcert_ros.certify.cancel.FrameCancelled` (nothing partial is returned).
@@ -155,59 +163,113 @@ class CertifiedSegmenter:
     def _vote(self, rgb: torch.Tensor, depth: torch.Tensor, k: tuple[int, int],
               config: CertifyConfig, cancel: CancelToken, points: ProjectedPoints | None = None
               ) -> tuple[torch.Tensor, float, float]:
-        """Votes per class and pixel over N samples: ``(C, H, W)`` int32, sampling s, inference s.
+        """Votes per class and pixel over N samples: ``(C, H, W)`` int32 (on the device),
+        sampling s, inference s (forward passes and vote counting).
 
-        With ``points`` each sample's depth input comes from ``subsample_points`` (the dense
-        model contract) instead of sub-sampling the pixels of ``depth``.
+        With ``points`` the depth draws are point indices and each sample's depth input is
+        built by :func:`~mmcert_ros.certify.points.ablate_points` (dense model contract).
+
+        On an accelerator nothing here waits for the device: the stage times are the times to
+        queue the work, and the counts stay on the device until :func:`certify_votes`.
         """
         generator = make_generator(config.seed, self.device)
+        model = self._inference_model(config)
         height, width = rgb.shape[-2:]
-        counts = None
+        n = (height * width, depth.shape[-2] * depth.shape[-1] if points is None else points.count)
+        counter = None
         sampling = inference = 0.0
         autocast = (torch.autocast(self.device.type, dtype=_AUTOCAST_DTYPES[config.precision])
-                    if config.precision in _AUTOCAST_DTYPES else nullcontext())
-        reads_kept_pixels = callable(getattr(self.model, 'forward_kept', None))
-        for first in range(0, config.num_samples, config.batch_size):
-            cancel.check()
-            batch = min(config.batch_size, config.num_samples - first)
+                    if config.precision in _AUTOCAST_DTYPES and model is self.model
+                    else nullcontext())
+        path = vote_path(model) if points is None else 'dense'
+        tic = time.perf_counter()
+        for rgb_chunk, depth_chunk in draw_sample_indices(config.num_samples, n, k, generator):
+            sampling += time.perf_counter() - tic
+            for first in range(0, rgb_chunk.shape[0], config.batch_size):
+                cancel.check()
+                tic = time.perf_counter()
+                batch = min(config.batch_size, rgb_chunk.shape[0] - first)
+                rows = slice(first, first + batch)
+                if path == 'dense':
+                    inputs = (ablate(rgb, depth, rgb_chunk[rows], depth_chunk[rows])
+                              if points is None else
+                              ablate_points(rgb, rgb_chunk[rows], points, depth_chunk[rows]))
+                    forward = partial(model, *inputs.as_args())
+                else:
+                    function = model.grid_logits_kept if path == 'grid' else model.forward_kept
+                    forward = partial(function, rgb, rgb_chunk[rows], depth, depth_chunk[rows])
+                toc = time.perf_counter()
+                sampling += toc - tic
+                with torch.inference_mode(), autocast:
+                    logits = forward()
+                if counter is None:
+                    counter = make_counter(path, logits, (height, width), self.device)
+                check_logits(logits, batch, counter.grid if path == 'grid' else (height, width))
+                counter.add(logits)
+                inference += time.perf_counter() - toc
             tic = time.perf_counter()
-            if points is not None:
-                inputs = subsample_points(points, rgb.expand(batch, -1, -1, -1), k[0], k[1],
-                                          generator)
-                forward = partial(self.model, *inputs.as_args())
-            elif reads_kept_pixels:  # same draws as subsample(), without the dense tensors
-                rgb_indices = draw_kept_indices(batch, height * width, k[0], generator)
-                depth_indices = draw_kept_indices(batch, depth.shape[-2] * depth.shape[-1], k[1],
-                                                  generator)
-                forward = partial(self.model.forward_kept, rgb, rgb_indices, depth, depth_indices)
-            else:
-                inputs = subsample(rgb.expand(batch, -1, -1, -1),
-                                   depth.expand(batch, -1, -1, -1), k[0], k[1], generator)
-                forward = partial(self.model, *inputs.as_args())
-            toc = time.perf_counter()
-            with torch.inference_mode(), autocast:
-                logits = forward()
-            if logits.ndim != 4 or logits.shape[0] != batch or logits.shape[-2:] != (height, width):
-                raise ValueError(f'model returned logits of shape {tuple(logits.shape)}, '
-                                 f'expected ({batch}, C, {height}, {width})')
-            votes = predict_labels(logits).view(batch, -1)
-            if counts is None:
-                counts = torch.zeros(logits.shape[1], height * width, dtype=torch.int32,
-                                     device=self.device)
-            counts.scatter_add_(0, votes, torch.ones_like(votes, dtype=torch.int32))
-            if self.device.type == 'cuda':
-                torch.cuda.synchronize(self.device)
-            sampling += toc - tic
-            inference += time.perf_counter() - toc
-        return counts.view(-1, height, width), sampling, inference
+        return counter.counts(), sampling, inference
+
+    def _inference_model(self, config: CertifyConfig) -> torch.nn.Module:
+        """The model that runs the forward passes: the base model's inference copy (batch
+        norm folded, channels-last, weights in the configured precision) or an exported
+        backend (:mod:`mmcert_ros.models.backends`); built once per setting and reused."""
+        key = (config.precision, config.backend)
+        if getattr(self, '_prepared_key', None) != key:
+            self._prepared = prepare_model(self.model, config.precision, config.backend,
+                                           self.device)
+            self._prepared_key = key
+        return self._prepared
+
+
+#: samples whose kept indices are drawn in one call (one host read per modality and call)
+DRAW_CHUNK = 128
+
+
+def draw_sample_indices(num_samples: int, n: tuple[int, int], k: tuple[int, int],
+                        generator: torch.Generator):
+    """The engine's draws, in order: for every chunk of up to :data:`DRAW_CHUNK` samples the
+    kept RGB indices ``(chunk, k_rgb)`` then the kept depth indices ``(chunk, k_depth)``
+    (:func:`~mmcert_ros.certify.sampling.draw_kept_indices`)."""
+    for first in range(0, num_samples, DRAW_CHUNK):
+        chunk = min(DRAW_CHUNK, num_samples - first)
+        yield (draw_kept_indices(chunk, n[0], k[0], generator),
+               draw_kept_indices(chunk, n[1], k[1], generator))
+
+
+def vote_path(model: torch.nn.Module) -> str:
+    """How the engine calls ``model``: 'grid' (``grid_logits_kept`` and
+    ``logit_upsampling == 'bilinear'``: votes counted on the grid), 'kept'
+    (``forward_kept``) or 'dense' (``model(rgb, rgb_keep, depth, depth_keep)``)."""
+    if callable(getattr(model, 'grid_logits_kept', None)) \
+            and getattr(model, 'logit_upsampling', None) == 'bilinear':
+        return 'grid'
+    return 'kept' if callable(getattr(model, 'forward_kept', None)) else 'dense'
+
+
+def make_counter(path: str, logits: torch.Tensor, size: tuple[int, int],
+                 device: torch.device) -> DenseVotes | GridVotes:
+    """The vote counter for the engine's path (see :mod:`mmcert_ros.certify.votes`)."""
+    if path == 'grid':
+        return GridVotes(logits.shape[1], size, tuple(logits.shape[-2:]), device)
+    return DenseVotes(logits.shape[1], size, device)
+
+
+def check_logits(logits: torch.Tensor, batch: int, expected: tuple[int, int]) -> None:
+    """Refuse logits of the wrong shape, naming the shape expected."""
+    if logits.ndim != 4 or logits.shape[0] != batch or tuple(logits.shape[-2:]) != expected:
+        raise ValueError(f'model returned logits of shape {tuple(logits.shape)}, '
+                         f'expected ({batch}, C, {expected[0]}, {expected[1]})')
 
 
 def frame_tensors(rgb: np.ndarray, depth: np.ndarray, device: torch.device
                   ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(1, 3, H, W)`` float RGB in [0, 1] and ``(1, 1, Hd, Wd)`` metres with every invalid
-    depth (NaN, Inf, <= 0) set to 0, on ``device``, from a frame's uint8 RGB and float depth."""
+    """``(1, 3, H, W)`` float RGB in [0, 1] (channels-last memory, so that reading the kept
+    pixels' values is one row gather) and ``(1, 1, Hd, Wd)`` metres with every invalid depth
+    (NaN, Inf, <= 0) set to 0, on ``device``, from a frame's uint8 RGB and float depth."""
     rgb_t = torch.from_numpy(np.ascontiguousarray(rgb)).to(device)
-    rgb_t = rgb_t.permute(2, 0, 1).unsqueeze(0).float().div_(255.0).contiguous()
+    rgb_t = rgb_t.permute(2, 0, 1).unsqueeze(0).float().div_(255.0).contiguous(
+        memory_format=torch.channels_last)
     depth_t = torch.from_numpy(np.ascontiguousarray(depth)).to(device)
     valid = torch.isfinite(depth_t) & (depth_t > 0)
     depth_t = torch.where(valid, depth_t, torch.zeros_like(depth_t))[None, None]
@@ -239,25 +301,6 @@ def certify_votes(counts: torch.Tensor | np.ndarray, n: tuple[int, int], k: tupl
         labels=labels, certified=certified, radius=np.take(table, top_counts),
         top_counts=top_counts, delta=bound, n=n, k=k, num_samples=config.num_samples,
         num_classes=num_classes, alpha=config.alpha, radius_budget=budget, ray=config.ray)
-
-
-def predict_labels(logits: torch.Tensor) -> torch.Tensor:
-    """``logits.argmax(dim=1)`` (first class on ties), computed class by class.
-
-    Same result as ``argmax`` for finite logits, but on the CPU ``argmax`` over the short,
-    strided class axis of ``(B, C, H, W)`` logits is far slower than these C - 1 elementwise
-    passes (about 90 ms against 1 ms per 1242x375 sample for C = 2 on two cores).
-
-    :returns: ``(B, H, W)`` int64 class ids.
-    """
-    best = logits[:, 0]
-    labels = torch.zeros(best.shape, dtype=torch.int64, device=logits.device)
-    for label in range(1, logits.shape[1]):
-        better = logits[:, label] > best
-        labels.masked_fill_(better, label)
-        if label + 1 < logits.shape[1]:
-            best = torch.where(better, logits[:, label], best)
-    return labels
 
 
 def resolve_device(name: str) -> torch.device:

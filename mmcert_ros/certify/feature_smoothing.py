@@ -23,6 +23,7 @@ Nothing here imports rclpy.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ import torch.nn.functional as F
 
 from mmcert_ros.certify import confidence
 from mmcert_ros.certify.sampling import make_generator, subsample
+from mmcert_ros.certify.votes import DenseVotes
 
 ArrayLike = np.ndarray | torch.Tensor
 
@@ -41,6 +43,10 @@ ArrayLike = np.ndarray | torch.Tensor
 #: encoder may draw its own randomness (e.g. ablation masks) from ``generator``; it must not
 #: depend on anything else that an attacker controls or that the noise depends on.
 Encoder = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+#: ``encoder(clean_input (1, *input_shape), batch, generator) -> features (batch, D, *spatial)``
+#: distributed as ``batch`` independent draws of ``Encoder(x + eps)``, eps ~ N(0, sigma^2 I):
+#: an encoder that draws the noise itself, e.g. only for the input elements it reads.
+NoisyEncoder = Callable[[torch.Tensor, int, torch.Generator], torch.Tensor]
 
 
 def fcsb(score_lower: ArrayLike, radius: ArrayLike | float, sigma: float) -> ArrayLike:
@@ -252,8 +258,8 @@ def cells_to_pixels(labels: np.ndarray, certified: np.ndarray, radius: np.ndarra
     logits. If each of those cells has smoothed label y with a positive margin, so has the
     pixel. Hence a pixel is certified iff every cell that can contribute to it is certified
     with one common label, and its radius is the smallest of those cells' radii. A cell is
-    counted as contributing unless torch gives it weight exactly 0 (the clamped first rows and
-    columns), which can only make the result more conservative.
+    counted as contributing unless the upsampling gives it weight exactly 0 (the clamped first
+    rows and columns), which can only make the result more conservative.
 
     :param labels: ``(h, w)`` cell labels; ``certified`` ``(h, w)`` bool; ``radius`` ``(h, w)``
         float certified radii (0 = none).
@@ -279,8 +285,9 @@ def cells_to_pixels(labels: np.ndarray, certified: np.ndarray, radius: np.ndarra
 
 
 def _bilinear_taps(out_size: int, in_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per output index: the two source cells torch's bilinear interpolation may read, and the
-    nearest one (``align_corners=False``, source ``(i + 0.5) in/out - 0.5`` clamped at 0)."""
+    """Per output index: the two source cells the bilinear upsampling (``upsample_bilinear``)
+    may read, and the nearest one (``align_corners=False``, source ``(i + 0.5) in/out - 0.5``
+    clamped at 0)."""
     if out_size < 1 or in_size < 1:
         raise ValueError(f'sizes must be positive, got {out_size} and {in_size}')
     source = (np.arange(out_size) + 0.5) * (in_size / out_size) - 0.5
@@ -302,8 +309,12 @@ class FeatureSmoother:
     :param batch_size: noisy copies per forward pass.
     """
 
-    def __init__(self, encoder: Encoder, sigma: float, batch_size: int = 16) -> None:
+    def __init__(self, encoder: Encoder | NoisyEncoder, sigma: float, batch_size: int = 16,
+                 adds_noise: bool = False) -> None:
+        """:param adds_noise: ``encoder`` is a :data:`NoisyEncoder` (draws the noise itself,
+            e.g. only where it reads the input); otherwise the noise is added here."""
         self.encoder = encoder
+        self.adds_noise = adds_noise
         self.sigma = _check_sigma(sigma)
         if int(batch_size) != batch_size or batch_size < 1:
             raise ValueError(f'batch_size must be a positive integer, got {batch_size}')
@@ -384,9 +395,12 @@ class FeatureSmoother:
         with torch.no_grad():
             for first in range(0, num_samples, self.batch_size):
                 batch = min(self.batch_size, num_samples - first)
-                noise = torch.randn((batch, *x.shape[1:]), generator=generator,
-                                    device=x.device, dtype=x.dtype)
-                features = self.encoder(x + self.sigma * noise, generator)
+                if self.adds_noise:
+                    features = self.encoder(x, batch, generator)
+                else:
+                    noise = torch.randn((batch, *x.shape[1:]), generator=generator,
+                                        device=x.device, dtype=x.dtype)
+                    features = self.encoder(x + self.sigma * noise, generator)
                 if features.ndim < 2 or features.shape[0] != batch:
                     raise ValueError(f'encoder returned shape {tuple(features.shape)}, '
                                      f'expected ({batch}, D, ...)')
@@ -421,6 +435,41 @@ def joint_rgbd_encoder(features: Callable[..., torch.Tensor], depth: torch.Tenso
     return encoder
 
 
+def kept_pixel_rgbd_encoder(features_kept: Callable[..., torch.Tensor], depth: torch.Tensor,
+                            k_rgb: int, k_depth: int, sigma: float) -> NoisyEncoder:
+    """:func:`joint_rgbd_encoder` with the noise drawn only at the kept RGB pixels.
+
+    Per sample it draws the kept indices (:func:`~mmcert_ros.certify.sampling.draw_kept_indices`),
+    reads the kept pixels of the clean frame, adds ``sigma * N(0, 1)`` to each of their
+    values, clamps to [0, 1] and returns ``features_kept(rgb_pixels, depth_pixels)``. Equal in
+    distribution to ``joint_rgbd_encoder(...)(x + eps)``: there the output depends on eps only
+    through its values at the kept pixels, the masks are independent of eps, and given the
+    masks those values are i.i.d. ``N(0, sigma^2)``, as here. About 98 % less noise to draw.
+
+    :param features_kept: e.g. ``model.features_kept``, taking the kept pixels
+        (:class:`~mmcert_ros.models.network.KeptPixels`) of RGB and depth.
+    :param depth: ``(1, 1, Hd, Wd)`` float metres, invalid pixels already 0.
+    """
+    from mmcert_ros.certify.sampling import draw_kept_indices
+    from mmcert_ros.models.network import KeptPixels
+
+    if depth.ndim != 4 or depth.shape[:2] != (1, 1):
+        raise ValueError(f'depth must have shape (1, 1, Hd, Wd), got {tuple(depth.shape)}')
+    sigma = _check_sigma(sigma)
+
+    def encoder(rgb: torch.Tensor, batch: int, generator: torch.Generator) -> torch.Tensor:
+        rgb_indices = draw_kept_indices(batch, rgb.shape[-2] * rgb.shape[-1], k_rgb, generator)
+        depth_indices = draw_kept_indices(batch, depth.shape[-2] * depth.shape[-1], k_depth,
+                                          generator)
+        pixels = KeptPixels.from_indices(rgb, rgb_indices)
+        noise = torch.randn(pixels.values.shape, generator=generator, device=rgb.device,
+                            dtype=pixels.values.dtype)
+        noisy = dataclasses.replace(pixels, values=(pixels.values + sigma * noise).clamp(0.0, 1.0))
+        return features_kept(noisy, KeptPixels.from_indices(depth, depth_indices))
+
+    return encoder
+
+
 class VoteCounter:
     """``on_batch`` callback that counts a head's per-pixel votes (for the l0 certificate).
 
@@ -430,18 +479,18 @@ class VoteCounter:
 
     def __init__(self, classify: Callable[[torch.Tensor], torch.Tensor]) -> None:
         self.classify = classify
-        self.counts: torch.Tensor | None = None
+        self._votes: DenseVotes | None = None
 
     def __call__(self, features: torch.Tensor) -> None:
         with torch.no_grad():
             logits = self.classify(features)
-        batch, num_classes = logits.shape[:2]
-        if self.counts is None:
-            self.counts = torch.zeros((num_classes, *logits.shape[2:]), dtype=torch.int32,
-                                      device=logits.device)
-        votes = logits.argmax(dim=1).reshape(batch, -1)
-        self.counts.view(num_classes, -1).scatter_add_(
-            0, votes, torch.ones_like(votes, dtype=torch.int32))
+        if self._votes is None:
+            self._votes = DenseVotes(logits.shape[1], tuple(logits.shape[2:]), logits.device)
+        self._votes.add(logits)
+
+    @property
+    def counts(self) -> torch.Tensor | None:
+        return None if self._votes is None else self._votes.counts()
 
 
 class _NumpyOps:

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from mmcert_ros.certify import feature_smoothing as fs
+from mmcert_ros.certify.cancel import CancelToken
 from mmcert_ros.certify.config import CertifyConfig
 from mmcert_ros.certify.engine import frame_tensors, resolve_device
 from mmcert_ros.certify.sampling import kept_count, make_generator
@@ -168,11 +169,15 @@ def certify_l2(model: torch.nn.Module, rgb: np.ndarray, depth: np.ndarray,
                config: CertifyConfig, sigma: float, radius: float,
                booster: torch.nn.Module | None = None, *,
                num_selection: int = DEFAULT_NUM_SELECTION,
-               method: str = 'hoeffding') -> L2Certificate:
+               method: str = 'hoeffding', cancel: CancelToken | None = None) -> L2Certificate:
     """Certify one frame against l2-bounded RGB perturbations (see :class:`L2Certificate`).
 
     :param model: base network with ``features``, ``classify`` and ``prototypes``
-        (:class:`~mmcert_ros.models.SparseRGBDNet`).
+        (:class:`~mmcert_ros.models.SparseRGBDNet`). When it (and the booster wrapper) has
+        ``features_kept``, the noise is drawn only at the kept RGB pixels
+        (:func:`~mmcert_ros.certify.feature_smoothing.kept_pixel_rgbd_encoder`): the same
+        distribution of features, hence the same certificate semantics, at a fraction of
+        the cost.
     :param rgb: ``(H, W, 3)`` uint8 RGB.
     :param depth: ``(Hd, Wd)`` float32 metres; NaN, Inf and values <= 0 are invalid.
     :param config: N = ``config.num_samples`` estimation samples, keep fractions, alpha,
@@ -182,6 +187,9 @@ def certify_l2(model: torch.nn.Module, rgb: np.ndarray, depth: np.ndarray,
     :param booster: optional :class:`~mmcert_ros.models.booster.SmoothnessBooster` (trained
         for this sigma); the base network stays frozen.
     :param num_selection: noisy samples choosing the reference vectors (not reused).
+    :param cancel: checked before every batch of noisy forward passes; when it is cancelled
+        or past its deadline the frame is abandoned with
+        :class:`~mmcert_ros.certify.cancel.FrameCancelled` (nothing partial is returned).
     :raises ValueError: bad image, sigma, radius or method (the message says which).
     """
     from mmcert_ros.models.booster import BoostedModel
@@ -196,8 +204,15 @@ def certify_l2(model: torch.nn.Module, rgb: np.ndarray, depth: np.ndarray,
     height, width = rgb.shape[:2]
     k_rgb = kept_count(config.keep_fraction_rgb, height * width)
     k_depth = kept_count(config.keep_fraction_depth, depth.shape[0] * depth.shape[1])
-    encoder = fs.joint_rgbd_encoder(network.features, depth_t, k_rgb, k_depth)
-    smoother = fs.FeatureSmoother(encoder, sigma, config.batch_size)
+    token = cancel or CancelToken()
+    if callable(getattr(network, 'features_kept', None)):  # noise only at the kept pixels
+        encoder = fs.kept_pixel_rgbd_encoder(network.features_kept, depth_t, k_rgb, k_depth,
+                                             sigma)
+        smoother = fs.FeatureSmoother(_checked(encoder, token), sigma, config.batch_size,
+                                      adds_noise=True)
+    else:
+        encoder = fs.joint_rgbd_encoder(network.features, depth_t, k_rgb, k_depth)
+        smoother = fs.FeatureSmoother(_checked(encoder, token), sigma, config.batch_size)
     generator = make_generator(config.seed, device)
     reference = smoother.select_reference(rgb_t, num_selection, generator)
     smoothed = smoother.estimate(rgb_t, reference, config.num_samples, generator)
@@ -213,6 +228,15 @@ def certify_l2(model: torch.nn.Module, rgb: np.ndarray, depth: np.ndarray,
         alpha=config.alpha, boosted=booster is not None,
         timings={'sampling_inference': sampled - start, 'certification': done - sampled,
                  'total': done - start})
+
+
+def _checked(encoder, cancel: CancelToken):
+    """``encoder`` (either encoder signature of feature_smoothing) checking ``cancel``
+    before every batch."""
+    def checked(*args) -> torch.Tensor:
+        cancel.check()
+        return encoder(*args)
+    return checked
 
 
 def _distribution(values: np.ndarray) -> dict[str, float]:

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from mmcert_ros.certify.bounds import delta, holm_certify
-from mmcert_ros.certify.sampling import ModelInputs, draw_keep_masks, draw_kept_indices
+from mmcert_ros.certify.sampling import ModelInputs, draw_kept_indices
 from mmcert_ros.data.projection import ProjectedPoints
 
 
@@ -74,35 +74,46 @@ def kept_point_count(keep_points: int, n: int) -> int:
     return min(int(keep_points), int(n))
 
 
-def subsample_points(points: ProjectedPoints, rgb: torch.Tensor, k_rgb: int | Sequence[int],
-                     k_points: int, generator: torch.Generator) -> ModelInputs:
-    """The model inputs of ``B`` samples: exactly k_rgb RGB pixels and k_points points each.
+def ablate_points(rgb: torch.Tensor, rgb_indices: torch.Tensor, points: ProjectedPoints,
+                  point_indices: torch.Tensor) -> ModelInputs:
+    """The sub-sampled batch of one frame whose depth is points, from kept indices
+    (:func:`~mmcert_ros.certify.sampling.draw_kept_indices`: RGB pixels, then points).
 
-    The RGB masks are drawn first, then the point subsets, from ``generator`` with the
-    package's one sampler (:func:`~mmcert_ros.certify.sampling.draw_kept_indices`); the
-    same function serves training and certification.
-
+    :param rgb: ``(1, 3, H, W)`` float in [0, 1] at the points' image size.
+    :param rgb_indices: ``(B, k_rgb)`` kept flat indices into ``H * W``.
     :param points: the in-view points (their order does not matter).
-    :param rgb: ``(B, 3, H, W)`` float in [0, 1] at the points' image size.
-    :param k_points: in ``[1, points.count]`` (:func:`kept_point_count`).
+    :param point_indices: ``(B, k_points)`` kept indices into the points, distinct per row.
     :returns: ``depth`` the nearest kept point per pixel (0 elsewhere) and ``depth_keep``
         1 exactly at the pixels that received a kept point.
     """
-    batch, _, height, width = rgb.shape
+    height, width = rgb.shape[-2:]
     if (height, width) != (points.height, points.width):
         raise ValueError(f'rgb is {height}x{width} but the points project into '
                          f'{points.height}x{points.width}')
-    rgb_keep = draw_keep_masks(batch, height * width, k_rgb, generator, rgb.device,
-                               rgb.dtype).view(batch, 1, height, width)
-    kept = draw_kept_indices(batch, points.count, k_points, generator, rgb.device)
-    pixels = torch.from_numpy(points.pixels).to(rgb.device)[kept]
-    depth = torch.from_numpy(points.depth).to(rgb.device, rgb.dtype)[kept]
-    flat = pixels + torch.arange(batch, device=rgb.device)[:, None] * (height * width)
-    nearest = torch.full((batch * height * width,), torch.inf, device=rgb.device,
-                         dtype=rgb.dtype)
+    batch, device = rgb_indices.shape[0], rgb.device
+    rgb_keep = torch.zeros(batch, height * width, dtype=rgb.dtype, device=device)
+    rgb_keep = rgb_keep.scatter_(1, rgb_indices, 1).view(batch, 1, height, width)
+    pixels = torch.from_numpy(points.pixels).to(device)[point_indices]
+    depth = torch.from_numpy(points.depth).to(device, rgb.dtype)[point_indices]
+    flat = pixels + torch.arange(batch, device=device)[:, None] * (height * width)
+    nearest = torch.full((batch * height * width,), torch.inf, device=device, dtype=rgb.dtype)
     nearest.scatter_reduce_(0, flat.reshape(-1), depth.reshape(-1), 'amin')
     keep = torch.isfinite(nearest)
     nearest = torch.where(keep, nearest, torch.zeros_like(nearest))
     shape = (batch, 1, height, width)
-    return ModelInputs(rgb * rgb_keep, rgb_keep, nearest.view(shape),
+    return ModelInputs(rgb.expand(batch, -1, -1, -1) * rgb_keep, rgb_keep, nearest.view(shape),
                        keep.to(rgb.dtype).view(shape))
+
+
+def subsample_points(points: ProjectedPoints, rgb: torch.Tensor, k_rgb: int, k_points: int,
+                     batch: int, generator: torch.Generator) -> ModelInputs:
+    """``batch`` samples of one frame: exactly k_rgb RGB pixels and k_points points each,
+    drawn in the engine's order (RGB indices, then point indices) by the package's one
+    sampler; what training feeds the model, so it learns the certified input distribution.
+
+    :param rgb: ``(1, 3, H, W)``; :param k_points: in ``[1, points.count]``.
+    """
+    height, width = rgb.shape[-2:]
+    rgb_indices = draw_kept_indices(batch, height * width, k_rgb, generator, rgb.device)
+    point_indices = draw_kept_indices(batch, points.count, k_points, generator, rgb.device)
+    return ablate_points(rgb, rgb_indices, points, point_indices)

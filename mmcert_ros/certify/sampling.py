@@ -15,6 +15,8 @@ import torch
 
 #: Above this fraction k/n the rejection sampler wastes draws; rank all n priorities instead.
 _DENSE_FRACTION = 0.25
+#: Every random integer is uniform on [0, 2^RANDOM_BITS): a power of two, so exact.
+RANDOM_BITS = 62
 
 
 @dataclass(frozen=True)
@@ -66,74 +68,128 @@ def draw_keep_masks(batch: int, n: int, k: int | Sequence[int], generator: torch
     :param dtype: of the mask: kept elements are True / 1, all others False / 0.
     :returns: ``(batch, n)`` tensor on ``device`` (default: the generator's device).
     """
-    kept = draw_kept_indices(batch, n, k, generator, device)
-    masks = torch.zeros(batch, n, dtype=dtype, device=kept.device)
-    return masks.scatter_(1, kept, 1)
+    return _mask_of(draw_kept_indices(batch, n, k, generator, device), n, dtype)
 
 
 def draw_kept_indices(batch: int, n: int, k: int | Sequence[int], generator: torch.Generator,
                       device: torch.device | str | None = None) -> torch.Tensor:
-    """Indices of the k_b of n elements kept in row b, uniform without replacement, ascending.
+    """Indices of the k_b of n elements kept in row b, exactly uniform without replacement,
+    ascending.
 
-    Sparse k (k/n <= 1/4) uses rejection: draw m > k indices with replacement, keep the
-    distinct ones, redraw a row if it has fewer than k distinct, and keep the k distinct
-    indices of smallest independent uniform priority. The distinct set is invariant under
-    permutations of the n elements, hence uniform given its size; a uniform k-subset of it
-    is a uniform k-subset of all n. Dense k ranks priorities of all n elements.
+    Every random number is an integer drawn uniformly from ``[0, 2^RANDOM_BITS)`` (a power of
+    two: torch's ``randint`` reduces its 64-bit generator output modulo the range, which is
+    exact only for such ranges, on the CPU's Mersenne Twister and on CUDA's Philox alike), so
+    no step rounds a probability:
+
+    - sparse k (k/n <= 1/4): draw m > k indices with replacement, uniform on [0, n) by
+      rejection (``v mod n`` for ``v`` below the largest multiple of n, other ``v`` discarded),
+      and keep the first k distinct ones in draw order. The draw sequence is invariant under
+      permutations of the n elements, so the set of its first k distinct values is a uniform
+      k-subset. A row with fewer than k distinct accepted draws is redrawn. Only the m draws
+      of a row are sorted, never all n elements.
+    - dense k: rank n integer priorities; a row in which two priorities tie is redrawn, so
+      the ranking is a uniform permutation (conditioning an exchangeable vector on having
+      distinct entries keeps it exchangeable).
+
+    Host synchronisation: one read of "all rows complete" per call (plus one per rare retry),
+    so drawing a whole frame's rows in one call costs a single sync on an accelerator.
 
     :param k: elements to keep, one int for all rows or one per row, each in [1, n].
     :returns: ``(batch, max k)`` int64 tensor, each row sorted ascending; a row with fewer
         than max k elements repeats its largest index (so scattering it sets nothing extra).
     """
     device = torch.device(device) if device is not None else generator.device
-    k_rows = torch.as_tensor([k] * batch if isinstance(k, int) else list(k), dtype=torch.long)
-    if k_rows.numel() != batch:
-        raise ValueError(f'need one k per row: {batch} rows, {k_rows.numel()} values of k')
-    if batch and (int(k_rows.min()) < 1 or int(k_rows.max()) > n):
-        raise ValueError(f'k must lie in [1, n={n}], got {k_rows.min()}..{k_rows.max()}')
-    k_rows = k_rows.to(device)
-    k_max = int(k_rows.max()) if batch else 0
-    if k_max > _DENSE_FRACTION * n:
-        priorities = torch.rand(batch, n, generator=generator, device=device)
-        kept = priorities.argsort(dim=1)[:, :k_max]
-    else:
-        kept = torch.empty(batch, k_max, dtype=torch.long, device=device)
-        pending = torch.arange(batch, device=device)
-        while pending.numel():
-            rows, complete = _draw_sparse(n, k_rows[pending], k_max, generator, device)
-            kept[pending[complete]] = rows[complete]
-            pending = pending[~complete]
-    kept = torch.where(torch.arange(k_max, device=device)[None, :] < k_rows[:, None], kept, -1)
-    kept, _ = kept.sort(dim=1)  # padding (-1) first, then the kept indices ascending
-    return _pad_with_largest(kept, k_rows, k_max)
-
-
-def _pad_with_largest(kept: torch.Tensor, k_rows: torch.Tensor, k_max: int) -> torch.Tensor:
-    """Move each row's k kept indices to the front and repeat its largest in the tail."""
-    if not kept.numel() or bool((k_rows == k_max).all()):
+    k_list = [k] * batch if isinstance(k, int) else [int(value) for value in k]
+    if len(k_list) != batch:
+        raise ValueError(f'need one k per row: {batch} rows, {len(k_list)} values of k')
+    if batch and (min(k_list) < 1 or max(k_list) > n):
+        raise ValueError(f'k must lie in [1, n={n}], got {min(k_list)}..{max(k_list)}')
+    k_max = max(k_list) if batch else 0
+    k_rows = torch.tensor(k_list, dtype=torch.long).to(device)
+    draw_rows = _draw_dense if k_max > _DENSE_FRACTION * n else _draw_sparse
+    kept, complete = draw_rows(n, k_rows, k_max, generator)
+    pending = torch.arange(batch, device=device)
+    while not bool(complete.all()):  # the one host read per round
+        pending = pending[~complete]
+        rows, complete = draw_rows(n, k_rows[pending], k_max, generator)
+        kept[pending[complete]] = rows[complete]
+    if k_max == min(k_list, default=0):
         return kept
-    shift = (k_max - k_rows)[:, None]
-    positions = torch.arange(k_max, device=kept.device)[None, :]
-    source = torch.minimum(positions + shift, torch.full_like(shift, k_max - 1))
-    return kept.gather(1, source)
+    return torch.where(torch.arange(k_max, device=device)[None, :] < k_rows[:, None], kept,
+                       kept.gather(1, (k_rows - 1)[:, None]))
 
 
-def _draw_sparse(n: int, k_rows: torch.Tensor, k_max: int, generator: torch.Generator,
-                 device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """One rejection round: ``(rows, k_max)`` indices by priority, and which rows are complete.
+def uniform_below(bound: int, shape: tuple[int, ...], generator: torch.Generator
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exactly uniform integers on ``[0, bound)`` and which of them to keep.
 
-    In a complete row (at least k distinct draws) the first k entries are the kept indices.
+    Draws ``v`` uniform on ``[0, 2^RANDOM_BITS)`` and returns ``v mod bound`` with the mask
+    ``v < bound * floor(2^RANDOM_BITS / bound)``; the kept values are i.i.d. uniform on
+    ``[0, bound)`` (for ``bound = 465,750`` a value is discarded with probability 5e-14).
     """
+    span = 1 << RANDOM_BITS
+    if not 1 <= bound <= span:
+        raise ValueError(f'bound must lie in [1, 2^{RANDOM_BITS}], got {bound}')
+    values = torch.randint(0, span, shape, generator=generator, device=generator.device)
+    return values % bound, values < span - span % bound
+
+
+def _draw_sparse(n: int, k_rows: torch.Tensor, k_max: int, generator: torch.Generator
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """One rejection round: ``(rows, k_max)`` ascending first-distinct draws, and which rows
+    are complete (in a complete row the first k entries are the kept indices; the rest is
+    padding to be overwritten)."""
     expected_repeats = k_max * k_max / n
-    draws = min(n, k_max + math.ceil(2 * expected_repeats + 6 * math.sqrt(expected_repeats) + 8))
+    draws = k_max + math.ceil(2 * expected_repeats + 6 * math.sqrt(expected_repeats) + 8)
     rows = k_rows.numel()
-    indices, _ = torch.randint(0, n, (rows, draws), generator=generator, device=device).sort(dim=1)
-    first = torch.ones_like(indices, dtype=torch.bool)
-    first[:, 1:] = indices[:, 1:] != indices[:, :-1]
-    complete = first.sum(dim=1) >= k_rows
-    priorities = torch.rand(rows, draws, generator=generator, device=device)
-    priorities = priorities.masked_fill(~first, 2.0)  # repeats rank after every distinct index
-    return indices.gather(1, priorities.argsort(dim=1)[:, :k_max]), complete
+    values, accepted = uniform_below(n, (rows, draws), generator)
+    values = torch.where(accepted, values, n).to(torch.int32 if n < 2 ** 31 else torch.long)
+    ordered, position = values.sort(dim=1, stable=True)  # discarded (= n) last; ties in order
+    first = torch.ones_like(ordered, dtype=torch.bool)
+    first[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+    first &= ordered < n
+    # rank of each distinct value by its first appearance in the draw sequence
+    appears_first = torch.zeros_like(first).scatter_(1, position, first)
+    rank = appears_first.cumsum(dim=1).gather(1, position)
+    keep = first & (rank <= k_rows[:, None])
+    complete = keep.sum(dim=1) == k_rows
+    column = torch.where(keep, keep.cumsum(dim=1) - 1, k_max)
+    kept = torch.zeros(rows, k_max + 1, dtype=torch.long, device=values.device)
+    kept.scatter_(1, column, ordered.long())
+    return kept[:, :k_max], complete
+
+
+def _draw_dense(n: int, k_rows: torch.Tensor, k_max: int, generator: torch.Generator
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """One ranking round: the k_max elements of smallest integer priority per row, ascending,
+    and which rows have no tied priorities (only those are complete)."""
+    priorities, _ = uniform_below(1 << RANDOM_BITS, (k_rows.numel(), n), generator)
+    ordered, element = priorities.sort(dim=1)
+    complete = (ordered[:, 1:] != ordered[:, :-1]).all(dim=1)
+    chosen = torch.arange(k_max, device=element.device)[None, :] < k_rows[:, None]
+    kept, _ = element[:, :k_max].masked_fill(~chosen, n).sort(dim=1)
+    return kept, complete
+
+
+def ablate(rgb: torch.Tensor, depth: torch.Tensor, rgb_indices: torch.Tensor,
+           depth_indices: torch.Tensor) -> ModelInputs:
+    """The sub-sampled batch of one frame from kept flat indices (:func:`draw_kept_indices`).
+
+    :param rgb: ``(1, 3, H, W)``; ``depth``: ``(1, 1, Hd, Wd)``, invalid pixels already 0.
+    :param rgb_indices: ``(B, k_rgb)`` kept indices into ``H * W``; ``depth_indices`` likewise.
+    """
+    batch = rgb_indices.shape[0]
+    rgb_keep = _mask_of(rgb_indices, rgb[0, 0].numel(), rgb.dtype).view(batch, 1, *rgb.shape[-2:])
+    depth_keep = _mask_of(depth_indices, depth[0, 0].numel(), depth.dtype).view(
+        batch, 1, *depth.shape[-2:])
+    return ModelInputs(rgb.expand(batch, -1, -1, -1) * rgb_keep, rgb_keep,
+                       depth.expand(batch, -1, -1, -1) * depth_keep, depth_keep)
+
+
+def _mask_of(indices: torch.Tensor, n: int, dtype: torch.dtype) -> torch.Tensor:
+    """``(B, n)`` masks, 1 (True) at each row's ``indices``."""
+    masks = torch.zeros(indices.shape[0], n, dtype=dtype, device=indices.device)
+    return masks.scatter_(1, indices, 1)
 
 
 def subsample(rgb: torch.Tensor, depth: torch.Tensor, k_rgb: int | Sequence[int],

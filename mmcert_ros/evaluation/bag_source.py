@@ -4,12 +4,15 @@ Messages are replayed in the bag's log-time order (the order a subscriber would 
 them) into :class:`~mmcert_ros.data.pairing.StampPairer`, the node's pairing rule: RGB and depth
 by header stamp within ``slop_s``. Ground truth, when asked for, is paired the same way with
 the RGB stamp of each RGB-D pair. Messages are decoded after pairing, like the node's worker.
+Where the bag has ``sensor_msgs/CameraInfo`` beside the RGB topic (``/ns/image`` ->
+``/ns/camera_info``, image_transport's convention), each frame carries the latest one
+received, as the node keeps it: ``camera_matrix`` = K and ``extras['projection']`` = P (3x4).
 
 The depth topic may hold ``sensor_msgs/PointCloud2`` instead of images: each cloud is then
-projected with the latest ``sensor_msgs/CameraInfo`` of the camera-info topic and the latest
-LiDAR-to-camera transform on ``/tf_static`` logged before it (or a fixed extrinsic given by
-the caller), and its frame carries the in-view points in ``extras['points']`` (certified as
-points, ``docs/certification.md``) and their z-buffer as ``depth``.
+projected with that CameraInfo (required then) and the latest LiDAR-to-camera transform on
+``/tf_static`` for the cloud's frame, both as logged before the cloud (or a fixed extrinsic
+given by the caller), and its frame carries the in-view points in ``extras['points']``
+(certified as points, ``docs/certification.md``) and their z-buffer as ``depth``.
 
 Nothing is dropped silently: every message that does not become part of a frame is counted
 under a reason in :meth:`BagFrames.skipped` (corrupt or undecodable messages, unpaired
@@ -26,8 +29,9 @@ import numpy as np
 
 from mmcert_ros.bags import BagError, BagReader
 from mmcert_ros.bags.frames import FrameTopics
-from mmcert_ros.bags.messages import (CAMERA_INFO_TYPE, IMAGE_TYPE, POINT_CLOUD_TYPE, TF_TYPE,
-                                      TF_STATIC_TOPIC, extrinsic_from_transform, stamp_to_ns)
+from mmcert_ros.bags.messages import (CAMERA_INFO_TYPE, IMAGE_TYPE, POINT_CLOUD_TYPE,
+                                      TF_STATIC_TOPIC, TF_TYPE, extrinsic_from_transform,
+                                      stamp_to_ns)
 from mmcert_ros.data.frame import Frame
 from mmcert_ros.data.point_cloud import CloudDecodeError, decode_xyz
 from mmcert_ros.data.projection import CameraIntrinsics, Extrinsic, project_points, zbuffer
@@ -45,7 +49,6 @@ class BagFrames:
     :class:`~mmcert_ros.bags.BagError` naming the empty topics).
 
     :param slop_s: pairing tolerance in seconds (the node's ``sync.slop``).
-    :param camera_info_topic: with a point-cloud depth topic: the RGB camera's CameraInfo.
     :param extrinsic: with a point-cloud depth topic: a fixed LiDAR-to-camera extrinsic
         instead of the bag's ``/tf_static``.
     """
@@ -54,7 +57,6 @@ class BagFrames:
 
     def __init__(self, path: str | Path, rgb_topic: str, depth_topic: str,
                  gt_topic: str | None = None, slop_s: float = 0.02,
-                 camera_info_topic: str = '/rgb/camera_info',
                  extrinsic: Extrinsic | None = None) -> None:
         self.path = Path(path)
         self.topics = {'rgb': rgb_topic, 'depth': depth_topic}
@@ -63,36 +65,42 @@ class BagFrames:
         if len(set(self.topics.values())) != len(self.topics):
             raise UserError(f'RGB, depth and ground-truth topics must differ, got {self.topics}')
         self.slop_s = slop_s
-        #: where a result bag re-publishes these inputs: under their own names
-        self.frame_topics = FrameTopics(rgb=rgb_topic, depth=depth_topic, camera_info=None,
-                                        gt=gt_topic or None)
         self.extrinsic = extrinsic
-        self.context_topics: dict[str, str] = {}   # topic -> role, for point-cloud depth
         with BagReader(self.path) as bag:
             depth_summary = bag.topics.get(depth_topic)
+            #: whether the depth topic holds point clouds
             self.cloud = depth_summary is not None and depth_summary.msgtype == POINT_CLOUD_TYPE
+            self.tf_topic = None
             if self.cloud:
-                bag.require_topics([camera_info_topic], CAMERA_INFO_TYPE)
-                self.context_topics[camera_info_topic] = 'camera_info'
+                bag.require_topics([depth_topic], POINT_CLOUD_TYPE)
                 if extrinsic is None:
                     if TF_STATIC_TOPIC not in bag.topics:
                         raise UserError(f'bag {self.path}: {depth_topic} holds point clouds but '
                                         f'the bag has no {TF_STATIC_TOPIC} with the '
                                         'LiDAR-to-camera transform; give the extrinsic')
                     bag.require_topics([TF_STATIC_TOPIC], TF_TYPE)
-                    self.context_topics[TF_STATIC_TOPIC] = 'tf'
-                bag.require_topics([depth_topic], POINT_CLOUD_TYPE)
-                # a result bag re-publishes the clouds' z-buffered depth as an image
-                self.frame_topics = FrameTopics(rgb=rgb_topic, depth=f'{depth_topic}/depth',
-                                                camera_info=None, gt=gt_topic or None)
-            bag.require_topics([t for r, t in self.topics.items()
-                                if not (self.cloud and r == 'depth')], IMAGE_TYPE)
+                    self.tf_topic = TF_STATIC_TOPIC
+            bag.require_topics([topic for role, topic in self.topics.items()
+                                if not (self.cloud and role == 'depth')], IMAGE_TYPE)
             counts = {role: bag.topics[topic].count for role, topic in self.topics.items()}
             empty = [topic for role, topic in self.topics.items() if not counts[role]]
             if empty:
                 readable = ' readable' if bag.truncated else ''
                 raise BagError(f'bag {self.path} has no{readable} message on '
                                f'{", ".join(empty)}: nothing to evaluate')
+            info = rgb_topic.rsplit('/', 1)[0] + '/camera_info'
+            found = bag.topics.get(info)
+            #: the CameraInfo topic beside the RGB topic, if the bag has one
+            self.camera_info_topic = (info if found is not None
+                                      and found.msgtype == CAMERA_INFO_TYPE else None)
+            if self.cloud and self.camera_info_topic is None:
+                raise UserError(f'bag {self.path}: {depth_topic} holds point clouds, which need '
+                                f'the camera\'s sensor_msgs/CameraInfo on {info}; the bag has none')
+        #: where a result bag re-publishes these inputs: under their own names (a cloud
+        #: topic's z-buffered depth as an image on <topic>/depth)
+        self.frame_topics = FrameTopics(rgb=rgb_topic,
+                                        depth=f'{depth_topic}/depth' if self.cloud else depth_topic,
+                                        camera_info=self.camera_info_topic, gt=gt_topic or None)
         #: frames to expect at most (for a progress bar): the smallest topic's message count
         self.expected = min(counts.values())
         self._pairers: dict[str, StampPairer] = {}
@@ -114,10 +122,14 @@ class BagFrames:
         if rgbd is not None:
             counts['unpaired rgb'] += rgbd.unpaired['rgb']
             counts['unpaired depth'] += rgbd.unpaired['depth']
+            for kind, count in rgbd.rejected.items():   # zero or duplicate stamps
+                counts[f'rgb/depth message with {kind}'] += count
         gt = self._pairers.get('gt')
         if gt is not None:
             counts['rgb-d pair without ground truth'] += gt.unpaired['rgb']
             counts['unpaired ground truth'] += gt.unpaired['depth']
+            for kind, count in gt.rejected.items():
+                counts[f'ground truth or rgb-d pair with {kind}'] += count
         return {reason: count for reason, count in sorted(counts.items()) if count}
 
     def __iter__(self) -> Iterator[Frame]:
@@ -145,25 +157,34 @@ class BagFrames:
                 gt_pairer: StampPairer | None) -> Iterator[Frame]:
         """Pair and decode the messages of ``bag`` into frames (see :meth:`__iter__`)."""
         role_of = {topic: role for role, topic in self.topics.items()}
-        role_of.update(self.context_topics)
-        context = {'camera_info': None, 'tf': {}}   # the latest of each, in log order
+        topics = list(self.topics.values())
+        if self.camera_info_topic is not None:
+            role_of[self.camera_info_topic] = 'camera_info'
+            topics.append(self.camera_info_topic)
+        if self.tf_topic is not None:
+            role_of[self.tf_topic] = 'tf'
+            topics.append(self.tf_topic)
+        self._camera_info = None
+        transforms = {}   # child frame -> the latest TransformStamped logged for it
         index = 0
-        for item in bag.messages(role_of):
+        for item in bag.messages(topics):
             role = role_of[item.topic]
+            if role == 'camera_info':
+                if item.message is None:
+                    self._problems['corrupt camera_info message'] += 1
+                else:
+                    self._camera_info = item.message
+                continue
             if item.message is None:
                 self._problems[f'corrupt {role} message'] += 1
                 continue
-            if role == 'camera_info':
-                context['camera_info'] = item.message
-                continue
             if role == 'tf':
-                context['tf'] = dict(context['tf'], **{t.child_frame_id: t
-                                                      for t in item.message.transforms})
+                transforms.update((t.child_frame_id, t) for t in item.message.transforms)
                 continue
             message = item.message
             if self.cloud and role == 'depth':
-                message = _CloudArrival(message, context['camera_info'],
-                                        context['tf'].get(message.header.frame_id))
+                message = _CloudArrival(message, self._camera_info,
+                                        transforms.get(message.header.frame_id))
             stamp = stamp_to_ns(item.message.header)
             if role == 'gt':
                 pair = gt_pairer.add('depth', stamp, item.message)
@@ -202,14 +223,21 @@ class BagFrames:
         if gt is not None and gt.shape != decoded['rgb'].shape[:2]:
             self._problems['ground truth size differs from rgb'] += 1
             return None
-        points = decoded['depth'] if self.cloud else None
-        if points is not None and (points.height, points.width) != decoded['rgb'].shape[:2]:
-            self._problems['camera_info size differs from rgb'] += 1
-            return None
-        return Frame(rgb=decoded['rgb'], depth=zbuffer(points) if self.cloud else decoded['depth'],
+        info, extras = self._camera_info, {}
+        if info is not None:
+            extras['projection'] = np.asarray(info.p, dtype=np.float64).reshape(3, 4)
+        depth = decoded['depth']
+        if self.cloud:
+            if (depth.height, depth.width) != decoded['rgb'].shape[:2]:
+                self._problems['camera_info size differs from rgb'] += 1
+                return None
+            extras['points'], depth = depth, zbuffer(depth)
+        return Frame(rgb=decoded['rgb'], depth=depth,
                      road_mask=None if gt is None else (gt != 0).astype(np.uint8),
                      stamp_ns=pair.rgb_stamp_ns, frame_id=pair.rgb.header.frame_id,
-                     name=f'{index:06d}', extras={} if points is None else {'points': points})
+                     camera_matrix=None if info is None else
+                     np.asarray(info.k, dtype=np.float64).reshape(3, 3),
+                     name=f'{index:06d}', extras=extras)
 
     def _project(self, arrival: '_CloudArrival'):
         """The in-view points of a cloud, with the camera and transform of its arrival."""

@@ -2,7 +2,8 @@
 
 An MCAP bag (readable by Foxglove and ``ros2 bag``) holding per evaluated frame, all stamped
 with the frame's RGB stamp: the inputs (RGB ``rgb8``, depth ``32FC1`` metres so the values are
-exactly those evaluated, ground truth ``mono8`` 255 = road) and the node's outputs
+exactly those evaluated, ground truth ``mono8`` 255 = road, and ``sensor_msgs/CameraInfo``
+where the input had it, rebuilt from its projection matrix P) and the node's outputs
 ``/mmcert/segmentation``, ``/mmcert/certification``, ``/mmcert/certified_radius`` and
 ``/mmcert/overlay``, encoded by the node's own :func:`~mmcert_ros.ros.outputs.output_images`.
 """
@@ -41,6 +42,7 @@ class ResultBag:
 
     def write(self, frame: Frame, certificate) -> None:
         """Append one frame's inputs and its certificate's output images."""
-        write_frame(self._bag, frame, self.input_topics, depth_encoding='32FC1')
+        write_frame(self._bag, frame, self.input_topics, depth_encoding='32FC1',
+                    projection=frame.extras.get('projection'))
         for topic, image in output_images(certificate, frame.rgb, OUTPUT_TOPICS).items():
             self._bag.write_image('/' + topic, image, frame.stamp_ns, frame.frame_id)

@@ -162,12 +162,24 @@ class BoostedModel(nn.Module):
         if self.booster.purifier is None:
             return rgb.clamp(0.0, 1.0) * rgb_keep
         b, _, y, x = torch.nonzero(rgb_keep, as_tuple=True)
-        kept = rgb[b, :, y, x]                                          # (K, 3)
-        purified = self.booster.purify(kept.T[None, :, :, None])[0, :, :, 0].T
+        purified = self.purify_values(rgb[b, :, y, x])
         out = torch.zeros(rgb.shape[0], rgb.shape[2], rgb.shape[3], 3, dtype=purified.dtype,
                           device=rgb.device)
         out[b, y, x] = purified
         return out.permute(0, 3, 1, 2)
+
+    def purify_values(self, values: torch.Tensor) -> torch.Tensor:
+        """The purifier on kept pixel values ``(K, 3)`` (it acts per pixel)."""
+        if self.booster.purifier is None:
+            return values.clamp(0.0, 1.0)
+        return self.booster.purify(values.T[None, :, :, None])[0, :, :, 0].T
+
+    def features_kept(self, rgb, depth) -> torch.Tensor:
+        """:meth:`features` from the kept pixels (``KeptPixels``) of a batch."""
+        import dataclasses
+
+        rgb = dataclasses.replace(rgb, values=self.purify_values(rgb.values))
+        return self.booster.map(self.base.features_kept(rgb, depth))
 
     def classify(self, features: torch.Tensor) -> torch.Tensor:
         return self.base.classify(features)

@@ -16,9 +16,9 @@ MMCert feeds the base model copies of a frame in which only about 2 % of the RGB
    (:meth:`SparseRGBDNet.features`).
 4. **Classify** with a cosine head: logits ``= scale * <feature, prototype_c>`` with unit class
    prototypes and a learned temperature (:meth:`SparseRGBDNet.classify`).
-5. **Upsample** the logits bilinearly to the RGB size.
+5. **Upsample** the logits bilinearly to the RGB size (:func:`upsample_bilinear`).
 
-``model(...) == upsample(model.classify(model.features(...)))`` exactly, so the feature-space
+``model(...) == upsample_bilinear(model.classify(model.features(...)))`` exactly, so the feature-space
 (l2) certificate can smooth the features and reuse the same head. Features live on the grid,
 not per RGB pixel, on purpose: upsampling and normalizing ``feature_dim`` channels at
 1242x375 costs ~60 ms per sample on a 2-core CPU, upsampling two logit channels ~2 ms, and
@@ -120,14 +120,16 @@ class KeptPixels:
         """From one un-ablated ``(1, C, H, W)`` frame (or B of them) and ``(B, k)`` flat indices,
         each row distinct and ascending (``sampling.draw_kept_indices``): the same pixels in
         the same order as :meth:`from_mask` of the ablated batch, without building it."""
-        _, _, height, width = frame.shape
+        frames, channels, height, width = frame.shape
         batch, k = indices.shape
         flat = indices.reshape(-1)
         b = torch.arange(batch, device=indices.device).repeat_interleave(k)
         y = torch.div(flat, width, rounding_mode='floor')
         x = flat - y * width
-        source = b if frame.shape[0] == batch else torch.zeros_like(b)
-        return cls(b, y, x, frame[source, :, y, x], batch, height, width)
+        # one row of C values per pixel: a view for a channels-last frame, else one copy
+        pixels = frame.permute(0, 2, 3, 1).reshape(frames * height * width, channels)
+        source = flat + b * (height * width) if frames == batch else flat
+        return cls(b, y, x, pixels.index_select(0, source), batch, height, width)
 
 
 def cell_sums(kept: KeptPixels, grid: tuple[int, int],
@@ -255,15 +257,24 @@ class SparseRGBDNet(nn.Module):
             raise ValueError(f'depth_keep must have the shape of depth {tuple(depth.shape)}, '
                              f'got {tuple(depth_keep.shape)}')
 
-    def _trunk(self, rgb: KeptPixels, depth: KeptPixels) -> torch.Tensor:
-        """Densify, fuse and decode: ``(B, width, h, w)`` on the 1/8 grid, before the embedding."""
+    def pyramid_inputs(self, rgb: KeptPixels, depth: KeptPixels) -> list[torch.Tensor]:
+        """Densify both modalities: per pyramid level ``(B, 6, h_l, w_l)`` float32 (the finest
+        level also carries the row coordinate, 7 channels), in channels-last memory."""
         grid = (math.ceil(rgb.height / GRID_STRIDE), math.ceil(rgb.width / GRID_STRIDE))
         rgb_pyramid = densify(rgb, grid, PYRAMID_LEVELS, encode_rgb)
         depth_pyramid = densify(depth, grid, PYRAMID_LEVELS, encode_depth)
         inputs = [torch.cat(pair, dim=1) for pair in zip(rgb_pyramid, depth_pyramid)]
         rows = torch.linspace(-1.0, 1.0, grid[0], device=inputs[0].device, dtype=inputs[0].dtype)
         rows = rows.view(1, 1, grid[0], 1).expand(rgb.batch, 1, grid[0], grid[1])
-        x1 = self.stage1(torch.cat([inputs[0], rows], dim=1))
+        inputs[0] = torch.cat([inputs[0], rows], dim=1)
+        return inputs
+
+    def dense_trunk(self, inputs: list[torch.Tensor]) -> torch.Tensor:
+        """Fuse and decode the pyramid: ``(B, width, h, w)`` on the 1/8 grid, before the
+        embedding. Runs in the dtype of the network's weights (inputs are cast to it)."""
+        dtype = self.embed.weight.dtype
+        inputs = [level.to(dtype) for level in inputs]
+        x1 = self.stage1(inputs[0])
         x2 = self.stage2(torch.cat([F.avg_pool2d(x1, 2, ceil_mode=True), inputs[1]], dim=1))
         x3 = self.stage3(torch.cat([F.avg_pool2d(x2, 2, ceil_mode=True), inputs[2]], dim=1))
         x4 = self.stage4(torch.cat([F.avg_pool2d(x3, 2, ceil_mode=True), inputs[3]], dim=1))
@@ -271,9 +282,14 @@ class SparseRGBDNet(nn.Module):
         y2 = self.refine2(_upsample(self.lateral2(y3), x2) + x2)
         return self.refine1(_upsample(self.lateral1(y2), x1) + x1)
 
-    def _embed(self, rgb: KeptPixels, depth: KeptPixels) -> torch.Tensor:
-        coarse = self.embed(self._trunk(rgb, depth))
+    def embed_trunk(self, inputs: list[torch.Tensor]) -> torch.Tensor:
+        """Unit feature vectors ``(B, feature_dim, h, w)`` from the densified pyramid."""
+        coarse = self.embed(self.dense_trunk(inputs))
         return coarse * torch.rsqrt((coarse * coarse).sum(dim=1, keepdim=True).clamp(min=1e-12))
+
+    def features_kept(self, rgb: KeptPixels, depth: KeptPixels) -> torch.Tensor:
+        """:meth:`features` of the kept pixels of a batch: ``(B, feature_dim, h, w)``."""
+        return self.embed_trunk(self.pyramid_inputs(rgb, depth))
 
     def features(self, rgb, rgb_keep, depth, depth_keep) -> torch.Tensor:
         """Unit-length feature vectors on the 1/8 grid: ``(B, feature_dim, h, w)``.
@@ -282,7 +298,7 @@ class SparseRGBDNet(nn.Module):
         Euclidean norm 1 (up to rounding), as feature-space smoothing requires.
         """
         self._check_inputs(rgb, rgb_keep, depth, depth_keep)
-        return self._embed(KeptPixels.from_mask(rgb, rgb_keep),
+        return self.features_kept(KeptPixels.from_mask(rgb, rgb_keep),
                            KeptPixels.from_mask(depth, depth_keep))
 
     def classify(self, features: torch.Tensor) -> torch.Tensor:
@@ -295,8 +311,15 @@ class SparseRGBDNet(nn.Module):
         logits = F.conv2d(features, prototypes[:, :, None, None])
         return logits * self.log_scale.exp().to(features.dtype)
 
+    #: the rule that maps :meth:`grid_logits_kept` to the logits of :meth:`forward_kept`
+    #: (``'bilinear'``: :func:`upsample_bilinear`); lets the engine count votes on the grid.
+    logit_upsampling = 'bilinear'
+
     def forward(self, rgb, rgb_keep, depth, depth_keep) -> torch.Tensor:
-        """Logits at the RGB resolution: ``upsample(classify(features(...)))``.
+        """Logits at the RGB resolution: ``upsample_bilinear(classify(features(...)))`` in eval
+        mode. In training mode the upsampling is ``F.interpolate`` (bilinear, half-pixel
+        centres): the same map up to float32 rounding of the source positions (about 1e-5
+        relative), with a much cheaper backward pass.
 
         The upsampling is bilinear, so each pixel's logits are a convex combination of the
         logits of at most four grid cells: a pixel whose contributing cells all keep label
@@ -304,14 +327,28 @@ class SparseRGBDNet(nn.Module):
         grid needs to cover pixels).
         """
         coarse = self.classify(self.features(rgb, rgb_keep, depth, depth_keep))
-        return F.interpolate(coarse, size=rgb.shape[2:], mode='bilinear', align_corners=False)
+        if self.training:  # the same bilinear map up to float32 rounding, far cheaper to train
+            return F.interpolate(coarse, size=rgb.shape[2:], mode='bilinear', align_corners=False)
+        return upsample_bilinear(coarse, rgb.shape[2:])
+
+    def grid_logits_kept(self, rgb: torch.Tensor, rgb_indices: torch.Tensor, depth: torch.Tensor,
+                         depth_indices: torch.Tensor) -> torch.Tensor:
+        """Logits on the 1/8 grid ``(B, num_classes, h, w)`` of the sub-sampled batch (arguments
+        as :meth:`forward_kept`): ``forward_kept == upsample_bilinear(grid_logits_kept)``."""
+        return self.grid_logits_from_levels(self.pyramid_inputs(
+            KeptPixels.from_indices(rgb, rgb_indices),
+            KeptPixels.from_indices(depth, depth_indices)))
+
+    def grid_logits_from_levels(self, levels: list[torch.Tensor]) -> torch.Tensor:
+        """The dense part: grid logits ``(B, num_classes, h, w)`` from :meth:`pyramid_inputs`
+        (what :func:`~mmcert_ros.models.backends.export_onnx` exports)."""
+        return self.classify(self.embed_trunk(levels))
 
     def forward_kept(self, rgb: torch.Tensor, rgb_indices: torch.Tensor, depth: torch.Tensor,
                      depth_indices: torch.Tensor) -> torch.Tensor:
         """:meth:`forward` of the sub-sampled batch, read straight from the un-ablated frame.
 
-        The engine's fast path (``CertifiedSegmenter`` uses it when a model has it): gives
-        the same logits as ``forward`` on the ablated batch and its keep-masks, without
+        Gives the same logits as ``forward`` on the ablated batch and its keep-masks, without
         building them, and reads nothing but the kept pixels.
 
         :param rgb: ``(1, 3, H, W)`` float in [0, 1] (or one frame per sample).
@@ -319,10 +356,77 @@ class SparseRGBDNet(nn.Module):
         :param depth: ``(1, 1, Hd, Wd)`` float metres, invalid pixels 0 (or one per sample).
         :param depth_indices: ``(B, k_depth)`` flat kept indices into ``Hd * Wd``.
         """
-        features = self._embed(KeptPixels.from_indices(rgb, rgb_indices),
-                               KeptPixels.from_indices(depth, depth_indices))
-        return F.interpolate(self.classify(features), size=rgb.shape[2:], mode='bilinear',
-                             align_corners=False)
+        return upsample_bilinear(self.grid_logits_kept(rgb, rgb_indices, depth, depth_indices),
+                                 rgb.shape[2:])
+
+    def for_inference(self, dtype: torch.dtype = torch.float32) -> 'SparseRGBDNet':
+        """An inference copy: batch norm folded into the convolutions, weights in channels-last
+        memory and in ``dtype`` (float32, or bfloat16 / float16 for the reduced-precision
+        modes; densification always runs in float32). Eval mode, no gradients; the original
+        is left untouched. In float32 the copy's logits equal the original's up to rounding."""
+        import copy
+
+        inference = copy.deepcopy(self).eval()
+        for block in inference.modules():
+            if isinstance(block, nn.Sequential) and len(block) == 3 \
+                    and isinstance(block[1], nn.BatchNorm2d):
+                block[0] = nn.utils.fusion.fuse_conv_bn_eval(block[0], block[1])
+                block[1] = nn.Identity()
+        inference = inference.to(dtype=dtype, memory_format=torch.channels_last)
+        return inference.requires_grad_(False)
+
+
+@dataclass(frozen=True)
+class BilinearTaps:
+    """Along one axis: for every output index the two source indices and their weights.
+
+    Half-pixel centres (``align_corners=False``): output ``i`` of ``out`` reads source
+    position ``s = max(0, (i + 0.5) in / out - 0.5)``, cells ``low = floor(s)`` and
+    ``high = min(low + 1, in - 1)`` with weights ``1 - (s - low)`` and ``s - low`` (computed in
+    float64, stored in float32). Clamped positions give ``high`` weight exactly 0.
+    """
+
+    low: torch.Tensor
+    high: torch.Tensor
+    weight_low: torch.Tensor
+    weight_high: torch.Tensor
+
+    @classmethod
+    def build(cls, out_size: int, in_size: int, device: torch.device | str) -> 'BilinearTaps':
+        source = ((torch.arange(out_size, dtype=torch.float64) + 0.5) * (in_size / out_size)
+                  - 0.5).clamp(min=0.0)
+        low = source.floor().long().clamp(max=in_size - 1)
+        lam = (source - low).clamp(0.0, 1.0)
+        return cls(low.to(device), (low + 1).clamp(max=in_size - 1).to(device),
+                   (1.0 - lam).float().to(device), lam.float().to(device))
+
+
+def upsample_bilinear(grid: torch.Tensor, size: tuple[int, int] | torch.Size) -> torch.Tensor:
+    """Bilinear upsampling of ``(B, C, h, w)`` to ``(B, C, H, W)``, separably: columns first
+    (:func:`upsample_columns`), then rows (:func:`upsample_rows`), each output
+    ``weight_low * a + weight_high * b`` by elementwise torch ops (one rounding per multiply
+    and add, no fused multiply-add), so any subset of pixels computed the same way (the
+    engine's grid vote counting) is bit-identical to the full result. Real-valued it equals
+    ``F.interpolate(..., mode='bilinear', align_corners=False)``; in float32 it is slightly
+    more accurate (weights from float64 source positions)."""
+    rows = BilinearTaps.build(int(size[0]), grid.shape[2], grid.device)
+    cols = BilinearTaps.build(int(size[1]), grid.shape[3], grid.device)
+    return upsample_rows(upsample_columns(grid, cols), rows.low, rows.high,
+                         rows.weight_low[:, None], rows.weight_high[:, None])
+
+
+def upsample_columns(grid: torch.Tensor, cols: BilinearTaps) -> torch.Tensor:
+    """First pass of :func:`upsample_bilinear`: ``(B, C, h, w) -> (B, C, h, W)``."""
+    return (grid.index_select(3, cols.low) * cols.weight_low.to(grid.dtype)
+            + grid.index_select(3, cols.high) * cols.weight_high.to(grid.dtype))
+
+
+def upsample_rows(wide: torch.Tensor, low: torch.Tensor, high: torch.Tensor,
+                  weight_low: torch.Tensor, weight_high: torch.Tensor) -> torch.Tensor:
+    """Second pass of :func:`upsample_bilinear`: ``wide[..., low, :] * weight_low +
+    wide[..., high, :] * weight_high`` (indices along the row axis, weights broadcast)."""
+    return (wide[:, :, low] * weight_low.to(wide.dtype)
+            + wide[:, :, high] * weight_high.to(wide.dtype))
 
 
 def _upsample(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:

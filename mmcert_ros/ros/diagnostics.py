@@ -5,9 +5,16 @@ errors) and read by the 1 Hz diagnostics timer; a lock guards it, held only to u
 snapshot numbers. There is no ``diagnostic_updater`` in a pip install, so the node publishes
 the array itself: once a second and right after an error.
 
-Levels: ERROR if a message was rejected or the engine failed since the last report, or if
-inputs arrived but nothing could be paired; WARN if pairs were dropped (the engine is slower
-than the input) or messages stayed unpaired; OK otherwise.
+Levels (:attr:`Report.level`, with every reason in :attr:`Report.problems`):
+
+* ERROR: a message was rejected or the engine failed since the last report; inputs arrived
+  but nothing could be paired; an input has been silent for ``stale_error_s``; a frame took
+  longer than ``processing_error_ms``.
+* WARN: pairs were dropped (the engine is slower than the input); messages stayed unpaired;
+  stamps were rejected (zero, duplicate, in the future) or jumped back; a frame was abandoned
+  (time budget, parameter change); an input has never sent anything or has been silent for
+  ``stale_warn_s``; a frame took longer than ``processing_warn_ms``.
+* OK otherwise. Input loss the node can see (rates, silence, pairing failures) is never OK.
 """
 from __future__ import annotations
 
@@ -17,6 +24,29 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+
+#: pairing counters reported per period (``<key>_period``) besides their running totals
+PERIOD_COUNTERS = ('unpaired_rgb', 'unpaired_depth', 'paired', 'dropped', 'stamp_zero',
+                   'stamp_duplicate', 'stamp_in_future', 'time_jumps')
+#: input streams whose silence is watched
+INPUTS = ('rgb', 'depth')
+
+
+@dataclass(frozen=True)
+class HealthLimits:
+    """Thresholds of the input-health and processing-time checks; None = that check is off.
+
+    :ivar stale_warn_s: seconds without a message on an input before WARN.
+    :ivar stale_error_s: seconds without a message on an input before ERROR.
+    :ivar processing_warn_ms: processing time of a frame above which WARN.
+    :ivar processing_error_ms: processing time of a frame above which ERROR.
+    """
+
+    stale_warn_s: float | None = None
+    stale_error_s: float | None = None
+    processing_warn_ms: float | None = None
+    processing_error_ms: float | None = None
+
 
 #: per-frame stages timed by the node, in pipeline order (seconds in, milliseconds out);
 #: 'l2' is the whole l2 certificate (noise, masks, forward passes, certification), 0 when off
@@ -83,46 +113,92 @@ class Report:
     errors_total: dict[str, int]
     last_error: str
     settings: dict[str, str] = field(default_factory=dict)
+    #: per input, seconds since its newest message arrived (None: nothing yet)
+    input_age_s: dict[str, float | None] = field(default_factory=dict)
+    processing_ms_max: float = 0.0
+    #: frames abandoned before their certificate was complete, by reason (running totals)
+    abandoned_total: dict[str, int] = field(default_factory=dict)
+    abandoned_period: int = 0
+    limits: HealthLimits = HealthLimits()
+
+    @property
+    def problems(self) -> list[tuple[bytes, str]]:
+        """Every reason for a level above OK, ``(level, text)``, most severe first."""
+        error, warn = DiagnosticStatus.ERROR, DiagnosticStatus.WARN
+        period = self.pairing.get
+        found = []
+        if self.errors_period:
+            found.append((error, f'{self.errors_period} error(s): {self.last_error}'))
+        unpaired = period('unpaired_rgb_period', 0) + period('unpaired_depth_period', 0)
+        if unpaired and not period('paired_period', 0):
+            found.append((error, f'no RGB/depth pair within the slop ({unpaired} unpaired)'))
+        limits = self.limits
+        for stream, age in self.input_age_s.items():
+            if age is None:
+                found.append((warn, f'no {stream} message received yet'))
+            elif limits.stale_error_s is not None and age >= limits.stale_error_s:
+                found.append((error, f'{stream} input stale: no message for {age:.1f} s'))
+            elif limits.stale_warn_s is not None and age >= limits.stale_warn_s:
+                found.append((warn, f'{stream} input stale: no message for {age:.1f} s'))
+        if self.frames_period and limits.processing_error_ms \
+                and self.processing_ms_max > limits.processing_error_ms:
+            found.append((error, f'processing {self.processing_ms_max:.0f} ms > '
+                                 f'{limits.processing_error_ms:g} ms'))
+        elif self.frames_period and limits.processing_warn_ms \
+                and self.processing_ms_max > limits.processing_warn_ms:
+            found.append((warn, f'processing {self.processing_ms_max:.0f} ms > '
+                                f'{limits.processing_warn_ms:g} ms'))
+        if period('dropped_period', 0) or unpaired:
+            found.append((warn, f'dropped {period("dropped_period", 0)} pair(s), unpaired '
+                                f'{period("unpaired_rgb_period", 0)} RGB / '
+                                f'{period("unpaired_depth_period", 0)} depth'))
+        faults = {kind: period(f'{kind}_period', 0) for kind in
+                  ('stamp_zero', 'stamp_duplicate', 'stamp_in_future', 'time_jumps')}
+        if any(faults.values()):
+            found.append((warn, 'stamp faults ' + ', '.join(
+                f'{kind} {count}' for kind, count in faults.items() if count)))
+        if self.abandoned_period:
+            found.append((warn, f'{self.abandoned_period} frame(s) abandoned '
+                                f'({", ".join(f"{k} {v}" for k, v in self.abandoned_total.items())}'
+                                ' so far)'))
+        return sorted(found, key=lambda problem: -problem[0][0])
 
     @property
     def level(self) -> bytes:
         """``DiagnosticStatus`` level byte (OK, WARN or ERROR) by the rule in the module doc."""
-        unpaired = (self.pairing.get('unpaired_rgb_period', 0)
-                    + self.pairing.get('unpaired_depth_period', 0))
-        starving = unpaired > 0 and self.pairing.get('paired_period', 0) == 0
-        if self.errors_period or starving:
-            return DiagnosticStatus.ERROR
-        if self.pairing.get('dropped_period', 0) or unpaired:
-            return DiagnosticStatus.WARN
-        return DiagnosticStatus.OK
+        problems = self.problems
+        return problems[0][0] if problems else DiagnosticStatus.OK
 
     @property
     def summary(self) -> str:
-        """One line for ``DiagnosticStatus.message``."""
-        if self.errors_period:
-            return f'{self.errors_period} error(s): {self.last_error}'
-        level = self.level
-        if level == DiagnosticStatus.ERROR:
-            return f'no RGB/depth pair within the slop ({self.pairing})'
-        text = (f'{self.frame_rate_hz:.1f} Hz, {self.processing_ms:.0f} ms/frame, '
-                f'certified {100 * self.certified_fraction:.1f} %')
-        if level == DiagnosticStatus.WARN:
-            text += (f'; dropped {self.pairing.get("dropped_period", 0)} pair(s), unpaired '
-                     f'{self.pairing.get("unpaired_rgb_period", 0)} RGB / '
-                     f'{self.pairing.get("unpaired_depth_period", 0)} depth')
-        return text
+        """One line for ``DiagnosticStatus.message``: at ERROR the problems, most severe
+        first; otherwise the frame figures followed by any warnings."""
+        problems = [text for _, text in self.problems]
+        if self.level == DiagnosticStatus.ERROR:
+            return '; '.join(problems)
+        figures = (f'{self.frame_rate_hz:.1f} Hz, {self.processing_ms:.0f} ms/frame, '
+                   f'certified {100 * self.certified_fraction:.1f} %')
+        return '; '.join([figures] + problems)
 
 
 class PipelineStats:
     """Thread-safe counters of one segmenter; :meth:`report` closes a period.
 
     :param clock: monotonic seconds (injectable for tests).
+    :param limits: thresholds of the health checks (default: all off).
+    :param watch_inputs: report each input's silence (the node: yes; offline: no).
     """
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic,
+                 limits: HealthLimits | None = None, watch_inputs: bool = False) -> None:
         self._clock = clock
         self._lock = threading.Lock()
         self._period_start = clock()
+        #: thresholds of the health checks; may be replaced at any time
+        self.limits = limits or HealthLimits()
+        self._watch_inputs = watch_inputs
+        self._last_arrival: dict[str, float | None] = dict.fromkeys(INPUTS)
+        self._abandoned: dict[str, int] = {}
         self._inputs = {'rgb': 0, 'depth': 0}
         self._frames_total = 0
         self._errors_total: dict[str, int] = {}
@@ -138,6 +214,8 @@ class PipelineStats:
         self._frames = 0
         self._stage_sums = dict.fromkeys(STAGES, 0.0)
         self._processing_sum = 0.0
+        self._processing_max = 0.0
+        self._abandoned_period = 0
         self._latency_sum = 0.0
         self._latency_max = 0.0
         self._errors_period = 0
@@ -146,6 +224,7 @@ class PipelineStats:
         """Count one received message of ``stream`` ('rgb' or 'depth')."""
         with self._lock:
             self._inputs[stream] += 1
+            self._last_arrival[stream] = self._clock()
 
     def record_frame(self, stage_s: Mapping[str, float], latency_s: float,
                      certified_fraction: float, delta: float,
@@ -161,7 +240,9 @@ class PipelineStats:
             self._frames_total += 1
             for stage in STAGES:
                 self._stage_sums[stage] += stage_s.get(stage, 0.0)
-            self._processing_sum += sum(stage_s.get(stage, 0.0) for stage in STAGES)
+            processing = sum(stage_s.get(stage, 0.0) for stage in STAGES)
+            self._processing_sum += processing
+            self._processing_max = max(self._processing_max, processing)
             self._latency_sum += latency_s
             self._latency_max = max(self._latency_max, latency_s)
             self._certified_fraction = certified_fraction
@@ -176,6 +257,14 @@ class PipelineStats:
             self._last_error = f'{kind}: {message}'
             return self._errors_total[kind]
 
+    def record_abandoned(self, reason: str) -> int:
+        """Count a frame abandoned before its certificate was complete (``time_budget``,
+        ``parameter_change``); return how many for that reason so far."""
+        with self._lock:
+            self._abandoned_period += 1
+            self._abandoned[reason] = self._abandoned.get(reason, 0) + 1
+            return self._abandoned[reason]
+
     def report(self, pairing: Mapping[str, int], dropped_pairs: int,
                settings: Mapping[str, str] | None = None) -> Report:
         """Close the current period and summarize it.
@@ -189,8 +278,10 @@ class PipelineStats:
             frames = self._frames
             running = dict(pairing, dropped=dropped_pairs)
             pairing_out = dict(running)
-            for key in ('unpaired_rgb', 'unpaired_depth', 'paired', 'dropped'):
-                pairing_out[f'{key}_period'] = running[key] - self._previous_pairing.get(key, 0)
+            for key in PERIOD_COUNTERS:
+                if key in running:
+                    pairing_out[f'{key}_period'] = (running[key]
+                                                    - self._previous_pairing.get(key, 0))
             self._previous_pairing = running
             mean = (lambda total: 1000.0 * total / frames) if frames else (lambda total: 0.0)
             report = Report(
@@ -212,7 +303,14 @@ class PipelineStats:
                 errors_period=self._errors_period,
                 errors_total=dict(self._errors_total),
                 last_error=self._last_error,
-                settings=dict(settings or {}))
+                settings=dict(settings or {}),
+                input_age_s={stream: None if arrival is None else now - arrival
+                             for stream, arrival in self._last_arrival.items()}
+                if self._watch_inputs else {},
+                processing_ms_max=1000.0 * self._processing_max,
+                abandoned_total=dict(self._abandoned),
+                abandoned_period=self._abandoned_period,
+                limits=self.limits)
             self._period_start = now
             self._reset_period()
             return report
@@ -230,6 +328,7 @@ def diagnostic_array(report: Report, name: str, hardware_id: str, stamp) -> Diag
         'frames_period': str(report.frames_period),
         'frames_total': str(report.frames_total),
         'processing_time_ms': f'{report.processing_ms:.2f}',
+        'processing_time_ms_max': f'{report.processing_ms_max:.2f}',
         **{f'{stage}_ms': f'{ms:.2f}' for stage, ms in report.stage_ms.items()},
         'pipeline_latency_ms_mean': f'{report.latency_ms_mean:.2f}',
         'pipeline_latency_ms_max': f'{report.latency_ms_max:.2f}',
@@ -237,6 +336,11 @@ def diagnostic_array(report: Report, name: str, hardware_id: str, stamp) -> Diag
         'delta': f'{report.delta + 0.0:.6g}',  # + 0.0: no '-0'
         **_l2_values(report.l2),
         'dropped_pairs': str(report.dropped_pairs),
+        **{f'input_age_{stream}_s': 'never' if age is None else f'{age:.2f}'
+           for stream, age in report.input_age_s.items()},
+        'frames_abandoned': str(sum(report.abandoned_total.values())),
+        **{f'frames_abandoned.{reason}': str(count)
+           for reason, count in sorted(report.abandoned_total.items())},
         **{key: str(value) for key, value in report.pairing.items() if key != 'dropped'},
         'errors_total': str(sum(report.errors_total.values())),
         **{f'errors.{kind}': str(count) for kind, count in sorted(report.errors_total.items())},
@@ -248,6 +352,21 @@ def diagnostic_array(report: Report, name: str, hardware_id: str, stamp) -> Diag
                               values=[KeyValue(key=k, value=v) for k, v in values.items()])
     array = DiagnosticArray(status=[status])
     array.header.stamp = stamp
+    return array
+
+
+def frame_times_array(stage_s: Mapping[str, float], latency_s: float, name: str,
+                      header) -> DiagnosticArray:
+    """One frame's times as a ``DiagnosticArray`` stamped with the frame's RGB ``header``
+    (``mmcert/debug/frame_times``): ``processing_time_ms`` (the sum of the stages),
+    ``pipeline_latency_ms`` (l0 publication minus the RGB stamp) and ``<stage>_ms``."""
+    values = {'processing_time_ms': 1000.0 * sum(stage_s.get(stage, 0.0) for stage in STAGES),
+              'pipeline_latency_ms': 1000.0 * latency_s,
+              **{f'{stage}_ms': 1000.0 * stage_s.get(stage, 0.0) for stage in STAGES}}
+    status = DiagnosticStatus(level=DiagnosticStatus.OK, name=name, message='frame times',
+                              values=[KeyValue(key=k, value=f'{v:.3f}') for k, v in values.items()])
+    array = DiagnosticArray(status=[status])
+    array.header = header
     return array
 
 

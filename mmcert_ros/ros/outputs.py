@@ -28,6 +28,9 @@ OVERLAY = 'mmcert/overlay'
 #: the topics encoded from the l0 certificate by :func:`output_images`
 OUTPUT_TOPICS = (SEGMENTATION, CERTIFICATION, CERTIFIED_RADIUS, OVERLAY)
 L2_CERTIFICATION = 'mmcert/l2_certification'
+#: per-frame times (``diagnostic_msgs/DiagnosticArray``, header = the frame's RGB header;
+#: :func:`mmcert_ros.ros.diagnostics.frame_times_array`), for tools that plot them
+FRAME_TIMES = 'mmcert/debug/frame_times'
 #: value of ``mmcert/certified_radius`` where the pixel is not certified at t = 0
 NOT_CERTIFIED = 255
 CERTIFIED = 255

@@ -136,6 +136,8 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
                   constraints='auto, cpu, cuda or cuda:N'),
     ParameterSpec('model.precision', _ENGINE['model.precision'],
                   'numeric precision of the forward pass', constraints='fp32, fp16 or bf16'),
+    ParameterSpec('model.backend', _ENGINE['model.backend'],
+                  'what runs the forward passes', constraints='torch, onnxruntime or openvino'),
     ParameterSpec('model.batch_size', _ENGINE['model.batch_size'],
                   'sub-sampled inputs per forward pass (bounds memory)', 1, 65536),
     ParameterSpec('certify.num_samples', _ENGINE['certify.num_samples'],
@@ -176,8 +178,80 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
                   constraints='an existing booster checkpoint, or empty'),
     ParameterSpec('fs.num_samples', L2Settings.num_samples,
                   'l2 estimation samples; 0 = certify.num_samples', 0, 1_000_000),
+) + (
+    # -- run-time robustness: time faults, frame budget, input health ----------------------
+    ParameterSpec('sync.jump_back', 1.0,
+                  'a stamp this many seconds behind the previous one of its stream (bag loop, '
+                  'replay restart, sim-time reset) resets pairing, with one warning',
+                  0.001, 86400.0),
+    ParameterSpec('sync.future_tolerance', 1.0,
+                  'a stamp more than this many seconds ahead of the node clock is rejected '
+                  '(stamp_in_future); 0 = no check', 0.0, 86400.0),
+    ParameterSpec('sync.max_age', 5.0,
+                  'seconds a message waits for its partner before it counts as unpaired',
+                  0.001, 3600.0),
+    ParameterSpec('certify.time_budget', 60.0,
+                  'seconds a frame may take; a frame still running then is abandoned and '
+                  'counted (frames_abandoned); 0 = no budget', 0.0, 86400.0),
+    ParameterSpec('diagnostics.input_stale_warn', 2.0,
+                  'seconds without a message on an input before diagnostics go to WARN',
+                  0.001, 86400.0),
+    ParameterSpec('diagnostics.input_stale_error', 5.0,
+                  'seconds without a message on an input before diagnostics go to ERROR',
+                  0.001, 86400.0),
+    ParameterSpec('diagnostics.max_processing_time_warn_ms', 0.0,
+                  'processing time of a frame above which diagnostics go to WARN; 0 = none',
+                  0.0, 1e9),
+    ParameterSpec('diagnostics.max_processing_time_error_ms', 0.0,
+                  'processing time of a frame above which diagnostics go to ERROR; 0 = none',
+                  0.0, 1e9),
 )
 PARAMETER_NAMES = tuple(spec.name for spec in PARAMETERS)
+
+
+@dataclasses.dataclass(frozen=True)
+class RuntimeSettings:
+    """The run-time robustness parameters (``sync.jump_back``, ``sync.future_tolerance``,
+    ``sync.max_age``, ``certify.time_budget``, ``diagnostics.*``), in seconds / milliseconds
+    as named; 0 in ``future_tolerance_s``, ``time_budget_s`` and the processing-time limits
+    means off."""
+
+    jump_back_s: float
+    future_tolerance_s: float
+    max_age_s: float
+    time_budget_s: float
+    stale_warn_s: float
+    stale_error_s: float
+    processing_warn_ms: float
+    processing_error_ms: float
+
+    @classmethod
+    def from_parameters(cls, values: Mapping[str, Any]) -> 'RuntimeSettings':
+        """Validate the block's values (ranges as declared).
+
+        :raises UserError: naming the offending parameter and the reason.
+        """
+        numbers = {}
+        for spec in (spec for spec in PARAMETERS if spec.name in _RUNTIME_FIELDS):
+            value = values[spec.name]
+            if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                    or not spec.low <= value <= spec.high:
+                raise UserError(f'{spec.name} must be a number in [{spec.low:g}, '
+                                f'{spec.high:g}], got {value!r}')
+            numbers[_RUNTIME_FIELDS[spec.name]] = float(value)
+        if numbers['stale_error_s'] < numbers['stale_warn_s']:
+            raise UserError('diagnostics.input_stale_error must be >= '
+                            'diagnostics.input_stale_warn')
+        return cls(**numbers)
+
+
+_RUNTIME_FIELDS = {
+    'sync.jump_back': 'jump_back_s', 'sync.future_tolerance': 'future_tolerance_s',
+    'sync.max_age': 'max_age_s', 'certify.time_budget': 'time_budget_s',
+    'diagnostics.input_stale_warn': 'stale_warn_s',
+    'diagnostics.input_stale_error': 'stale_error_s',
+    'diagnostics.max_processing_time_warn_ms': 'processing_warn_ms',
+    'diagnostics.max_processing_time_error_ms': 'processing_error_ms'}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -192,6 +266,7 @@ class NodeSettings:
     :ivar publish_radius: whether ``mmcert/certified_radius`` is published.
     :ivar l2: the l2 certificate's settings (``fs.*``; ``l2.enabled`` is ``fs.sigma > 0``);
         ``l2.booster`` is an existing file or ''.
+    :ivar runtime: time-fault, frame-budget and input-health settings.
     """
 
     certify: CertifyConfig
@@ -201,6 +276,7 @@ class NodeSettings:
     publish_overlay: bool
     publish_radius: bool
     l2: L2Settings
+    runtime: RuntimeSettings
 
     @classmethod
     def from_parameters(cls, values: Mapping[str, Any]) -> 'NodeSettings':
@@ -246,7 +322,8 @@ class NodeSettings:
         return cls(certify=certify, checkpoint=checkpoint,
                    slop_s=float(slop), reliability=reliability,
                    publish_overlay=values['publish.overlay'],
-                   publish_radius=values['publish.radius'], l2=l2)
+                   publish_radius=values['publish.radius'], l2=l2,
+                   runtime=RuntimeSettings.from_parameters(values))
 
 
 def _check_device_available(device: str) -> None:

@@ -239,7 +239,8 @@ def run_pipeline(sim_params: dict, segmenter_params: dict, frames: int, log_dir:
                  timeout_s: float = 900.0) -> Recording:
     """Start the segmenter and sim_drive, record until ``frames`` frames came out, stop both.
 
-    sim_drive waits until the segmenter subscribes, then publishes until stopped.
+    sim_drive waits until the segmenter subscribes to its camera topics and the recorder to
+    the ground truth, then publishes until stopped.
 
     :raises RuntimeError: a node died (its log tail is in the message).
     :raises TimeoutError: fewer than ``frames`` frames within ``timeout_s``.
@@ -249,7 +250,8 @@ def run_pipeline(sim_params: dict, segmenter_params: dict, frames: int, log_dir:
     try:
         with NodeProcesses(log_dir, ros_environment(domain_id)) as nodes:
             nodes.start('segmenter', segmenter_params)
-            nodes.start('sim_drive', dict(sim_params, wait_for_subscribers=1))
+            nodes.start('sim_drive', dict(sim_params, wait_for_subscribers=1,
+                                          wait_for_gt_subscribers=1))
             recorder.spin_until(lambda: recorder.recording.frames >= frames and (
                 overlay_dir is None or len(recorder.recording.overlays) >= frames),
                 timeout_s, on_idle=nodes.check_alive)

@@ -10,9 +10,17 @@ Threading: the image callbacks only pair messages by stamp
 (:class:`~mmcert_ros.data.pairing.StampPairer`) and put the newest pair into a drop-oldest
 :class:`~mmcert_ros.data.pairing.LatestSlot`; one worker thread decodes, certifies and
 publishes: first the l0 outputs, then (while ``fs.sigma`` > 0) it runs the l2 certificate
-(:func:`~mmcert_ros.certify.l2.certify_l2`) and publishes its mask. No lock is held during
-inference, so the executor keeps serving parameters, diagnostics and shutdown while the
-engine runs, and a slow engine drops old pairs (counted) instead of falling behind.
+(:func:`~mmcert_ros.certify.l2.certify_l2`) and publishes its mask, then the frame's times on
+``mmcert/debug/frame_times``. No lock is held during inference, so the executor keeps
+serving parameters, diagnostics and shutdown while the engine runs, and a slow engine drops
+old pairs (counted) instead of falling behind. The pairer is used by the input callbacks, an
+age-expiry timer, the clock-jump callback, the parameter callback and diagnostics: every
+call holds ``_pairer_lock``.
+
+Every frame runs under a :class:`~mmcert_ros.certify.cancel.CancelToken` with the deadline
+``certify.time_budget``; a parameter change that replaces the engine configuration and
+shutdown cancel it, so the frame in flight stops within one micro-batch and publishes nothing
+(counted as abandoned, except at shutdown).
 
 A bad message never stops the node: it is logged (occurrences 1, 10, 100, ... of each kind),
 counted, reported at ERROR in ``/diagnostics`` and nothing is published for it.
@@ -22,36 +30,42 @@ from __future__ import annotations
 import copy
 import threading
 import time
+from typing import NoReturn
 
 import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.clock import Clock, ClockType, JumpThreshold
+from rclpy.duration import Duration
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image
 
-from mmcert_ros.certify import CertifiedSegmenter
+from mmcert_ros.certify import CancelToken, CertifiedSegmenter, FrameCancelled
 from mmcert_ros.certify.engine import resolve_device
 from mmcert_ros.certify.l2 import certify_l2
 from mmcert_ros.data.frame import Frame
-from mmcert_ros.data.pairing import LatestSlot, Pair, StampPairer
+from mmcert_ros.data.pairing import LatestSlot, Pair, StampPairer, TimeJump
 from mmcert_ros.errors import UserError
 from mmcert_ros.ros import outputs
-from mmcert_ros.ros.diagnostics import (L2FrameStats, PipelineStats, diagnostic_array,
-                                         should_log)
+from mmcert_ros.ros.diagnostics import (HealthLimits, L2FrameStats, PipelineStats,
+                                         diagnostic_array, frame_times_array, should_log)
 from mmcert_ros.ros.image_codec import ImageDecodeError, decode_depth, decode_rgb
 from mmcert_ros.ros.parameters import (PARAMETER_NAMES, PARAMETERS, NodeSettings,
-                                       declare_parameters)
-from mmcert_ros.ros.process import run_node
+                                       RuntimeSettings, declare_parameters)
+from mmcert_ros.ros.process import exit_process, run_node
 
 NODE_NAME = 'mmcert_segmenter'
 #: output queue depth; outputs are reliable so any subscriber QoS can connect
 OUTPUT_QOS = QoSProfile(depth=5)
 #: an error triggers an immediate diagnostics report at most this often (seconds)
 ERROR_REPORT_INTERVAL_S = 0.2
+#: how often pending messages are checked against ``sync.max_age`` (seconds)
+EXPIRY_INTERVAL_S = 0.25
+#: why the worker's token is cancelled at shutdown (such a frame is not counted as abandoned)
+SHUTDOWN = 'shutdown'
 
 
 def stamp_to_ns(stamp) -> int:
@@ -61,6 +75,9 @@ def stamp_to_ns(stamp) -> int:
 
 class SegmenterNode(Node):
     """The certified segmentation node (see the module docstring for topics and threading).
+
+    Call :meth:`close` before destroying it (:func:`~mmcert_ros.ros.process.run_node` does):
+    its worker thread is not a daemon, so the process cannot exit while the worker runs.
 
     :param model: optional base model to use while ``model.checkpoint`` is ``''`` (embedding
         and tests); without it ``''`` loads the shipped default checkpoint.
@@ -81,31 +98,47 @@ class SegmenterNode(Node):
         self._pending_lock = threading.Lock()
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
-        self._stats = PipelineStats()
-        self._pairer = StampPairer(self._settings.slop_s)
+        runtime = self._settings.runtime
+        self._stats = PipelineStats(limits=_health_limits(runtime), watch_inputs=True)
+        self._pairer_lock = threading.Lock()
+        self._pairer = StampPairer(self._settings.slop_s, jump_back_s=runtime.jump_back_s,
+                                   future_tolerance_s=runtime.future_tolerance_s,
+                                   max_age_s=runtime.max_age_s, on_jump=self._on_time_jump,
+                                   on_reject=self._on_stamp_rejected)
         self._unpaired_next_log = 1   # log unpaired totals at 1, 10, 100, ...
+        #: the token of the frame in flight (None between frames); guarded by _pending_lock
+        self._frame_token: CancelToken | None = None
+        self._closing = False
         self._slot: LatestSlot[Pair] = LatestSlot()
         self._camera_matrix: np.ndarray | None = None
         self._last_error_report = 0.0
 
         input_qos = (qos_profile_sensor_data if self._settings.reliability == 'best_effort'
                      else QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE))
-        inputs = MutuallyExclusiveCallbackGroup()  # the pairer is used by one callback at a time
+        inputs = MutuallyExclusiveCallbackGroup()  # input callbacks and the age timer in turn
         self.create_subscription(Image, 'rgb/image', self._on_rgb, input_qos,
                                  callback_group=inputs)
         self.create_subscription(Image, 'depth/image', self._on_depth, input_qos,
                                  callback_group=inputs)
         self.create_subscription(CameraInfo, 'rgb/camera_info', self._on_camera_info, input_qos,
                                  callback_group=inputs)
+        # steady clocks: under use_sim_time a stopped /clock must not stop expiry or reports
+        self._steady = Clock(clock_type=ClockType.STEADY_TIME)
+        self.create_timer(EXPIRY_INTERVAL_S, self._expire_pending, callback_group=inputs,
+                          clock=self._steady)
+        self._clock_jumps = self._watch_clock_jumps(runtime.jump_back_s)
         self._publishers_by_topic = {
             topic: self.create_publisher(Image, topic, OUTPUT_QOS)
             for topic in outputs.OUTPUT_TOPICS + (outputs.L2_CERTIFICATION,)}
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self._frame_times_pub = self.create_publisher(DiagnosticArray, outputs.FRAME_TIMES,
+                                                      OUTPUT_QOS)
         self._diagnostics_lock = threading.Lock()
         self.create_timer(1.0, self.publish_diagnostics,
-                          callback_group=MutuallyExclusiveCallbackGroup())
+                          callback_group=MutuallyExclusiveCallbackGroup(), clock=self._steady)
 
-        self._worker = threading.Thread(target=self._work, name='mmcert_worker', daemon=True)
+        # not a daemon: the interpreter never exits while the worker is inside torch
+        self._worker = threading.Thread(target=self._work, name='mmcert_worker')
         self._worker.start()
         config = self._settings.certify
         self.get_logger().info(
@@ -144,10 +177,24 @@ class SegmenterNode(Node):
             reason = f'rejected {changed}: {error}'
             self.get_logger().warning(reason)
             return SetParametersResult(successful=False, reason=reason)
+        replaced = (settings.certify != current.certify or settings.checkpoint != current.checkpoint
+                    or settings.l2 != current.l2)
         with self._pending_lock:
             self._pending = (settings, segmenter, booster)
-        self._pairer.slop_s = settings.slop_s
-        self.get_logger().info(f'parameters changed: {changed} (applied from the next frame)')
+            if replaced and self._frame_token is not None:
+                self._frame_token.cancel('parameter change')
+        runtime = settings.runtime
+        with self._pairer_lock:
+            self._pairer.slop_s = settings.slop_s
+            self._pairer.jump_back_s = runtime.jump_back_s
+            self._pairer.future_tolerance_s = runtime.future_tolerance_s
+            self._pairer.max_age_s = runtime.max_age_s
+        self._stats.limits = _health_limits(runtime)
+        if runtime.jump_back_s != current.runtime.jump_back_s:
+            self._clock_jumps.unregister()
+            self._clock_jumps = self._watch_clock_jumps(runtime.jump_back_s)
+        self.get_logger().info(f'parameters changed: {changed} (applied from the next frame'
+                               f'{"; the frame in flight is cancelled" if replaced else ""})')
         return SetParametersResult(successful=True)
 
     def _build_segmenter(self, settings: NodeSettings) -> CertifiedSegmenter:
@@ -177,12 +224,23 @@ class SegmenterNode(Node):
             raise UserError(f'fs.booster {settings.l2.booster}: {error}') from error
         return booster
 
-    def _apply_pending_settings(self) -> None:
+    def _start_frame(self) -> CancelToken | None:
+        """Apply accepted parameter changes and issue the next frame's token (None once
+        closing); one lock with the parameter callback, so a change cancels exactly the
+        frames that started before it."""
         with self._pending_lock:
+            if self._closing:
+                return None
             pending, self._pending = self._pending, None
-        if pending is not None:
-            self._settings, self._segmenter, self._booster = pending
-            self._segmenter.config = self._settings.certify
+            if pending is not None:
+                self._settings, self._segmenter, self._booster = pending
+                self._segmenter.config = self._settings.certify
+            self._frame_token = CancelToken.with_budget(self._settings.runtime.time_budget_s)
+            return self._frame_token
+
+    def _end_frame(self) -> None:
+        with self._pending_lock:
+            self._frame_token = None
 
     # -- inputs (executor threads: cheap, never block) ----------------------------------
 
@@ -194,16 +252,56 @@ class SegmenterNode(Node):
 
     def _offer(self, stream: str, msg: Image) -> None:
         self._stats.count_input(stream)
-        pair = self._pairer.add(stream, stamp_to_ns(msg.header.stamp), msg)
+        now_ns = self.get_clock().now().nanoseconds
+        with self._pairer_lock:
+            pair = self._pairer.add(stream, stamp_to_ns(msg.header.stamp), msg, now_ns)
         if pair is not None:
             self._slot.put(pair)
-        unpaired = sum(self._pairer.unpaired.values())
+        self._log_unpaired()
+
+    def _expire_pending(self) -> None:
+        """Timer: count messages that waited longer than ``sync.max_age`` as unpaired."""
+        with self._pairer_lock:
+            self._pairer.expire()
+        self._log_unpaired()
+
+    def _log_unpaired(self) -> None:
+        with self._pairer_lock:
+            unpaired = sum(self._pairer.unpaired.values())
+            counters = self._pairer.counters()
+            slop_s = self._pairer.slop_s
         if unpaired >= self._unpaired_next_log:
             while self._unpaired_next_log <= unpaired:
                 self._unpaired_next_log *= 10
             self.get_logger().warning(
                 f'{unpaired} message(s) found no partner within sync.slop = '
-                f'{self._pairer.slop_s} s so far ({self._pairer.counters()})')
+                f'{slop_s} s so far ({counters})')
+
+    def _on_stamp_rejected(self, kind: str, stream: str, stamp_ns: int) -> None:
+        """Pairer callback (under ``_pairer_lock``): log occurrences 1, 10, 100, ... per kind."""
+        count = self._pairer.rejected[kind]
+        if should_log(count):
+            self.get_logger().warning(
+                f'{stream}/image stamped {stamp_ns / 1e9:.3f} s rejected: {kind} '
+                f'(node clock {self.get_clock().now().nanoseconds / 1e9:.3f} s) '
+                f'[{kind}, occurrence {count}]')
+
+    def _on_time_jump(self, jump: TimeJump) -> None:
+        """Pairer callback: the one warning of a time jump."""
+        self.get_logger().warning(jump.describe())
+
+    def _watch_clock_jumps(self, jump_back_s: float):
+        """Reset pairing when the node's ROS clock (``use_sim_time``) jumps back."""
+        threshold = JumpThreshold(min_forward=None,
+                                  min_backward=Duration(nanoseconds=-round(jump_back_s * 1e9)),
+                                  on_clock_change=False)
+        return self.get_clock().create_jump_callback(threshold,
+                                                     post_callback=self._on_clock_jump)
+
+    def _on_clock_jump(self, jump) -> None:
+        now_ns = self.get_clock().now().nanoseconds
+        with self._pairer_lock:
+            self._pairer.reset_to(now_ns, now_ns - jump.delta.nanoseconds)
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
         self._camera_matrix = np.asarray(msg.k, dtype=np.float64).reshape(3, 3)
@@ -212,15 +310,35 @@ class SegmenterNode(Node):
 
     def _work(self) -> None:
         while (pair := self._slot.get()) is not None:
+            token = self._start_frame()
+            if token is None:
+                return
             try:
-                self._process(pair)
+                self._process(pair, token)
+            except FrameCancelled as cancelled:
+                self._abandoned(pair, cancelled.reason)
             except Exception as error:  # the worker must survive anything one frame does
                 if not self.context.ok():
                     return              # shutdown destroyed what the frame was using
                 self._fail('internal', f'{type(error).__name__}: {error}')
+            finally:
+                self._end_frame()
 
-    def _process(self, pair: Pair) -> None:
-        self._apply_pending_settings()
+    def _abandoned(self, pair: Pair, reason: str) -> None:
+        """Count and log a frame given up before its certificate was complete."""
+        if reason == SHUTDOWN:
+            return
+        kind = 'time_budget' if reason == 'time budget exceeded' else 'parameter_change'
+        count = self._stats.record_abandoned(kind)
+        if should_log(count):
+            self.get_logger().warning(
+                f'frame stamped {pair.rgb_stamp_ns / 1e9:.3f} s abandoned: {reason} '
+                f'(certify.time_budget = {self._settings.runtime.time_budget_s:g} s) '
+                f'[{kind}, occurrence {count}]')
+
+    def _process(self, pair: Pair, token: CancelToken) -> None:
+        """Decode, certify and publish one pair; :class:`FrameCancelled` when ``token`` is
+        cancelled or runs out (nothing more is published for the frame)."""
         settings, segmenter, booster = self._settings, self._segmenter, self._booster
         stages: dict[str, float] = {}
         tic = time.perf_counter()
@@ -236,7 +354,9 @@ class SegmenterNode(Node):
                       frame_id=pair.rgb.header.frame_id, camera_matrix=self._camera_matrix)
         stages['decode'] = time.perf_counter() - tic
         try:
-            certificate = segmenter.certify_frame(frame)
+            certificate = segmenter.certify_frame(frame, token)
+        except FrameCancelled:
+            raise
         except Exception as error:  # a failing model or device must not stop the node
             return self._fail('engine', f'{type(error).__name__}: {error}')
         timings = certificate.timings
@@ -265,15 +385,18 @@ class SegmenterNode(Node):
         l2_stats = None
         if settings.l2.enabled:
             l2_stats = self._certify_l2(settings, segmenter, booster, frame,
-                                        certificate.labels, pair.rgb.header, stages)
+                                        certificate.labels, pair.rgb.header, stages, token)
         self._stats.record_frame(stages, latency_s, certificate.certified_fraction,
                                  certificate.delta, l2_stats)
+        self._publish(self._frame_times_pub, frame_times_array(
+            stages, latency_s, f'{self.get_name()}: frame', pair.rgb.header))
 
     def _certify_l2(self, settings: NodeSettings, segmenter: CertifiedSegmenter, booster,
-                    frame: Frame, labels: np.ndarray, header, stages: dict[str, float]
-                    ) -> L2FrameStats | None:
+                    frame: Frame, labels: np.ndarray, header, stages: dict[str, float],
+                    token: CancelToken) -> L2FrameStats | None:
         """Certify ``frame`` against l2 perturbations and publish ``mmcert/l2_certification``
         (the l2 mask agreeing with the published ``labels``); adds its times to ``stages``.
+        :raises FrameCancelled: ``token`` was cancelled or ran out (the l0 outputs stand).
 
         :returns: the frame's l2 figures, or None after a failure (reported as ``engine``;
             the frame's l0 outputs, already published, stand).
@@ -283,7 +406,9 @@ class SegmenterNode(Node):
         try:
             l2_certificate = certify_l2(segmenter.model, frame.rgb, frame.depth,
                                         l2.engine_config(settings.certify), l2.sigma,
-                                        l2.radius, booster)
+                                        l2.radius, booster, cancel=token)
+        except FrameCancelled:
+            raise
         except Exception as error:  # a failing model or device must not stop the node
             stages['l2'] = time.perf_counter() - tic
             self._fail('engine', f'l2 certificate: {type(error).__name__}: {error}')
@@ -330,19 +455,38 @@ class SegmenterNode(Node):
             'precision': config.precision,
             'l2': _describe_l2(self._settings),
         }
+        with self._pairer_lock:
+            counters = self._pairer.counters()
         with self._diagnostics_lock:
             self._last_error_report = time.monotonic()
-            report = self._stats.report(self._pairer.counters(), self._slot.dropped, settings)
+            report = self._stats.report(counters, self._slot.dropped, settings)
             self._publish(self._diagnostics_pub, diagnostic_array(
                 report, f'{self.get_name()}: pipeline', self.get_fully_qualified_name(),
                 self.get_clock().now().to_msg()))
 
     # -- lifecycle ----------------------------------------------------------------------
 
-    def close(self, timeout_s: float = 5.0) -> None:
-        """Stop the worker after its current frame (waits at most ``timeout_s``)."""
+    def close(self, timeout_s: float = 30.0) -> None:
+        """Cancel the frame in flight and stop the worker; it stops within one micro-batch
+        (waits at most ``timeout_s``; the interpreter waits for it in any case)."""
+        tic = time.monotonic()
+        with self._pending_lock:
+            self._closing = True
+            in_flight = self._frame_token is not None
+            if in_flight:
+                self._frame_token.cancel(SHUTDOWN)
         self._slot.close()
         self._worker.join(timeout_s)
+        if in_flight:
+            self.get_logger().info(f'shutdown cancelled the frame in flight; the worker '
+                                   f'stopped after {time.monotonic() - tic:.2f} s')
+
+
+def _health_limits(runtime: RuntimeSettings) -> HealthLimits:
+    """The diagnostics thresholds of the ``diagnostics.*`` parameters (0 ms = off)."""
+    return HealthLimits(stale_warn_s=runtime.stale_warn_s, stale_error_s=runtime.stale_error_s,
+                        processing_warn_ms=runtime.processing_warn_ms or None,
+                        processing_error_ms=runtime.processing_error_ms or None)
 
 
 def _describe_l2(settings: NodeSettings) -> str:
@@ -355,9 +499,10 @@ def _describe_l2(settings: NodeSettings) -> str:
             f'booster={l2.booster or "none"}')
 
 
-def main(args: list[str] | None = None) -> int:
-    """Run the node until shutdown (Ctrl-C, ``SIGTERM`` or ``rclpy.shutdown``); exit status."""
-    return run_node(NODE_NAME, SegmenterNode, _spin, args)
+def main(args: list[str] | None = None) -> NoReturn:
+    """Run the node until shutdown (Ctrl-C, ``SIGTERM`` or ``rclpy.shutdown``), then end the
+    process with its exit status (:func:`~mmcert_ros.ros.process.exit_process`)."""
+    exit_process(run_node(NODE_NAME, SegmenterNode, _spin, args))
 
 
 def _spin(node: SegmenterNode) -> None:
@@ -367,4 +512,4 @@ def _spin(node: SegmenterNode) -> None:
 
 
 if __name__ == '__main__':
-    raise SystemExit(main())
+    main()

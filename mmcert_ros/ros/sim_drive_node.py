@@ -15,9 +15,17 @@ Encodings and sizes mimic real sources (``config/carla.yaml``: bgra8 + 32FC1;
 node exits after publishing that many frames; with ``loop_frames`` = K > 0 it repeats the
 first K frames (rendered once) with fresh stamps, to feed benchmarks faster than rendering
 allows. Its parameters are read-only (set at start).
+
+Start and end: the drive starts only once every output topic has its expected subscribers
+(``wait_for_subscribers`` on the three camera topics, ``wait_for_gt_subscribers`` on the
+ground truth), so no frame is published into a graph still being discovered; after the last
+frame the node waits until every reliable subscriber has acknowledged it (at most
+``DELIVERY_TIMEOUT_S``) before it exits. A best-effort subscriber never acknowledges, so
+there it cannot know.
 """
 from __future__ import annotations
 
+from typing import NoReturn
 
 import numpy as np
 import rclpy
@@ -31,12 +39,14 @@ from mmcert_ros.data.depth import metres_to_millimetres
 from mmcert_ros.ros.image_codec import RGB_ENCODINGS, encode_image
 from mmcert_ros.errors import UserError
 from mmcert_ros.ros.parameters import RELIABILITIES, ParameterSpec, declare_parameters
-from mmcert_ros.ros.process import run_node
+from mmcert_ros.ros.process import exit_process, run_node
 
 NODE_NAME = 'mmcert_sim_drive'
 DEPTH_ENCODINGS = ('32FC1', '16UC1', 'mono16')
 DEPTH_MODES = ('dense', 'lidar')
 GT_ROAD_VALUE = 255
+#: longest wait after the last frame for reliable subscribers to acknowledge it (seconds)
+DELIVERY_TIMEOUT_S = 30.0
 
 PARAMETERS = tuple(ParameterSpec(*spec, read_only=True) for spec in (
     ('rate_hz', 10.0, 'frames per second', 0.1, 1000.0),
@@ -53,7 +63,9 @@ PARAMETERS = tuple(ParameterSpec(*spec, read_only=True) for spec in (
     ('frame_id', 'camera', 'header frame_id of every message'),
     ('qos.reliability', 'reliable', 'reliability of the publishers', None, None,
      ', '.join(RELIABILITIES)),
-    ('wait_for_subscribers', 0, 'hold the drive until rgb/image has this many subscribers',
+    ('wait_for_subscribers', 0, 'hold the drive until rgb/image, depth/image and '
+     'rgb/camera_info each have this many subscribers', 0, 1000),
+    ('wait_for_gt_subscribers', 0, 'hold the drive until gt/road_mask has this many subscribers',
      0, 1000),
     ('loop_frames', 0, 'repeat the first K frames, rendered once (for fast benchmark feeds); '
      '0 = render every frame', 0, 10_000),
@@ -113,9 +125,16 @@ class SimDriveNode(Node):
             if values[name] not in allowed:
                 raise UserError(f'{name} must be one of {allowed}, got {values[name]!r}')
 
+    def _subscribers_ready(self) -> bool:
+        """Whether every output topic has its expected number of subscribers."""
+        camera = self._values['wait_for_subscribers']
+        return (all(publisher.get_subscription_count() >= camera
+                    for publisher in (self._rgb_pub, self._depth_pub, self._info_pub))
+                and self._gt_pub.get_subscription_count()
+                >= self._values['wait_for_gt_subscribers'])
+
     def _tick(self) -> None:
-        listeners = self._rgb_pub.get_subscription_count()
-        if self.done or listeners < self._values['wait_for_subscribers']:
+        if self.done or not self._subscribers_ready():
             return
         header = Image().header
         header.stamp = self.get_clock().now().to_msg()
@@ -153,10 +172,16 @@ class SimDriveNode(Node):
                   encode_image(gt, 'mono8'))
         return images, frame.camera_matrix
 
-    def wait_for_delivery(self, timeout_s: float = 2.0) -> None:
-        """Give reliable subscribers up to ``timeout_s`` to acknowledge the last frame."""
-        for publisher in (self._rgb_pub, self._depth_pub, self._gt_pub, self._info_pub):
-            publisher.wait_for_all_acked(Duration(seconds=timeout_s))
+    def wait_for_delivery(self, timeout_s: float = DELIVERY_TIMEOUT_S) -> bool:
+        """Wait until every reliable subscriber acknowledged the last frame, at most
+        ``timeout_s`` per topic; whether all did."""
+        acked = all([publisher.wait_for_all_acked(Duration(seconds=timeout_s))
+                     for publisher in (self._rgb_pub, self._depth_pub, self._gt_pub,
+                                       self._info_pub)])
+        if not acked:
+            self.get_logger().warning(f'the last frame was not acknowledged by every reliable '
+                                      f'subscriber within {timeout_s:g} s')
+        return acked
 
     def _camera_info(self, header, matrix: np.ndarray) -> CameraInfo:
         info = CameraInfo(header=header, height=self._values['height'],
@@ -168,9 +193,10 @@ class SimDriveNode(Node):
         return info
 
 
-def main(args: list[str] | None = None) -> int:
-    """Run until the drive is done (``num_frames``) or shutdown; exit status."""
-    return run_node(NODE_NAME, SimDriveNode, _spin, args)
+def main(args: list[str] | None = None) -> NoReturn:
+    """Run until the drive is done (``num_frames``) or shutdown, then end the process with
+    its exit status (:func:`~mmcert_ros.ros.process.exit_process`)."""
+    exit_process(run_node(NODE_NAME, SimDriveNode, _spin, args))
 
 
 def _spin(node: SimDriveNode) -> None:
@@ -183,4 +209,4 @@ def _spin(node: SimDriveNode) -> None:
 
 
 if __name__ == '__main__':
-    raise SystemExit(main())
+    main()

@@ -1,9 +1,12 @@
 """Benchmark the certification core on one 1242x375 frame pair (figures and ratios).
 
-Reports per-stage times of certifying one frame with the shipped model, the certification
-step (p-values + Holm + radius map) against Holm by sorting per-pixel p-values, and drawing
-the N exact-k masks against numpy.random.choice per sample (the MMCert reference code's way).
-Targets: certification < 20 ms and >= 10x; sampling < 300 ms and >= 4x.
+Reports the certification step (p-values + Holm + radius map) against Holm by sorting
+per-pixel p-values, drawing the N exact-k masks against numpy.random.choice per sample (the
+MMCert reference code's way), and the engine with the shipped model against its previous hot
+path (mmcert_ros.benchmark.reference), per stage and end to end, in every mode (fp32 exact,
+bf16, ONNX Runtime), with the labels that change and the radius a 1 s frame buys.
+Targets: certification < 20 ms and >= 10x; sampling < 300 ms and >= 4x; engine fp32 >= 2.5x
+with unchanged votes, fastest mode >= 5x.
 """
 from __future__ import annotations
 
@@ -22,22 +25,57 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--checkpoint', default='', help="model checkpoint ('' = shipped default)")
     parser.add_argument('--skip-engine', action='store_true',
                         help='skip the end-to-end engine run (no model needed)')
+    parser.add_argument('--repeats', type=int, default=3,
+                        help='interleaved runs per engine mode, median reported (default 3)')
+    parser.add_argument('--modes', type=mode_list,
+                        default='fp32,bf16,onnxruntime,openvino,openvino_bf16',
+                        help='engine modes to compare with the reference (default all)')
+    parser.add_argument('--batch-sizes', default='',
+                        help='also time the fp32 engine at these batch sizes, e.g. 8,16,32,64')
+    parser.add_argument('--threads', type=int, default=0,
+                        help='torch threads (default: torch\'s choice)')
     parser.add_argument('--json', type=Path, metavar='FILE', help='also write the figures as JSON')
 
 
+def mode_list(text: str) -> list[str]:
+    """``--modes``: comma-separated engine modes, each a key of ``engine_speed.MODES``."""
+    from mmcert_ros.benchmark.engine_speed import MODES
+
+    modes = [mode for mode in text.split(',') if mode]
+    unknown = sorted(set(modes) - set(MODES))
+    if unknown or not modes:
+        raise argparse.ArgumentTypeError(
+            f'unknown mode(s) {unknown or text!r}; choose from {", ".join(MODES)}')
+    return modes
+
+
+def cpu_features() -> list[str]:
+    """The CPU flags that decide the reduced-precision speed (Linux; [] elsewhere)."""
+    try:
+        flags = Path('/proc/cpuinfo').read_text().split('flags', 2)[1].split('\n', 1)[0].split()
+    except (OSError, IndexError):
+        return []
+    return sorted(flag for flag in flags if flag.startswith(('amx', 'avx512_bf16', 'avx512f',
+                                                             'avx2', 'avx512_fp16')))
+
+
 def run(args: argparse.Namespace) -> int:
+    import os
     import platform
 
     import torch
 
-    from mmcert_ros.benchmark.core import bench_certification, bench_engine, bench_sampling
+    from mmcert_ros.benchmark.core import bench_certification, bench_sampling
     from mmcert_ros.certify.config import CertifyConfig
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     config = CertifyConfig(num_samples=args.num_samples, seed=0)
     figures: dict[str, object] = {
         'frame': f'{args.width}x{args.height}', 'num_samples': config.num_samples,
         'batch_size': config.batch_size, 'torch_threads': torch.get_num_threads(),
-        'cpu': platform.processor() or platform.machine(), 'torch': torch.__version__}
+        'cpu': platform.processor() or platform.machine(), 'torch': torch.__version__,
+        'cpu_features': cpu_features(), 'load_average_start': list(os.getloadavg())}
     figures['certification'] = bench_certification(config, args.height, args.width)
     figures['sampling'] = bench_sampling(config, args.height, args.width)
     if not args.skip_engine:
@@ -46,8 +84,20 @@ def run(args: argparse.Namespace) -> int:
 
         scene = SceneConfig().with_image_size(args.width, args.height)
         frame = next(drive(seed=0, num_frames=1, config=scene))
+        from mmcert_ros.benchmark.engine_speed import (bench_batch_sizes, bench_l2, bench_speed,
+                                                        ops_per_frame)
+
         model = load_model(args.checkpoint or None, 'cpu')
-        figures['engine'] = bench_engine(model, frame, config)
+        figures['engine'] = bench_speed(model, frame, config.num_samples, config.batch_size,
+                                        args.modes, args.repeats)
+        figures['ops_per_frame'] = ops_per_frame(model, frame, config.num_samples,
+                                                 config.batch_size)
+        figures['l2'] = bench_l2(model, frame, config.num_samples, config.batch_size,
+                                 repeats=max(1, args.repeats - 1))
+        if args.batch_sizes:
+            sizes = [int(size) for size in args.batch_sizes.split(',')]
+            figures['batch_sizes'] = bench_batch_sizes(model, frame, config.num_samples, sizes)
+    figures['load_average_end'] = list(os.getloadavg())
     print(format_report(figures))
     if args.json:
         with user_input('--json'):
@@ -61,7 +111,8 @@ def format_report(figures: dict) -> str:
     cert, sampling = figures['certification'], figures['sampling']
     lines = [
         f"mmcert-ros bench: {figures['frame']}, N = {figures['num_samples']}, "
-        f"batch {figures['batch_size']}, {figures['torch_threads']} torch threads",
+        f"batch {figures['batch_size']}, {figures['torch_threads']} torch threads, "
+        f"load {figures['load_average_start'][0]:.1f}, CPU {' '.join(figures['cpu_features'])}",
         '',
         f"certification (p-values + Holm + radius map, {cert['pixels']} px)",
         f"  histogram Holm        {cert['certification_s'] * 1e3:9.2f} ms   (target < 20 ms)",
@@ -73,7 +124,37 @@ def format_report(figures: dict) -> str:
         f"  speed-up              {sampling['sampling_speedup']:9.1f} x    (target >= 4 x)",
     ]
     if 'engine' in figures:
-        lines.append('engine, one frame end to end (shipped model, CPU)')
-        for stage, seconds in figures['engine'].items():
-            lines.append(f'  {stage[:-2]:<21} {seconds * 1e3:9.1f} ms')
+        engine = figures['engine']
+        names = [name for name in engine if name != 'settings']
+        lines.append('engine, one frame, same draws (shipped model, CPU): ms per stage')
+        lines.append(f"  {'stage':<16}" + ''.join(f'{name:>14}' for name in names))
+        for stage in ('sampling', 'densification', 'trunk_head', 'votes', 'certification',
+                      'total', 'engine_total'):
+            cells = [f"{engine[name][f'{stage}_s'] * 1e3:14.1f}" if f'{stage}_s' in engine[name]
+                     else f"{'-':>14}" for name in names]
+            lines.append(f'  {stage:<16}' + ''.join(cells))
+        for key, label, form in (('speedup', 'speed-up', '{:14.2f}'),
+                                 ('engine_speedup', 'speed-up, engine', '{:14.2f}'),
+                                 ('changed_labels', 'labels changed', '{:14.2e}'),
+                                 ('changed_top_counts', 'top counts chg.', '{:14.2e}'),
+                                 ('max_samples_in_budget', 'N in 1 s', '{:14d}'),
+                                 ('collapse_radius', 'collapse r_rgb', '{:14d}')):
+            cells = [form.format(engine[name][key]) if key in engine[name] else f"{'-':>14}"
+                     for name in names]
+            lines.append(f'  {label:<16}' + ''.join(cells))
+        lines.append('  (labels / top counts changed: fraction of pixels against the reference)')
+        lines.append('  targets: fp32 speed-up >= 2.5 with 0 labels changed; fastest >= 5')
+    if 'ops_per_frame' in figures:
+        ops = figures['ops_per_frame']
+        lines.append(f"engine fp32, one frame: {ops['leaf_ops']} leaf operators (kernel-launch "
+                     f"proxy), {ops['host_reads']} host reads of tensor values")
+    if 'l2' in figures:
+        l2 = figures['l2']
+        lines += [f"l2 certificate (certify_l2 defaults, sigma {l2['sigma']}, one frame)",
+                  f"  noise at kept pixels  {l2['fast_s'] * 1e3:9.1f} ms",
+                  f"  noise on every pixel  {l2['reference_s'] * 1e3:9.1f} ms",
+                  f"  speed-up              {l2['speedup']:9.2f} x    (target >= 3 x)"]
+    if 'batch_sizes' in figures:
+        lines.append('engine fp32 end to end by batch size: ' + ', '.join(
+            f'{size}: {seconds * 1e3:.0f} ms' for size, seconds in figures['batch_sizes'].items()))
     return '\n'.join(lines)

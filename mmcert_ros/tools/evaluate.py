@@ -11,7 +11,7 @@ inputs plus mmcert/segmentation, certification, certified_radius and overlay), e
 RGB and depth (and ground truth: mono8, non-zero = road) are paired by header stamp exactly
 as the segmenter node pairs them (parameter sync.slop). A --depth-topic holding
 sensor_msgs/PointCloud2 (kitti2bag writes /points) is certified as LiDAR points, projected
-with --camera-info-topic and the bag's /tf_static (or --extrinsic). See docs/evaluation.md.
+with the CameraInfo beside the RGB topic and the bag's /tf_static (or --extrinsic). See docs/evaluation.md.
 """
 from __future__ import annotations
 
@@ -39,9 +39,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument('--depth-topic', default=_DEFAULT_TOPICS.depth, metavar='T',
                         help='depth image topic, 16UC1 mm or 32FC1 m '
                              f'(default {_DEFAULT_TOPICS.depth})')
-    source.add_argument('--camera-info-topic', default='/rgb/camera_info', metavar='T',
-                        help='with a point-cloud depth topic: the RGB camera_info '
-                             '(default /rgb/camera_info)')
     source.add_argument('--extrinsic', type=float, nargs='+', metavar='V',
                         help="with a point-cloud depth topic: LiDAR-to-camera extrinsic, "
                              "'tx ty tz qx qy qz qw' or 16 values of a 4x4 matrix (default: "
@@ -93,8 +90,7 @@ def run(args: argparse.Namespace) -> int:
             with user_input('--extrinsic'):
                 extrinsic = Extrinsic.from_values(args.extrinsic)
         source = BagFrames(args.bag, args.rgb_topic, args.depth_topic, args.gt_topic,
-                           slop_s=settings.slop_s, camera_info_topic=args.camera_info_topic,
-                           extrinsic=extrinsic)
+                           slop_s=settings.slop_s, extrinsic=extrinsic)
     else:
         with user_input('--kitti'):
             source = KittiFrames(args.kitti, args.kitti_subset, args.kitti_split)

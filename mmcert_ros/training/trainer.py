@@ -302,7 +302,7 @@ def point_inputs(batch: Batch, k_rgb: list[int], k_points: list[int],
     for index in range(batch.rgb.shape[0]):
         points = points_from_depth_image(batch.depth[index, 0].cpu().numpy(), 'training crop')
         parts.append(subsample_points(points, batch.rgb[index:index + 1], k_rgb[index],
-                                      kept_point_count(k_points[index], points.count),
+                                      kept_point_count(k_points[index], points.count), 1,
                                       generator).as_args())
     return ModelInputs(*(torch.cat(tensors) for tensors in zip(*parts)))
 

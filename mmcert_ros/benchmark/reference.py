@@ -1,0 +1,83 @@
+"""The engine's previous hot path, kept only as the benchmark's reference.
+
+``mmcert-ros bench`` runs it side by side with the engine on the same frame: its sampler
+(float32 priorities, three sorts per row), the unfolded NCHW float32 model with
+``F.interpolate`` to full resolution, int64 labels and ``scatter_add`` votes, and a device
+synchronize per micro-batch. Given the same draws and the model's own upsampling rule
+(``upsample=upsample_bilinear``) its votes are the engine's fp32 votes (test_engine checks);
+with ``F.interpolate`` (as before) they differ only where two logits are within float32
+rounding of each other.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+from mmcert_ros.certify.votes import predict_labels
+
+
+def reference_kept_indices(batch: int, n: int, k: int, generator: torch.Generator) -> torch.Tensor:
+    """The previous sparse sampler (k/n <= 1/4): ``m > k`` draws with replacement, the
+    distinct ones ranked by float32 priorities (ties at the k-th rank keep the lower index),
+    sorted ascending: ``(batch, k)``."""
+    device = generator.device
+    kept = torch.empty(batch, k, dtype=torch.long, device=device)
+    pending = torch.arange(batch, device=device)
+    expected_repeats = k * k / n
+    draws = min(n, k + math.ceil(2 * expected_repeats + 6 * math.sqrt(expected_repeats) + 8))
+    while pending.numel():
+        rows = pending.numel()
+        indices, _ = torch.randint(0, n, (rows, draws), generator=generator,
+                                   device=device).sort(dim=1)
+        first = torch.ones_like(indices, dtype=torch.bool)
+        first[:, 1:] = indices[:, 1:] != indices[:, :-1]
+        complete = first.sum(dim=1) >= k
+        priorities = torch.rand(rows, draws, generator=generator, device=device)
+        priorities = priorities.masked_fill(~first, 2.0)
+        chosen = indices.gather(1, priorities.argsort(dim=1)[:, :k])
+        kept[pending[complete]] = chosen[complete]
+        pending = pending[~complete]
+    return kept.sort(dim=1).values
+
+
+class ReferenceVotes:
+    """The previous vote counting: grid logits upsampled to full resolution, int64 labels,
+    ``scatter_add`` into int32 counts, a synchronize per batch on CUDA.
+
+    :param upsample: grid logits -> full-resolution logits; default ``F.interpolate``
+        (bilinear, ``align_corners=False``), the previous rule.
+    """
+
+    def __init__(self, size: tuple[int, int],
+                 upsample: Callable[[torch.Tensor, tuple[int, int]], torch.Tensor] | None = None
+                 ) -> None:
+        self.size = tuple(size)
+        self.upsample = upsample or (lambda grid, size: F.interpolate(
+            grid, size=size, mode='bilinear', align_corners=False))
+        self._counts: torch.Tensor | None = None
+
+    def add(self, grid_logits: torch.Tensor) -> None:
+        logits = self.upsample(grid_logits, self.size)
+        votes = predict_labels(logits).view(logits.shape[0], -1)
+        if self._counts is None:
+            self._counts = torch.zeros(logits.shape[1], votes.shape[1], dtype=torch.int32,
+                                       device=votes.device)
+        self._counts.scatter_add_(0, votes, torch.ones_like(votes, dtype=torch.int32))
+        if self._counts.device.type == 'cuda':
+            torch.cuda.synchronize(self._counts.device)
+
+    def counts(self) -> torch.Tensor:
+        return self._counts.view(-1, *self.size)
+
+
+def reference_l2_smoother(model: torch.nn.Module, depth: torch.Tensor, k: tuple[int, int],
+                          sigma: float, batch_size: int):
+    """The previous l2 recipe: Gaussian noise on every RGB pixel, then dense exact-k masks,
+    then ``model.features`` of the masked batch."""
+    from mmcert_ros.certify import feature_smoothing as fs
+
+    encoder = fs.joint_rgbd_encoder(model.features, depth, k[0], k[1])
+    return fs.FeatureSmoother(encoder, sigma, batch_size)

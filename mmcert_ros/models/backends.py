@@ -1,0 +1,178 @@
+"""Inference backends: what runs the base model's forward passes inside the engine.
+
+``prepare_model(model, precision, backend, device)`` turns the base model into the object
+the engine calls (``CertifyConfig.precision`` and ``CertifyConfig.backend``):
+
+- backend ``'torch'``: a model with ``for_inference`` (``SparseRGBDNet``) runs as its inference
+  copy: batch norm folded, channels-last, weights in float32 ('fp32', the exact mode: same
+  votes as the unfolded model up to float32 rounding), bfloat16 ('bf16', the fastest mode on
+  CPUs with AVX-512 BF16 or AMX) or float16 ('fp16', for GPUs). Any other model runs as it
+  is, under autocast for 'fp16' / 'bf16'.
+- backends ``'onnxruntime'`` and ``'openvino'``: the dense part of ``SparseRGBDNet`` (pyramid
+  in, grid logits out) exported to ONNX (:func:`export_onnx`) and run by ONNX Runtime (fp32)
+  or OpenVINO (fp32 or bf16) on the CPU; densification stays in torch. They need the
+  ``onnx`` and ``onnxruntime`` / ``openvino`` packages (requirements-test.txt). The exported
+  file also lets other engines (TensorRT, ...) run the model.
+
+Every backend is a deterministic function of the sub-sampled input, so the certificate's
+guarantee holds for it as for any base model; only which labels it predicts may differ in
+the last bits between backends.
+"""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import torch
+from torch import nn
+
+#: what can run the forward passes (``CertifyConfig.backend``)
+BACKENDS = ('torch', 'onnxruntime', 'openvino')
+#: precisions each exported backend runs (the torch backend runs them all)
+EXPORTED_PRECISIONS = {'onnxruntime': ('fp32',), 'openvino': ('fp32', 'bf16')}
+
+PRECISION_DTYPES = {'fp32': torch.float32, 'bf16': torch.bfloat16, 'fp16': torch.float16}
+
+
+def prepare_model(model: nn.Module, precision: str, backend: str,
+                  device: torch.device) -> nn.Module:
+    """The object the engine runs for ``model`` (see the module docstring); ``precision`` and
+    ``backend`` as validated by :class:`~mmcert_ros.certify.CertifyConfig`."""
+    if backend in EXPORTED_PRECISIONS:  # the combination was validated by CertifyConfig
+        if not all(callable(getattr(model, name, None))
+                   for name in ('for_inference', 'pyramid_inputs', 'grid_logits_from_levels')):
+            raise ValueError(f'backend {backend!r} exports SparseRGBDNet-like models only '
+                             f'(for_inference, pyramid_inputs, grid_logits_from_levels); '
+                             f'got {type(model).__name__}')
+        if device.type != 'cpu':
+            raise ValueError(f"backend {backend!r} runs on the CPU here; use device 'cpu'")
+        if backend == 'openvino':
+            return OpenVinoNet(model, precision)
+        return OnnxRuntimeNet(model)
+    if backend != 'torch':
+        raise ValueError(f'backend must be one of {BACKENDS}, got {backend!r}')
+    if callable(getattr(model, 'for_inference', None)):
+        return model.for_inference(PRECISION_DTYPES[precision]).to(device)
+    return model
+
+
+class _GridHead(nn.Module):
+    """The dense part of ``SparseRGBDNet`` as a module of tensors only (what is exported):
+    the four pyramid levels in, grid logits ``(B, C, h, w)`` out."""
+
+    def __init__(self, network: nn.Module) -> None:
+        super().__init__()
+        self.network = network
+
+    def forward(self, level0, level1, level2, level3):
+        return self.network.grid_logits_from_levels([level0, level1, level2, level3])
+
+
+def export_onnx(network: nn.Module, path: str | Path | io.BytesIO | None = None) -> bytes:
+    """Export the dense part of ``network`` (a ``SparseRGBDNet``) to ONNX, float32, with
+    batch and spatial sizes dynamic; inputs ``level0..level3`` (``pyramid_inputs``), output
+    ``grid_logits``. Writes ``path`` when given and returns the serialized model."""
+    head = _GridHead(network.for_inference(torch.float32).to(memory_format=torch.contiguous_format))
+    levels = [torch.zeros(2, 7 if level == 0 else 6, max(1, 24 >> level), max(1, 40 >> level))
+              for level in range(4)]
+    names = [f'level{level}' for level in range(4)]
+    dynamic = {name: {0: 'batch', 2: f'rows{level}', 3: f'cols{level}'}
+               for level, name in enumerate(names)}
+    dynamic['grid_logits'] = {0: 'batch', 2: 'rows0', 3: 'cols0'}
+    buffer = io.BytesIO()
+    torch.onnx.export(head, tuple(levels), buffer, input_names=names,
+                      output_names=['grid_logits'], dynamic_axes=dynamic, dynamo=False,
+                      opset_version=17)
+    data = buffer.getvalue()
+    if path is not None:
+        if isinstance(path, io.BytesIO):
+            path.write(data)
+        else:
+            Path(path).write_bytes(data)
+    return data
+
+
+def _require(package: str):
+    """Import the engine package of a backend, or say how to install it (ValueError)."""
+    import importlib
+
+    try:
+        return importlib.import_module(package)
+    except ImportError as error:
+        raise ValueError(f'backend {package!r} needs the {package} package '
+                         f'(pip install onnx {package})') from error
+
+
+class _ExportedNet(nn.Module):
+    """``SparseRGBDNet``'s engine interface (``grid_logits_kept``, bilinear upsampling) with
+    the dense part run by another engine from the ONNX export; densification stays in torch
+    (float32). Subclasses implement :meth:`run_levels`."""
+
+    logit_upsampling = 'bilinear'
+
+    def __init__(self, network: nn.Module) -> None:
+        super().__init__()
+        self.network = network
+
+    @property
+    def num_classes(self) -> int:
+        return self.network.num_classes
+
+    def run_levels(self, feeds: dict) -> torch.Tensor:
+        raise NotImplementedError
+
+    def pyramid_inputs(self, rgb, depth) -> list[torch.Tensor]:
+        """``SparseRGBDNet.pyramid_inputs`` (densification, in torch)."""
+        return self.network.pyramid_inputs(rgb, depth)
+
+    def grid_logits_from_levels(self, levels: list[torch.Tensor]) -> torch.Tensor:
+        """``SparseRGBDNet.grid_logits_from_levels`` run by the exported engine."""
+        return self.run_levels({f'level{i}': level.contiguous().numpy()
+                                for i, level in enumerate(levels)})
+
+    def grid_logits_kept(self, rgb, rgb_indices, depth, depth_indices) -> torch.Tensor:
+        """As ``SparseRGBDNet.grid_logits_kept``, the dense part in the exported engine."""
+        from mmcert_ros.models.network import KeptPixels
+
+        return self.grid_logits_from_levels(self.pyramid_inputs(
+            KeptPixels.from_indices(rgb, rgb_indices),
+            KeptPixels.from_indices(depth, depth_indices)))
+
+
+class OnnxRuntimeNet(_ExportedNet):
+    """The dense part in ONNX Runtime (CPU execution provider, float32)."""
+
+    def __init__(self, network: nn.Module, threads: int | None = None) -> None:
+        super().__init__(network)
+        onnxruntime = _require('onnxruntime')
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads or torch.get_num_threads()
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = onnxruntime.InferenceSession(export_onnx(network), options,
+                                                    providers=['CPUExecutionProvider'])
+
+    def run_levels(self, feeds: dict) -> torch.Tensor:
+        return torch.from_numpy(self.session.run(['grid_logits'], feeds)[0])
+
+
+class OpenVinoNet(_ExportedNet):
+    """The dense part in OpenVINO on the CPU, with inference precision float32 or bfloat16
+    (bf16 needs a CPU with AVX-512 BF16 or AMX; OpenVINO keeps float32 elsewhere)."""
+
+    def __init__(self, network: nn.Module, precision: str = 'fp32',
+                 threads: int | None = None) -> None:
+        super().__init__(network)
+        openvino = _require('openvino')
+        import tempfile
+
+        core = openvino.Core()
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / 'network.onnx'
+            export_onnx(network, path)
+            model = core.read_model(str(path))
+        self.compiled = core.compile_model(model, 'CPU', {
+            'INFERENCE_PRECISION_HINT': {'fp32': 'f32', 'bf16': 'bf16'}[precision],
+            'INFERENCE_NUM_THREADS': threads or torch.get_num_threads()})
+
+    def run_levels(self, feeds: dict) -> torch.Tensor:
+        return torch.from_numpy(self.compiled(feeds)[0].copy())
