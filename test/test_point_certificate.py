@@ -246,3 +246,39 @@ def test_engine_certifies_point_input_with_the_shipped_model():
     assert certificate.n == (height * width, 900) and certificate.k[1] == 64
     assert certificate.delta == pytest.approx(delta(certificate.n, certificate.k, (1, 2)))
     assert certificate.labels.shape == (height, width)
+
+
+class DenseOnly(torch.nn.Module):
+    """The same network seen only through the dense model contract (no kept-index path)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.inner = model
+        self.num_classes = model.num_classes
+
+    def forward(self, *inputs):
+        return self.inner(*inputs)
+
+
+def test_kept_index_path_gives_the_dense_paths_votes():
+    """Points through the model's kept-index path (one depth frame per sample, repeated
+    pixels padded with a pixel no point reaches) vote as through the dense contract."""
+    from mmcert_ros.certify.points import free_pixel
+    from mmcert_ros.models import POINTS_CHECKPOINT, load_model
+    height, width = 48, 160
+    rng = np.random.default_rng(6)
+    rgb = rng.integers(0, 255, (height, width, 3), dtype=np.uint8)
+    pixels = rng.integers(0, height * width // 2, 3000)      # many collisions, lower half free
+    depth = rng.uniform(2, 40, 3000).astype(np.float32)
+    points = _points(pixels, depth, height, width)
+    assert free_pixel(points) is not None
+    config = CertifyConfig(num_samples=24, seed=2, keep_points=300, batch_size=8)
+    model = load_model(POINTS_CHECKPOINT)
+    kept = CertifiedSegmenter(model, config).certify(rgb, points)
+    dense = CertifiedSegmenter(DenseOnly(model), config).certify(rgb, points)
+    assert kept.n == dense.n and kept.k == dense.k
+    same = np.mean(kept.top_counts == dense.top_counts)
+    assert same > 0.999, same          # float rounding of the folded batch norm only
+    full = _points(np.arange(height * width), np.full(height * width, 5.0), height, width)
+    assert free_pixel(full) is None     # every pixel hit: the engine uses the dense path
+    assert CertifiedSegmenter(model, config).certify(rgb, full).n[1] == height * width

@@ -18,7 +18,7 @@ from mmcert_ros.certify.bounds import delta as perturbation_bound
 from mmcert_ros.certify.bounds import holm_certify, radius_table
 from mmcert_ros.certify.cancel import CancelToken
 from mmcert_ros.certify.config import CertifyConfig
-from mmcert_ros.certify.points import ablate_points, kept_point_count
+from mmcert_ros.certify.points import ablate_points, free_pixel, kept_point_count, point_frames
 from mmcert_ros.certify.sampling import ablate, draw_kept_indices, kept_count, make_generator
 from mmcert_ros.certify.votes import DenseVotes, GridVotes, predict_labels  # noqa: F401
 from mmcert_ros.models.backends import prepare_model
@@ -166,8 +166,10 @@ class CertifiedSegmenter:
         """Votes per class and pixel over N samples: ``(C, H, W)`` int32 (on the device),
         sampling s, inference s (forward passes and vote counting).
 
-        With ``points`` the depth draws are point indices and each sample's depth input is
-        built by :func:`~mmcert_ros.certify.points.ablate_points` (dense model contract).
+        With ``points`` the depth draws are point indices; each sample's depth input is built
+        by :func:`~mmcert_ros.certify.points.point_frames` (kept-index paths: one depth frame
+        per sample) or :func:`~mmcert_ros.certify.points.ablate_points` (dense contract, and
+        when the points cover every pixel).
 
         On an accelerator nothing here waits for the device: the stage times are the times to
         queue the work, and the counts stay on the device until :func:`certify_votes`.
@@ -181,7 +183,8 @@ class CertifiedSegmenter:
         autocast = (torch.autocast(self.device.type, dtype=_AUTOCAST_DTYPES[config.precision])
                     if config.precision in _AUTOCAST_DTYPES and model is self.model
                     else nullcontext())
-        path = vote_path(model) if points is None else 'dense'
+        null_pixel = None if points is None else free_pixel(points)
+        path = vote_path(model) if points is None or null_pixel is not None else 'dense'
         tic = time.perf_counter()
         for rgb_chunk, depth_chunk in draw_sample_indices(config.num_samples, n, k, generator):
             sampling += time.perf_counter() - tic
@@ -197,7 +200,10 @@ class CertifiedSegmenter:
                     forward = partial(model, *inputs.as_args())
                 else:
                     function = model.grid_logits_kept if path == 'grid' else model.forward_kept
-                    forward = partial(function, rgb, rgb_chunk[rows], depth, depth_chunk[rows])
+                    depth_in, depth_rows = ((depth, depth_chunk[rows]) if points is None else
+                                            point_frames(points, depth_chunk[rows], null_pixel,
+                                                         self.device))
+                    forward = partial(function, rgb, rgb_chunk[rows], depth_in, depth_rows)
                 toc = time.perf_counter()
                 sampling += toc - tic
                 with torch.inference_mode(), autocast:

@@ -21,6 +21,7 @@ Bounds (``docs/certification.md``, "The certificate in LiDAR points"):
 from __future__ import annotations
 
 from collections.abc import Sequence
+
 import numpy as np
 import torch
 
@@ -103,6 +104,40 @@ def ablate_points(rgb: torch.Tensor, rgb_indices: torch.Tensor, points: Projecte
     shape = (batch, 1, height, width)
     return ModelInputs(rgb.expand(batch, -1, -1, -1) * rgb_keep, rgb_keep, nearest.view(shape),
                        keep.to(rgb.dtype).view(shape))
+
+
+def free_pixel(points: ProjectedPoints) -> int | None:
+    """A pixel no in-view point lands on (the first), or None if the points cover the image.
+
+    Its depth is 0 in every sample, so it can pad a sample's kept pixels for the model's
+    kept-index path (:func:`point_frames`) without contributing anything.
+    """
+    hits = np.bincount(points.pixels, minlength=points.height * points.width)
+    free = np.flatnonzero(hits == 0)
+    return int(free[0]) if free.size else None
+
+
+def point_frames(points: ProjectedPoints, point_indices: torch.Tensor, null_pixel: int,
+                 device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The same samples as :func:`ablate_points` in the form of the model's kept-index path
+    (``forward_kept`` with one depth frame per sample): ``(B, 1, H, W)`` frames holding the
+    nearest kept point per pixel (0 elsewhere) and ``(B, k)`` flat indices of the pixels that
+    received one, each once, the rest of the row pointing at ``null_pixel`` (depth 0 in every
+    frame: a kept invalid pixel, which the model contract weighs as nothing).
+    """
+    batch = point_indices.shape[0]
+    size = points.height * points.width
+    pixels = torch.from_numpy(points.pixels).to(device)[point_indices]
+    depth = torch.from_numpy(points.depth).to(device)[point_indices]
+    nearest = torch.full((batch * size,), torch.inf, device=device)
+    flat = pixels + torch.arange(batch, device=device)[:, None] * size
+    nearest.scatter_reduce_(0, flat.reshape(-1), depth.reshape(-1), 'amin')
+    frames = torch.where(torch.isfinite(nearest), nearest, torch.zeros_like(nearest))
+    pixels, _ = pixels.sort(dim=1)
+    repeated = torch.zeros_like(pixels, dtype=torch.bool)
+    repeated[:, 1:] = pixels[:, 1:] == pixels[:, :-1]
+    return frames.view(batch, 1, points.height, points.width), pixels.masked_fill(repeated,
+                                                                                  null_pixel)
 
 
 def subsample_points(points: ProjectedPoints, rgb: torch.Tensor, k_rgb: int, k_points: int,
