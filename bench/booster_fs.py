@@ -43,6 +43,8 @@ def main() -> int:
     parser.add_argument('--alpha', type=float, default=0.001)
     parser.add_argument('--seed', type=int, default=0, help='noise and mask seed')
     parser.add_argument('--threads', type=int, default=1)
+    parser.add_argument('--checkpoint', default='',
+                        help="base network checkpoint ('' = the shipped default)")
     parser.add_argument('--booster', type=Path,
                         help='booster checkpoint instead of the shipped one (one sigma only)')
     parser.add_argument('--json', type=Path)
@@ -51,7 +53,7 @@ def main() -> int:
         parser.error('--booster needs exactly one --sigmas value')
     torch.set_num_threads(args.threads)
 
-    model = load_model(None)
+    model = load_model(args.checkpoint or None)
     frames = []
     for seed in range(args.first_seed, args.first_seed + args.drives):
         frames += synthetic_frames(seed, args.frames_per_drive, args.width, args.height,

@@ -7,6 +7,7 @@ not flaky; nothing asserts on wall-clock durations.
 from __future__ import annotations
 
 import itertools
+import math
 import os
 import signal
 import subprocess
@@ -46,14 +47,15 @@ def ros_env(domain_id: int) -> dict[str, str]:
 
 
 def tiny_checkpoint(path: Path, constant: bool = False, seed: int = 0) -> Path:
-    """Save a small SparseRGBDNet. ``constant``: both class prototypes equal, so every logit
-    ties and every sample votes class 0 (a model whose certificate is known in closed form)."""
+    """Save a small SparseRGBDNet. ``constant``: head temperature 0, so every logit is 0, every
+    logit ties and every sample votes class 0 (a model whose certificate is known in closed
+    form)."""
     from mmcert_ros.models import NetworkConfig, build_model, save_checkpoint
     torch.manual_seed(seed)
     model = build_model(NetworkConfig(width=4, feature_dim=4))
     if constant:
         with torch.no_grad():
-            model.prototypes[1].copy_(model.prototypes[0])
+            model.log_scale.fill_(-math.inf)
     return save_checkpoint(path, model, {'purpose': 'ROS tests'})
 
 

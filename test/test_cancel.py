@@ -72,7 +72,7 @@ def test_the_l2_certificate_checks_the_token_before_every_batch():
     torch.manual_seed(0)
     model = build_model(NetworkConfig(width=4, feature_dim=4))
     calls = []
-    features = model.features
+    features = model.features_kept  # the l2 path of a model that reads only kept pixels
 
     def counting_features(*args, **kwargs):
         calls.append(1)
@@ -80,7 +80,7 @@ def test_the_l2_certificate_checks_the_token_before_every_batch():
             token.cancel('shutdown')
         return features(*args, **kwargs)
 
-    model.features = counting_features
+    model.features_kept = counting_features
     token = CancelToken()
     rgb, depth = np.zeros((16, 24, 3), np.uint8), np.ones((8, 12), np.float32)
     with pytest.raises(FrameCancelled, match='shutdown'):

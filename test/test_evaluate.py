@@ -87,7 +87,10 @@ def oracle(frames, config=CONFIG):
         if q >= 1:
             return np.zeros(cert.labels.shape, bool)
         counts = cert.top_counts.ravel()
-        pvalues = np.minimum(1.0, cert.num_classes * binom.sf(counts - 1, cert.num_samples, q))
+        tail = binom.sf(counts - 1, cert.num_samples, q)   # the selection bound of
+        pvalues = np.minimum(1.0, np.where(                 # docs/certification.md
+            2 * counts > cert.num_samples, tail + binom.sf(counts - 1, cert.num_samples, 1 - q),
+            cert.num_classes * tail))
         reject = multipletests(pvalues, alpha=config.alpha, method='holm')[0]
         return reject.reshape(cert.labels.shape)
 

@@ -93,7 +93,7 @@ def mixed_model():
                 best = (start, end)
             start = end
     with torch.no_grad():
-        model.prototypes.copy_(torch.from_numpy(prototypes(angles[(best[0] + best[1] - 1) // 2])))
+        model.prototypes = torch.from_numpy(prototypes(angles[(best[0] + best[1] - 1) // 2]))
     return model
 
 

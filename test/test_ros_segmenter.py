@@ -236,10 +236,13 @@ def exact_delta(n, k, r):
     return 1 - keep
 
 
-def unanimous_certified(num_samples, n, k, r, alpha, m, classes=2):
-    """Holm on m identical p-values of unanimous votes: all certified iff p <= alpha / m."""
+def unanimous_certified(num_samples, n, k, r, alpha, m):
+    """Holm on m identical p-values of unanimous votes: all certified iff p <= alpha / m, with
+    the selection bound p = q^N + (1 - q)^N of a strict majority (docs/certification.md)."""
     q = 0.5 + float(exact_delta(n, k, r))
-    return q < 1 and classes * binom.sf(num_samples - 1, num_samples, q) <= alpha / m
+    pvalue = binom.sf(num_samples - 1, num_samples, q) + binom.sf(num_samples - 1, num_samples,
+                                                                  1 - q)
+    return q < 1 and pvalue <= alpha / m
 
 
 def test_valid_parameters_change_the_next_output(client, checkpoints):

@@ -176,7 +176,7 @@ def test_l2_image_marks_certified_pixels_whose_label_agrees_with_the_published_o
     reference = certify_l2(model, rgb, depth, config, 0.1, 0.0).cells.smoothed.reference
     prototype = torch.nn.functional.normalize(torch.tensor(reference).mean((1, 2)), dim=0)
     with torch.no_grad():     # antipodal prototypes on the features: margin ~pi, certified
-        model.prototypes.copy_(torch.stack([prototype, -prototype]))
+        model.prototypes = torch.stack([prototype, -prototype]).float()
     l2 = certify_l2(model, rgb, depth, config, sigma=0.1, radius=0.0)
     published = l2.labels.copy()
     published[:, ::2] = 1 - published[:, ::2]                # disagree on every other column

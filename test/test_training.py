@@ -215,3 +215,42 @@ def test_train_cli_trains_on_a_kitti_road_folder(tmp_path):
     data = load_checkpoint(out / 'best.pt')[1]['provenance']['data']
     assert data['train']['source'] == data['validation']['source'] == 'kitti'
     assert (data['train']['frames'], data['validation']['frames']) == (3, 1)  # 25 % test split
+
+
+def test_fine_tuning_starts_from_a_cosine_checkpoint_with_the_antipodal_head(drive_frames,
+                                                                             tmp_path):
+    from mmcert_ros.models import build_model, save_checkpoint
+    from mmcert_ros.training.head import with_antipodal_head
+    torch.manual_seed(5)
+    cosine = build_model(NetworkConfig(width=8, feature_dim=4, head='cosine'))
+    path = save_checkpoint(tmp_path / 'cosine.pt', cosine, {'purpose': 'test'})
+    trainer = Trainer(tiny_config(init_checkpoint=str(path)), TrainingSet(drive_frames, 96), [],
+                      tmp_path / 'ft', {})
+    expected = with_antipodal_head(cosine).state_dict()
+    for name, tensor in trainer.model.state_dict().items():
+        assert torch.equal(tensor, expected[name]), name
+    wide = save_checkpoint(tmp_path / 'wide.pt', build_model(NetworkConfig(width=4,
+                                                                           feature_dim=4)), {})
+    with pytest.raises(ValueError, match='has network'):
+        Trainer(tiny_config(init_checkpoint=str(wide)), TrainingSet(drive_frames, 96), [],
+                tmp_path / 'bad', {})
+
+
+def test_the_alignment_term_pulls_features_onto_their_prototypes(drive_frames, tmp_path):
+    from mmcert_ros.certify.sampling import subsample
+    from mmcert_ros.training.alignment import cell_labels, class_balanced_alignment
+
+    def alignment_after(weight):
+        config = tiny_config(epochs=1, steps_per_epoch=30, align_weight=weight, seed=3)
+        trainer = Trainer(config, TrainingSet(drive_frames, 96), [], tmp_path / str(weight), {})
+        trainer.fit()
+        batch = trainer.train_set.batch(np.arange(6), np.random.default_rng(9))
+        inputs = subsample(batch.rgb, batch.depth, 400, 20, torch.Generator().manual_seed(0))
+        with torch.no_grad():
+            features = trainer.model.eval().features(*inputs.as_args())
+            return float(class_balanced_alignment(features, cell_labels(batch.target),
+                                                  trainer.model.prototypes))
+
+    assert alignment_after(2.0) > alignment_after(0.0) + 0.05
+    with pytest.raises(ValueError, match='align_weight'):
+        tiny_config(align_weight=-1.0)

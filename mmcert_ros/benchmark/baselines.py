@@ -6,16 +6,16 @@ between them is a like-for-like comparison.
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import binom
+
+from mmcert_ros.certify.bounds import top_count_pvalues
 
 
 def sorted_holm_certify(top_counts: np.ndarray, num_samples: int, num_classes: int,
                         delta: float, alpha: float) -> np.ndarray:
-    """Holm by sorting one p-value per pixel (what a textbook implementation does)."""
-    q = 0.5 + delta
+    """Holm by sorting one p-value per pixel (what a textbook implementation does); the
+    p-values are those of :func:`mmcert_ros.certify.bounds.top_count_pvalues`."""
     flat = top_counts.ravel()
-    pvalues = np.minimum(1.0, num_classes * binom.sf(flat - 1, num_samples, q)) if q < 1 \
-        else np.ones(flat.size)
+    pvalues = top_count_pvalues(num_samples, num_classes, delta)[flat]
     order = np.argsort(pvalues, kind='stable')
     m = flat.size
     passes = pvalues[order] <= alpha / (m - np.arange(m))

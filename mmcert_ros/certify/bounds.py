@@ -1,18 +1,22 @@
 """MMCert's certification bounds (CERTIFICATION.md sections 3 to 6).
 
-Everything here works on the *top count* of a pixel: the number of the N sub-sampled inputs
+Segmentation works on the *top count* of a pixel: the number of the N sub-sampled inputs
 whose base prediction equals the pixel's majority label. The p-value of a pixel depends on
 its top count only, so Holm-Bonferroni over m pixels runs on the histogram of top counts in
 O(N) after one bincount, and the radius map is a lookup table indexed by top count.
+Classification of one input (:func:`class_probability_bounds`, :func:`largest_ray_budget`)
+uses simultaneous Clopper-Pearson intervals on all class probabilities instead
+(docs/classification.md).
 """
 from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scipy.stats import binom
+from scipy.stats import beta, binom
 
 ArrayLike = np.ndarray | torch.Tensor
 
@@ -46,13 +50,93 @@ def delta(n: Sequence[int], k: Sequence[int], r: Sequence[int]) -> float:
     return float(-np.expm1(log_survival))
 
 
+@dataclass(frozen=True)
+class ClassBounds:
+    """Simultaneous confidence bounds on the class probabilities of one input's votes.
+
+    With probability at least ``1 - alpha`` over the N samples: the probability p_A that a
+    sample votes ``label`` is at least ``p_a_lower`` and every other class's probability is
+    at most ``p_b_upper``.
+    """
+
+    label: int
+    runner_up: int
+    p_a_lower: float
+    p_b_upper: float
+
+
+def class_probability_bounds(counts: Sequence[int] | np.ndarray, alpha: float) -> ClassBounds:
+    """Clopper-Pearson bounds on p_A and p_B for the top class A of ``counts``, Bonferroni.
+
+    Every class c gets the exact two-sided Clopper-Pearson interval at level ``alpha / C``
+    (``alpha / (2C)`` in each tail): all C intervals hold at once with probability at least
+    ``1 - alpha``, so they also hold for A, which is picked from the same counts (ties go to
+    the smallest class id). ``p_a_lower`` is A's lower end; ``p_b_upper`` is the largest upper
+    end among the other classes, capped at ``1 - p_a_lower`` (the probabilities sum to 1).
+
+    :param counts: votes per class, C >= 2 entries, each >= 0, not all 0.
+    :param alpha: in (0, 1).
+    """
+    counts = np.asarray(counts)
+    if counts.ndim != 1 or counts.size < 2 or not np.issubdtype(counts.dtype, np.integer):
+        raise ValueError(f'counts must be one integer per class (C >= 2), got {counts!r}')
+    if (counts < 0).any() or counts.sum() < 1:
+        raise ValueError(f'counts must be >= 0 and not all 0, got {counts.tolist()}')
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f'alpha must lie in (0, 1), got {alpha}')
+    total = int(counts.sum())
+    tail = alpha / (2 * counts.size)
+    with np.errstate(invalid='ignore'):
+        lower = np.where(counts > 0, beta.ppf(tail, counts, total - counts + 1), 0.0)
+        upper = np.where(counts < total, beta.ppf(1 - tail, counts + 1, total - counts), 1.0)
+    label = int(np.argmax(counts))
+    others = np.delete(np.arange(counts.size), label)
+    runner_up = int(others[np.argmax(counts[others])])
+    p_a_lower = float(lower[label])
+    return ClassBounds(label, runner_up, p_a_lower,
+                       float(min(upper[others].max(), 1.0 - p_a_lower)))
+
+
+def largest_ray_budget(gap: float, n: Sequence[int], k: Sequence[int],
+                       ray: Sequence[int]) -> int:
+    """Largest t with ``gap > 2 delta(n, k, t * ray)``, or -1 if t = 0 already fails.
+
+    ``gap = p_A_lower - p_B_upper`` (MMCert's classification condition): the label is
+    certified against every attack changing at most ``t * ray[i]`` elements of modality i.
+    delta does not decrease in t, so an exponential then a binary search finds t.
+
+    :param ray: elements per modality per unit of t, non-negative, not all 0.
+    """
+    if len(ray) != len(n) or any(int(a) < 0 for a in ray) or not any(int(a) for a in ray):
+        raise ValueError(f'the ray needs one non-negative step per modality, not all 0, got {ray}')
+
+    def holds(t: int) -> bool:
+        return gap > 2.0 * delta(n, k, [t * int(a) for a in ray])
+
+    if not holds(0):
+        return -1
+    low, high = 0, 1  # holds(low); find a high that fails (delta = 1 past n - k)
+    while holds(high):
+        low, high = high, 2 * high
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (middle, high) if holds(middle) else (low, middle)
+    return low
+
+
 def top_count_pvalues(num_samples: int, num_classes: int, delta_r: float) -> np.ndarray:
     """p-value of H0 "the top class's probability is <= 1/2 + delta" for every top count.
 
-    ``pvalues[c] = min(1, C * P(Binomial(N, 1/2 + delta) >= c))`` for ``c = 0 .. N``: the exact
-    one-sided binomial test with a union bound over the C classes, because the top class is
-    selected from the same samples (CERTIFICATION.md section 4). If ``1/2 + delta >= 1``
-    nothing can be certified and every p-value is 1.
+    The top class is selected from the same samples, so the test accounts for every class
+    that could have been picked (CERTIFICATION.md section 4). With ``q = 1/2 + delta`` and
+    ``G(p) = P(Binomial(N, p) >= c)``:
+
+    - ``c > N / 2`` (a strict majority): ``pvalues[c] = min(1, G(q) + G(1 - q))`` for any
+      number of classes; at most one class can reach c votes, and the worst class
+      probability vector under H0 is ``(q, 1 - q, 0, ...)`` (docs/certification.md proves it);
+    - ``c <= N / 2``: the union bound ``min(1, C * G(q))``.
+
+    If ``q >= 1`` nothing can be certified and every p-value is 1.
 
     :returns: float64 array of shape ``(N + 1,)``, non-increasing in c.
     """
@@ -64,7 +148,10 @@ def top_count_pvalues(num_samples: int, num_classes: int, delta_r: float) -> np.
         return np.ones(num_samples + 1)
     counts = np.arange(num_samples + 1)
     tail = binom.sf(counts - 1, num_samples, q)  # P(X >= c)
-    return np.minimum(1.0, num_classes * tail)
+    majority = 2 * counts > num_samples
+    pvalues = np.where(majority, tail + binom.sf(counts - 1, num_samples, 1.0 - q),
+                       num_classes * tail)
+    return np.minimum(1.0, pvalues)
 
 
 def holm_min_count(histogram: np.ndarray, pvalues: np.ndarray, alpha: float) -> int:
@@ -117,7 +204,7 @@ def radius_table(num_samples: int, num_classes: int, n: Sequence[int], k: Sequen
     """Certified radius t on the ray ``r(t) = t * ray`` for every possible top count.
 
     Bonferroni simultaneous one-sided tests: ``table[c]`` is the largest t with
-    ``C * P(Binomial(N, 1/2 + delta(r(t))) >= c) <= alpha / num_pixels``, or -1 if t = 0
+    ``top_count_pvalues(N, C, delta(r(t)))[c] <= alpha / num_pixels``, or -1 if t = 0
     already fails (CERTIFICATION.md section 6). With probability at least ``1 - alpha``
     every pixel's radius ``table[top_count]`` holds at once.
 

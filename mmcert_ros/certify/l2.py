@@ -29,6 +29,7 @@ import torch
 
 from mmcert_ros.certify import feature_smoothing as fs
 from mmcert_ros.certify.cancel import CancelToken
+from mmcert_ros.certify.confidence import round_down_float32
 from mmcert_ros.certify.config import CertifyConfig
 from mmcert_ros.certify.engine import frame_tensors, resolve_device
 from mmcert_ros.certify.sampling import kept_count, make_generator
@@ -106,7 +107,8 @@ class L2Certificate:
 
     :ivar labels: ``(H, W)`` uint8 smoothed-feature class ids.
     :ivar certified: ``(H, W)`` bool, certified (Holm over cells) at ``l2_radius``.
-    :ivar radius: ``(H, W)`` float32 certified l2 radius per pixel (Bonferroni), 0 = none.
+    :ivar radius: ``(H, W)`` float32 certified l2 radius per pixel (Bonferroni), 0 = none;
+        rounded down from the float64 supremum, so it never claims more.
     :ivar cells: the per-cell :class:`~mmcert_ros.certify.feature_smoothing.CosineCertificate`
         (scores, FCSB map, margins) from which other radii are evaluated.
     :ivar timings: seconds: 'sampling_inference' (noise, masks and forward passes),
@@ -223,7 +225,7 @@ def certify_l2(model: torch.nn.Module, rgb: np.ndarray, depth: np.ndarray,
     done = time.perf_counter()
     return L2Certificate(
         labels=labels.astype(np.uint8), certified=certified,
-        radius=pixel_radius.astype(np.float32), cells=cells, sigma=float(sigma),
+        radius=round_down_float32(pixel_radius), cells=cells, sigma=float(sigma),
         l2_radius=float(radius), num_samples=config.num_samples, num_selection=num_selection,
         alpha=config.alpha, boosted=booster is not None,
         timings={'sampling_inference': sampled - start, 'certification': done - sampled,

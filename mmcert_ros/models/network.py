@@ -15,7 +15,10 @@ MMCert feeds the base model copies of a frame in which only about 2 % of the RGB
 3. **Embed** each cell of the 1/8 grid as a unit ``feature_dim``-vector
    (:meth:`SparseRGBDNet.features`).
 4. **Classify** with a cosine head: logits ``= scale * <feature, prototype_c>`` with unit class
-   prototypes and a learned temperature (:meth:`SparseRGBDNet.classify`).
+   prototypes and a learned temperature (:meth:`SparseRGBDNet.classify`). For two classes the
+   prototypes are antipodal by construction, ``(-a, a)`` for one learned unit axis a
+   (:class:`AntipodalPrototypes`), so a feature on its class prototype has the largest
+   possible angular margin, pi, which the feature-space (l2) certificate needs.
 5. **Upsample** the logits bilinearly to the RGB size (:func:`upsample_bilinear`).
 
 ``model(...) == upsample_bilinear(model.classify(model.features(...)))`` exactly, so the feature-space
@@ -33,6 +36,7 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils import parametrize
 
 #: depths nearer than this (metres) saturate the inverse-depth encoding at 1
 INVERSE_DEPTH_NEAR_M = 3.0
@@ -40,6 +44,8 @@ INVERSE_DEPTH_NEAR_M = 3.0
 GRID_STRIDE = 8
 #: grids of the densification pyramid: 1/8, 1/16, 1/32 and 1/64 of the RGB size
 PYRAMID_LEVELS = 4
+#: heads of the network (NetworkConfig.head)
+HEADS = ('antipodal', 'cosine')
 
 
 @dataclass(frozen=True)
@@ -50,12 +56,15 @@ class NetworkConfig:
     :ivar width: channels of the finest encoder stage; coarser stages use 2x and 3x.
     :ivar feature_dim: length of the unit feature vector of each grid cell.
     :ivar initial_scale: initial temperature of the cosine head (logit = scale * cosine).
+    :ivar head: 'antipodal' (two classes only: prototypes ``(-a, a)``) or 'cosine' (C free unit
+        prototypes); None picks 'antipodal' for two classes, else 'cosine'.
     """
 
     num_classes: int = 2
     width: int = 24
     feature_dim: int = 8
     initial_scale: float = 10.0
+    head: str | None = None
 
     def __post_init__(self) -> None:
         for name in ('num_classes', 'width', 'feature_dim'):
@@ -69,17 +78,49 @@ class NetworkConfig:
             raise ValueError(
                 'network config initial_scale must be a positive number, '
                 f'got {self.initial_scale!r}')
+        if self.head is None:
+            object.__setattr__(self, 'head', 'antipodal' if self.num_classes == 2 else 'cosine')
+        if self.head not in HEADS:
+            raise ValueError(f'network config head must be one of {HEADS}, got {self.head!r}')
+        if self.head == 'antipodal' and self.num_classes != 2:
+            raise ValueError('network config head \'antipodal\' needs num_classes = 2, '
+                             f'got {self.num_classes}')
 
     def as_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, values: dict) -> 'NetworkConfig':
-        """Build from a dict, raising ``ValueError`` that names any unknown key."""
+        """Build from a dict, raising ``ValueError`` that names any unknown key.
+
+        A dict without 'head' comes from a checkpoint written before the head was a setting,
+        when every head was 'cosine'.
+        """
         unknown = set(values) - set(cls.__dataclass_fields__)
         if unknown:
             raise ValueError(f'unknown network config key(s): {sorted(unknown)}')
-        return cls(**values)
+        return cls(**{'head': 'cosine', **values})
+
+
+class AntipodalPrototypes(nn.Module):
+    """Parametrization of two class prototypes as ``(-a, a)``, a the unit vector of one axis.
+
+    Registered on ``SparseRGBDNet.prototypes`` with ``torch.nn.utils.parametrize``: the
+    parameter stored is the ``(1, D)`` axis; reading ``prototypes`` gives the ``(2, D)`` unit
+    prototypes, and assigning ``(2, D)`` prototypes stores the axis
+    ``normalize(p_1) - normalize(p_0)``, which keeps the head's decisions
+    (``<f, p_1> > <f, p_0>`` exactly when ``<f, a> > 0``, for unit ``p_c``).
+    """
+
+    def forward(self, axis: torch.Tensor) -> torch.Tensor:
+        unit = F.normalize(axis, dim=1)
+        return torch.cat([-unit, unit])
+
+    def right_inverse(self, prototypes: torch.Tensor) -> torch.Tensor:
+        if prototypes.shape[0] != 2:
+            raise ValueError(f'antipodal prototypes need 2 classes, got {prototypes.shape[0]}')
+        unit = F.normalize(prototypes, dim=1)
+        return unit[1:] - unit[:1]
 
 
 def _conv_bn_relu(in_channels: int, out_channels: int, stride: int = 1,
@@ -233,6 +274,8 @@ class SparseRGBDNet(nn.Module):
         self.embed = nn.Conv2d(w, self.config.feature_dim, 1)
         prototypes = torch.randn(self.config.num_classes, self.config.feature_dim)
         self.prototypes = nn.Parameter(F.normalize(prototypes, dim=1))
+        if self.config.head == 'antipodal':
+            parametrize.register_parametrization(self, 'prototypes', AntipodalPrototypes())
         self.log_scale = nn.Parameter(torch.tensor(math.log(self.config.initial_scale)))
 
     @property

@@ -79,9 +79,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help='sub-samples per validation frame (majority vote)')
     train.add_argument('--net-width', type=int, default=24, help='network width (channels)')
     train.add_argument('--feature-dim', type=int, default=8, help='unit feature length')
+    train.add_argument('--align-weight', type=float, default=0.0,
+                       help='weight of the prototype-alignment loss term (default 0)')
+    train.add_argument('--init-checkpoint', type=Path,
+                       help='fine-tune: start from these weights (a cosine-head checkpoint '
+                            'gets the antipodal head first)')
     train.add_argument('--resume', type=Path, help='continue from this last.pt')
-    train.add_argument('--init', type=Path,
-                       help='start from the weights of this checkpoint (same network settings)')
     train.add_argument('--install-default', action='store_true',
                        help="copy OUT/best.pt over the package's default model when done")
 
@@ -104,7 +107,8 @@ def run(args: argparse.Namespace) -> int:
             keep_fraction_depth=args.keep_fraction_depth,
             random_keep_probability=args.random_keep_probability,
             random_keep_max=args.random_keep_max, seed=args.seed, device=args.device,
-            amp=not args.no_amp, val_samples=args.val_samples,
+            amp=not args.no_amp, val_samples=args.val_samples, align_weight=args.align_weight,
+            init_checkpoint=str(args.init_checkpoint or ''),
             depth_source=args.depth_source, keep_points=args.keep_points,
             depth_dropout=args.depth_dropout,
             network=NetworkConfig(num_classes=len(ROAD_CLASSES), width=args.net_width,
@@ -119,13 +123,7 @@ def run(args: argparse.Namespace) -> int:
     provenance = dict(run_provenance(args.command_line), data=data, classes=list(ROAD_CLASSES),
                       input_size=[int(train_frames[0].rgb.shape[0]),
                                   int(train_frames[0].rgb.shape[1])])
-    if args.init:
-        provenance['init'] = str(args.init)
     trainer = Trainer(config, train_set, val_frames, args.out, provenance)
-    if args.init and not args.resume:
-        with user_input('--init'):
-            initial, _ = load_checkpoint(args.init)
-            trainer.model.load_state_dict(initial.state_dict())
     if args.resume:
         with user_input('--resume'):
             trainer.resume(args.resume)

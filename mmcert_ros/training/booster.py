@@ -23,7 +23,6 @@ untouched.
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
@@ -33,7 +32,7 @@ import torch.nn.functional as F
 from mmcert_ros.certify.sampling import kept_count, subsample
 from mmcert_ros.data.frame import Frame
 from mmcert_ros.models.booster import BoostedModel, BoosterConfig, SmoothnessBooster
-from mmcert_ros.models.network import GRID_STRIDE
+from mmcert_ros.training.alignment import cell_labels, class_balanced_alignment
 
 
 @dataclass(frozen=True)
@@ -103,8 +102,7 @@ def train_booster(model: torch.nn.Module, frames: list[Frame], config: BoosterTr
     height, width = rgb.shape[2:]
     k_rgb = kept_count(config.keep_fraction_rgb, height * width)
     k_depth = kept_count(config.keep_fraction_depth, depth.shape[2] * depth.shape[3])
-    grid = (math.ceil(height / GRID_STRIDE), math.ceil(width / GRID_STRIDE))
-    cell_labels = (F.interpolate(road[:, None].float(), size=grid, mode='area')[:, 0] > 0.5).long()
+    cells = cell_labels(road)
     history: list[dict] = []
     window = {'loss': 0.0, 'ce': 0.0, 'score': 0.0, 'align': 0.0}
     for step in range(1, config.steps + 1):
@@ -120,7 +118,7 @@ def train_booster(model: torch.nn.Module, frames: list[Frame], config: BoosterTr
         grouped = features.view(config.batch_frames, config.copies, *features.shape[1:])
         reference = F.normalize(grouped.mean(dim=1, keepdim=True), dim=2)
         score = ((1.0 + (grouped * reference).sum(dim=2)) / 2.0).mean()
-        align = _class_balanced_alignment(features, cell_labels[chosen], model.prototypes)
+        align = class_balanced_alignment(features, cells[chosen], model.prototypes)
         loss = ce + config.score_weight * (1.0 - score) + config.align_weight * (1.0 - align)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -136,19 +134,6 @@ def train_booster(model: torch.nn.Module, frames: list[Frame], config: BoosterTr
             history.append({'step': step, **{k: v / count for k, v in window.items()}})
             window = dict.fromkeys(window, 0.0)
     return booster.eval(), history
-
-
-def _class_balanced_alignment(features: torch.Tensor, labels: torch.Tensor,
-                              prototypes: torch.Tensor) -> torch.Tensor:
-    """Mean over the classes present of the mean ``<f, w_y>`` over that class's cells.
-
-    :param features: ``(B, D, h, w)`` unit features; ``labels`` ``(B, h, w)`` cell classes.
-    """
-    targets = F.normalize(prototypes, dim=1)[labels].permute(0, 3, 1, 2)
-    cosines = (features * targets).sum(dim=1)
-    means = [cosines[labels == c].mean() for c in range(prototypes.shape[0])
-             if bool((labels == c).any())]
-    return torch.stack(means).mean()
 
 
 def _stack(frames: list[Frame]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -13,6 +13,13 @@ pixels of the sparse LiDAR depth are the points, ``keep_points`` of the full fra
 ``depth_dropout`` a sample's whole depth modality is dropped (depth and its keep mask all
 0), so the model also learns to segment from RGB alone (the node's degraded mode).
 
+Loss: cross-entropy of the full-resolution logits, plus ``align_weight`` times the
+prototype-alignment term of :mod:`mmcert_ros.training.alignment` (0 by default), which pulls
+cell features onto their class prototype for the l2 certificate's margins. A run may start
+from the weights of another checkpoint (``init_checkpoint``: fine-tuning); a cosine-head
+two-class checkpoint is first given the antipodal head if the run's network has it
+(:func:`mmcert_ros.training.head.with_antipodal_head`, same decisions).
+
 Reproducibility: with the same config, data and seed, two runs on the CPU produce identical
 weights, and a run resumed from its ``last.pt`` continues exactly as if uninterrupted.
 """
@@ -37,7 +44,9 @@ from mmcert_ros.certify.sampling import ModelInputs, kept_count, subsample
 from mmcert_ros.data.projection import points_from_depth_image
 from mmcert_ros.models.checkpoint import load_checkpoint, save_checkpoint
 from mmcert_ros.models.network import NetworkConfig, SparseRGBDNet
+from mmcert_ros.training.alignment import cell_labels, class_balanced_alignment
 from mmcert_ros.training.data import Batch, TrainingSet
+from mmcert_ros.training.head import with_antipodal_head
 from mmcert_ros.training.validation import validate
 
 
@@ -64,6 +73,9 @@ class TrainConfig:
         pixels of a sparse LiDAR depth are points, sampled as point clouds are certified).
     :ivar keep_points: points kept per full frame with ``depth_source='points'``.
     :ivar depth_dropout: probability that a sample's whole depth modality is dropped.
+    :ivar align_weight: weight of the prototype-alignment term (0 = cross-entropy only).
+    :ivar init_checkpoint: start from this checkpoint's weights ('' = fresh initialisation);
+        its network settings must match except for the head.
     """
 
     epochs: int = 10
@@ -84,6 +96,8 @@ class TrainConfig:
     depth_source: str = 'image'
     keep_points: int = 128
     depth_dropout: float = 0.0
+    align_weight: float = 0.0
+    init_checkpoint: str = ''
     network: NetworkConfig = field(default_factory=NetworkConfig)
 
     def __post_init__(self) -> None:
@@ -106,6 +120,8 @@ class TrainConfig:
             raise ValueError(f'depth_dropout must lie in [0, 1), got {self.depth_dropout}')
         if self.learning_rate <= 0 or self.weight_decay < 0:
             raise ValueError('learning_rate must be > 0 and weight_decay >= 0')
+        if self.align_weight < 0:
+            raise ValueError(f'align_weight must be >= 0, got {self.align_weight}')
 
     def as_dict(self) -> dict[str, Any]:
         values = dataclasses.asdict(self)
@@ -168,6 +184,8 @@ class Trainer:
         self.device = resolve_device(config.device)
         torch.manual_seed(config.seed)
         self.model = SparseRGBDNet(config.network).to(self.device)
+        if config.init_checkpoint:
+            self.model.load_state_dict(_initial_weights(config).state_dict())
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.learning_rate,
                                            weight_decay=config.weight_decay)
         total = config.epochs * config.steps_per_epoch
@@ -262,8 +280,13 @@ class Trainer:
         autocast = torch.autocast(self.device.type, dtype=self.amp_dtype,
                                   enabled=self.amp_dtype is not None)
         with autocast:
-            logits = self.model(*inputs.as_args())
+            features = self.model.features(*inputs.as_args())
+            logits = F.interpolate(self.model.classify(features), size=batch.target.shape[-2:],
+                                   mode='bilinear', align_corners=False)  # == model(...)
         loss = F.cross_entropy(logits.float(), batch.target)
+        if self.config.align_weight:
+            loss = loss + self.config.align_weight * (1.0 - class_balanced_alignment(
+                features.float(), cell_labels(batch.target), self.model.prototypes))
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
@@ -313,6 +336,15 @@ def drop_depth(inputs: ModelInputs, dropped: np.ndarray) -> ModelInputs:
     keep = torch.from_numpy(~dropped).to(inputs.depth.device, inputs.depth.dtype)
     keep = keep[:, None, None, None]
     return ModelInputs(inputs.rgb, inputs.rgb_keep, inputs.depth * keep, inputs.depth_keep * keep)
+def _initial_weights(config: TrainConfig) -> SparseRGBDNet:
+    """The network of ``config.init_checkpoint``, with the run's head (see the module doc)."""
+    model, _ = load_checkpoint(config.init_checkpoint, 'cpu')
+    if model.config.head == 'cosine' and config.network.head == 'antipodal':
+        model = with_antipodal_head(model)
+    if model.config != config.network:
+        raise ValueError(f'{config.init_checkpoint} has network {model.config.as_dict()}, the '
+                         f'run {config.network.as_dict()}')
+    return model
 
 
 def _amp_dtype(device: torch.device) -> torch.dtype | None:
