@@ -17,6 +17,18 @@ class UserError(ValueError):
     """
 
 
+class MessageDecodeError(ValueError):
+    """A received message (image, point cloud) that cannot be used; not the user's mistake
+    at start-up but bad input at run time: counted and reported, never fatal.
+
+    :ivar kind: a short stable string naming the defect, for throttled logging and counters.
+    """
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
 @contextmanager
 def user_input(what: str = '') -> Iterator[None]:
     """Treat a ``ValueError`` or ``OSError`` raised inside the block as the user's mistake.

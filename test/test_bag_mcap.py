@@ -59,7 +59,9 @@ def metadata(bag) -> dict:
 
 
 def stamp_ns(decoded) -> int:
-    return decoded.header.stamp.sec * 1_000_000_000 + decoded.header.stamp.nanosec
+    """A message's header stamp; a /tf_static TFMessage has none: its transform's."""
+    header = decoded.transforms[0].header if hasattr(decoded, 'transforms') else decoded.header
+    return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
 
 
 @pytest.mark.parametrize('name', ['fixed', 'now', 'result'])

@@ -51,10 +51,15 @@ def test_bag_holds_every_frame_with_exact_values(tmp_path, kitti, storage, suffi
     assert f'wrote {out} ({storage})' in capsys.readouterr().out
     assert next(out.glob(f'*{suffix}')) and (out / 'metadata.yaml').is_file()
     topics, messages = _by_topic(out)
-    assert topics == {name: (msgtype, FRAMES) for name, msgtype in TOPICS.items()}
+    assert topics == {**{name: (msgtype, FRAMES) for name, msgtype in TOPICS.items()},
+                      '/points': ('sensor_msgs/msg/PointCloud2', FRAMES),
+                      '/tf_static': ('tf2_msgs/msg/TFMessage', 1)}   # one calibration
     for topic, items in messages.items():
+        if topic == '/tf_static':
+            continue
         assert [stamp_to_ns(m.header) for m in items] == [i * 100_000_000 for i in range(FRAMES)]
-        assert {m.header.frame_id for m in items} == {'camera'}
+        assert {m.header.frame_id for m in items} == {'velodyne' if topic == '/points'
+                                                      else 'camera'}
     base = root / 'training'
     for index, name in enumerate(names):
         rgb, depth, gt = (messages[t][index] for t in ('/rgb/image', '/depth/image',
@@ -144,3 +149,43 @@ def test_missing_ground_truth_image_stops_the_conversion_naming_it(tmp_path, kit
     assert f'ground truth missing for 1 of {FRAMES} frames: {missing}' in error[0]
     assert not out.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ['partial']   # no staging left
+
+
+def _matrix(path, key, shape):
+    for line in path.read_text().splitlines():
+        if line.startswith(f'{key}:'):
+            return np.array([float(v) for v in line.split()[1:]]).reshape(shape)
+    raise AssertionError(f'no {key} in {path}')
+
+
+def test_velodyne_scans_become_clouds_and_the_calibration_a_static_transform(tmp_path, kitti):
+    """The clouds hold the .bin files' points exactly; the /tf_static transform and the
+    camera_info K project them where P2 @ R0_rect @ Tr_velo_to_cam (hand-parsed) does."""
+    from scipy.spatial.transform import Rotation
+
+    from mmcert_ros.data.point_cloud import decode_xyz
+
+    root, names = kitti
+    out = tmp_path / 'bag'
+    assert cli.main(['kitti2bag', str(root), str(out), '--no-progress']) == 0
+    _, messages = _by_topic(out)
+    (stamped,) = messages['/tf_static'][0].transforms
+    assert (stamped.header.frame_id, stamped.child_frame_id) == ('camera', 'velodyne')
+    t, q = stamped.transform.translation, stamped.transform.rotation
+    rotation = Rotation.from_quat([q.x, q.y, q.z, q.w]).as_matrix()
+    base = root / 'training'
+    for index, name in enumerate(names):
+        scan = np.fromfile(base / 'velodyne' / f'{name}.bin', dtype='<f4').reshape(-1, 4)
+        cloud = messages['/points'][index]
+        assert [f.name for f in cloud.fields] == ['x', 'y', 'z', 'intensity']
+        np.testing.assert_array_equal(decode_xyz(cloud), scan[:, :3])
+        calib = base / 'calib' / f'{name}.txt'
+        p2, r0 = _matrix(calib, 'P2', (3, 4)), _matrix(calib, 'R0_rect', (3, 3))
+        tr = np.vstack([_matrix(calib, 'Tr_velo_to_cam', (3, 4)), [0, 0, 0, 1]])
+        rect = np.eye(4)
+        rect[:3, :3] = r0
+        expected = (p2 @ rect @ tr @ np.hstack([scan[:, :3], np.ones((len(scan), 1))]).T).T
+        camera = scan[:, :3].astype(np.float64) @ rotation.T + [t.x, t.y, t.z]
+        got = camera @ messages['/rgb/camera_info'][index].k.reshape(3, 3).T
+        np.testing.assert_allclose(got[:, :2] / got[:, 2:], expected[:, :2] / expected[:, 2:],
+                                   atol=1e-6)

@@ -1,20 +1,26 @@
 """Build ``sensor_msgs`` messages for the bag writer (``rosbags`` typestore classes).
 
 The message classes come from the ROS 2 Humble typestore: ``std_msgs/Header``,
-``sensor_msgs/Image`` and ``sensor_msgs/CameraInfo`` are identical (same RIHS01 type hash)
-from Humble to Kilted, so the bags read on every supported distro.
+``sensor_msgs/Image``, ``sensor_msgs/CameraInfo``, ``sensor_msgs/PointCloud2`` and
+``tf2_msgs/TFMessage`` are identical (same RIHS01 type hash) from Humble to Kilted, so the
+bags read on every supported distro.
 """
 from __future__ import annotations
 
 import numpy as np
 from rosbags.typesys import Stores, get_typestore
 
+from mmcert_ros.data.point_cloud import CloudFields
+from mmcert_ros.data.projection import Extrinsic
 from mmcert_ros.ros.image_codec import ImageFields
 
 #: The typestore used to build, serialize, and (for bags without embedded definitions) read.
 TYPESTORE = get_typestore(Stores.ROS2_HUMBLE)
 IMAGE_TYPE = 'sensor_msgs/msg/Image'
 CAMERA_INFO_TYPE = 'sensor_msgs/msg/CameraInfo'
+POINT_CLOUD_TYPE = 'sensor_msgs/msg/PointCloud2'
+TF_TYPE = 'tf2_msgs/msg/TFMessage'
+TF_STATIC_TOPIC = '/tf_static'
 
 _NS_PER_S = 1_000_000_000
 
@@ -64,3 +70,38 @@ def camera_info_from_projection(projection: np.ndarray, width: int, height: int,
         distortion_model='plumb_bob', d=np.zeros(5), k=projection[:, :3].reshape(9).copy(),
         r=np.eye(3).reshape(9), p=projection.reshape(12).copy(), binning_x=0, binning_y=0,
         roi=roi)
+
+
+def point_cloud_message(cloud: CloudFields, stamp_ns: int, frame_id: str):
+    """``sensor_msgs/PointCloud2`` with the given header around encoded cloud fields."""
+    types = TYPESTORE.types
+    fields = [types['sensor_msgs/msg/PointField'](name=f.name, offset=f.offset,
+                                                  datatype=f.datatype, count=f.count)
+              for f in cloud.fields]
+    return types[POINT_CLOUD_TYPE](
+        header=header(stamp_ns, frame_id), height=cloud.height, width=cloud.width,
+        fields=fields, is_bigendian=cloud.is_bigendian, point_step=cloud.point_step,
+        row_step=cloud.row_step, data=np.frombuffer(cloud.data, dtype=np.uint8),
+        is_dense=cloud.is_dense)
+
+
+def static_transform_message(extrinsic: Extrinsic, parent: str, child: str, stamp_ns: int):
+    """``tf2_msgs/TFMessage`` (for ``/tf_static``) holding the pose of ``child`` in
+    ``parent``: ``p_parent = R p_child + t`` (the LiDAR-to-camera extrinsic)."""
+    from scipy.spatial.transform import Rotation
+
+    types = TYPESTORE.types
+    x, y, z, w = Rotation.from_matrix(extrinsic.rotation).as_quat()
+    transform = types['geometry_msgs/msg/Transform'](
+        translation=types['geometry_msgs/msg/Vector3'](*(float(v) for v in extrinsic.translation)),
+        rotation=types['geometry_msgs/msg/Quaternion'](x=float(x), y=float(y), z=float(z),
+                                                       w=float(w)))
+    stamped = types['geometry_msgs/msg/TransformStamped'](
+        header=header(stamp_ns, parent), child_frame_id=child, transform=transform)
+    return types[TF_TYPE](transforms=[stamped])
+
+
+def extrinsic_from_transform(stamped) -> Extrinsic:
+    """The extrinsic of a deserialized ``geometry_msgs/TransformStamped`` (validated)."""
+    t, q = stamped.transform.translation, stamped.transform.rotation
+    return Extrinsic.from_quaternion([t.x, t.y, t.z], [q.x, q.y, q.z, q.w])

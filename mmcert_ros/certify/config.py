@@ -25,6 +25,7 @@ PARAMETER_FIELDS = {
     'certify.num_samples': 'num_samples',
     'certify.keep_fraction_rgb': 'keep_fraction_rgb',
     'certify.keep_fraction_depth': 'keep_fraction_depth',
+    'certify.keep_points': 'keep_points',
     'certify.alpha': 'alpha',
     'certify.radius_rgb': 'radius_rgb',
     'certify.radius_depth': 'radius_depth',
@@ -49,6 +50,8 @@ class CertifyConfig:
     :ivar num_samples: N, sub-sampled inputs per frame.
     :ivar keep_fraction_rgb: fraction of RGB pixels kept per sample (k = round(f n) >= 1).
     :ivar keep_fraction_depth: fraction of depth pixels kept per sample.
+    :ivar keep_points: LiDAR points kept per sample when depth comes as a point cloud (a
+        fixed count, never a fraction: the attacker controls how many points there are).
     :ivar alpha: family-wise error rate over all pixels of a frame.
     :ivar radius_rgb: attack budget r_rgb (pixels) of the published certification mask.
     :ivar radius_depth: attack budget r_depth (pixels) of the published certification mask.
@@ -67,6 +70,7 @@ class CertifyConfig:
     num_samples: int = 100
     keep_fraction_rgb: float = 0.0193
     keep_fraction_depth: float = 0.00214
+    keep_points: int = 128
     alpha: float = 0.001
     radius_rgb: int = 0
     radius_depth: int = 0
@@ -85,6 +89,7 @@ class CertifyConfig:
             if not 0.0 < value <= 1.0:
                 raise ValueError(f'{name} must lie in (0, 1], got {value}')
             set_(self, name, value)
+        set_(self, 'keep_points', _integer('keep_points', self.keep_points, 1))
         alpha = _number('alpha', self.alpha)
         if not 0.0 < alpha < 1.0:
             raise ValueError(f'alpha must lie in (0, 1), got {alpha}')

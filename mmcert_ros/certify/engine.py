@@ -18,10 +18,12 @@ from mmcert_ros.certify.bounds import delta as perturbation_bound
 from mmcert_ros.certify.bounds import holm_certify, radius_table
 from mmcert_ros.certify.cancel import CancelToken
 from mmcert_ros.certify.config import CertifyConfig
+from mmcert_ros.certify.points import ablate_points, free_pixel, kept_point_count, point_frames
 from mmcert_ros.certify.sampling import ablate, draw_kept_indices, kept_count, make_generator
 from mmcert_ros.certify.votes import DenseVotes, GridVotes, predict_labels  # noqa: F401
 from mmcert_ros.models.backends import prepare_model
 from mmcert_ros.data.frame import Frame, validate_depth, validate_rgb
+from mmcert_ros.data.projection import ProjectedPoints, zbuffer
 
 _AUTOCAST_DTYPES = {'fp16': torch.float16, 'bf16': torch.bfloat16}
 
@@ -33,7 +35,9 @@ class Certificate:
     Guarantees, each with probability at least ``1 - alpha`` over the sub-sampling:
 
     - ``certified``: every pixel in the mask keeps its label ``labels`` under every attack
-      changing at most ``radius_budget = (r_rgb, r_depth)`` pixels (Holm over all pixels).
+      changing at most ``radius_budget = (r_rgb, r_depth)`` pixels (Holm over all pixels);
+      with point-cloud depth r_depth counts in-view points moved, deleted or injected
+      (``docs/certification.md``, "The certificate in LiDAR points").
     - ``radius``: simultaneously for every pixel, its label holds under every attack within
       ``(t * ray[0], t * ray[1])`` for ``t = radius[p]`` (Bonferroni); -1 = not certified at 0.
       The Holm mask at a budget on the ray certifies at least the pixels the map does there.
@@ -107,16 +111,21 @@ class CertifiedSegmenter:
         self._config = config
 
     def certify_frame(self, frame: Frame, cancel: CancelToken | None = None) -> Certificate:
-        """:meth:`certify` on a :class:`~mmcert_ros.data.frame.Frame`."""
-        return self.certify(frame.rgb, frame.depth, cancel)
+        """:meth:`certify` on a :class:`~mmcert_ros.data.frame.Frame`; a frame whose
+        ``extras['points']`` holds in-view LiDAR points is certified as points."""
+        return self.certify(frame.rgb, frame.extras.get('points', frame.depth), cancel)
 
-    def certify(self, rgb: np.ndarray, depth: np.ndarray,
+    def certify(self, rgb: np.ndarray, depth: np.ndarray | ProjectedPoints,
                 cancel: CancelToken | None = None) -> Certificate:
         """Certify one frame.
 
         :param rgb: ``(H, W, 3)`` uint8 RGB.
         :param depth: ``(Hd, Wd)`` float32 metres; NaN, Inf, 0 and negative values are invalid
-            (fed to the model as 0). Its size may differ from the RGB size.
+            (fed to the model as 0). Its size may differ from the RGB size. Or
+            :class:`~mmcert_ros.data.projection.ProjectedPoints`: the in-view points of a
+            LiDAR cloud at the RGB size, the depth modality's elements (n = in-view points,
+            k = ``min(config.keep_points, n)``); each sample's depth input then comes from
+            :func:`~mmcert_ros.certify.points.ablate_points` (the dense model contract).
         :param cancel: checked before every micro-batch; when it is cancelled or past its
             deadline the frame is abandoned with
             :class:`~mmcert_ros.certify.cancel.FrameCancelled` (nothing partial is returned).
@@ -124,6 +133,9 @@ class CertifiedSegmenter:
         """
         config = self.config  # one consistent config for the whole frame
         validate_rgb(rgb)
+        points = depth if isinstance(depth, ProjectedPoints) else None
+        if points is not None:
+            depth = zbuffer(points)
         validate_depth(depth)
         timings: dict[str, float] = {}
         start = time.perf_counter()
@@ -132,10 +144,14 @@ class CertifiedSegmenter:
         n = (height * width, depth.shape[0] * depth.shape[1])
         k = (kept_count(config.keep_fraction_rgb, n[0]),
              kept_count(config.keep_fraction_depth, n[1]))
+        if points is not None:
+            n = (n[0], points.count)
+            k = (k[0], kept_point_count(config.keep_points, points.count))
         timings['preprocess'] = time.perf_counter() - start
 
         counts, timings['sampling'], timings['inference'] = self._vote(rgb_t, depth_t, k, config,
-                                                                       cancel or CancelToken())
+                                                                       cancel or CancelToken(),
+                                                                       points)
 
         tic = time.perf_counter()
         result = certify_votes(counts, n, k, config)
@@ -145,9 +161,15 @@ class CertifiedSegmenter:
         return result
 
     def _vote(self, rgb: torch.Tensor, depth: torch.Tensor, k: tuple[int, int],
-              config: CertifyConfig, cancel: CancelToken) -> tuple[torch.Tensor, float, float]:
+              config: CertifyConfig, cancel: CancelToken, points: ProjectedPoints | None = None
+              ) -> tuple[torch.Tensor, float, float]:
         """Votes per class and pixel over N samples: ``(C, H, W)`` int32 (on the device),
         sampling s, inference s (forward passes and vote counting).
+
+        With ``points`` the depth draws are point indices; each sample's depth input is built
+        by :func:`~mmcert_ros.certify.points.point_frames` (kept-index paths: one depth frame
+        per sample) or :func:`~mmcert_ros.certify.points.ablate_points` (dense contract, and
+        when the points cover every pixel).
 
         On an accelerator nothing here waits for the device: the stage times are the times to
         queue the work, and the counts stay on the device until :func:`certify_votes`.
@@ -155,13 +177,14 @@ class CertifiedSegmenter:
         generator = make_generator(config.seed, self.device)
         model = self._inference_model(config)
         height, width = rgb.shape[-2:]
-        n = (height * width, depth.shape[-2] * depth.shape[-1])
+        n = (height * width, depth.shape[-2] * depth.shape[-1] if points is None else points.count)
         counter = None
         sampling = inference = 0.0
         autocast = (torch.autocast(self.device.type, dtype=_AUTOCAST_DTYPES[config.precision])
                     if config.precision in _AUTOCAST_DTYPES and model is self.model
                     else nullcontext())
-        path = vote_path(model)
+        null_pixel = None if points is None else free_pixel(points)
+        path = vote_path(model) if points is None or null_pixel is not None else 'dense'
         tic = time.perf_counter()
         for rgb_chunk, depth_chunk in draw_sample_indices(config.num_samples, n, k, generator):
             sampling += time.perf_counter() - tic
@@ -171,11 +194,16 @@ class CertifiedSegmenter:
                 batch = min(config.batch_size, rgb_chunk.shape[0] - first)
                 rows = slice(first, first + batch)
                 if path == 'dense':
-                    inputs = ablate(rgb, depth, rgb_chunk[rows], depth_chunk[rows])
+                    inputs = (ablate(rgb, depth, rgb_chunk[rows], depth_chunk[rows])
+                              if points is None else
+                              ablate_points(rgb, rgb_chunk[rows], points, depth_chunk[rows]))
                     forward = partial(model, *inputs.as_args())
                 else:
                     function = model.grid_logits_kept if path == 'grid' else model.forward_kept
-                    forward = partial(function, rgb, rgb_chunk[rows], depth, depth_chunk[rows])
+                    depth_in, depth_rows = ((depth, depth_chunk[rows]) if points is None else
+                                            point_frames(points, depth_chunk[rows], null_pixel,
+                                                         self.device))
+                    forward = partial(function, rgb, rgb_chunk[rows], depth_in, depth_rows)
                 toc = time.perf_counter()
                 sampling += toc - tic
                 with torch.inference_mode(), autocast:

@@ -29,6 +29,7 @@ import numpy as np
 
 from mmcert_ros.data.depth import metres_to_millimetres, millimetres_to_metres
 from mmcert_ros.data.frame import Frame
+from mmcert_ros.data.projection import Extrinsic
 
 NAME_PATTERN = re.compile(r'^([a-z]+)_(\d+)$')
 FRAME_PERIOD_NS = 100_000_000
@@ -58,6 +59,22 @@ class KittiCalibration:
         velo = np.eye(4)
         velo[:3, :] = self.Tr_velo_to_cam
         return self.P2 @ rect @ velo
+
+    def camera_extrinsic(self) -> Extrinsic:
+        """The velodyne-to-image_2 extrinsic: ``[I | K^-1 P2[:, 3]] @ R0_rect @ Tr_velo_to_cam``.
+
+        With ``K = P2[:, :3]``, ``K @ (extrinsic applied to x)`` equals
+        ``velodyne_to_image() @ [x; 1]``: projecting with the extrinsic and K lands on the
+        pixels of :func:`project_velodyne`, the stereo rig's baseline folded into the
+        translation. Validated like any extrinsic (rotation orthonormal, finite).
+        """
+        offset = np.eye(4)
+        offset[:3, 3] = np.linalg.solve(self.camera_matrix, self.P2[:, 3])
+        rect = np.eye(4)
+        rect[:3, :3] = self.R0_rect
+        velo = np.eye(4)
+        velo[:3, :] = self.Tr_velo_to_cam
+        return Extrinsic.from_matrix(offset @ rect @ velo)
 
     @classmethod
     def read(cls, path: Path | str) -> KittiCalibration:

@@ -21,8 +21,8 @@ import numpy as np
 
 from mmcert_ros.data.camera import CameraModel
 from mmcert_ros.data.frame import Frame
-from mmcert_ros.data.kitti import NAME_PATTERN, depth_to_velodyne, lidar_calibration, \
-    write_kitti_frame
+from mmcert_ros.data.kitti import NAME_PATTERN, KittiCalibration, depth_to_velodyne, \
+    lidar_calibration, write_kitti_frame
 from mmcert_ros.data.lidar import LidarConfig, sparse_lidar_depth
 from mmcert_ros.data.motion import Motion
 from mmcert_ros.data.render import Renderer, Rendering
@@ -71,6 +71,21 @@ class SyntheticDrive:
         """The sparse LiDAR-like depth of a rendering (float32 metres, NaN = no return)."""
         rng = random_generator(self.seed, STREAM_FRAME, rendering.index + (1 << 40))
         return sparse_lidar_depth(rendering.depth, self.config.camera, self.config.lidar, rng)
+
+    @property
+    def lidar_calibration(self) -> KittiCalibration:
+        """The scanner's KITTI-style calibration (:func:`~mmcert_ros.data.kitti.lidar_calibration`):
+        ``calibration.camera_extrinsic()`` is its LiDAR-to-camera extrinsic and the camera's
+        K its intrinsics."""
+        return lidar_calibration(self.config.camera.matrix)
+
+    def lidar_scan(self, rendering: Rendering) -> np.ndarray:
+        """The LiDAR scan of a rendering as a point cloud: ``(N, 4)`` float32 velodyne-frame
+        x, y, z (metres) and reflectance (the pixel's brightness in [0, 1]), one point per
+        return of :meth:`lidar_depth`; projected with :attr:`lidar_calibration` it lands on
+        the same pixels and depths."""
+        return depth_to_velodyne(self.lidar_depth(rendering), self.lidar_calibration,
+                                 rendering.rgb.mean(axis=2) / 255.0)
 
     def frame(self, index: int, depth: str = 'dense') -> Frame:
         """Frame ``index`` of the drive with ``depth`` = ``'dense'`` or ``'lidar'``."""
@@ -153,18 +168,12 @@ def export_kitti(out: Path | str, seed: int, num_frames: int, config: SceneConfi
     if NAME_PATTERN.match(f'{category}_000000') is None:
         raise ValueError(f'category must be lower-case letters, got {category!r}')
     sim = SyntheticDrive(seed, config)
-    calibration = lidar_calibration(sim.config.camera.matrix)
     base = Path(out) / 'training'
     names = []
     for position in range(num_frames):
         rendering = sim.rendering(position * stride)
-        lidar = sim.lidar_depth(rendering)
-        frame = sim.to_frame(rendering, 'dense')
-        if depth == 'lidar':
-            frame.depth = lidar
-        reflectance = rendering.rgb.mean(axis=2) / 255.0
+        frame = sim.to_frame(rendering, depth)
         name = f'{category}_{position:06d}'
-        write_kitti_frame(base, name, frame, calibration,
-                          depth_to_velodyne(lidar, calibration, reflectance))
+        write_kitti_frame(base, name, frame, sim.lidar_calibration, sim.lidar_scan(rendering))
         names.append(name)
     return names

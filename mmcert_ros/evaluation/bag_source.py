@@ -8,6 +8,12 @@ Where the bag has ``sensor_msgs/CameraInfo`` beside the RGB topic (``/ns/image``
 ``/ns/camera_info``, image_transport's convention), each frame carries the latest one
 received, as the node keeps it: ``camera_matrix`` = K and ``extras['projection']`` = P (3x4).
 
+The depth topic may hold ``sensor_msgs/PointCloud2`` instead of images: each cloud is then
+projected with that CameraInfo (required then) and the latest LiDAR-to-camera transform on
+``/tf_static`` for the cloud's frame, both as logged before the cloud (or a fixed extrinsic
+given by the caller), and its frame carries the in-view points in ``extras['points']``
+(certified as points, ``docs/certification.md``) and their z-buffer as ``depth``.
+
 Nothing is dropped silently: every message that does not become part of a frame is counted
 under a reason in :meth:`BagFrames.skipped` (corrupt or undecodable messages, unpaired
 messages, RGB-D pairs without ground truth, ground truth of another size).
@@ -15,6 +21,7 @@ messages, RGB-D pairs without ground truth, ground truth of another size).
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,11 +29,15 @@ import numpy as np
 
 from mmcert_ros.bags import BagError, BagReader
 from mmcert_ros.bags.frames import FrameTopics
-from mmcert_ros.bags.messages import CAMERA_INFO_TYPE, IMAGE_TYPE, stamp_to_ns
+from mmcert_ros.bags.messages import (CAMERA_INFO_TYPE, IMAGE_TYPE, POINT_CLOUD_TYPE,
+                                      TF_STATIC_TOPIC, TF_TYPE, extrinsic_from_transform,
+                                      stamp_to_ns)
 from mmcert_ros.data.frame import Frame
+from mmcert_ros.data.point_cloud import CloudDecodeError, decode_xyz
+from mmcert_ros.data.projection import CameraIntrinsics, Extrinsic, project_points, zbuffer
 from mmcert_ros.data.pairing import StampPairer
-from mmcert_ros.errors import UserError
-from mmcert_ros.ros.image_codec import ImageDecodeError, decode_depth, decode_mask, decode_rgb
+from mmcert_ros.errors import MessageDecodeError, UserError
+from mmcert_ros.ros.image_codec import decode_depth, decode_mask, decode_rgb
 
 
 class BagFrames:
@@ -38,12 +49,15 @@ class BagFrames:
     :class:`~mmcert_ros.bags.BagError` naming the empty topics).
 
     :param slop_s: pairing tolerance in seconds (the node's ``sync.slop``).
+    :param extrinsic: with a point-cloud depth topic: a fixed LiDAR-to-camera extrinsic
+        instead of the bag's ``/tf_static``.
     """
 
     kind = 'bag'
 
     def __init__(self, path: str | Path, rgb_topic: str, depth_topic: str,
-                 gt_topic: str | None = None, slop_s: float = 0.02) -> None:
+                 gt_topic: str | None = None, slop_s: float = 0.02,
+                 extrinsic: Extrinsic | None = None) -> None:
         self.path = Path(path)
         self.topics = {'rgb': rgb_topic, 'depth': depth_topic}
         if gt_topic:
@@ -51,8 +65,23 @@ class BagFrames:
         if len(set(self.topics.values())) != len(self.topics):
             raise UserError(f'RGB, depth and ground-truth topics must differ, got {self.topics}')
         self.slop_s = slop_s
+        self.extrinsic = extrinsic
         with BagReader(self.path) as bag:
-            bag.require_topics(self.topics.values(), IMAGE_TYPE)
+            depth_summary = bag.topics.get(depth_topic)
+            #: whether the depth topic holds point clouds
+            self.cloud = depth_summary is not None and depth_summary.msgtype == POINT_CLOUD_TYPE
+            self.tf_topic = None
+            if self.cloud:
+                bag.require_topics([depth_topic], POINT_CLOUD_TYPE)
+                if extrinsic is None:
+                    if TF_STATIC_TOPIC not in bag.topics:
+                        raise UserError(f'bag {self.path}: {depth_topic} holds point clouds but '
+                                        f'the bag has no {TF_STATIC_TOPIC} with the '
+                                        'LiDAR-to-camera transform; give the extrinsic')
+                    bag.require_topics([TF_STATIC_TOPIC], TF_TYPE)
+                    self.tf_topic = TF_STATIC_TOPIC
+            bag.require_topics([topic for role, topic in self.topics.items()
+                                if not (self.cloud and role == 'depth')], IMAGE_TYPE)
             counts = {role: bag.topics[topic].count for role, topic in self.topics.items()}
             empty = [topic for role, topic in self.topics.items() if not counts[role]]
             if empty:
@@ -64,8 +93,13 @@ class BagFrames:
             #: the CameraInfo topic beside the RGB topic, if the bag has one
             self.camera_info_topic = (info if found is not None
                                       and found.msgtype == CAMERA_INFO_TYPE else None)
-        #: where a result bag re-publishes these inputs: under their own names
-        self.frame_topics = FrameTopics(rgb=rgb_topic, depth=depth_topic,
+            if self.cloud and self.camera_info_topic is None:
+                raise UserError(f'bag {self.path}: {depth_topic} holds point clouds, which need '
+                                f'the camera\'s sensor_msgs/CameraInfo on {info}; the bag has none')
+        #: where a result bag re-publishes these inputs: under their own names (a cloud
+        #: topic's z-buffered depth as an image on <topic>/depth)
+        self.frame_topics = FrameTopics(rgb=rgb_topic,
+                                        depth=f'{depth_topic}/depth' if self.cloud else depth_topic,
                                         camera_info=self.camera_info_topic, gt=gt_topic or None)
         #: frames to expect at most (for a progress bar): the smallest topic's message count
         self.expected = min(counts.values())
@@ -127,7 +161,11 @@ class BagFrames:
         if self.camera_info_topic is not None:
             role_of[self.camera_info_topic] = 'camera_info'
             topics.append(self.camera_info_topic)
+        if self.tf_topic is not None:
+            role_of[self.tf_topic] = 'tf'
+            topics.append(self.tf_topic)
         self._camera_info = None
+        transforms = {}   # child frame -> the latest TransformStamped logged for it
         index = 0
         for item in bag.messages(topics):
             role = role_of[item.topic]
@@ -140,12 +178,19 @@ class BagFrames:
             if item.message is None:
                 self._problems[f'corrupt {role} message'] += 1
                 continue
+            if role == 'tf':
+                transforms.update((t.child_frame_id, t) for t in item.message.transforms)
+                continue
+            message = item.message
+            if self.cloud and role == 'depth':
+                message = _CloudArrival(message, self._camera_info,
+                                        transforms.get(message.header.frame_id))
             stamp = stamp_to_ns(item.message.header)
             if role == 'gt':
                 pair = gt_pairer.add('depth', stamp, item.message)
                 ready = None if pair is None else (pair.rgb, pair.depth)
             else:
-                pair = rgbd.add(role, stamp, item.message)
+                pair = rgbd.add(role, stamp, message)
                 if pair is None:
                     continue
                 if gt_pairer is None:
@@ -164,13 +209,14 @@ class BagFrames:
         """The frame of one pair, or None (counted) when a message cannot be decoded."""
         decoded = {}
         for role, message, decode in (('rgb', pair.rgb, decode_rgb),
-                                      ('depth', pair.depth, decode_depth),
+                                      ('depth', pair.depth,
+                                       self._project if self.cloud else decode_depth),
                                       ('gt', gt_message, decode_mask)):
             if message is None:
                 continue
             try:
                 decoded[role] = decode(message)
-            except ImageDecodeError as error:
+            except MessageDecodeError as error:
                 self._problems[f'undecodable {role} message ({error.kind})'] += 1
                 return None
         gt = decoded.get('gt')
@@ -180,9 +226,44 @@ class BagFrames:
         info, extras = self._camera_info, {}
         if info is not None:
             extras['projection'] = np.asarray(info.p, dtype=np.float64).reshape(3, 4)
-        return Frame(rgb=decoded['rgb'], depth=decoded['depth'],
+        depth = decoded['depth']
+        if self.cloud:
+            if (depth.height, depth.width) != decoded['rgb'].shape[:2]:
+                self._problems['camera_info size differs from rgb'] += 1
+                return None
+            extras['points'], depth = depth, zbuffer(depth)
+        return Frame(rgb=decoded['rgb'], depth=depth,
                      road_mask=None if gt is None else (gt != 0).astype(np.uint8),
                      stamp_ns=pair.rgb_stamp_ns, frame_id=pair.rgb.header.frame_id,
                      camera_matrix=None if info is None else
                      np.asarray(info.k, dtype=np.float64).reshape(3, 3),
                      name=f'{index:06d}', extras=extras)
+
+    def _project(self, arrival: '_CloudArrival'):
+        """The in-view points of a cloud, with the camera and transform of its arrival."""
+        source = f'cloud at {stamp_to_ns(arrival.message.header)} ns'
+        if arrival.camera_info is None:
+            raise CloudDecodeError('no_camera_info', f'{source}: no camera_info before it')
+        extrinsic = self.extrinsic
+        if extrinsic is None:
+            if arrival.transform is None:
+                raise CloudDecodeError('no_extrinsic', f'{source}: no {TF_STATIC_TOPIC} '
+                                       f'transform for frame {arrival.message.header.frame_id}')
+            try:
+                extrinsic = extrinsic_from_transform(arrival.transform)
+            except ValueError as error:
+                raise CloudDecodeError('bad_extrinsic', f'{source}: {error}') from None
+        try:
+            camera = CameraIntrinsics.from_camera_info(arrival.camera_info)
+        except ValueError as error:
+            raise CloudDecodeError('bad_camera_info', f'{source}: {error}') from None
+        return project_points(decode_xyz(arrival.message, source), camera, extrinsic, source)
+
+
+@dataclass(frozen=True)
+class _CloudArrival:
+    """A cloud with the camera_info and transform that were current when it was logged."""
+
+    message: object
+    camera_info: object | None
+    transform: object | None

@@ -35,6 +35,8 @@ CHECKPOINT_VERSION = 1
 ARCHITECTURE = 'SparseRGBDNet'
 #: the default checkpoint shipped inside the package
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / 'weights' / 'default.pt'
+#: the model shipped for LiDAR point-cloud depth (``depth.source: points``, docs/model.md)
+POINTS_CHECKPOINT = DEFAULT_CHECKPOINT.with_name('points.pt')
 
 
 #: the reason given for a pickle that ``weights_only`` loading refuses

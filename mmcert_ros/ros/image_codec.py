@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mmcert_ros.data.depth import invalid_depth_mask, millimetres_to_metres
+from mmcert_ros.errors import MessageDecodeError
 
 #: colour encodings accepted by :func:`decode_rgb`: name -> (channels, RGB channel indices)
 RGB_ENCODINGS: dict[str, tuple[int, tuple[int, int, int]]] = {
@@ -38,16 +39,12 @@ DEPTH_ENCODINGS: dict[str, str] = {'16uc1': 'u2', 'mono16': 'u2', '32fc1': 'f4'}
 MASK_ENCODINGS = ('mono8', '8uc1')
 
 
-class ImageDecodeError(ValueError):
+class ImageDecodeError(MessageDecodeError):
     """A message that cannot be decoded; ``kind`` names the defect for throttled logging.
 
     Kinds: ``'empty_image'``, ``'unknown_encoding'``, ``'bad_step'``, ``'size_mismatch'``,
     ``'bad_array'`` (encoding side).
     """
-
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
-        self.kind = kind
 
 
 @dataclass(frozen=True)

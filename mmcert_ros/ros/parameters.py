@@ -146,6 +146,8 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
                   'fraction of RGB pixels kept per copy', 0.0, 1.0, constraints='(0, 1]'),
     ParameterSpec('certify.keep_fraction_depth', _ENGINE['certify.keep_fraction_depth'],
                   'fraction of depth pixels kept per copy', 0.0, 1.0, constraints='(0, 1]'),
+    ParameterSpec('certify.keep_points', _ENGINE['certify.keep_points'],
+                  'LiDAR points kept per copy when depth is a point cloud', 1, _INT64_MAX),
     ParameterSpec('certify.alpha', _ENGINE['certify.alpha'],
                   'family-wise error rate of the per-frame certificate', 0.0, 1.0,
                   constraints='(0, 1)'),

@@ -9,7 +9,9 @@ inputs plus mmcert/segmentation, certification, certified_radius and overlay), e
     mmcert-ros evaluate --kitti data_road --seed 0 --out out/eval_kitti
 
 RGB and depth (and ground truth: mono8, non-zero = road) are paired by header stamp exactly
-as the segmenter node pairs them (parameter sync.slop). See docs/evaluation.md.
+as the segmenter node pairs them (parameter sync.slop). A --depth-topic holding
+sensor_msgs/PointCloud2 (kitti2bag writes /points) is certified as LiDAR points, projected
+with the CameraInfo beside the RGB topic and the bag's /tf_static (or --extrinsic). See docs/evaluation.md.
 """
 from __future__ import annotations
 
@@ -37,6 +39,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument('--depth-topic', default=_DEFAULT_TOPICS.depth, metavar='T',
                         help='depth image topic, 16UC1 mm or 32FC1 m '
                              f'(default {_DEFAULT_TOPICS.depth})')
+    source.add_argument('--extrinsic', type=float, nargs='+', metavar='V',
+                        help="with a point-cloud depth topic: LiDAR-to-camera extrinsic, "
+                             "'tx ty tz qx qy qz qw' or 16 values of a 4x4 matrix (default: "
+                             "the bag's /tf_static)")
     source.add_argument('--gt-topic', metavar='T',
                         help='ground-truth topic, mono8, non-zero = road (default: none)')
     source.add_argument('--kitti-subset', default='training', choices=('training', 'testing'),
@@ -71,6 +77,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from mmcert_ros.certify import CertifiedSegmenter
+    from mmcert_ros.data.projection import Extrinsic
     from mmcert_ros.evaluation import BagFrames, KittiFrames, evaluate, load_settings
     from mmcert_ros.models import load_model
 
@@ -78,8 +85,12 @@ def run(args: argparse.Namespace) -> int:
         settings = load_settings(args.config, seed=args.seed, device=args.device,
                                  slop_s=args.slop)
     if args.bag is not None:
+        extrinsic = None
+        if args.extrinsic:
+            with user_input('--extrinsic'):
+                extrinsic = Extrinsic.from_values(args.extrinsic)
         source = BagFrames(args.bag, args.rgb_topic, args.depth_topic, args.gt_topic,
-                           slop_s=settings.slop_s)
+                           slop_s=settings.slop_s, extrinsic=extrinsic)
     else:
         with user_input('--kitti'):
             source = KittiFrames(args.kitti, args.kitti_subset, args.kitti_split)

@@ -45,6 +45,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument('--depth', choices=('dense', 'lidar'), default='dense',
                       help='synthetic depth: dense or a sparse LiDAR pattern (default dense)')
     data.add_argument('--cache', type=Path, help='frame cache directory (default OUT/frames)')
+    data.add_argument('--depth-source', choices=('image', 'points'), default='image',
+                      help='depth elements: image pixels, or the points of a sparse LiDAR '
+                           'depth (needs --depth lidar or KITTI velodyne depth; default image)')
+    data.add_argument('--keep-points', type=positive_int, default=128,
+                      help='points kept per full frame with --depth-source points (default 128)')
+    data.add_argument('--depth-dropout', type=float, default=0.0,
+                      help="probability of dropping a sample's whole depth modality "
+                           '(trains the RGB-only degraded mode; default 0)')
 
     train = parser.add_argument_group('training')
     train.add_argument('--out', type=Path, required=True, help='output directory')
@@ -101,8 +109,12 @@ def run(args: argparse.Namespace) -> int:
             random_keep_max=args.random_keep_max, seed=args.seed, device=args.device,
             amp=not args.no_amp, val_samples=args.val_samples, align_weight=args.align_weight,
             init_checkpoint=str(args.init_checkpoint or ''),
+            depth_source=args.depth_source, keep_points=args.keep_points,
+            depth_dropout=args.depth_dropout,
             network=NetworkConfig(num_classes=len(ROAD_CLASSES), width=args.net_width,
                                   feature_dim=args.feature_dim))
+    if args.depth_source == 'points' and args.data == 'synthetic' and args.depth != 'lidar':
+        raise UserError('--depth-source points needs sparse LiDAR depth: add --depth lidar')
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     train_frames, val_frames, data = _load_data(args)

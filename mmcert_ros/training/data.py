@@ -195,6 +195,8 @@ class TrainingSet:
         self.height = min(f.rgb.shape[0] for f in frames)
         full_width = min(f.rgb.shape[1] for f in frames)
         self.crop_width = min(crop_width or full_width, full_width)
+        #: share of the frame width a crop covers (scales the points kept per crop)
+        self.crop_share = self.crop_width / full_width
         self.flip = flip
 
     def __len__(self) -> int:

@@ -6,6 +6,13 @@ certified with. Each sample keeps either the certification keep fractions or, wi
 probability ``random_keep_probability``, a random RGB fraction in ``(0, random_keep_max]``
 (MMCert's training recipe) with the depth fraction scaled by the same factor.
 
+With ``depth_source='points'`` the depth of each sample is drawn the way point-cloud
+certification draws it (:func:`mmcert_ros.certify.points.subsample_points`): the valid
+pixels of the sparse LiDAR depth are the points, ``keep_points`` of the full frame are kept
+(scaled to the crop's share of the frame width, and by the random factor). With probability
+``depth_dropout`` a sample's whole depth modality is dropped (depth and its keep mask all
+0), so the model also learns to segment from RGB alone (the node's degraded mode).
+
 Loss: cross-entropy of the full-resolution logits, plus ``align_weight`` times the
 prototype-alignment term of :mod:`mmcert_ros.training.alignment` (0 by default), which pulls
 cell features onto their class prototype for the l2 certificate's margins. A run may start
@@ -32,7 +39,9 @@ import torch.nn.functional as F
 
 from mmcert_ros.certify.engine import predict_labels, resolve_device
 from mmcert_ros.certify.metrics import Confusion, plain_confusion
-from mmcert_ros.certify.sampling import kept_count, subsample
+from mmcert_ros.certify.points import kept_point_count, subsample_points
+from mmcert_ros.certify.sampling import ModelInputs, kept_count, subsample
+from mmcert_ros.data.projection import points_from_depth_image
 from mmcert_ros.models.checkpoint import load_checkpoint, save_checkpoint
 from mmcert_ros.models.network import NetworkConfig, SparseRGBDNet
 from mmcert_ros.training.alignment import cell_labels, class_balanced_alignment
@@ -60,6 +69,10 @@ class TrainConfig:
     :ivar device: 'cpu', 'cuda', 'cuda:N' or 'auto'.
     :ivar amp: mixed precision on CUDA (ignored on the CPU).
     :ivar val_samples: sub-samples per validation frame (fixed masks across epochs).
+    :ivar depth_source: 'image' (depth pixels are the elements) or 'points' (the valid
+        pixels of a sparse LiDAR depth are points, sampled as point clouds are certified).
+    :ivar keep_points: points kept per full frame with ``depth_source='points'``.
+    :ivar depth_dropout: probability that a sample's whole depth modality is dropped.
     :ivar align_weight: weight of the prototype-alignment term (0 = cross-entropy only).
     :ivar init_checkpoint: start from this checkpoint's weights ('' = fresh initialisation);
         its network settings must match except for the head.
@@ -80,6 +93,9 @@ class TrainConfig:
     device: str = 'cpu'
     amp: bool = True
     val_samples: int = 8
+    depth_source: str = 'image'
+    keep_points: int = 128
+    depth_dropout: float = 0.0
     align_weight: float = 0.0
     init_checkpoint: str = ''
     network: NetworkConfig = field(default_factory=NetworkConfig)
@@ -96,6 +112,12 @@ class TrainConfig:
         if not 0.0 <= self.random_keep_probability <= 1.0:
             raise ValueError(
                 f'random_keep_probability must lie in [0, 1], got {self.random_keep_probability}')
+        if self.depth_source not in ('image', 'points'):
+            raise ValueError(f"depth_source must be 'image' or 'points', got {self.depth_source!r}")
+        if self.keep_points < 1:
+            raise ValueError(f'keep_points must be >= 1, got {self.keep_points}')
+        if not 0.0 <= self.depth_dropout < 1.0:
+            raise ValueError(f'depth_dropout must lie in [0, 1), got {self.depth_dropout}')
         if self.learning_rate <= 0 or self.weight_decay < 0:
             raise ValueError('learning_rate must be > 0 and weight_decay >= 0')
         if self.align_weight < 0:
@@ -120,17 +142,25 @@ class EpochReport:
 
 
 def keep_counts(config: TrainConfig, batch: int, n_rgb: int, n_depth: int,
-                rng: np.random.Generator) -> tuple[list[int], list[int]]:
-    """Kept elements per sample: certification fractions, or random ones (see module doc)."""
+                rng: np.random.Generator, crop_share: float = 1.0) -> tuple[list[int], list[int]]:
+    """Kept elements per sample: certification fractions, or random ones (see module doc).
+
+    With ``depth_source='points'`` the second list is points: ``keep_points * crop_share``
+    times the sample's random factor (at least 1; capped by the crop's points later).
+    """
     k_rgb, k_depth = [], []
     for _ in range(batch):
         fraction_rgb, fraction_depth = config.keep_fraction_rgb, config.keep_fraction_depth
+        scale = 1.0
         if rng.random() < config.random_keep_probability:
             scale = (1.0 - rng.random()) * config.random_keep_max / fraction_rgb  # (0, max/f]
             fraction_rgb = min(1.0, fraction_rgb * scale)
             fraction_depth = min(1.0, fraction_depth * scale)
         k_rgb.append(kept_count(fraction_rgb, n_rgb))
-        k_depth.append(kept_count(fraction_depth, n_depth))
+        if config.depth_source == 'points':
+            k_depth.append(max(1, round(config.keep_points * crop_share * scale)))
+        else:
+            k_depth.append(kept_count(fraction_depth, n_depth))
     return k_rgb, k_depth
 
 
@@ -223,9 +253,11 @@ class Trainer:
         if bar is not None:
             bar.close()
         self.epoch += 1
+        keep_points = self.config.keep_points if self.config.depth_source == 'points' else None
         validation = validate(self.model, self.val_frames, self.config.keep_fraction_rgb,
                               self.config.keep_fraction_depth, self.config.val_samples,
-                              seed=self.config.seed, device=self.device) if self.val_frames else {}
+                              seed=self.config.seed, device=self.device,
+                              keep_points=keep_points) if self.val_frames else {}
         report = EpochReport(self.epoch, float(np.mean(losses)), confusion.iou, validation,
                              time.perf_counter() - start)
         self.history.append(dataclasses.asdict(report))
@@ -237,8 +269,14 @@ class Trainer:
         batch = batch.to(self.device)
         size = batch.rgb.shape[0]
         k_rgb, k_depth = keep_counts(self.config, size, batch.rgb.shape[2] * batch.rgb.shape[3],
-                                     batch.depth.shape[2] * batch.depth.shape[3], self.rng)
-        inputs = subsample(batch.rgb, batch.depth, k_rgb, k_depth, self.generator)
+                                     batch.depth.shape[2] * batch.depth.shape[3], self.rng,
+                                     self.train_set.crop_share)
+        if self.config.depth_source == 'points':
+            inputs = point_inputs(batch, k_rgb, k_depth, self.generator)
+        else:
+            inputs = subsample(batch.rgb, batch.depth, k_rgb, k_depth, self.generator)
+        if self.config.depth_dropout:
+            inputs = drop_depth(inputs, self.rng.random(size) < self.config.depth_dropout)
         autocast = torch.autocast(self.device.type, dtype=self.amp_dtype,
                                   enabled=self.amp_dtype is not None)
         with autocast:
@@ -279,6 +317,25 @@ class Trainer:
             save_checkpoint(self.out_dir / 'best.pt', self.model, provenance)
 
 
+def point_inputs(batch: Batch, k_rgb: list[int], k_points: list[int],
+                 generator: torch.Generator) -> ModelInputs:
+    """Sub-sample each crop with its sparse depth's valid pixels as points (the sampling of
+    point-cloud certification); a crop with fewer points than ``k_points`` keeps them all."""
+    parts = []
+    for index in range(batch.rgb.shape[0]):
+        points = points_from_depth_image(batch.depth[index, 0].cpu().numpy(), 'training crop')
+        parts.append(subsample_points(points, batch.rgb[index:index + 1], k_rgb[index],
+                                      kept_point_count(k_points[index], points.count), 1,
+                                      generator).as_args())
+    return ModelInputs(*(torch.cat(tensors) for tensors in zip(*parts)))
+
+
+def drop_depth(inputs: ModelInputs, dropped: np.ndarray) -> ModelInputs:
+    """``inputs`` with the whole depth modality (values and keep mask) of the samples
+    ``dropped`` set to 0: what the model sees in the degraded, RGB-only mode."""
+    keep = torch.from_numpy(~dropped).to(inputs.depth.device, inputs.depth.dtype)
+    keep = keep[:, None, None, None]
+    return ModelInputs(inputs.rgb, inputs.rgb_keep, inputs.depth * keep, inputs.depth_keep * keep)
 def _initial_weights(config: TrainConfig) -> SparseRGBDNet:
     """The network of ``config.init_checkpoint``, with the run's head (see the module doc)."""
     model, _ = load_checkpoint(config.init_checkpoint, 'cpu')

@@ -1,0 +1,170 @@
+"""LiDAR-to-camera projection: extrinsic validation, distortion against OpenCV, z-buffer."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from scipy.spatial.transform import Rotation
+
+from mmcert_ros.data.point_cloud import CloudDecodeError
+from mmcert_ros.data.projection import (MIN_DEPTH_M, CameraIntrinsics, Extrinsic,
+                                        project_points, zbuffer)
+
+K = np.array([[700.0, 0.0, 310.5], [0.0, 690.0, 120.25], [0.0, 0.0, 1.0]])
+#: ROS convention LiDAR (x forward, y left, z up) -> camera optical (x right, y down, z fwd)
+LIDAR_TO_OPTICAL = np.array([[0.0, -1.0, 0.0], [0.0, 0.0, -1.0], [1.0, 0.0, 0.0]])
+
+
+def test_quaternion_gives_scipy_rotation():
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        q = rng.normal(size=4)
+        q /= np.linalg.norm(q)
+        extrinsic = Extrinsic.from_quaternion([0.1, -0.2, 0.3], q)
+        np.testing.assert_allclose(extrinsic.rotation, Rotation.from_quat(q).as_matrix(),
+                                   atol=1e-12)
+        points = rng.normal(size=(5, 3))
+        np.testing.assert_allclose(extrinsic.apply(points),
+                                   Rotation.from_quat(q).apply(points) + [0.1, -0.2, 0.3])
+
+
+def test_parameter_forms_agree():
+    q = Rotation.from_matrix(LIDAR_TO_OPTICAL).as_quat()
+    from_q = Extrinsic.from_values([0.0, -0.08, -0.27, *q])
+    from_m = Extrinsic.from_values(from_q.matrix.reshape(-1).tolist())
+    np.testing.assert_allclose(from_m.rotation, LIDAR_TO_OPTICAL, atol=1e-12)
+    np.testing.assert_allclose(from_m.translation, [0.0, -0.08, -0.27])
+
+
+@pytest.mark.parametrize('values, message', [
+    ([0, 0, 0, 0, 0, 0, 2], 'unit norm'),
+    ([0, 0, 0, 0, 0, 0, float('nan')], 'finite'),
+    ([1.0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1.1, 0, 0, 0, 0, 1], 'not a rotation'),
+    ([-1.0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1], 'not a rotation'),   # reflection
+    ([1.0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 1, 1], 'last row'),
+    ([1.0, 0, 0, float('inf'), 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1], 'finite'),
+    ([0.0] * 6, '7 values'),
+])
+def test_bad_extrinsics_refused(values, message):
+    with pytest.raises(ValueError, match=message):
+        Extrinsic.from_values(values)
+
+
+@pytest.mark.parametrize('model, d', [
+    ('plumb_bob', (-0.28, 0.07, 0.001, -0.0015, 0.02)),
+    ('rational_polynomial', (0.4, -0.1, 0.0008, 0.0012, 0.01, 0.7, -0.05, 0.02)),
+])
+def test_distortion_matches_opencv(model, d):
+    camera = CameraIntrinsics(640, 240, K, model, d)
+    rng = np.random.default_rng(1)
+    points = np.column_stack([rng.uniform(-0.4, 0.4, 200), rng.uniform(-0.15, 0.15, 200),
+                              np.ones(200)]) * rng.uniform(2, 40, (200, 1))
+    expected, _ = cv2.projectPoints(points, np.zeros(3), np.zeros(3), K, np.array(d))
+    np.testing.assert_allclose(camera.project(points), expected[:, 0], atol=1e-6)
+
+
+def test_camera_info_read_and_checked():
+    from sensor_msgs.msg import CameraInfo
+    info = CameraInfo(width=640, height=240, k=K.reshape(-1).tolist(),
+                      distortion_model='plumb_bob', d=[0.1, 0.0, 0.0, 0.0, 0.0])
+    camera = CameraIntrinsics.from_camera_info(info)
+    assert (camera.width, camera.height, camera.distortion_model) == (640, 240, 'plumb_bob')
+    with pytest.raises(ValueError, match='equidistant.*not handled'):
+        CameraIntrinsics(640, 240, K, 'equidistant', (0.1, 0, 0, 0))
+    with pytest.raises(ValueError, match='fx, fy > 0'):
+        CameraIntrinsics(640, 240, np.zeros((3, 3)))
+    with pytest.raises(ValueError, match='takes 5 coefficients'):
+        CameraIntrinsics(640, 240, K, 'plumb_bob', (0.1,) * 8)
+
+
+def test_projection_keeps_exactly_the_points_in_view():
+    camera = CameraIntrinsics(640, 240, K)
+    extrinsic = Extrinsic(LIDAR_TO_OPTICAL, [0.0, 0.0, 0.0])
+    rng = np.random.default_rng(2)
+    lidar = rng.uniform(-30, 30, (4000, 3))
+    projected = project_points(lidar, camera, extrinsic)
+    # brute force, point by point
+    expected_pixels, expected_depth = [], []
+    for point in lidar:
+        x, y, z = LIDAR_TO_OPTICAL @ point
+        if z <= MIN_DEPTH_M:
+            continue
+        u, v = round(K[0, 0] * x / z + K[0, 2]), round(K[1, 1] * y / z + K[1, 2])
+        if 0 <= u < 640 and 0 <= v < 240:
+            expected_pixels.append(v * 640 + u)
+            expected_depth.append(z)
+    np.testing.assert_array_equal(projected.pixels, expected_pixels)
+    np.testing.assert_allclose(projected.depth, expected_depth, rtol=1e-6)
+    assert projected.total == 4000 and 0 < projected.count < 4000
+
+
+def test_zbuffer_keeps_the_nearest_point_per_pixel():
+    camera = CameraIntrinsics(64, 32, [[40, 0, 31.5], [0, 40, 15.5], [0, 0, 1]])
+    rng = np.random.default_rng(3)
+    cam = np.column_stack([rng.uniform(-0.8, 0.8, 3000), rng.uniform(-0.4, 0.4, 3000),
+                           np.ones(3000)]) * rng.uniform(1, 20, (3000, 1))
+    projected = project_points(cam, camera, Extrinsic(np.eye(3), np.zeros(3)))
+    image = zbuffer(projected)
+    expected = np.full(64 * 32, np.nan, dtype=np.float32)
+    for pixel, depth in zip(projected.pixels, projected.depth):
+        if np.isnan(expected[pixel]) or depth < expected[pixel]:
+            expected[pixel] = depth
+    np.testing.assert_array_equal(image.reshape(-1), expected)
+
+
+def test_cloud_behind_the_camera_is_reported():
+    camera = CameraIntrinsics(640, 240, K)
+    behind = np.column_stack([np.zeros(10), np.zeros(10), -np.arange(1, 11)])
+    with pytest.raises(CloudDecodeError) as caught:
+        project_points(behind, camera, Extrinsic(np.eye(3), np.zeros(3)), source='/points')
+    assert caught.value.kind == 'none_in_view'
+    assert '10 behind the camera' in str(caught.value)
+
+
+def test_fold_back_points_far_outside_the_view_stay_out():
+    # strong barrel distortion folds points at ~80 degrees back into the image; they must
+    # not be projected into it
+    camera = CameraIntrinsics(640, 240, K, 'plumb_bob', (-0.6, 0.1, 0, 0, 0))
+    far_side = np.array([[1.5, 0.0, 1.0], [0.01, 0.0, 1.0]])
+    assert 0 <= camera.project(far_side)[0, 0] < 640     # the polynomial folds it back in
+    projected = project_points(far_side, camera, Extrinsic(np.eye(3), np.zeros(3)))
+    assert projected.count == 1 and projected.pixels[0] // 640 == 120
+
+
+def test_kitti_extrinsic_folds_p2s_offset_and_matches_project_velodyne():
+    """A real KITTI Road calibration (um_000000): P2 has a stereo offset, R0_rect a small
+    rotation. The extrinsic and K put every point on project_velodyne's pixel and depth."""
+    from mmcert_ros.data.kitti import KittiCalibration, project_velodyne
+    p2 = np.array([721.5377, 0, 609.5593, 44.85728, 0, 721.5377, 172.854, 0.2163791,
+                   0, 0, 1, 0.002745884]).reshape(3, 4)
+    r0 = np.array([0.9999239, 0.00983776, -0.007445048, -0.009869795, 0.9999421,
+                   -0.004278459, 0.007402527, 0.004351614, 0.9999631]).reshape(3, 3)
+    tr = np.array([0.007533745, -0.9999714, -0.000616602, -0.004069766, 0.01480249,
+                   0.0007280733, -0.9998902, -0.07631618, 0.9998621, 0.00752379, 0.01480755,
+                   -0.2717806]).reshape(3, 4)
+    calibration = KittiCalibration(p2, r0, tr)
+    rng = np.random.default_rng(9)
+    scan = rng.uniform([-5, -20, -3], [60, 20, 3], (20000, 3))
+    projected = project_points(scan, CameraIntrinsics(1242, 375, calibration.camera_matrix),
+                               calibration.camera_extrinsic())
+    expected = project_velodyne(scan, calibration, 1242, 375)
+    got = zbuffer(projected)
+    np.testing.assert_array_equal(np.isfinite(got), np.isfinite(expected))
+    np.testing.assert_allclose(got[np.isfinite(got)], expected[np.isfinite(expected)], rtol=1e-6)
+
+
+def test_simulated_scan_projects_back_onto_its_lidar_depth():
+    """The simulator's drives as point clouds: lidar_scan, its calibration's extrinsic and K
+    give back exactly the returns of the LiDAR depth frame, in the same order."""
+    from mmcert_ros.data.projection import points_from_depth_image
+    from mmcert_ros.data.synthetic import SceneConfig, SyntheticDrive
+
+    drive = SyntheticDrive(5, SceneConfig().with_image_size(320, 96))
+    rendering = drive.rendering(7)
+    scan = drive.lidar_scan(rendering)
+    camera = CameraIntrinsics(320, 96, drive.config.camera.matrix)
+    projected = project_points(scan[:, :3], camera, drive.lidar_calibration.camera_extrinsic())
+    expected = points_from_depth_image(drive.lidar_depth(rendering))
+    np.testing.assert_array_equal(projected.pixels, expected.pixels)
+    np.testing.assert_allclose(projected.depth, expected.depth, rtol=1e-5)
+    assert projected.total == len(scan) == expected.count
