@@ -8,12 +8,13 @@ start the segmenter with the namespace, remappings and parameter values their ar
 parameter files say (read back with ``ros2 node info`` and ``ros2 param get``).
 """
 import re
+import time
 
 import pytest
 from sensor_msgs.msg import CameraInfo, Image
 
 from ros2_tools import Launch
-from ros_harness import RosClient, tiny_checkpoint
+from ros_harness import SETTLE_S, RosClient, tiny_checkpoint
 
 DEMO_DOMAIN, CTRL_C_DOMAIN, NODES_DOMAIN = 136, 137, 138
 SMALL = {'width': 96, 'height': 32, 'num_samples': 20, 'device': 'cpu'}
@@ -47,28 +48,43 @@ def test_show_args_describes_every_argument(colcon_workspace, launch_file):
 
 def test_sim_demo_certifies_the_drive_and_ends_by_itself(colcon_workspace, tmp_path):
     frames = 10
-    client = RosClient(DEMO_DOMAIN, inputs=False, extra_subscriptions={
-        '/demo/rgb/image': Image, '/demo/depth/image': Image, '/demo/rgb/camera_info': CameraInfo,
-        '/demo/mmcert/certification': Image})
+    outputs = RosClient(DEMO_DOMAIN, inputs=False,
+                        extra_subscriptions={'/demo/mmcert/certification': Image})
     launch = Launch(colcon_workspace, DEMO_DOMAIN, 'sim_demo.launch.py', dict(
         SMALL, namespace='demo', num_frames=frames, rate_hz=1.5, linger_s=3.0,
         checkpoint=tiny_checkpoint(tmp_path / 'tiny.pt'),
         wait_for_subscribers=2),       # the segmenter and this test's recorder, on every input
         tmp_path / 'launch.log')
+    recorder = None
     try:
-        client.spin_until(lambda: not launch.alive(), timeout_s=180.0,
-                          what='the launch to end by itself')
-        client.spin_for(0.5)
+        # DDS never delivers to a volatile reader what was written before it matched: the
+        # recorder subscribes to the drive (which sim_drive waits for) only once the
+        # segmenter's output is matched here, so no certified frame can precede the match
+        outputs.spin_until(lambda: outputs.subscriptions['/demo/mmcert/certification']
+                           .get_publisher_count() > 0, what='the segmenter to publish')
+        outputs.spin_for(SETTLE_S)
+        recorder = RosClient(DEMO_DOMAIN, inputs=False, extra_subscriptions={
+            '/demo/rgb/image': Image, '/demo/depth/image': Image,
+            '/demo/rgb/camera_info': CameraInfo})
+        deadline = time.monotonic() + 180.0
+        while launch.alive():
+            assert time.monotonic() < deadline, 'the launch did not end by itself'
+            recorder.spin_for(0.1)
+            outputs.spin_for(0.1)
+        recorder.spin_for(0.5)
+        outputs.spin_for(0.5)
         status = launch.wait()
     finally:
         launch.stop()
-        client.close()
-    sent = client.received['/demo/rgb/image']
-    certified = client.received['/demo/mmcert/certification']
+        outputs.close()
+        if recorder is not None:
+            recorder.close()
+    sent = recorder.received['/demo/rgb/image']
+    certified = outputs.received['/demo/mmcert/certification']
     assert f'published {frames} frames; done' in launch.log()
     assert len(sent) == frames, launch.log()
     assert set(certified) <= set(sent)
-    counters = {key: value for key, value in client.latest_diagnostics().items()
+    counters = {key: value for key, value in outputs.latest_diagnostics().items()
                 if key in ('frames_total', 'dropped_pairs', 'unpaired_rgb', 'unpaired_depth',
                            'errors_total')}
     assert len(certified) >= 0.9 * frames, (len(certified), counters, launch.log())
