@@ -157,7 +157,14 @@ class OnnxRuntimeNet(_ExportedNet):
 
 class OpenVinoNet(_ExportedNet):
     """The dense part in OpenVINO on the CPU, with inference precision float32 or bfloat16
-    (bf16 needs a CPU with AVX-512 BF16 or AMX; OpenVINO keeps float32 elsewhere)."""
+    (bf16 needs a CPU with AVX-512 BF16 or AMX; OpenVINO keeps float32 elsewhere).
+
+    The model is compiled once per set of input shapes (a frame size and micro-batch size;
+    an engine frame sees at most two: the full and the last micro-batch), with the shapes
+    fixed, which OpenVINO runs faster than the dynamic-shape model; at most
+    :attr:`MAX_SHAPES` compiled models are kept."""
+
+    MAX_SHAPES = 8
 
     def __init__(self, network: nn.Module, precision: str = 'fp32',
                  threads: int | None = None) -> None:
@@ -165,14 +172,25 @@ class OpenVinoNet(_ExportedNet):
         openvino = _require('openvino')
         import tempfile
 
-        core = openvino.Core()
+        self._core = openvino.Core()
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / 'network.onnx'
             export_onnx(network, path)
-            model = core.read_model(str(path))
-        self.compiled = core.compile_model(model, 'CPU', {
+            self._model = self._core.read_model(str(path))
+        self._settings = {
             'INFERENCE_PRECISION_HINT': {'fp32': 'f32', 'bf16': 'bf16'}[precision],
-            'INFERENCE_NUM_THREADS': threads or torch.get_num_threads()})
+            'INFERENCE_NUM_THREADS': threads or torch.get_num_threads()}
+        self._compiled: dict[tuple, object] = {}
+
+    def _compiled_for(self, feeds: dict):
+        shapes = tuple((name, value.shape) for name, value in feeds.items())
+        if shapes not in self._compiled:
+            if len(self._compiled) >= self.MAX_SHAPES:
+                self._compiled.pop(next(iter(self._compiled)))
+            model = self._model.clone()
+            model.reshape({name: list(shape) for name, shape in shapes})
+            self._compiled[shapes] = self._core.compile_model(model, 'CPU', self._settings)
+        return self._compiled[shapes]
 
     def run_levels(self, feeds: dict) -> torch.Tensor:
-        return torch.from_numpy(self.compiled(feeds)[0].copy())
+        return torch.from_numpy(self._compiled_for(feeds)(feeds)[0].copy())
