@@ -80,7 +80,10 @@ def bench_speed(model: torch.nn.Module, frame: Frame, num_samples: int = 100,
         ``total_s`` (sum of the stages), for the modes also ``engine_total_s`` (one
         ``CertifiedSegmenter.certify`` end to end), ``speedup`` (reference total / total),
         ``changed_labels`` and ``changed_top_counts`` (fractions of pixels against the
-        reference and against fp32), and for all ``max_samples_in_budget`` (the largest N
+        reference's votes under the model's own upsampling rule, ``upsample_bilinear``, the
+        same base model: 0 for the exact modes; and ``*_vs_fp32`` against fp32),
+        ``changed_top_counts_vs_interpolate`` (against the reference as timed, whose
+        ``F.interpolate`` rounds the source positions in float32), and for all ``max_samples_in_budget`` (the largest N
         whose frame fits ``budget_s`` at the measured cost per sample) and its
         ``collapse_radius``.
     """
