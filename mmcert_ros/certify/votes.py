@@ -145,8 +145,10 @@ class GridVotes:
                                   low, -1)  # (B, h, w) by low corner, -1 = unclear
         for label in range(self.num_classes):
             self._corner_counts[label] += (block_label == label).sum(0, dtype=torch.int32)
-        blocks = block_label.view(labels.shape[0], -1).index_select(1, self._block_cells)
-        sample, block = torch.nonzero(blocks < 0, as_tuple=True)
+        # (blocks, B): a gather along the first axis is far cheaper than along the second
+        blocks = block_label.view(labels.shape[0], -1).t().contiguous().index_select(
+            0, self._block_cells)
+        block, sample = torch.nonzero(blocks < 0, as_tuple=True)
         columns = self._cols.low.numel()
         self._add_pixels(grid_logits, sample, torch.div(block, columns, rounding_mode='floor'),
                          block % columns)
