@@ -155,30 +155,33 @@ class GridVotes:
 
     def _add_pixels(self, grid_logits: torch.Tensor, sample: torch.Tensor,
                     row_pair: torch.Tensor, col_pair: torch.Tensor) -> None:
-        """Per-pixel votes of the unclear blocks, with the operations of upsample_bilinear."""
+        """Per-pixel votes of the unclear blocks, with the operations of upsample_bilinear
+        (laid out with the K blocks on the last axis, so every elementwise pass is long)."""
         rows, cols = self._rows, self._cols
-        y = rows.members[row_pair]  # (K, R), -1 = padding
-        x = cols.members[col_pair]  # (K, S)
-        valid = (y >= 0)[:, :, None] & (x >= 0)[:, None, :]
+        batch, num_classes, height, width = grid_logits.shape
+        planes = grid_logits.transpose(0, 1).reshape(num_classes, -1)  # (C, B * h * w)
+        y = rows.members[row_pair].t()  # (R, K), -1 = padding
+        x = cols.members[col_pair].t()  # (S, K)
+        valid = (y >= 0)[:, None, :] & (x >= 0)[None, :, :]
         y, x = y.clamp(min=0), x.clamp(min=0)
-        col_low, col_high = cols.low[col_pair], cols.high[col_pair]
-        weight_low = cols.taps.weight_low[x][:, None, :]
-        weight_high = cols.taps.weight_high[x][:, None, :]
+        weight_low, weight_high = cols.taps.weight_low[x], cols.taps.weight_high[x]  # (S, K)
+        cell = sample * (height * width)
+        col_low, col_high = cell + cols.low[col_pair], cell + cols.high[col_pair]
 
-        def column_pass(row: torch.Tensor) -> torch.Tensor:  # (K, C, S), as upsample_columns
-            left = grid_logits[sample, :, row, col_low][:, :, None]  # (K, C, 1)
-            right = grid_logits[sample, :, row, col_high][:, :, None]
+        def column_pass(row: torch.Tensor) -> torch.Tensor:  # (C, S, K), as upsample_columns
+            left = planes[:, col_low + row * width][:, None, :]  # (C, 1, K)
+            right = planes[:, col_high + row * width][:, None, :]
             return left * weight_low + right * weight_high
 
         low, high = column_pass(rows.low[row_pair]), column_pass(rows.high[row_pair])
-        # (K, C, R, S) = upsample_rows on these pixels
-        values = (low[:, :, None, :] * rows.taps.weight_low[y][:, None, :, None]
-                  + high[:, :, None, :] * rows.taps.weight_high[y][:, None, :, None])
-        labels = predict_labels(values, torch.long)  # (K, R, S)
+        # (C, R, S, K) = upsample_rows on these pixels
+        values = (low[:, None] * rows.taps.weight_low[y][:, None, :]
+                  + high[:, None] * rows.taps.weight_high[y][:, None, :])
+        labels = predict_labels(values[None], torch.long)[0]  # (R, S, K)
         pixels = self.size[0] * self.size[1]
-        target = labels * pixels + y[:, :, None] * self.size[1] + x[:, None, :]
+        target = labels * pixels + y[:, None, :] * self.size[1] + x[None, :, :]
         target = torch.where(valid, target, self._num_classes_pixels)  # padding: spare slot
-        self._pixel_votes.scatter_add_(0, target.view(-1),
+        self._pixel_votes.scatter_add_(0, target.reshape(-1),
                                        torch.ones(target.numel(), dtype=torch.int32,
                                                   device=target.device))
 
