@@ -13,7 +13,8 @@ from collections.abc import Iterable
 import numpy as np
 import torch
 
-from mmcert_ros.benchmark.reference import ReferenceVotes, reference_kept_indices
+from mmcert_ros.benchmark.reference import (ReferenceVotes, reference_kept_indices,
+                                            reference_pyramid_inputs)
 from mmcert_ros.certify.bounds import radius_table
 from mmcert_ros.certify.config import CertifyConfig
 from mmcert_ros.certify.engine import (CertifiedSegmenter, certify_votes, draw_sample_indices,
@@ -33,18 +34,19 @@ STAGES = ('sampling', 'densification', 'trunk_head', 'votes', 'certification')
 
 def timed_votes(model, counter, rgb: torch.Tensor, depth: torch.Tensor,
                 draws: Iterable[tuple[torch.Tensor, torch.Tensor]], batch_size: int,
-                stages: dict[str, float]) -> torch.Tensor:
-    """Run the engine's micro-batches stage by stage: densification
-    (``model.pyramid_inputs``), trunk and head (``model.grid_logits_from_levels``) and vote
+                stages: dict[str, float], densify=None) -> torch.Tensor:
+    """Run the engine's micro-batches stage by stage: densification (``densify``, default
+    ``model.pyramid_inputs``), trunk and head (``model.grid_logits_from_levels``) and vote
     counting (``counter.add``); seconds are added to ``stages``. Returns the counts."""
     clock = time.perf_counter
+    densify = densify or model.pyramid_inputs
     for rgb_chunk, depth_chunk in draws:
         for first in range(0, rgb_chunk.shape[0], batch_size):
             rows = slice(first, first + batch_size)
             with torch.inference_mode():
                 tic = clock()
-                levels = model.pyramid_inputs(KeptPixels.from_indices(rgb, rgb_chunk[rows]),
-                                              KeptPixels.from_indices(depth, depth_chunk[rows]))
+                levels = densify(KeptPixels.from_indices(rgb, rgb_chunk[rows]),
+                                 KeptPixels.from_indices(depth, depth_chunk[rows]))
                 t1 = clock()
                 grid = model.grid_logits_from_levels(levels)
                 t2 = clock()
@@ -113,7 +115,8 @@ def bench_speed(model: torch.nn.Module, frame: Frame, num_samples: int = 100,
                 GridVotes(model.num_classes, size, (-(-size[0] // 8), -(-size[1] // 8)),
                           torch.device('cpu'))
             network = model if name == 'reference' else prepared[name]
-            counts = timed_votes(network, counter, rgb, depth, draws, batch_size, stages)
+            counts = timed_votes(network, counter, rgb, depth, draws, batch_size, stages,
+                                 reference_pyramid_inputs if name == 'reference' else None)
             tic = time.perf_counter()
             certificates[name] = certify_votes(counts, n, k, config)
             stages['certification'] = time.perf_counter() - tic
@@ -134,7 +137,8 @@ def bench_speed(model: torch.nn.Module, frame: Frame, num_samples: int = 100,
     # the reference's votes once more (untimed) with the model's own upsampling rule: the
     # same base model as the engine's, so the exact modes must match it everywhere
     reference = certify_votes(timed_votes(model, ReferenceVotes(size, upsample_bilinear), rgb,
-                                          depth, draws, batch_size, {}), n, k, config)
+                                          depth, draws, batch_size, {},
+                                          reference_pyramid_inputs), n, k, config)
     interpolated = certificates['reference']
     for mode in modes:
         entry, certificate = figures[mode], certificates[mode]
