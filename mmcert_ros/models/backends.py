@@ -118,7 +118,8 @@ class _ExportedNet(nn.Module):
     def num_classes(self) -> int:
         return self.network.num_classes
 
-    def run_levels(self, feeds: dict) -> torch.Tensor:
+    def run_levels(self, levels: list[torch.Tensor]) -> torch.Tensor:
+        """Grid logits ``(B, C, h, w)`` from the four float32 pyramid levels."""
         raise NotImplementedError
 
     def pyramid_inputs(self, rgb, depth) -> list[torch.Tensor]:
@@ -127,8 +128,7 @@ class _ExportedNet(nn.Module):
 
     def grid_logits_from_levels(self, levels: list[torch.Tensor]) -> torch.Tensor:
         """``SparseRGBDNet.grid_logits_from_levels`` run by the exported engine."""
-        return self.run_levels({f'level{i}': level.contiguous().numpy()
-                                for i, level in enumerate(levels)})
+        return self.run_levels(levels)
 
     def grid_logits_kept(self, rgb, rgb_indices, depth, depth_indices) -> torch.Tensor:
         """As ``SparseRGBDNet.grid_logits_kept``, the dense part in the exported engine."""
@@ -151,7 +151,8 @@ class OnnxRuntimeNet(_ExportedNet):
         self.session = onnxruntime.InferenceSession(export_onnx(network), options,
                                                     providers=['CPUExecutionProvider'])
 
-    def run_levels(self, feeds: dict) -> torch.Tensor:
+    def run_levels(self, levels: list[torch.Tensor]) -> torch.Tensor:
+        feeds = {f'level{i}': level.contiguous().numpy() for i, level in enumerate(levels)}
         return torch.from_numpy(self.session.run(['grid_logits'], feeds)[0])
 
 
@@ -161,8 +162,9 @@ class OpenVinoNet(_ExportedNet):
 
     The model is compiled once per set of input shapes (a frame size and micro-batch size;
     an engine frame sees at most two: the full and the last micro-batch), with the shapes
-    fixed, which OpenVINO runs faster than the dynamic-shape model; at most
-    :attr:`MAX_SHAPES` compiled models are kept."""
+    fixed, which OpenVINO runs faster than the dynamic-shape model, and with channels-last
+    (NHWC) inputs, the layout of ``pyramid_inputs``; at most :attr:`MAX_SHAPES` compiled
+    models are kept."""
 
     MAX_SHAPES = 8
 
@@ -185,12 +187,24 @@ class OpenVinoNet(_ExportedNet):
     def _compiled_for(self, feeds: dict):
         shapes = tuple((name, value.shape) for name, value in feeds.items())
         if shapes not in self._compiled:
+            from openvino import Layout
+            from openvino.preprocess import PrePostProcessor
+
             if len(self._compiled) >= self.MAX_SHAPES:
                 self._compiled.pop(next(iter(self._compiled)))
             model = self._model.clone()
-            model.reshape({name: list(shape) for name, shape in shapes})
-            self._compiled[shapes] = self._core.compile_model(model, 'CPU', self._settings)
+            model.reshape({name: [shape[0], shape[3], shape[1], shape[2]]
+                           for name, shape in shapes})
+            steps = PrePostProcessor(model)  # the tensors arrive channels-last (NHWC)
+            for name, shape in shapes:
+                steps.input(name).tensor().set_layout(Layout('NHWC')).set_shape(list(shape))
+                steps.input(name).model().set_layout(Layout('NCHW'))
+            self._compiled[shapes] = self._core.compile_model(steps.build(), 'CPU',
+                                                              self._settings)
         return self._compiled[shapes]
 
-    def run_levels(self, feeds: dict) -> torch.Tensor:
+    def run_levels(self, levels: list[torch.Tensor]) -> torch.Tensor:
+        # channels-last levels (as pyramid_inputs makes them) are fed without a copy
+        feeds = {f'level{i}': level.permute(0, 2, 3, 1).contiguous().numpy()
+                 for i, level in enumerate(levels)}
         return torch.from_numpy(self._compiled_for(feeds)(feeds)[0].copy())
