@@ -158,7 +158,7 @@ class GridVotes:
         """Per-pixel votes of the unclear blocks, with the operations of upsample_bilinear
         (laid out with the K blocks on the last axis, so every elementwise pass is long)."""
         rows, cols = self._rows, self._cols
-        batch, num_classes, height, width = grid_logits.shape
+        num_classes, height, width = grid_logits.shape[1:]
         planes = grid_logits.transpose(0, 1).reshape(num_classes, -1)  # (C, B * h * w)
         y = rows.members[row_pair].t()  # (R, K), -1 = padding
         x = cols.members[col_pair].t()  # (S, K)

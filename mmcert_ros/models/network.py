@@ -191,16 +191,13 @@ def densify(modalities: Sequence[tuple[KeptPixels, Callable[[torch.Tensor], torc
     for level in range(levels):
         if level:
             sums = F.avg_pool2d(sums, 2, ceil_mode=True, divisor_override=1)
-        means = torch.empty_like(sums)
-        start = 0
+        parts, start = [], 0
         for width in widths:  # features start .. start + width - 2, then the weight
-            weight_column = start + width - 1
-            weight = sums[:, weight_column:weight_column + 1]
-            torch.div(sums[:, start:weight_column], weight.clamp(min=1.0),
-                      out=means[:, start:weight_column])
-            torch.log1p(weight, out=means[:, weight_column:weight_column + 1])
+            weight = sums[:, start + width - 1:start + width]
+            parts += [sums[:, start:start + width - 1] / weight.clamp(min=1.0),
+                      torch.log1p(weight)]
             start += width
-        pyramid.append(means)
+        pyramid.append(torch.cat(parts, dim=1))
     return pyramid
 
 
