@@ -198,12 +198,13 @@ def _shipped_frame(seed=0, height=60, width=200):
 @pytest.mark.parametrize('backend', ['torch', 'openvino'])
 def test_fp32_engine_votes_equal_the_previous_path_for_the_same_draws(backend):
     """The exact modes (grid votes, batch norm folded, channels-last; in torch or OpenVINO)
-    against the previous hot path kept in the benchmark (unfolded NCHW model, full-resolution
-    int64 labels, scatter_add), fed the same kept indices: identical votes."""
+    against the previous hot path kept in the benchmark (its densification, unfolded NCHW
+    model, full-resolution int64 labels, scatter_add), fed the same kept indices: identical
+    votes."""
     if backend == 'openvino':
         pytest.importorskip('openvino')
     from mmcert_ros.benchmark.engine_speed import timed_votes
-    from mmcert_ros.benchmark.reference import ReferenceVotes
+    from mmcert_ros.benchmark.reference import ReferenceVotes, reference_pyramid_inputs
     from mmcert_ros.certify.engine import certify_votes, draw_sample_indices, frame_tensors
     from mmcert_ros.certify.sampling import kept_count, make_generator
     from mmcert_ros.models import load_model
@@ -219,7 +220,7 @@ def test_fp32_engine_votes_equal_the_previous_path_for_the_same_draws(backend):
     k = (kept_count(0.05, n[0]), kept_count(0.02, n[1]))
     draws = draw_sample_indices(24, n, k, make_generator(7, 'cpu'))
     counts = timed_votes(model.eval(), ReferenceVotes(rgb.shape[:2], upsample_bilinear),
-                         rgb_t, depth_t, draws, 5, {})
+                         rgb_t, depth_t, draws, 5, {}, reference_pyramid_inputs)
     previous = certify_votes(counts, n, k, config)
     assert 0.05 < previous.labels.mean() < 0.95  # both classes are voted for
     np.testing.assert_array_equal(certificate.top_counts, previous.top_counts)

@@ -321,3 +321,19 @@ def test_onnx_export_runs_in_onnxruntime_with_the_torch_outputs(model, tmp_path)
     backend = OnnxRuntimeNet(model)
     torch.testing.assert_close(backend.grid_logits_kept(rgb, rgb_indices, depth, depth_indices),
                                expected, rtol=0, atol=1e-4)
+
+
+def test_joint_densification_equals_the_per_modality_one_bit_for_bit(model):
+    """pyramid_inputs sums both modalities in one buffer; the benchmark's reference sums each
+    on its own and concatenates: the same float32 values, invalid depth included."""
+    from mmcert_ros.benchmark.reference import reference_pyramid_inputs
+    from mmcert_ros.models.network import KeptPixels
+
+    rgb, rgb_indices, depth, depth_indices = _kept_batch(3, batch=5, height=61, width=99)
+    depth[0, 0, ::3] = 0.0  # invalid depth: weight 0
+    kept = (KeptPixels.from_indices(rgb, rgb_indices),
+            KeptPixels.from_indices(depth, depth_indices))
+    joint, separate = model.pyramid_inputs(*kept), reference_pyramid_inputs(*kept)
+    assert [level.shape[1] for level in joint] == [7, 6, 6, 6]
+    for got, expected in zip(joint, separate):
+        assert torch.equal(got, expected)

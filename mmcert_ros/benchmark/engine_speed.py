@@ -13,7 +13,8 @@ from collections.abc import Iterable
 import numpy as np
 import torch
 
-from mmcert_ros.benchmark.reference import ReferenceVotes, reference_kept_indices
+from mmcert_ros.benchmark.reference import (ReferenceVotes, reference_kept_indices,
+                                            reference_pyramid_inputs)
 from mmcert_ros.certify.bounds import radius_table
 from mmcert_ros.certify.config import CertifyConfig
 from mmcert_ros.certify.engine import (CertifiedSegmenter, certify_votes, draw_sample_indices,
@@ -22,7 +23,7 @@ from mmcert_ros.certify.sampling import kept_count, make_generator
 from mmcert_ros.certify.votes import GridVotes
 from mmcert_ros.data.frame import Frame
 from mmcert_ros.models.backends import prepare_model
-from mmcert_ros.models.network import KeptPixels
+from mmcert_ros.models.network import KeptPixels, upsample_bilinear
 
 #: mode name -> (precision, backend); 'fp32' is the exact mode
 MODES = {'fp32': ('fp32', 'torch'), 'bf16': ('bf16', 'torch'),
@@ -33,18 +34,19 @@ STAGES = ('sampling', 'densification', 'trunk_head', 'votes', 'certification')
 
 def timed_votes(model, counter, rgb: torch.Tensor, depth: torch.Tensor,
                 draws: Iterable[tuple[torch.Tensor, torch.Tensor]], batch_size: int,
-                stages: dict[str, float]) -> torch.Tensor:
-    """Run the engine's micro-batches stage by stage: densification
-    (``model.pyramid_inputs``), trunk and head (``model.grid_logits_from_levels``) and vote
+                stages: dict[str, float], densify=None) -> torch.Tensor:
+    """Run the engine's micro-batches stage by stage: densification (``densify``, default
+    ``model.pyramid_inputs``), trunk and head (``model.grid_logits_from_levels``) and vote
     counting (``counter.add``); seconds are added to ``stages``. Returns the counts."""
     clock = time.perf_counter
+    densify = densify or model.pyramid_inputs
     for rgb_chunk, depth_chunk in draws:
         for first in range(0, rgb_chunk.shape[0], batch_size):
             rows = slice(first, first + batch_size)
             with torch.inference_mode():
                 tic = clock()
-                levels = model.pyramid_inputs(KeptPixels.from_indices(rgb, rgb_chunk[rows]),
-                                              KeptPixels.from_indices(depth, depth_chunk[rows]))
+                levels = densify(KeptPixels.from_indices(rgb, rgb_chunk[rows]),
+                                 KeptPixels.from_indices(depth, depth_chunk[rows]))
                 t1 = clock()
                 grid = model.grid_logits_from_levels(levels)
                 t2 = clock()
@@ -80,9 +82,12 @@ def bench_speed(model: torch.nn.Module, frame: Frame, num_samples: int = 100,
         ``total_s`` (sum of the stages), for the modes also ``engine_total_s`` (one
         ``CertifiedSegmenter.certify`` end to end), ``speedup`` (reference total / total),
         ``changed_labels`` and ``changed_top_counts`` (fractions of pixels against the
-        reference and against fp32), and for all ``max_samples_in_budget`` (the largest N
-        whose frame fits ``budget_s`` at the measured cost per sample) and its
-        ``collapse_radius``.
+        reference's votes under the model's own upsampling rule, ``upsample_bilinear``, the
+        same base model: 0 for the exact modes; and ``*_vs_fp32`` against fp32),
+        ``changed_top_counts_vs_interpolate`` (against the reference as timed, whose
+        ``F.interpolate`` rounds the source positions in float32), and for all
+        ``max_samples_in_budget`` (the largest N whose frame fits ``budget_s`` at the measured
+        cost per sample) and its ``collapse_radius``.
     """
     model = model.eval()
     modes = list(modes)
@@ -110,7 +115,8 @@ def bench_speed(model: torch.nn.Module, frame: Frame, num_samples: int = 100,
                 GridVotes(model.num_classes, size, (-(-size[0] // 8), -(-size[1] // 8)),
                           torch.device('cpu'))
             network = model if name == 'reference' else prepared[name]
-            counts = timed_votes(network, counter, rgb, depth, draws, batch_size, stages)
+            counts = timed_votes(network, counter, rgb, depth, draws, batch_size, stages,
+                                 reference_pyramid_inputs if name == 'reference' else None)
             tic = time.perf_counter()
             certificates[name] = certify_votes(counts, n, k, config)
             stages['certification'] = time.perf_counter() - tic
@@ -128,7 +134,12 @@ def bench_speed(model: torch.nn.Module, frame: Frame, num_samples: int = 100,
         entry['max_samples_in_budget'] = max_samples
         entry['collapse_radius'] = collapse_radius(max_samples, n, k, config)
         figures[name] = entry
-    reference = certificates['reference']
+    # the reference's votes once more (untimed) with the model's own upsampling rule: the
+    # same base model as the engine's, so the exact modes must match it everywhere
+    reference = certify_votes(timed_votes(model, ReferenceVotes(size, upsample_bilinear), rgb,
+                                          depth, draws, batch_size, {},
+                                          reference_pyramid_inputs), n, k, config)
+    interpolated = certificates['reference']
     for mode in modes:
         entry, certificate = figures[mode], certificates[mode]
         entry['speedup'] = figures['reference']['total_s'] / entry['total_s']
@@ -136,6 +147,8 @@ def bench_speed(model: torch.nn.Module, frame: Frame, num_samples: int = 100,
         entry['changed_labels'] = float(np.mean(certificate.labels != reference.labels))
         entry['changed_top_counts'] = float(np.mean(certificate.top_counts
                                                     != reference.top_counts))
+        entry['changed_top_counts_vs_interpolate'] = float(
+            np.mean(certificate.top_counts != interpolated.top_counts))
         if 'fp32' in certificates:
             exact = certificates['fp32']
             entry['changed_labels_vs_fp32'] = float(np.mean(certificate.labels != exact.labels))

@@ -1,7 +1,8 @@
 """The engine's previous hot path, kept only as the benchmark's reference.
 
 ``mmcert-ros bench`` runs it side by side with the engine on the same frame: its sampler
-(float32 priorities, three sorts per row), the unfolded NCHW float32 model with
+(float32 priorities, three sorts per row), its densification (each modality on its own, then
+concatenated), the unfolded NCHW float32 model with
 ``F.interpolate`` to full resolution, int64 labels and ``scatter_add`` votes, and a device
 synchronize per micro-batch. Given the same draws and the model's own upsampling rule
 (``upsample=upsample_bilinear``) its votes are the engine's fp32 votes (test_engine checks);
@@ -17,6 +18,8 @@ import torch
 import torch.nn.functional as F
 
 from mmcert_ros.certify.votes import predict_labels
+from mmcert_ros.models.network import (GRID_STRIDE, PYRAMID_LEVELS, KeptPixels, cell_sums,
+                                       encode_depth, encode_rgb)
 
 
 def reference_kept_indices(batch: int, n: int, k: int, generator: torch.Generator) -> torch.Tensor:
@@ -41,6 +44,28 @@ def reference_kept_indices(batch: int, n: int, k: int, generator: torch.Generato
         kept[pending[complete]] = chosen[complete]
         pending = pending[~complete]
     return kept.sort(dim=1).values
+
+
+def reference_pyramid_inputs(rgb: KeptPixels, depth: KeptPixels) -> list[torch.Tensor]:
+    """The previous densification: each modality on its own (cell sums, pooling, means and
+    ``log1p`` weight concatenated), the modalities concatenated level by level, then the row
+    coordinate; the same values as ``SparseRGBDNet.pyramid_inputs``."""
+    grid = (math.ceil(rgb.height / GRID_STRIDE), math.ceil(rgb.width / GRID_STRIDE))
+    pyramids = []
+    for kept, encode in ((rgb, encode_rgb), (depth, encode_depth)):
+        sums, pyramid = cell_sums(kept, grid, encode), []
+        for level in range(PYRAMID_LEVELS):
+            if level:
+                sums = F.avg_pool2d(sums, 2, ceil_mode=True, divisor_override=1)
+            weight = sums[:, -1:]
+            pyramid.append(torch.cat([sums[:, :-1] / weight.clamp(min=1.0),
+                                      torch.log1p(weight)], dim=1))
+        pyramids.append(pyramid)
+    inputs = [torch.cat(pair, dim=1) for pair in zip(*pyramids)]
+    rows = torch.linspace(-1.0, 1.0, grid[0], device=inputs[0].device, dtype=inputs[0].dtype)
+    rows = rows.view(1, 1, grid[0], 1).expand(rgb.batch, 1, *grid)
+    inputs[0] = torch.cat([inputs[0], rows], dim=1)
+    return inputs
 
 
 class ReferenceVotes:

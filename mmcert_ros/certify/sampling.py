@@ -11,6 +11,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 #: Above this fraction k/n the rejection sampler wastes draws; rank all n priorities instead.
@@ -143,8 +144,14 @@ def _draw_sparse(n: int, k_rows: torch.Tensor, k_max: int, generator: torch.Gene
     draws = k_max + math.ceil(2 * expected_repeats + 6 * math.sqrt(expected_repeats) + 8)
     rows = k_rows.numel()
     values, accepted = uniform_below(n, (rows, draws), generator)
-    values = torch.where(accepted, values, n).to(torch.int32 if n < 2 ** 31 else torch.long)
-    ordered, position = values.sort(dim=1, stable=True)  # discarded (= n) last; ties in order
+    # one sort of keys (value, position in the draw sequence): discarded (= n) last, equal
+    # values in draw order; keys are distinct, so any sort is the stable sort of the values
+    shift = draws.bit_length()
+    if n.bit_length() + shift > 62:
+        raise ValueError(f'n = {n} is too large for the sparse sampler')
+    keys = torch.where(accepted, values, n) << shift | torch.arange(draws, device=values.device)
+    keys = sort_rows(keys)
+    ordered, position = keys >> shift, keys & ((1 << shift) - 1)
     first = torch.ones_like(ordered, dtype=torch.bool)
     first[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
     first &= ordered < n
@@ -155,8 +162,16 @@ def _draw_sparse(n: int, k_rows: torch.Tensor, k_max: int, generator: torch.Gene
     complete = keep.sum(dim=1) == k_rows
     column = torch.where(keep, keep.cumsum(dim=1) - 1, k_max)
     kept = torch.zeros(rows, k_max + 1, dtype=torch.long, device=values.device)
-    kept.scatter_(1, column, ordered.long())
+    kept.scatter_(1, column, ordered)
     return kept[:, :k_max], complete
+
+
+def sort_rows(values: torch.Tensor) -> torch.Tensor:
+    """Each row of a 2-D int64 tensor sorted ascending (values only). On the CPU through
+    NumPy, whose vectorised integer sort is about ten times faster than ``torch.sort`` there."""
+    if values.device.type == 'cpu':
+        return torch.from_numpy(np.sort(values.numpy(), axis=1))
+    return values.sort(dim=1).values
 
 
 def _draw_dense(n: int, k_rows: torch.Tensor, k_max: int, generator: torch.Generator

@@ -78,8 +78,8 @@ _BLOCK_SIDE = 4
 
 class _Pairs:
     """Along one axis: runs of at most ``_BLOCK_SIDE`` consecutive output indices that read
-    the same (low, high) source pair, which run every output index is in, and each run's
-    output indices (padded with -1)."""
+    the same (low, high) source pair, each run's pair and its output indices (padded
+    with -1)."""
 
     def __init__(self, taps: BilinearTaps, in_size: int) -> None:
         code = taps.low * in_size + taps.high
@@ -88,10 +88,10 @@ class _Pairs:
         new_pair[1:] = code[1:] != code[:-1]
         pair_start = torch.cummax(torch.where(new_pair, position, 0), 0).values
         new_run = new_pair | ((position - pair_start) % _BLOCK_SIDE == 0)
-        self.of_index = torch.cumsum(new_run.long(), 0) - 1
+        of_index = torch.cumsum(new_run.long(), 0) - 1
         starts = position[new_run]
         self.low, self.high = taps.low[starts], taps.high[starts]
-        count = torch.bincount(self.of_index, minlength=starts.numel())
+        count = torch.bincount(of_index, minlength=starts.numel())
         offsets = torch.arange(_BLOCK_SIDE, device=code.device)
         self.members = torch.where(offsets[None, :] < count[:, None],
                                    starts[:, None] + offsets[None, :], -1)
@@ -119,13 +119,13 @@ class GridVotes:
                                             device=device)
             self._rows = _Pairs(BilinearTaps.build(size[0], grid[0], device), grid[0])
             self._cols = _Pairs(BilinearTaps.build(size[1], grid[1], device), grid[1])
-            width = grid[1]  # flat cell index of each block's four corners, (P * Q,) each
-            self._corners = [(row[:, None] * width + col[None, :]).reshape(-1)
-                             for row in (self._rows.low, self._rows.high)
-                             for col in (self._cols.low, self._cols.high)]
-            self._block_counts = torch.zeros(num_classes, self._rows.low.numel(),
-                                             self._cols.low.numel(), dtype=torch.int32,
-                                             device=device)
+            # a block's four corners are its grid cells (low, high) x (low, high); since
+            # high = min(low + 1, size - 1) (BilinearTaps), a block is named by its low
+            # corner, and all blocks are judged at once on the grid (see add)
+            self._block_cells = (self._rows.low[:, None] * grid[1]
+                                 + self._cols.low[None, :]).reshape(-1)
+            self._corner_counts = torch.zeros(num_classes, *grid, dtype=torch.int32,
+                                              device=device)
 
     def add(self, grid_logits: torch.Tensor) -> None:
         """Add the votes of a batch of grid logits (any float dtype; counted in float32)."""
@@ -134,45 +134,54 @@ class GridVotes:
             self._dense.add(upsample_bilinear(grid_logits, self.size))
             return
         labels, clear = _clear_label(grid_logits)  # per cell (B, h, w)
-        # a block (row pair x column pair) is clear when its four cells are, with one label
-        code = torch.where(clear, labels, -1).view(labels.shape[0], -1)  # -1 = unclear cell
-        corners = [code[:, corner] for corner in self._corners]  # (B, P * Q) each
-        block_clear = (corners[0] >= 0) & (corners[1] == corners[0]) \
-            & (corners[2] == corners[0]) & (corners[3] == corners[0])
-        shape = (labels.shape[0], self._rows.low.numel(), self._cols.low.numel())
-        block_label = torch.where(block_clear, corners[0], -1).view(shape)  # -1 = unclear
-        block_clear = block_clear.view(shape)
+        code = torch.where(clear, labels, -1)  # -1 = unclear cell
+        # the cell below and to the right of each cell (the last row / column repeated):
+        # the high corners of the block whose low corner is that cell
+        code = torch.cat([code, code[:, -1:]], dim=1)
+        code = torch.cat([code, code[:, :, -1:]], dim=2)
+        low = code[:, :-1, :-1]
+        block_label = torch.where((low >= 0) & (code[:, 1:, :-1] == low)
+                                  & (code[:, :-1, 1:] == low) & (code[:, 1:, 1:] == low),
+                                  low, -1)  # (B, h, w) by low corner, -1 = unclear
         for label in range(self.num_classes):
-            self._block_counts[label] += (block_label == label).sum(0, dtype=torch.int32)
-        sample, row_pair, col_pair = torch.nonzero(~block_clear, as_tuple=True)
-        self._add_pixels(grid_logits, sample, row_pair, col_pair)
+            self._corner_counts[label] += (block_label == label).sum(0, dtype=torch.int32)
+        # (blocks, B): a gather along the first axis is far cheaper than along the second
+        blocks = block_label.view(labels.shape[0], -1).t().contiguous().index_select(
+            0, self._block_cells)
+        block, sample = torch.nonzero(blocks < 0, as_tuple=True)
+        columns = self._cols.low.numel()
+        self._add_pixels(grid_logits, sample, torch.div(block, columns, rounding_mode='floor'),
+                         block % columns)
 
     def _add_pixels(self, grid_logits: torch.Tensor, sample: torch.Tensor,
                     row_pair: torch.Tensor, col_pair: torch.Tensor) -> None:
-        """Per-pixel votes of the unclear blocks, with the operations of upsample_bilinear."""
+        """Per-pixel votes of the unclear blocks, with the operations of upsample_bilinear
+        (laid out with the K blocks on the last axis, so every elementwise pass is long)."""
         rows, cols = self._rows, self._cols
-        y = rows.members[row_pair]  # (K, R), -1 = padding
-        x = cols.members[col_pair]  # (K, S)
-        valid = (y >= 0)[:, :, None] & (x >= 0)[:, None, :]
+        num_classes, height, width = grid_logits.shape[1:]
+        planes = grid_logits.transpose(0, 1).reshape(num_classes, -1)  # (C, B * h * w)
+        y = rows.members[row_pair].t()  # (R, K), -1 = padding
+        x = cols.members[col_pair].t()  # (S, K)
+        valid = (y >= 0)[:, None, :] & (x >= 0)[None, :, :]
         y, x = y.clamp(min=0), x.clamp(min=0)
-        col_low, col_high = cols.low[col_pair], cols.high[col_pair]
-        weight_low = cols.taps.weight_low[x][:, None, :]
-        weight_high = cols.taps.weight_high[x][:, None, :]
+        weight_low, weight_high = cols.taps.weight_low[x], cols.taps.weight_high[x]  # (S, K)
+        cell = sample * (height * width)
+        col_low, col_high = cell + cols.low[col_pair], cell + cols.high[col_pair]
 
-        def column_pass(row: torch.Tensor) -> torch.Tensor:  # (K, C, S), as upsample_columns
-            left = grid_logits[sample, :, row, col_low][:, :, None]  # (K, C, 1)
-            right = grid_logits[sample, :, row, col_high][:, :, None]
+        def column_pass(row: torch.Tensor) -> torch.Tensor:  # (C, S, K), as upsample_columns
+            left = planes[:, col_low + row * width][:, None, :]  # (C, 1, K)
+            right = planes[:, col_high + row * width][:, None, :]
             return left * weight_low + right * weight_high
 
         low, high = column_pass(rows.low[row_pair]), column_pass(rows.high[row_pair])
-        # (K, C, R, S) = upsample_rows on these pixels
-        values = (low[:, :, None, :] * rows.taps.weight_low[y][:, None, :, None]
-                  + high[:, :, None, :] * rows.taps.weight_high[y][:, None, :, None])
-        labels = predict_labels(values, torch.long)  # (K, R, S)
+        # (C, R, S, K) = upsample_rows on these pixels
+        values = (low[:, None] * rows.taps.weight_low[y][:, None, :]
+                  + high[:, None] * rows.taps.weight_high[y][:, None, :])
+        labels = predict_labels(values[None], torch.long)[0]  # (R, S, K)
         pixels = self.size[0] * self.size[1]
-        target = labels * pixels + y[:, :, None] * self.size[1] + x[:, None, :]
+        target = labels * pixels + y[:, None, :] * self.size[1] + x[None, :, :]
         target = torch.where(valid, target, self._num_classes_pixels)  # padding: spare slot
-        self._pixel_votes.scatter_add_(0, target.view(-1),
+        self._pixel_votes.scatter_add_(0, target.reshape(-1),
                                        torch.ones(target.numel(), dtype=torch.int32,
                                                   device=target.device))
 
@@ -180,7 +189,7 @@ class GridVotes:
         """``(C, H, W)`` int32 votes so far, on the model's device."""
         if not self._sparse:
             return self._dense.counts()
-        blocks = self._block_counts[:, self._rows.of_index][:, :, self._cols.of_index]
+        blocks = self._corner_counts[:, self._rows.taps.low][:, :, self._cols.taps.low]
         pixels = self._pixel_votes[:-1].view(self.num_classes, *self.size)
         return blocks + pixels
 

@@ -118,7 +118,8 @@ class _ExportedNet(nn.Module):
     def num_classes(self) -> int:
         return self.network.num_classes
 
-    def run_levels(self, feeds: dict) -> torch.Tensor:
+    def run_levels(self, levels: list[torch.Tensor]) -> torch.Tensor:
+        """Grid logits ``(B, C, h, w)`` from the four float32 pyramid levels."""
         raise NotImplementedError
 
     def pyramid_inputs(self, rgb, depth) -> list[torch.Tensor]:
@@ -127,8 +128,7 @@ class _ExportedNet(nn.Module):
 
     def grid_logits_from_levels(self, levels: list[torch.Tensor]) -> torch.Tensor:
         """``SparseRGBDNet.grid_logits_from_levels`` run by the exported engine."""
-        return self.run_levels({f'level{i}': level.contiguous().numpy()
-                                for i, level in enumerate(levels)})
+        return self.run_levels(levels)
 
     def grid_logits_kept(self, rgb, rgb_indices, depth, depth_indices) -> torch.Tensor:
         """As ``SparseRGBDNet.grid_logits_kept``, the dense part in the exported engine."""
@@ -151,13 +151,22 @@ class OnnxRuntimeNet(_ExportedNet):
         self.session = onnxruntime.InferenceSession(export_onnx(network), options,
                                                     providers=['CPUExecutionProvider'])
 
-    def run_levels(self, feeds: dict) -> torch.Tensor:
+    def run_levels(self, levels: list[torch.Tensor]) -> torch.Tensor:
+        feeds = {f'level{i}': level.contiguous().numpy() for i, level in enumerate(levels)}
         return torch.from_numpy(self.session.run(['grid_logits'], feeds)[0])
 
 
 class OpenVinoNet(_ExportedNet):
     """The dense part in OpenVINO on the CPU, with inference precision float32 or bfloat16
-    (bf16 needs a CPU with AVX-512 BF16 or AMX; OpenVINO keeps float32 elsewhere)."""
+    (bf16 needs a CPU with AVX-512 BF16 or AMX; OpenVINO keeps float32 elsewhere).
+
+    The model is compiled once per set of input shapes (a frame size and micro-batch size;
+    an engine frame sees at most two: the full and the last micro-batch), with the shapes
+    fixed, which OpenVINO runs faster than the dynamic-shape model, and with channels-last
+    (NHWC) inputs, the layout of ``pyramid_inputs``; at most :attr:`MAX_SHAPES` compiled
+    models are kept."""
+
+    MAX_SHAPES = 8
 
     def __init__(self, network: nn.Module, precision: str = 'fp32',
                  threads: int | None = None) -> None:
@@ -165,14 +174,37 @@ class OpenVinoNet(_ExportedNet):
         openvino = _require('openvino')
         import tempfile
 
-        core = openvino.Core()
+        self._core = openvino.Core()
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / 'network.onnx'
             export_onnx(network, path)
-            model = core.read_model(str(path))
-        self.compiled = core.compile_model(model, 'CPU', {
+            self._model = self._core.read_model(str(path))
+        self._settings = {
             'INFERENCE_PRECISION_HINT': {'fp32': 'f32', 'bf16': 'bf16'}[precision],
-            'INFERENCE_NUM_THREADS': threads or torch.get_num_threads()})
+            'INFERENCE_NUM_THREADS': threads or torch.get_num_threads()}
+        self._compiled: dict[tuple, object] = {}
 
-    def run_levels(self, feeds: dict) -> torch.Tensor:
-        return torch.from_numpy(self.compiled(feeds)[0].copy())
+    def _compiled_for(self, feeds: dict):
+        shapes = tuple((name, value.shape) for name, value in feeds.items())
+        if shapes not in self._compiled:
+            from openvino import Layout
+            from openvino.preprocess import PrePostProcessor
+
+            if len(self._compiled) >= self.MAX_SHAPES:
+                self._compiled.pop(next(iter(self._compiled)))
+            model = self._model.clone()
+            model.reshape({name: [shape[0], shape[3], shape[1], shape[2]]
+                           for name, shape in shapes})
+            steps = PrePostProcessor(model)  # the tensors arrive channels-last (NHWC)
+            for name, shape in shapes:
+                steps.input(name).tensor().set_layout(Layout('NHWC')).set_shape(list(shape))
+                steps.input(name).model().set_layout(Layout('NCHW'))
+            self._compiled[shapes] = self._core.compile_model(steps.build(), 'CPU',
+                                                              self._settings)
+        return self._compiled[shapes]
+
+    def run_levels(self, levels: list[torch.Tensor]) -> torch.Tensor:
+        # channels-last levels (as pyramid_inputs makes them) are fed without a copy
+        feeds = {f'level{i}': level.permute(0, 2, 3, 1).contiguous().numpy()
+                 for i, level in enumerate(levels)}
+        return torch.from_numpy(self._compiled_for(feeds)(feeds)[0].copy())

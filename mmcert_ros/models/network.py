@@ -30,7 +30,7 @@ certification runs about 100 forwards per frame.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
 import torch
@@ -173,49 +173,72 @@ class KeptPixels:
         return cls(b, y, x, pixels.index_select(0, source), batch, height, width)
 
 
-def cell_sums(kept: KeptPixels, grid: tuple[int, int],
-              encode: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
-    """Sum encoded kept pixels over the cells of a ``grid`` laid over the image.
-
-    Pixel ``(y, x)`` of an ``H x W`` image falls in cell ``(floor(y * rows / H),
-    floor(x * cols / W))``, so images of different sizes map onto the same grid. Only kept
-    pixels are read (the input is sparse): dropped pixels cannot influence the result.
-
-    :param encode: maps the kept pixels' values ``(K, C)`` to float32 features ``(K, F)``.
-    :returns: ``(B, F, rows, cols)`` float32 sums per cell.
-    """
+def cell_index(kept: KeptPixels, grid: tuple[int, int]) -> torch.Tensor:
+    """``(K,)`` flat index ``(b, row, col)`` into a ``(B, rows, cols)`` grid laid over the image
+    of each kept pixel: pixel ``(y, x)`` of an ``H x W`` image falls in cell
+    ``(floor(y * rows / H), floor(x * cols / W))``, so images of different sizes map onto the
+    same grid."""
     rows, cols = grid
-    cell = kept.b * (rows * cols) \
+    return kept.b * (rows * cols) \
         + torch.div(kept.y * rows, kept.height, rounding_mode='floor') * cols \
         + torch.div(kept.x * cols, kept.width, rounding_mode='floor')
-    encoded = encode(kept.values.float())
-    sums = torch.zeros(kept.batch * rows * cols, encoded.shape[1], device=encoded.device,
-                       dtype=torch.float32)
-    sums.index_add_(0, cell, encoded)
-    return sums.view(kept.batch, rows, cols, -1).permute(0, 3, 1, 2)
 
 
-def densify(kept: KeptPixels, grid: tuple[int, int], levels: int,
-            encode: Callable[[torch.Tensor], torch.Tensor]) -> list[torch.Tensor]:
-    """Normalized convolution with box kernels onto a pyramid of grids.
+def cell_sums(kept: KeptPixels, grid: tuple[int, int],
+              encode: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """Sum encoded kept pixels over the cells of a ``grid`` laid over the image
+    (:func:`cell_index`). Only kept pixels are read (the input is sparse): dropped pixels
+    cannot influence the result.
 
-    ``encode`` maps kept pixel values ``(K, C)`` to ``(K, F)`` whose last column is the
-    pixel's weight (1 = informative, 0 = e.g. invalid depth) and whose other columns are
-    already multiplied by it.
-
-    :param levels: number of levels; the first is ``grid`` (cells as in :func:`cell_sums`),
-        each further one sums 2x2 cells of the previous (rounding up).
-    :returns: per level ``(B, F, h, w)``: the weighted mean of each encoded feature per
-        cell (0 in a cell without weight) and, last, ``log1p(total weight in the cell)``.
+    :param encode: maps the kept pixels' values ``(K, C)`` to float32 features ``(K, F)``.
+    :returns: ``(B, F, rows, cols)`` float32 sums per cell (channels-last memory).
     """
-    sums = cell_sums(kept, grid, encode)
+    return _cell_sums([(kept, encode)], grid)[0]
+
+
+def _cell_sums(modalities: Sequence[tuple[KeptPixels, Callable[[torch.Tensor], torch.Tensor]]],
+               grid: tuple[int, int]) -> tuple[torch.Tensor, list[int]]:
+    """:func:`cell_sums` of several modalities of one batch, side by side along the feature
+    axis of one ``(B, F_1 + F_2 + ..., rows, cols)`` tensor (channels-last memory), and the
+    feature counts ``F_i``."""
+    encoded = [encode(kept.values.float()) for kept, encode in modalities]
+    batch = modalities[0][0].batch
+    sums = torch.zeros(batch * grid[0] * grid[1], sum(part.shape[1] for part in encoded),
+                       device=encoded[0].device, dtype=torch.float32)
+    first = 0
+    for (kept, _), part in zip(modalities, encoded):
+        sums[:, first:first + part.shape[1]].index_add_(0, cell_index(kept, grid), part)
+        first += part.shape[1]
+    return sums.view(batch, *grid, -1).permute(0, 3, 1, 2), [part.shape[1] for part in encoded]
+
+
+def densify(modalities: Sequence[tuple[KeptPixels, Callable[[torch.Tensor], torch.Tensor]]],
+            grid: tuple[int, int], levels: int) -> list[torch.Tensor]:
+    """Normalized convolution with box kernels onto a pyramid of grids, for one or more
+    modalities of a batch at once.
+
+    Each modality is ``(kept, encode)``: ``encode`` maps its kept pixel values ``(K, C)`` to
+    ``(K, F)`` whose last column is the pixel's weight (1 = informative, 0 = e.g. invalid
+    depth) and whose other columns are already multiplied by it.
+
+    :param levels: number of levels; the first is ``grid`` (cells as in :func:`cell_index`),
+        each further one sums 2x2 cells of the previous (rounding up).
+    :returns: per level ``(B, F_1 + F_2 + ..., h, w)`` in channels-last memory: per modality,
+        the weighted mean of each encoded feature per cell (0 in a cell without weight)
+        and, last, ``log1p(total weight in the cell)``.
+    """
+    sums, widths = _cell_sums(modalities, grid)
     pyramid = []
     for level in range(levels):
         if level:
             sums = F.avg_pool2d(sums, 2, ceil_mode=True, divisor_override=1)
-        weight = sums[:, -1:]
-        pyramid.append(torch.cat([sums[:, :-1] / weight.clamp(min=1.0), torch.log1p(weight)],
-                                 dim=1))
+        parts, start = [], 0
+        for width in widths:  # features start .. start + width - 2, then the weight
+            weight = sums[:, start + width - 1:start + width]
+            parts += [sums[:, start:start + width - 1] / weight.clamp(min=1.0),
+                      torch.log1p(weight)]
+            start += width
+        pyramid.append(torch.cat(parts, dim=1))
     return pyramid
 
 
@@ -304,9 +327,7 @@ class SparseRGBDNet(nn.Module):
         """Densify both modalities: per pyramid level ``(B, 6, h_l, w_l)`` float32 (the finest
         level also carries the row coordinate, 7 channels), in channels-last memory."""
         grid = (math.ceil(rgb.height / GRID_STRIDE), math.ceil(rgb.width / GRID_STRIDE))
-        rgb_pyramid = densify(rgb, grid, PYRAMID_LEVELS, encode_rgb)
-        depth_pyramid = densify(depth, grid, PYRAMID_LEVELS, encode_depth)
-        inputs = [torch.cat(pair, dim=1) for pair in zip(rgb_pyramid, depth_pyramid)]
+        inputs = densify([(rgb, encode_rgb), (depth, encode_depth)], grid, PYRAMID_LEVELS)
         rows = torch.linspace(-1.0, 1.0, grid[0], device=inputs[0].device, dtype=inputs[0].dtype)
         rows = rows.view(1, 1, grid[0], 1).expand(rgb.batch, 1, grid[0], grid[1])
         inputs[0] = torch.cat([inputs[0], rows], dim=1)
