@@ -35,6 +35,7 @@ def run_node(name: str, create: Callable[[], Node], spin: Callable[[Node], None]
         are reported in one WARN and ignored. A node with a ``close()`` method gets it
         called before it is destroyed.
     """
+    stop = _StopSignals()
     try:
         check_ros_arguments(sys.argv if args is None else args)
         _init(args)
@@ -54,7 +55,7 @@ def run_node(name: str, create: Callable[[], Node], spin: Callable[[Node], None]
             raise
         # a callback or timer that raced shutdown (its handles already destroyed): a clean stop
     finally:
-        _ignore_further_stop_signals()
+        stop.begin_shutdown()
         if node is not None:
             getattr(node, 'close', lambda: None)()
             node.destroy_node()
@@ -62,17 +63,34 @@ def run_node(name: str, create: Callable[[], Node], spin: Callable[[Node], None]
     return 0
 
 
-def _ignore_further_stop_signals() -> None:
-    """Once shutdown has begun, a repeated SIGINT or SIGTERM must not interrupt it.
+class _StopSignals:
+    """The first SIGINT or SIGTERM stops the node; any later one is ignored.
 
-    A terminal's Ctrl-C reaches every process of a ``ros2 launch`` group and launch then sends
-    each node its own SIGINT: the second one would raise KeyboardInterrupt in the middle of
-    ``close()`` or ``destroy_node()`` and kill the node (exit -2). Cleanup is bounded (the
-    worker stops at its next micro-batch), so ignoring both signals loses no way to stop it;
+    Installed before ``rclpy.init``, so rclpy's own handlers (which shut the context down and
+    wake every executor) chain to it. The first signal raises KeyboardInterrupt in the main
+    thread, which ends a spin loop that is not waiting on rclpy. Once shutdown has begun
+    (that first signal, or :meth:`begin_shutdown` after ``spin`` returned), further signals
+    do nothing: a terminal's Ctrl-C reaches every process of a ``ros2 launch`` group and
+    launch then sends each node its own SIGINT, and that second one must not raise in the
+    middle of ``close()`` or ``destroy_node()`` (a traceback and a crashed exit). Cleanup is
+    bounded (the worker stops at its next micro-batch), so no way to stop the node is lost;
     SIGKILL still ends it.
     """
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, signal.SIG_IGN)
+
+    def __init__(self) -> None:
+        self._stopping = False
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, self._on_signal)
+
+    def begin_shutdown(self) -> None:
+        """From now on every SIGINT and SIGTERM is ignored."""
+        self._stopping = True
+
+    def _on_signal(self, _signum: int, _frame) -> None:
+        if self._stopping:
+            return
+        self._stopping = True
+        raise KeyboardInterrupt
 
 
 def check_ros_arguments(args: Sequence[str]) -> None:
