@@ -23,12 +23,12 @@ from pathlib import Path
 import numpy as np
 
 from mmcert_ros.certify import CertifiedSegmenter, CertifyConfig
-from mmcert_ros.data.camera import CameraModel
+from mmcert_ros.sim.camera import CameraModel
 from mmcert_ros.data.kitti import lidar_calibration
 from mmcert_ros.data.point_cloud import decode_xyz, encode_xyz
 from mmcert_ros.data.projection import (CameraIntrinsics, points_from_depth_image,
                                         project_points, zbuffer)
-from mmcert_ros.data.synthetic import SyntheticDrive
+from mmcert_ros.sim.synthetic import SyntheticDrive
 from mmcert_ros.models import load_model
 
 

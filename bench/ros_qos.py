@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 from mmcert_ros.ros.pipeline_run import NodeProcesses, OutputRecorder, ros_environment
-from mmcert_ros.ros.parameters import RELIABILITIES
+from mmcert_ros.pipeline.parameters import RELIABILITIES
 
 
 def parse_args() -> argparse.Namespace:

@@ -21,7 +21,7 @@ import time  # noqa: E402
 
 import cv2  # noqa: E402
 
-from mmcert_ros.data.synthetic import SceneConfig, SyntheticDrive  # noqa: E402
+from mmcert_ros.sim.synthetic import SceneConfig, SyntheticDrive  # noqa: E402
 
 
 def measure(width: int, height: int, frames: int, seeds: int, depth: str) -> tuple[float, float]:

@@ -15,7 +15,7 @@ from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription, Opaq
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration
 
-from mmcert_ros.ros.presets import preset_remappings
+from mmcert_ros.pipeline.presets import preset_remappings
 
 PASSED = {'namespace': '', 'device': '', 'use_sim_time': 'true'}  # name -> CARLA default
 

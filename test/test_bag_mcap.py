@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import yaml
 
-from mmcert_ros.data.synthetic import SceneConfig, export_kitti
+from mmcert_ros.sim.synthetic import SceneConfig, export_kitti
 from mmcert_ros.tools import cli
 from ros_harness import tiny_checkpoint
 

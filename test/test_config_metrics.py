@@ -3,6 +3,8 @@ import numpy as np
 import pytest
 
 from mmcert_ros.certify import CertifyConfig, Confusion, certified_confusion, plain_confusion
+from mmcert_ros.errors import UserError
+from mmcert_ros.pipeline.settings import load_settings
 
 
 def test_defaults_are_the_paper_setting():
@@ -45,26 +47,31 @@ def test_ros_parameter_file_and_plain_mapping(tmp_path):
         '    sync: {slop: 0.02}\n'
         'other_node:\n'
         '  ros__parameters: {x: 1}\n')
-    config = CertifyConfig.from_yaml(params)
+    config = load_settings(params).certify
     assert config.num_samples == 32 and config.seed is None and config.ray == (1, 3)
-    assert config.batch_size == 8
+    assert config.batch_size == 8 and config.device == 'cpu'
     plain = tmp_path / 'plain.yaml'
     plain.write_text('num_samples: 12\nseed: 4\nradius_rgb: 2\n')
-    assert CertifyConfig.from_yaml(plain) == CertifyConfig(num_samples=12, seed=4, radius_rgb=2)
+    assert load_settings(plain).certify == CertifyConfig(num_samples=12, seed=4, radius_rgb=2)
     assert CertifyConfig.from_dict(config.to_parameters()) == config
 
 
-def test_config_file_errors(tmp_path):
-    with pytest.raises(FileNotFoundError, match='missing.yaml'):
-        CertifyConfig.from_yaml(tmp_path / 'missing.yaml')
+def test_config_file_errors(tmp_path, caplog):
+    with pytest.raises(UserError, match='missing.yaml'):
+        load_settings(tmp_path / 'missing.yaml')
     bad = tmp_path / 'bad.yaml'
     bad.write_text('num_samples: [1, 2\n')
-    with pytest.raises(ValueError, match='not valid YAML'):
-        CertifyConfig.from_yaml(bad)
+    with pytest.raises(UserError, match='not valid YAML'):
+        load_settings(bad)
+    wrong = tmp_path / 'wrong.yaml'
+    wrong.write_text('num_samples: many\n')
+    with pytest.raises(UserError, match='certify.num_samples: expected an integer'):
+        load_settings(wrong)
     typo = tmp_path / 'typo.yaml'
     typo.write_text('num_sample: 3\n')
-    with pytest.raises(ValueError, match='unknown configuration keys: num_sample'):
-        CertifyConfig.from_yaml(typo)
+    with caplog.at_level('WARNING'):     # ignored with a warning, as the node does
+        assert load_settings(typo).certify == CertifyConfig()
+    assert 'ignoring unknown parameter(s) num_sample' in caplog.text
 
 
 def test_certified_metrics_by_hand():

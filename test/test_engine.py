@@ -188,7 +188,7 @@ def test_kept_pixel_fast_path_gives_the_dense_path_votes():
 
 def _shipped_frame(seed=0, height=60, width=200):
     """A small synthetic road frame (RGB and depth) for the shipped model."""
-    from mmcert_ros.data.synthetic import SceneConfig, drive
+    from mmcert_ros.sim.synthetic import SceneConfig, drive
 
     frame = next(drive(seed=seed, num_frames=1,
                        config=SceneConfig().with_image_size(width, height)))

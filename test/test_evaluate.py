@@ -20,12 +20,12 @@ from mmcert_ros.certify import CertifiedSegmenter, CertifyConfig, delta
 from mmcert_ros.data import Frame
 from mmcert_ros.data.depth import metres_to_millimetres, millimetres_to_metres
 from mmcert_ros.bags.kitti import kitti_to_bag
-from mmcert_ros.data.synthetic import SceneConfig, export_kitti
+from mmcert_ros.sim.synthetic import SceneConfig, export_kitti
 from mmcert_ros.evaluation import BagFrames, EvaluationIncomplete, KittiFrames, evaluate
 from mmcert_ros.models import build_model, save_checkpoint
 from mmcert_ros.models.network import NetworkConfig
-from mmcert_ros.ros.image_codec import decode_depth, decode_mask, decode_rgb, encode_image
-from mmcert_ros.ros.overlay import render_overlay
+from mmcert_ros.pipeline.codec import decode_depth, decode_mask, decode_rgb, encode_image
+from mmcert_ros.pipeline.overlay import render_overlay
 from mmcert_ros.tools import cli
 
 S = 1_000_000_000

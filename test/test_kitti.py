@@ -7,7 +7,7 @@ import pytest
 
 from mmcert_ros.data.depth import metres_to_millimetres, millimetres_to_metres
 from mmcert_ros.data.kitti import KittiCalibration, KittiRoad, project_velodyne
-from mmcert_ros.data.synthetic import SceneConfig, SyntheticDrive
+from mmcert_ros.sim.synthetic import SceneConfig, SyntheticDrive
 from mmcert_ros.tools import cli
 
 WIDTH, HEIGHT = 800, 250

@@ -7,7 +7,7 @@ import pytest
 
 from mmcert_ros.bags import BagReader
 from mmcert_ros.bags.messages import stamp_to_ns
-from mmcert_ros.data.synthetic import SceneConfig, export_kitti
+from mmcert_ros.sim.synthetic import SceneConfig, export_kitti
 from mmcert_ros.tools import cli
 
 FRAMES = 3

@@ -230,7 +230,7 @@ def test_certify_tool_writes_the_l2_mask_and_report(drive, checkpoints, tmp_path
     assert 'l2: certified' in capsys.readouterr().out
     assert main([*args, '--out', str(tmp_path / 'bad'), '--fs-sigma', '0.25',
                  '--fs-booster', str(tmp_path / 'missing.pt')]) == 2
-    assert 'missing.pt is missing' in capsys.readouterr().err
+    assert 'fs.booster: no such file' in capsys.readouterr().err
     assert not (tmp_path / 'bad').exists()
 
 

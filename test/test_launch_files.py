@@ -74,7 +74,7 @@ def test_mmcert_launch_declares_the_documented_arguments():
 def test_sim_demo_presets_exist():
     """Every preset resolves to the package's file of that name: the source tree's, or the
     installed copy of it (as under ``colcon test``)."""
-    from mmcert_ros.ros.presets import PRESETS, preset_path
+    from mmcert_ros.pipeline.presets import PRESETS, preset_path
     for preset in PRESETS + ('mmcert',):
         path = preset_path(preset)
         assert path.name == f'{preset}.yaml'
@@ -97,7 +97,7 @@ def sections(path):
 
 
 def test_mmcert_yaml_holds_exactly_the_built_in_defaults():
-    from mmcert_ros.ros.parameters import PARAMETERS
+    from mmcert_ros.pipeline.parameters import PARAMETERS
     from mmcert_ros.ros.sim_drive_node import PARAMETERS as SIM_PARAMETERS
     found = sections(ROOT / 'config' / 'mmcert.yaml')
     assert found['mmcert_segmenter'] == {spec.name: spec.default for spec in PARAMETERS}
@@ -105,18 +105,18 @@ def test_mmcert_yaml_holds_exactly_the_built_in_defaults():
 
 
 def test_offline_tools_read_the_same_engine_settings_as_the_node():
-    from mmcert_ros.certify import CertifyConfig
-    from mmcert_ros.ros.parameters import PARAMETERS, NodeSettings
+    from mmcert_ros.pipeline.parameters import PARAMETERS, NodeSettings
+    from mmcert_ros.pipeline.settings import load_settings
     settings = NodeSettings.from_parameters({spec.name: spec.default for spec in PARAMETERS})
-    assert CertifyConfig.from_yaml(ROOT / 'config' / 'mmcert.yaml') == settings.certify
+    assert load_settings(ROOT / 'config' / 'mmcert.yaml') == settings
 
 
 @pytest.mark.parametrize('path', CONFIG_FILES, ids=lambda path: path.name)
 def test_parameter_file_is_valid_for_rcl_and_for_the_nodes(path):
     from rclpy.parameter import parameter_dict_from_yaml_file
 
-    from mmcert_ros.ros.parameters import PARAMETERS, NodeSettings
-    from mmcert_ros.ros.presets import TOPICS_SECTION, preset_remappings
+    from mmcert_ros.pipeline.parameters import PARAMETERS, NodeSettings
+    from mmcert_ros.pipeline.presets import TOPICS_SECTION, preset_remappings
     from mmcert_ros.ros.sim_drive_node import PARAMETERS as SIM_PARAMETERS
     from mmcert_ros.ros.sim_drive_node import SimDriveNode
     found = sections(path)
@@ -138,7 +138,7 @@ def test_parameter_file_is_valid_for_rcl_and_for_the_nodes(path):
 
 
 def test_preset_topic_section_errors_name_the_file(tmp_path):
-    from mmcert_ros.ros.presets import preset_remappings
+    from mmcert_ros.pipeline.presets import preset_remappings
     bad = tmp_path / 'bad.yaml'
     bad.write_text('mmcert_topics:\n  ros__parameters:\n    lidar: /points\n')
     with pytest.raises(ValueError, match='bad.yaml.*lidar'):

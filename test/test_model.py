@@ -232,7 +232,7 @@ def test_shipped_model_beats_road_below_the_horizon_on_unseen_drives():
     """Frames of drives no training run uses (seeds >= 900000), at the training size."""
     from mmcert_ros.certify import CertifiedSegmenter, CertifyConfig, plain_confusion
     from mmcert_ros.certify.metrics import Confusion
-    from mmcert_ros.data.synthetic import SceneConfig, SyntheticDrive
+    from mmcert_ros.sim.synthetic import SceneConfig, SyntheticDrive
 
     scene = SceneConfig()
     segmenter = CertifiedSegmenter(load_model(None), CertifyConfig(num_samples=8, seed=0))

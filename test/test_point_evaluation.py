@@ -15,7 +15,7 @@ from mmcert_ros.certify import CertifiedSegmenter, CertifyConfig
 from mmcert_ros.data.kitti import KittiCalibration
 from mmcert_ros.data.point_cloud import encode_xyz
 from mmcert_ros.data.projection import ProjectedPoints
-from mmcert_ros.data.synthetic import SceneConfig, export_kitti
+from mmcert_ros.sim.synthetic import SceneConfig, export_kitti
 from mmcert_ros.evaluation import BagFrames, evaluate
 from mmcert_ros.tools import cli
 

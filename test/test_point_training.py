@@ -86,7 +86,7 @@ def test_shipped_points_model_beats_road_below_the_horizon_on_unseen_drives():
     from mmcert_ros.certify.metrics import Confusion
     from mmcert_ros.certify.sampling import draw_keep_masks
     from mmcert_ros.data.projection import points_from_depth_image
-    from mmcert_ros.data.synthetic import SceneConfig, SyntheticDrive
+    from mmcert_ros.sim.synthetic import SceneConfig, SyntheticDrive
     from mmcert_ros.models import POINTS_CHECKPOINT, load_model
 
     scene = SceneConfig()

@@ -157,7 +157,7 @@ def test_simulated_scan_projects_back_onto_its_lidar_depth():
     """The simulator's drives as point clouds: lidar_scan, its calibration's extrinsic and K
     give back exactly the returns of the LiDAR depth frame, in the same order."""
     from mmcert_ros.data.projection import points_from_depth_image
-    from mmcert_ros.data.synthetic import SceneConfig, SyntheticDrive
+    from mmcert_ros.sim.synthetic import SceneConfig, SyntheticDrive
 
     drive = SyntheticDrive(5, SceneConfig().with_image_size(320, 96))
     rendering = drive.rendering(7)

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from sensor_msgs.msg import Image
 
-from mmcert_ros.ros.image_codec import decode_mask
+from mmcert_ros.pipeline.codec import decode_mask
 from ros2_tools import Launch
 from ros_harness import RosClient, tiny_checkpoint
 

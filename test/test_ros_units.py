@@ -5,10 +5,11 @@ import pytest
 from diagnostic_msgs.msg import DiagnosticStatus
 
 from mmcert_ros.ros.diagnostics import PipelineStats, diagnostic_array, should_log, values_of
-from mmcert_ros.ros.outputs import (CERTIFICATION, CERTIFIED_RADIUS, OUTPUT_TOPICS, OVERLAY,
+from mmcert_ros.pipeline.outputs import (CERTIFICATION, CERTIFIED_RADIUS, OUTPUT_TOPICS, OVERLAY,
                                     SEGMENTATION, output_images, radius_image)
-from mmcert_ros.ros.overlay import render_overlay
-from mmcert_ros.ros.parameters import PARAMETERS, NodeSettings
+from mmcert_ros.pipeline.overlay import render_overlay
+from mmcert_ros.pipeline.parameters import PARAMETERS, NodeSettings
+from mmcert_ros.ros.parameters import descriptor as parameter_descriptor
 
 
 class FakeClock:
@@ -129,7 +130,7 @@ def test_settings_validate_all_parameters_together():
 
 def test_every_numeric_parameter_announces_its_range():
     for spec in PARAMETERS:
-        descriptor = spec.descriptor()
+        descriptor = parameter_descriptor(spec)
         assert descriptor.description
         if spec.low is not None:
             ranges = descriptor.integer_range or descriptor.floating_point_range
@@ -166,7 +167,7 @@ def test_l2_image_marks_certified_pixels_whose_label_agrees_with_the_published_o
     from mmcert_ros.certify import CertifyConfig
     from mmcert_ros.certify.l2 import certify_l2
     from mmcert_ros.models import NetworkConfig, build_model
-    from mmcert_ros.ros.outputs import l2_image
+    from mmcert_ros.pipeline.outputs import l2_image
     torch.manual_seed(0)
     model = build_model(NetworkConfig(width=4, feature_dim=4))
     rng = np.random.default_rng(0)

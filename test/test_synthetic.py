@@ -4,10 +4,10 @@ import itertools
 import numpy as np
 import pytest
 
-from mmcert_ros.data.camera import CameraModel
+from mmcert_ros.sim.camera import CameraModel
 from mmcert_ros.data.frame import Frame
-from mmcert_ros.data.lidar import LidarConfig
-from mmcert_ros.data.synthetic import SceneConfig, SyntheticDrive, drive, render_frame
+from mmcert_ros.sim.lidar import LidarConfig
+from mmcert_ros.sim.synthetic import SceneConfig, SyntheticDrive, drive, render_frame
 
 SMALL = SceneConfig().with_image_size(320, 96)
 MOUNT_HEIGHT_M = 1.65          # KITTI camera height, the simulator's default
@@ -184,7 +184,7 @@ def test_bad_arguments_are_refused():
 def test_road_heading_is_the_integral_of_its_curvature():
     from scipy.integrate import quad
 
-    from mmcert_ros.data.scene import World
+    from mmcert_ros.sim.scene import World
     world = World(4, SceneConfig())
     def curvature(x):
         return world.curvature(np.array([x]))[0]
@@ -199,9 +199,9 @@ def test_road_heading_is_the_integral_of_its_curvature():
 
 def test_road_view_follows_the_integrated_centreline():
     """The centreline in the camera frame, against a fine Euler integration of the heading."""
-    from mmcert_ros.data.motion import Motion
-    from mmcert_ros.data.render import RoadView
-    from mmcert_ros.data.scene import World
+    from mmcert_ros.sim.motion import Motion
+    from mmcert_ros.sim.render import RoadView
+    from mmcert_ros.sim.scene import World
     world = World(9, SceneConfig())
     ego = Motion(world).ego(3.7)
     view = RoadView(world, ego)
@@ -238,7 +238,7 @@ def _agree(hit, depth, marched):
 
 
 def test_box_intersection_agrees_with_ray_marching():
-    from mmcert_ros.data.primitives import CameraRays
+    from mmcert_ros.sim.primitives import CameraRays
     rays = CameraRays(SceneConfig().with_image_size(160, 48).camera)
     center, half, yaw = np.array([1.2, 0.9, 9.0]), np.array([0.9, 0.75, 2.2]), 0.4
     found = rays.box(center, half, yaw)
@@ -257,7 +257,7 @@ def test_box_intersection_agrees_with_ray_marching():
 
 
 def test_ellipsoid_intersection_agrees_with_ray_marching():
-    from mmcert_ros.data.primitives import CameraRays
+    from mmcert_ros.sim.primitives import CameraRays
     rays = CameraRays(SceneConfig().with_image_size(160, 48).camera)
     center, radii = np.array([-1.5, -2.5, 11.0]), np.array([1.8, 2.2, 1.8])
     found = rays.ellipsoid(center, radii)
@@ -268,7 +268,7 @@ def test_ellipsoid_intersection_agrees_with_ray_marching():
 
 
 def test_material_ids_are_distinct_palette_rows():
-    from mmcert_ros.data import materials
+    from mmcert_ros.sim import materials
     singles = [name for name in ('CURB', 'SIDEWALK', 'PAVING', 'GRASS', 'DIRT', 'GRAVEL',
                                  'SHOULDER', 'ASPHALT_WALK', 'FOLIAGE', 'TRUNK', 'POLE', 'GLASS',
                                  'TIRE', 'TAILLIGHT', 'HEADLIGHT', 'HILL', 'TREELINE')]
@@ -283,9 +283,9 @@ def test_material_ids_are_distinct_palette_rows():
 def test_sharp_bends_ahead_keep_the_road_lookups_sane():
     """Drive 77 at 18 s looks at a road that bends beyond 75 degrees within 140 m: the view
     table stops there and arc lengths keep growing with depth past it."""
-    from mmcert_ros.data.motion import Motion
-    from mmcert_ros.data.roadview import RoadView
-    from mmcert_ros.data.scene import World
+    from mmcert_ros.sim.motion import Motion
+    from mmcert_ros.sim.roadview import RoadView
+    from mmcert_ros.sim.scene import World
     world = World(77, SMALL)
     view = RoadView(world, Motion(world).ego(180.0))
     assert view.z[-1] < 150

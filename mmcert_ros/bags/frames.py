@@ -15,7 +15,7 @@ from mmcert_ros.bags.messages import camera_info_from_projection
 from mmcert_ros.bags.writer import BagWriter
 from mmcert_ros.data.depth import metres_to_millimetres
 from mmcert_ros.data.frame import Frame
-from mmcert_ros.ros.image_codec import encode_image
+from mmcert_ros.pipeline.codec import encode_image
 
 DEPTH_ENCODINGS = ('16UC1', '32FC1')
 #: ground-truth pixel value for road in written ``mono8`` images (readers take non-zero = road)

@@ -12,7 +12,7 @@ from rosbags.typesys import Stores, get_typestore
 
 from mmcert_ros.data.point_cloud import CloudFields
 from mmcert_ros.data.projection import Extrinsic
-from mmcert_ros.ros.image_codec import ImageFields
+from mmcert_ros.pipeline.codec import ImageFields
 
 #: The typestore used to build, serialize, and (for bags without embedded definitions) read.
 TYPESTORE = get_typestore(Stores.ROS2_HUMBLE)

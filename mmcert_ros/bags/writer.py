@@ -17,7 +17,7 @@ from rosbags.rosbag2 import StoragePlugin, Writer, WriterError
 
 from mmcert_ros.bags.errors import BagError
 from mmcert_ros.bags.messages import TYPESTORE, image_message, stamp_to_ns
-from mmcert_ros.ros.image_codec import ImageFields
+from mmcert_ros.pipeline.codec import ImageFields
 
 #: storage name (as ``ros2 bag record -s``) -> rosbags storage plugin
 STORAGES = {'mcap': StoragePlugin.MCAP, 'sqlite3': StoragePlugin.SQLITE3}

@@ -77,7 +77,7 @@ class CertifyConfig:
     ray: tuple[int, int] = (1, 2)
     seed: int | None = None
     batch_size: int = 16
-    device: str = 'cpu'
+    device: str = 'auto'
     precision: str = 'fp32'
     backend: str = 'torch'
 
@@ -152,14 +152,6 @@ class CertifyConfig:
             raise ValueError(f'unknown configuration keys: {", ".join(sorted(unknown))}')
         return cls(**chosen)
 
-    @classmethod
-    def from_yaml(cls, path: str | Path, node: str = DEFAULT_NODE) -> 'CertifyConfig':
-        """Read a plain mapping or a ROS 2 parameter file (``<node>: ros__parameters: ...``).
-
-        In a parameter file the section of ``node`` is used (or ``/**``, or the only node).
-        """
-        return cls.from_dict(read_parameters(path, node))
-
     def to_parameters(self) -> dict[str, Any]:
         """The ROS parameter names and values of this config (seed None -> -1)."""
         values = dataclasses.asdict(self)
@@ -170,7 +162,9 @@ class CertifyConfig:
 
 
 def read_parameters(path: str | Path, node: str = DEFAULT_NODE) -> dict[str, Any]:
-    """Flat ``{dotted.name: value}`` of a YAML config file: plain mapping or ROS params file."""
+    """Flat ``{dotted.name: value}`` of a YAML config file: plain mapping or ROS params file
+    (the section of ``node``, else ``/**``, else the only one). Only
+    :func:`mmcert_ros.pipeline.settings.load_settings` reads config files with it."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f'config file not found: {path}')

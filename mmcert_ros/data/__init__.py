@@ -1,7 +1,9 @@
-"""Frames without ROS: the Frame type, depth encodings, synthetic drives, KITTI Road.
+"""Frames without ROS: the Frame type, depth encodings, KITTI Road, point clouds and their
+projection into the camera, and stamp pairing. The synthetic drives live in
+:mod:`mmcert_ros.sim`.
 
-``Frame`` and the depth helpers import with numpy alone; the simulator and the KITTI
-reader (which need OpenCV) load on first use of their names.
+``Frame`` and the depth helpers import with numpy alone; the KITTI reader (which needs
+OpenCV) loads on first use of its name.
 """
 from importlib import import_module
 
@@ -9,16 +11,7 @@ from mmcert_ros.data.depth import (clean_depth, invalid_depth_mask, metres_to_mi
                                    millimetres_to_metres)
 from mmcert_ros.data.frame import Frame
 
-_LAZY = {
-    'CameraModel': 'mmcert_ros.data.camera',
-    'SceneConfig': 'mmcert_ros.data.scene',
-    'LidarConfig': 'mmcert_ros.data.lidar',
-    'SyntheticDrive': 'mmcert_ros.data.synthetic',
-    'drive': 'mmcert_ros.data.synthetic',
-    'render_frame': 'mmcert_ros.data.synthetic',
-    'export_kitti': 'mmcert_ros.data.synthetic',
-    'KittiRoad': 'mmcert_ros.data.kitti',
-}
+_LAZY = {'KittiRoad': 'mmcert_ros.data.kitti'}
 
 __all__ = ['Frame', 'clean_depth', 'invalid_depth_mask', 'metres_to_millimetres',
            'millimetres_to_metres', *_LAZY]

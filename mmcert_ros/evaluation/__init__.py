@@ -6,15 +6,15 @@ Library API (the ``mmcert-ros evaluate`` tool is a thin shell over it)::
     source = BagFrames('drive_bag', '/cam/rgb', '/cam/depth', gt_topic='/cam/gt', slop_s=0.02)
     metrics = evaluate(source, CertifiedSegmenter(model, config), 'out/eval')
 
-Nothing here imports rclpy; :func:`load_settings` reads the node's parameter table
-(``mmcert_ros.ros.parameters``) to apply the node's defaults and validation.
+Nothing here imports a ROS package; the settings come from the node's own loader
+(:func:`mmcert_ros.pipeline.settings.load_settings`), so an evaluation runs exactly the
+configuration the vehicle runs.
 """
 
 from mmcert_ros.evaluation.accumulate import MetricsAccumulator
 from mmcert_ros.evaluation.bag_source import BagFrames
 from mmcert_ros.evaluation.kitti_source import KittiFrames
 from mmcert_ros.evaluation.runner import EvaluationIncomplete, evaluate
-from mmcert_ros.evaluation.settings import EvaluationSettings, load_settings
 
-__all__ = ['BagFrames', 'EvaluationIncomplete', 'EvaluationSettings', 'KittiFrames',
-           'MetricsAccumulator', 'evaluate', 'load_settings']
+__all__ = ['BagFrames', 'EvaluationIncomplete', 'KittiFrames',
+           'MetricsAccumulator', 'evaluate']

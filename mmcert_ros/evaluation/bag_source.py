@@ -37,7 +37,7 @@ from mmcert_ros.data.point_cloud import CloudDecodeError, decode_xyz
 from mmcert_ros.data.projection import CameraIntrinsics, Extrinsic, project_points, zbuffer
 from mmcert_ros.data.pairing import StampPairer
 from mmcert_ros.errors import MessageDecodeError, UserError
-from mmcert_ros.ros.image_codec import decode_depth, decode_mask, decode_rgb
+from mmcert_ros.pipeline.codec import decode_depth, decode_mask, decode_rgb
 
 
 class BagFrames:

@@ -1,5 +1,4 @@
-"""The ROS 2 layer: nodes, parameters, diagnostics and the rclpy-free image codec.
-
-This package imports nothing on purpose: :mod:`mmcert_ros.ros.image_codec` must stay
-importable on a machine without rclpy, and only the node modules import rclpy.
+"""The ROS 2 layer: the rclpy nodes, their parameter descriptors and diagnostics, and the
+process glue. Everything the offline tools share with the nodes lives in
+:mod:`mmcert_ros.pipeline`, which imports no ROS package.
 """

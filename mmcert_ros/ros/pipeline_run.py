@@ -23,8 +23,8 @@ import numpy as np
 
 from mmcert_ros.certify.metrics import Confusion, certified_confusion, plain_confusion
 from mmcert_ros.ros.diagnostics import STAGES, values_of
-from mmcert_ros.ros.image_codec import decode_mask, decode_rgb
-from mmcert_ros.ros.outputs import CERTIFICATION, OVERLAY, SEGMENTATION
+from mmcert_ros.pipeline.codec import decode_mask, decode_rgb
+from mmcert_ros.pipeline.outputs import CERTIFICATION, OVERLAY, SEGMENTATION
 
 
 def node_command(name: str, params: dict) -> list[str]:

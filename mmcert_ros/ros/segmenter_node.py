@@ -3,7 +3,7 @@
 Subscribes (relative, remappable) ``rgb/image``, ``depth/image`` and optionally
 ``rgb/camera_info``; publishes ``mmcert/segmentation``, ``mmcert/certification``,
 ``mmcert/certified_radius``, ``mmcert/overlay`` and, while ``fs.sigma`` > 0, the l2
-certificate ``mmcert/l2_certification`` (see :mod:`mmcert_ros.ros.outputs`) with the RGB
+certificate ``mmcert/l2_certification`` (see :mod:`mmcert_ros.pipeline.outputs`) with the RGB
 header, and ``/diagnostics``.
 
 Threading: the image callbacks only pair messages by stamp
@@ -49,12 +49,13 @@ from mmcert_ros.certify.l2 import certify_l2
 from mmcert_ros.data.frame import Frame
 from mmcert_ros.data.pairing import LatestSlot, Pair, StampPairer, TimeJump
 from mmcert_ros.errors import UserError
-from mmcert_ros.ros import outputs
+from mmcert_ros.pipeline import outputs
 from mmcert_ros.ros.diagnostics import (HealthLimits, L2FrameStats, PipelineStats,
                                          diagnostic_array, frame_times_array, should_log)
-from mmcert_ros.ros.image_codec import ImageDecodeError, decode_depth, decode_rgb
-from mmcert_ros.ros.parameters import (PARAMETER_NAMES, PARAMETERS, NodeSettings,
-                                       RuntimeSettings, declare_parameters)
+from mmcert_ros.pipeline.codec import ImageDecodeError, decode_depth, decode_rgb
+from mmcert_ros.pipeline.parameters import (PARAMETER_NAMES, PARAMETERS, NodeSettings,
+                                            RuntimeSettings)
+from mmcert_ros.ros.parameters import declare_parameters
 from mmcert_ros.ros.process import exit_process, run_node
 
 NODE_NAME = 'mmcert_segmenter'

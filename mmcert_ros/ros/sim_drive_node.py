@@ -36,9 +36,10 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 
 from mmcert_ros.data.depth import metres_to_millimetres
-from mmcert_ros.ros.image_codec import RGB_ENCODINGS, encode_image
+from mmcert_ros.pipeline.codec import RGB_ENCODINGS, encode_image
 from mmcert_ros.errors import UserError
-from mmcert_ros.ros.parameters import RELIABILITIES, ParameterSpec, declare_parameters
+from mmcert_ros.pipeline.parameters import RELIABILITIES, ParameterSpec
+from mmcert_ros.ros.parameters import declare_parameters
 from mmcert_ros.ros.process import exit_process, run_node
 
 NODE_NAME = 'mmcert_sim_drive'
@@ -93,7 +94,7 @@ class SimDriveNode(Node):
         super().__init__(NODE_NAME, **node_kwargs)
         values = declare_parameters(self, PARAMETERS)
         self.check(values)
-        from mmcert_ros.data.synthetic import SceneConfig, SyntheticDrive
+        from mmcert_ros.sim.synthetic import SceneConfig, SyntheticDrive
         config = SceneConfig(frame_rate_hz=values['rate_hz']).with_image_size(
             values['width'], values['height'])
         self._drive = SyntheticDrive(values['seed'], config)

@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     figures['certification'] = bench_certification(config, args.height, args.width)
     figures['sampling'] = bench_sampling(config, args.height, args.width)
     if not args.skip_engine:
-        from mmcert_ros.data.synthetic import SceneConfig, drive
+        from mmcert_ros.sim.synthetic import SceneConfig, drive
         from mmcert_ros.models import load_model
 
         scene = SceneConfig().with_image_size(args.width, args.height)

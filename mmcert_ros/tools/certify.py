@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from mmcert_ros.errors import UserError, user_input
-from mmcert_ros.tools.l2_options import add_l2_arguments, l2_settings, load_l2_booster
+from mmcert_ros.tools.l2_options import add_l2_arguments, l2_overrides, load_l2_booster
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -54,28 +54,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--batch-size', type=int, help='samples per forward pass')
     add_l2_arguments(parser)
 
-#: options that override the CertifyConfig field of the same name
-OVERRIDES = ('num_samples', 'radius_rgb', 'radius_depth', 'alpha', 'seed', 'device', 'batch_size')
+#: option (argparse dest) -> the parameter it overrides
+OVERRIDES = {'checkpoint': 'model.checkpoint', 'num_samples': 'certify.num_samples',
+             'radius_rgb': 'certify.radius_rgb', 'radius_depth': 'certify.radius_depth',
+             'alpha': 'certify.alpha', 'seed': 'certify.seed', 'device': 'model.device',
+             'batch_size': 'model.batch_size'}
 
 
 def run(args: argparse.Namespace) -> int:
-    from mmcert_ros.certify import CertifiedSegmenter, CertifyConfig
-    from mmcert_ros.certify.config import read_parameters
+    from mmcert_ros.certify import CertifiedSegmenter
     from mmcert_ros.certify.metrics import certified_confusion, plain_confusion
     from mmcert_ros.data.frame import Frame
     from mmcert_ros.data.kitti import read_depth_u16, read_rgb
     from mmcert_ros.models import DEFAULT_CHECKPOINT, load_model
+    from mmcert_ros.pipeline.settings import load_settings
 
     if args.out.exists() and not args.out.is_dir():
         raise UserError(f'--out {args.out} is an existing file; give a folder')
-    with user_input('--config'):
-        parameters = read_parameters(args.config) if args.config else {}
-    changes = {name: getattr(args, name) for name in OVERRIDES if getattr(args, name) is not None}
-    with user_input():   # the messages name the field or parameter
-        config = CertifyConfig.from_dict(parameters).replace(**changes)
-        settings = l2_settings(args, parameters)
-    checkpoint = args.checkpoint if args.checkpoint is not None else \
-        parameters.get('model.checkpoint', '')
+    overrides = {name: getattr(args, option) for option, name in OVERRIDES.items()}
+    with user_input('--config'):   # the messages name the parameter
+        node_settings = load_settings(args.config, {**overrides, **l2_overrides(args)})
+    config, settings = node_settings.certify, node_settings.l2
+    checkpoint = node_settings.checkpoint
 
     with user_input():   # the messages name the file
         rgb = read_rgb(args.rgb)
@@ -167,8 +167,8 @@ def write_outputs(out: Path, rgb: np.ndarray, certificate, report: dict[str, Any
     """The four PNGs (five with ``l2_mask``) and report.json (see the module docstring)."""
     import cv2
 
-    from mmcert_ros.ros.outputs import CERTIFIED, radius_image
-    from mmcert_ros.ros.overlay import render_overlay
+    from mmcert_ros.pipeline.outputs import CERTIFIED, radius_image
+    from mmcert_ros.pipeline.overlay import render_overlay
 
     with user_input('--out'):
         out.mkdir(parents=True, exist_ok=True)

@@ -22,7 +22,7 @@ from pathlib import Path
 from mmcert_ros.bags.frames import FrameTopics
 from mmcert_ros.errors import user_input
 from mmcert_ros.tools.arguments import positive_int
-from mmcert_ros.tools.l2_options import add_l2_arguments, l2_settings, load_l2_booster
+from mmcert_ros.tools.l2_options import add_l2_arguments, l2_overrides, load_l2_booster
 
 _DEFAULT_TOPICS = FrameTopics()
 
@@ -78,12 +78,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from mmcert_ros.certify import CertifiedSegmenter
     from mmcert_ros.data.projection import Extrinsic
-    from mmcert_ros.evaluation import BagFrames, KittiFrames, evaluate, load_settings
+    from mmcert_ros.evaluation import BagFrames, KittiFrames, evaluate
     from mmcert_ros.models import load_model
+    from mmcert_ros.pipeline.settings import load_settings
 
+    overrides = {'certify.seed': args.seed, 'model.device': args.device,
+                 'sync.slop': args.slop, 'model.checkpoint': args.model, **l2_overrides(args)}
     with user_input('--config'):
-        settings = load_settings(args.config, seed=args.seed, device=args.device,
-                                 slop_s=args.slop)
+        settings = load_settings(args.config, overrides)
     if args.bag is not None:
         extrinsic = None
         if args.extrinsic:
@@ -94,9 +96,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         with user_input('--kitti'):
             source = KittiFrames(args.kitti, args.kitti_subset, args.kitti_split)
-    checkpoint = args.model or settings.checkpoint
+    checkpoint = settings.checkpoint
     model = load_model(checkpoint or None, settings.certify.device)  # device checked above
-    l2 = l2_certifier(args, model, settings.certify)
+    l2 = l2_certifier(settings, model)
     out_dir = args.out or Path('out') / 'evaluate' / (args.bag or args.kitti).resolve().name
     try:
         metrics = evaluate(source, CertifiedSegmenter(model, settings.certify), out_dir,
@@ -110,20 +112,18 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def l2_certifier(args: argparse.Namespace, model, config):
-    """``frame -> L2Certificate`` from the config's ``fs.*`` parameters and the --fs-*
-    options, or None when the l2 certificate is off (sigma 0)."""
-    from mmcert_ros.certify.config import read_parameters
+def l2_certifier(settings, model):
+    """``frame -> L2Certificate`` from the settings' ``fs.*`` parameters, or None when the
+    l2 certificate is off (sigma 0)."""
     from mmcert_ros.certify.l2 import certify_l2
 
-    with user_input('--config'):
-        settings = l2_settings(args, read_parameters(args.config) if args.config else {})
-    if not settings.enabled:
+    l2 = settings.l2
+    if not l2.enabled:
         return None
-    booster = load_l2_booster(settings, config.device)
-    l2_config = settings.engine_config(config)
-    return lambda frame: certify_l2(model, frame.rgb, frame.depth, l2_config, settings.sigma,
-                                    settings.radius, booster)
+    booster = load_l2_booster(l2, settings.certify.device)
+    l2_config = l2.engine_config(settings.certify)
+    return lambda frame: certify_l2(model, frame.rgb, frame.depth, l2_config, l2.sigma,
+                                    l2.radius, booster)
 
 
 def summary_line(metrics: dict, out_dir: Path) -> str:

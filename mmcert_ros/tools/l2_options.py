@@ -6,12 +6,11 @@ Each option overrides the ``fs.*`` parameter of the same meaning in the ``--conf
 from __future__ import annotations
 
 import argparse
-from collections.abc import Mapping
 from typing import Any
 
-#: option (argparse dest) -> L2Settings field
-L2_OVERRIDES = {'fs_sigma': 'sigma', 'fs_radius': 'radius', 'fs_booster': 'booster',
-                'fs_samples': 'num_samples'}
+#: option (argparse dest) -> the fs.* parameter it overrides
+L2_OVERRIDES = {'fs_sigma': 'fs.sigma', 'fs_radius': 'fs.radius', 'fs_booster': 'fs.booster',
+                'fs_samples': 'fs.num_samples'}
 
 
 def add_l2_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,14 +26,10 @@ def add_l2_arguments(parser: argparse.ArgumentParser) -> None:
                        help="l2 estimation samples (default fs.num_samples, else the engine's N)")
 
 
-def l2_settings(args: argparse.Namespace, parameters: Mapping[str, Any]):
-    """:class:`~mmcert_ros.certify.l2.L2Settings` from the config's ``fs.*`` parameters with
-    the given ``--fs-*`` options applied (validated; a bad value raises ``ValueError``)."""
-    from mmcert_ros.certify.l2 import L2Settings
-
-    return L2Settings.from_parameters(parameters).replace(
-        **{field: getattr(args, option) for option, field in L2_OVERRIDES.items()
-           if getattr(args, option) is not None})
+def l2_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """``{fs.* parameter: value}`` of the ``--fs-*`` options given on the command line."""
+    return {name: getattr(args, option) for option, name in L2_OVERRIDES.items()
+            if getattr(args, option) is not None}
 
 
 def load_l2_booster(settings, device: str):

@@ -39,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def preset_arguments(preset: str) -> list[str]:
     """ROS arguments loading a preset: its parameter file and its topic remappings (the same
     input names for the segmenter and the outputs of sim_drive, so the two meet)."""
-    from mmcert_ros.ros.presets import preset_path, preset_remappings
+    from mmcert_ros.pipeline.presets import preset_path, preset_remappings
     from mmcert_ros.ros.process import check_params_file
     path = preset_path(preset)
     check_params_file(path)

@@ -35,9 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mmcert_ros.data.contact_sheet import contact_sheet, save_png
+    from mmcert_ros.sim.contact_sheet import contact_sheet, save_png
     from mmcert_ros.data.kitti import NAME_PATTERN
-    from mmcert_ros.data.synthetic import SceneConfig, SyntheticDrive, export_kitti
+    from mmcert_ros.sim.synthetic import SceneConfig, SyntheticDrive, export_kitti
 
     if not args.out and not args.contact_sheet:
         raise UserError('give --out DIR and/or --contact-sheet PNG')

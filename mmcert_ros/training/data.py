@@ -107,7 +107,7 @@ def synthetic_frames(seed: int, num_frames: int, width: int, height: int,
         for more varied scenes per rendered frame.
     :param cache_dir: where to keep the rendered frames (None = render in memory only).
     """
-    from mmcert_ros.data.synthetic import SceneConfig, SyntheticDrive
+    from mmcert_ros.sim.synthetic import SceneConfig, SyntheticDrive
 
     if frame_stride < 1:
         raise ValueError(f'frame_stride must be >= 1, got {frame_stride}')
@@ -124,14 +124,19 @@ def synthetic_frames(seed: int, num_frames: int, width: int, height: int,
 
 
 def simulator_fingerprint() -> str:
-    """A hash of the simulator's source files (``mmcert_ros/data/*.py``): frames cached by
-    another version of the simulator are rendered afresh, never reused."""
+    """A hash of the simulator's source files (``mmcert_ros/sim/*.py`` and the frame and
+    depth modules of ``mmcert_ros/data``): frames cached by another version of the simulator
+    are rendered afresh, never reused."""
     import hashlib
 
     import mmcert_ros.data
+    import mmcert_ros.sim
 
     digest = hashlib.sha256()
-    for path in sorted(Path(mmcert_ros.data.__file__).parent.glob('*.py')):
+    data = Path(mmcert_ros.data.__file__).parent
+    sources = [*Path(mmcert_ros.sim.__file__).parent.glob('*.py'), data / 'frame.py',
+               data / 'depth.py']
+    for path in sorted(sources):
         digest.update(path.name.encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]

@@ -16,8 +16,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from mmcert_ros.data.camera import CameraModel
-from mmcert_ros.data.lidar import LidarConfig
+from mmcert_ros.sim.camera import CameraModel
+from mmcert_ros.sim.lidar import LidarConfig
 
 CHUNK_M = 100.0          #: length of a layout chunk (one roadside layout per side)
 DISTRICT_CHUNKS = 4      #: chunks per district (urban / suburban / rural)
@@ -62,7 +62,7 @@ class SceneConfig:
 
     :ivar camera: the pinhole camera (size, intrinsics, mount height).
     :ivar lidar: the sparse LiDAR-like depth pattern.
-    :ivar frame_rate_hz: frames per second of :func:`~mmcert_ros.data.synthetic.drive`.
+    :ivar frame_rate_hz: frames per second of :func:`~mmcert_ros.sim.synthetic.drive`.
     :ivar max_depth_m: dense depth beyond this range is invalid (NaN), like a sensor's range.
     """
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mmcert_ros.data.camera import CameraModel
+from mmcert_ros.sim.camera import CameraModel
 
 NEAR_Z_M = 0.3          #: surfaces nearer than this (metres of depth) are not drawn
 MAX_OBJECT_Z_M = 180.0  #: solids entirely beyond this depth are skipped

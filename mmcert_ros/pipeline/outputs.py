@@ -7,7 +7,7 @@ topic                      format  content
 ``mmcert/certification``   mono8   255 = certified at the configured radius, 0 = not
 ``mmcert/certified_radius`` mono8  t on the configured ray (saturates at 254);
                                    255 = not certified even at t = 0
-``mmcert/overlay``         rgb8    camera image tinted by :mod:`mmcert_ros.ros.overlay`
+``mmcert/overlay``         rgb8    camera image tinted by :mod:`mmcert_ros.pipeline.overlay`
 ``mmcert/l2_certification`` mono8  255 = l2-certified (feature-space smoothing) at
                                    ``fs.radius`` with the same label as
                                    ``mmcert/segmentation``, 0 = not (only while
@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from mmcert_ros.ros.image_codec import ImageFields, encode_image
-from mmcert_ros.ros.overlay import render_overlay
+from mmcert_ros.pipeline.codec import ImageFields, encode_image
+from mmcert_ros.pipeline.overlay import render_overlay
 
 SEGMENTATION = 'mmcert/segmentation'
 CERTIFICATION = 'mmcert/certification'

@@ -17,17 +17,17 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from mmcert_ros.data import scene as sc
-from mmcert_ros.data.materials import (ASPHALT_WALK, BUILDING0, CURB, FOLIAGE, GLASS,
+from mmcert_ros.sim import scene as sc
+from mmcert_ros.sim.materials import (ASPHALT_WALK, BUILDING0, CURB, FOLIAGE, GLASS,
                                        GROUND_MATERIALS, HEADLIGHT, HILL, PAVING, POLE, ROAD0,
                                        SHOULDER, SIDEWALK, SKY0, TAILLIGHT, TIRE, TREELINE,
                                        TRUNK, VEHICLE0, VERGE_MATERIAL, base_palette,
                                        frame_palette)
-from mmcert_ros.data.motion import EgoState, Motion
-from mmcert_ros.data.primitives import MAX_OBJECT_Z_M, NEAR_Z_M, CameraRays
-from mmcert_ros.data.roadview import RoadView
-from mmcert_ros.data.shadows import ShadowMap
-from mmcert_ros.data.textures import (COARSE_TEXEL_M, FINE_TEXEL_M, FOLIAGE_TEXEL_M,
+from mmcert_ros.sim.motion import EgoState, Motion
+from mmcert_ros.sim.primitives import MAX_OBJECT_Z_M, NEAR_Z_M, CameraRays
+from mmcert_ros.sim.roadview import RoadView
+from mmcert_ros.sim.shadows import ShadowMap
+from mmcert_ros.sim.textures import (COARSE_TEXEL_M, FINE_TEXEL_M, FOLIAGE_TEXEL_M,
                                       RIDGE_TEXEL_M, WORLD_PERIOD_M, sample, sample_1d,
                                       textures)
 
@@ -71,7 +71,7 @@ class _FrameBuffer:
 
 
 class Renderer:
-    """Renders frames of drives for one :class:`~mmcert_ros.data.scene.SceneConfig`.
+    """Renders frames of drives for one :class:`~mmcert_ros.sim.scene.SceneConfig`.
 
     Per-configuration tables (ray slopes, ground depth per row, vignetting, a bank of
     sensor noise) are computed once here; :meth:`render` only does per-frame work.
@@ -180,7 +180,7 @@ class Renderer:
 
         The gradient runs over 16 levels from the horizon to 0.35 rad above it and clouds
         (a texture over azimuth and 1 / elevation) over 4 cover levels; the palette of
-        :func:`~mmcert_ros.data.materials.frame_palette` gives each combination its colour.
+        :func:`~mmcert_ros.sim.materials.frame_palette` gives each combination its colour.
         """
         cam = self.camera
         rows = int(min(cam.height, self.first_ground_row + 2))

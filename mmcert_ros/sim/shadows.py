@@ -4,7 +4,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from mmcert_ros.data import scene as sc
+from mmcert_ros.sim import scene as sc
 
 SHADOW_RES_M = 0.1           #: size of a shadow-map cell along and across the road
 SHADOW_HALF_WIDTH_M = 40.0   #: the map covers lateral offsets within this of the centreline

@@ -12,7 +12,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from mmcert_ros.data.camera import CameraModel
+from mmcert_ros.sim.camera import CameraModel
 
 
 @dataclass(frozen=True)

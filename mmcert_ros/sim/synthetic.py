@@ -1,6 +1,6 @@
 """Synthetic RGB-D road drives: the public entry points of the simulator.
 
->>> from mmcert_ros.data.synthetic import SceneConfig, drive
+>>> from mmcert_ros.sim.synthetic import SceneConfig, drive
 >>> config = SceneConfig().with_image_size(320, 96)
 >>> for frame in drive(seed=7, num_frames=3, config=config, depth='lidar'):
 ...     print(frame.name, frame.rgb.shape, frame.stamp_ns)            # doctest: +SKIP
@@ -19,14 +19,14 @@ from pathlib import Path
 
 import numpy as np
 
-from mmcert_ros.data.camera import CameraModel
+from mmcert_ros.sim.camera import CameraModel
 from mmcert_ros.data.frame import Frame
 from mmcert_ros.data.kitti import NAME_PATTERN, KittiCalibration, depth_to_velodyne, \
     lidar_calibration, write_kitti_frame
-from mmcert_ros.data.lidar import LidarConfig, sparse_lidar_depth
-from mmcert_ros.data.motion import Motion
-from mmcert_ros.data.render import Renderer, Rendering
-from mmcert_ros.data.scene import DISTRICT_NAMES, STREAM_FRAME, SceneConfig, World, \
+from mmcert_ros.sim.lidar import LidarConfig, sparse_lidar_depth
+from mmcert_ros.sim.motion import Motion
+from mmcert_ros.sim.render import Renderer, Rendering
+from mmcert_ros.sim.scene import DISTRICT_NAMES, STREAM_FRAME, SceneConfig, World, \
     make_lighting, random_generator
 
 __all__ = ['CameraModel', 'LidarConfig', 'SceneConfig', 'SyntheticDrive', 'drive',

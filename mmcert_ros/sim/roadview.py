@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from mmcert_ros.data.motion import EgoState
-from mmcert_ros.data.scene import World
+from mmcert_ros.sim.motion import EgoState
+from mmcert_ros.sim.scene import World
 
 MAX_VIEW_HEADING = 1.3   #: radians (75 degrees); the table stops where the road turns more
 

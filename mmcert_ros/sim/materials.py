@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from mmcert_ros.data.scene import Lighting
+from mmcert_ros.sim.scene import Lighting
 
 # material ids (rows of the palette)
 CURB, SIDEWALK, PAVING, GRASS, DIRT, GRAVEL, SHOULDER, ASPHALT_WALK = range(1, 9)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mmcert_ros.data.scene import (STREAM_DRIVE, STREAM_LEAD, STREAM_ONCOMING, World,
+from mmcert_ros.sim.scene import (STREAM_DRIVE, STREAM_LEAD, STREAM_ONCOMING, World,
                                    random_generator, random_vehicle)
 
 START_S_M = 200.0        #: smallest arc length a drive can start at (room to look back)
