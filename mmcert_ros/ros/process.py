@@ -41,10 +41,14 @@ def run_node(name: str, create: Callable[[], Node], spin: Callable[[Node], None]
         _init(args)
     except UserError as error:
         return _user_error(name, error)
+    except KeyboardInterrupt:        # stopped before rclpy was up
+        rclpy.try_shutdown()
+        return 0
     node = None
     try:
         node = create()
         report_unknown_parameters(node)
+        stop.begin_spin()
         spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
@@ -64,33 +68,41 @@ def run_node(name: str, create: Callable[[], Node], spin: Callable[[Node], None]
 
 
 class _StopSignals:
-    """The first SIGINT or SIGTERM stops the node; any later one is ignored.
+    """What SIGINT and SIGTERM do in each phase of a node's life.
 
-    Installed before ``rclpy.init``, so rclpy's own handlers (which shut the context down and
-    wake every executor) chain to it. The first signal raises KeyboardInterrupt in the main
-    thread, which ends a spin loop that is not waiting on rclpy. Once shutdown has begun
-    (that first signal, or :meth:`begin_shutdown` after ``spin`` returned), further signals
-    do nothing: a terminal's Ctrl-C reaches every process of a ``ros2 launch`` group and
-    launch then sends each node its own SIGINT, and that second one must not raise in the
-    middle of ``close()`` or ``destroy_node()`` (a traceback and a crashed exit). Cleanup is
-    bounded (the worker stops at its next micro-batch), so no way to stop the node is lost;
-    SIGKILL still ends it.
+    Installed before ``rclpy.init``, so rclpy's own handlers run first and chain to it: they
+    shut the context down, which wakes every executor and ends ``spin`` at a point of rclpy's
+    choosing. This handler adds only what rclpy cannot do:
+
+    - while the node is being built (loading a model can take seconds), the first signal
+      raises KeyboardInterrupt, so start-up is abandoned at once;
+    - while it spins, the signal raises nothing: an exception thrown into the main thread at
+      an arbitrary point of the executor, while its worker threads still run callbacks,
+      can leave rclpy handles half torn down (a crash at exit);
+    - once shutdown has begun, further signals are ignored: a terminal's Ctrl-C reaches every
+      process of a ``ros2 launch`` group and launch then sends each node its own SIGINT, and
+      that second one must not interrupt ``close()`` or ``destroy_node()``. Cleanup is bounded
+      (the worker stops at its next micro-batch); SIGKILL still ends the process.
     """
 
     def __init__(self) -> None:
-        self._stopping = False
+        self._phase = 'starting'
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, self._on_signal)
 
+    def begin_spin(self) -> None:
+        """The node is built; from now on rclpy's shutdown alone ends ``spin``."""
+        if self._phase == 'starting':
+            self._phase = 'spinning'
+
     def begin_shutdown(self) -> None:
         """From now on every SIGINT and SIGTERM is ignored."""
-        self._stopping = True
+        self._phase = 'stopping'
 
     def _on_signal(self, _signum: int, _frame) -> None:
-        if self._stopping:
-            return
-        self._stopping = True
-        raise KeyboardInterrupt
+        phase, self._phase = self._phase, 'stopping'
+        if phase == 'starting':
+            raise KeyboardInterrupt
 
 
 def check_ros_arguments(args: Sequence[str]) -> None:
