@@ -23,8 +23,8 @@ import torch
 from mmcert_ros.certify.bounds import (ClassBounds, class_probability_bounds, delta,
                                        largest_ray_budget)
 from mmcert_ros.certify.cancel import CancelToken
-from mmcert_ros.certify.engine import resolve_device
 from mmcert_ros.certify.sampling import draw_keep_masks, kept_count, make_generator
+from mmcert_ros.device import resolve_device
 
 
 @dataclass(frozen=True)

@@ -7,18 +7,16 @@ from __future__ import annotations
 
 import dataclasses
 import numbers
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from mmcert_ros.device import check_device_name
 from mmcert_ros.models.backends import BACKENDS, EXPORTED_PRECISIONS
 
 PRECISIONS = ('fp32', 'fp16', 'bf16')
-
-DEVICE_PATTERN = re.compile(r'^(auto|cpu|cuda(:\d+)?)$')
 
 #: ROS parameter name -> CertifyConfig field (the node's ``certify.*`` / ``model.*`` names).
 PARAMETER_FIELDS = {
@@ -106,8 +104,7 @@ class CertifyConfig:
         if self.seed is not None:
             set_(self, 'seed', _integer('seed', self.seed, 0))
         set_(self, 'batch_size', _integer('batch_size', self.batch_size, 1, 65536))
-        if not isinstance(self.device, str) or not DEVICE_PATTERN.match(self.device):
-            raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
+        check_device_name(self.device)
         if self.precision not in PRECISIONS:
             raise ValueError(f'precision must be one of {PRECISIONS}, got {self.precision!r}')
         if self.backend not in BACKENDS:

@@ -27,7 +27,7 @@ import torch
 
 from mmcert_ros.certify import confidence
 from mmcert_ros.certify import feature_smoothing as fs
-from mmcert_ros.certify.engine import resolve_device
+from mmcert_ros.device import resolve_device
 from mmcert_ros.certify.sampling import make_generator
 
 

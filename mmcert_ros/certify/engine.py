@@ -24,6 +24,7 @@ from mmcert_ros.certify.votes import DenseVotes, GridVotes, predict_labels  # no
 from mmcert_ros.models.backends import prepare_model
 from mmcert_ros.data.frame import Frame, validate_depth, validate_rgb
 from mmcert_ros.data.projection import ProjectedPoints, zbuffer
+from mmcert_ros.device import resolve_device
 
 _AUTOCAST_DTYPES = {'fp16': torch.float16, 'bf16': torch.bfloat16}
 
@@ -308,12 +309,3 @@ def certify_votes(counts: torch.Tensor | np.ndarray, n: tuple[int, int], k: tupl
         top_counts=top_counts, delta=bound, n=n, k=k, num_samples=config.num_samples,
         num_classes=num_classes, alpha=config.alpha, radius_budget=budget, ray=config.ray)
 
-
-def resolve_device(name: str) -> torch.device:
-    """'auto' -> the first CUDA device if one is available, else the CPU."""
-    if name == 'auto':
-        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-    device = torch.device(name)
-    if device.type == 'cuda' and not torch.cuda.is_available():
-        raise ValueError(f'device {name!r} requested but CUDA is not available here')
-    return device

@@ -31,7 +31,8 @@ from mmcert_ros.certify import feature_smoothing as fs
 from mmcert_ros.certify.cancel import CancelToken
 from mmcert_ros.certify.confidence import round_down_float32
 from mmcert_ros.certify.config import CertifyConfig
-from mmcert_ros.certify.engine import frame_tensors, resolve_device
+from mmcert_ros.certify.engine import frame_tensors
+from mmcert_ros.device import resolve_device
 from mmcert_ros.certify.sampling import kept_count, make_generator
 from mmcert_ros.data.frame import validate_depth, validate_rgb
 

@@ -27,6 +27,7 @@ from typing import Any
 
 import torch
 
+from mmcert_ros.device import resolve_device
 from mmcert_ros.errors import UserError
 from mmcert_ros.models.network import NetworkConfig, SparseRGBDNet
 
@@ -140,8 +141,8 @@ def load_checkpoint(path: str | Path, device: str | torch.device = 'cpu'
                     ) -> tuple[SparseRGBDNet, dict[str, Any]]:
     """Rebuild the network stored at ``path`` on ``device``, in eval mode.
 
-    ``device`` is a torch device or a name: 'cpu', 'cuda', 'cuda:N' or 'auto' (CUDA if
-    available, else the CPU).
+    ``device`` is a torch device or a name (:mod:`mmcert_ros.device`: 'auto', 'cpu', 'cuda',
+    'cuda:N').
 
     :returns: ``(model, checkpoint dict)``; the dict carries ``provenance`` (and ``training``
         if the file was written during training).
@@ -159,10 +160,7 @@ def load_checkpoint(path: str | Path, device: str | torch.device = 'cpu'
         reason = ' '.join(str(error).split())
         raise CheckpointError(path, 'incompatible', f'weights do not fit the network: {reason}') \
             from error
-    if isinstance(device, str):
-        from mmcert_ros.certify.engine import resolve_device
-        device = resolve_device(device)
-    return model.to(device).eval(), payload
+    return model.to(resolve_device(device)).eval(), payload
 
 
 def load_model(path: str | Path | None = None, device: str | torch.device = 'cpu'

@@ -37,7 +37,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mmcert_ros.certify.engine import predict_labels, resolve_device
+from mmcert_ros.certify.engine import predict_labels
+from mmcert_ros.device import resolve_device
 from mmcert_ros.certify.metrics import Confusion, plain_confusion
 from mmcert_ros.certify.points import kept_point_count, subsample_points
 from mmcert_ros.certify.sampling import ModelInputs, kept_count, subsample
