@@ -15,7 +15,8 @@ from statsmodels.stats.multitest import multipletests
 
 from mmcert_ros.bags import BagError, BagReader, BagWriter, MissingTopicError
 from mmcert_ros.bags.frames import FrameTopics, write_frame
-from mmcert_ros.bags.messages import TYPESTORE, image_message, stamp_to_ns
+from mmcert_ros.bags.messages import TYPESTORE, image_message
+from mmcert_ros.pipeline.message_fields import stamp_to_ns
 from mmcert_ros.certify import CertifiedSegmenter, CertifyConfig, delta
 from mmcert_ros.data import Frame
 from mmcert_ros.data.depth import metres_to_millimetres, millimetres_to_metres
@@ -246,7 +247,7 @@ def test_write_bag_holds_inputs_and_outputs_with_the_frame_stamps(tmp_path, fram
     for item in items:
         by_topic.setdefault(item.topic, []).append(item.message)
     for topic, messages in by_topic.items():
-        assert [stamp_to_ns(m.header) for m in messages] == [f.stamp_ns for f in frames], topic
+        assert [stamp_to_ns(m.header.stamp) for m in messages] == [f.stamp_ns for f in frames], topic
     for index, (frame, cert) in enumerate(zip(frames, certificates)):
         np.testing.assert_array_equal(decode_rgb(by_topic['/cam/rgb'][index]), frame.rgb)
         assert by_topic['/cam/depth'][index].encoding == '32FC1'  # exactly the evaluated depth

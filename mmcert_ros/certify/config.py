@@ -17,6 +17,11 @@ from mmcert_ros.device import check_device_name
 from mmcert_ros.models.backends import BACKENDS, EXPORTED_PRECISIONS
 
 PRECISIONS = ('fp32', 'fp16', 'bf16')
+#: MMCert's KITTI keep fractions of RGB and depth pixels: the default of certification and of
+#: training (base model and booster), and what a checkpoint that does not record the fractions
+#: it was trained for is taken to have been trained at
+KEEP_FRACTION_RGB = 0.0193
+KEEP_FRACTION_DEPTH = 0.00214
 
 #: ROS parameter name -> CertifyConfig field (the node's ``certify.*`` / ``model.*`` names).
 PARAMETER_FIELDS = {
@@ -66,8 +71,8 @@ class CertifyConfig:
     """
 
     num_samples: int = 100
-    keep_fraction_rgb: float = 0.0193
-    keep_fraction_depth: float = 0.00214
+    keep_fraction_rgb: float = KEEP_FRACTION_RGB
+    keep_fraction_depth: float = KEEP_FRACTION_DEPTH
     keep_points: int = 128
     alpha: float = 0.001
     radius_rgb: int = 0

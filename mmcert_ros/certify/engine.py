@@ -6,7 +6,10 @@ It imports torch, numpy and scipy, never rclpy.
 """
 from __future__ import annotations
 
+import logging
+import math
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from functools import partial
 from dataclasses import dataclass, field
@@ -17,7 +20,7 @@ import torch
 from mmcert_ros.certify.bounds import delta as perturbation_bound
 from mmcert_ros.certify.bounds import holm_certify, radius_table
 from mmcert_ros.certify.cancel import CancelToken
-from mmcert_ros.certify.config import CertifyConfig
+from mmcert_ros.certify.config import KEEP_FRACTION_DEPTH, KEEP_FRACTION_RGB, CertifyConfig
 from mmcert_ros.certify.points import ablate_points, free_pixel, kept_point_count, point_frames
 from mmcert_ros.certify.sampling import ablate, draw_kept_indices, kept_count, make_generator
 from mmcert_ros.certify.votes import DenseVotes, GridVotes, predict_labels  # noqa: F401
@@ -27,6 +30,7 @@ from mmcert_ros.data.projection import ProjectedPoints, zbuffer
 from mmcert_ros.device import resolve_device
 
 _AUTOCAST_DTYPES = {'fp16': torch.float16, 'bf16': torch.bfloat16}
+_LOG = logging.getLogger(__name__)
 
 
 @dataclass
@@ -93,12 +97,18 @@ class CertifiedSegmenter:
         inference copy for ``config.precision`` / ``config.backend``
         (:mod:`mmcert_ros.models.backends`).
     :param config: engine settings; may be replaced between frames (``segmenter.config = ...``).
+    :param warn: where :attr:`keep_fraction_warning` goes whenever a config brings it (at
+        construction and when the keep fractions change); default: this module's
+        ``logging`` logger at WARNING. The node passes its ROS logger.
     """
 
-    def __init__(self, model: torch.nn.Module, config: CertifyConfig | None = None) -> None:
-        self.config = config or CertifyConfig()
-        self.device = resolve_device(self.config.device)
+    def __init__(self, model: torch.nn.Module, config: CertifyConfig | None = None,
+                 warn: Callable[[str], None] | None = None) -> None:
+        config = config or CertifyConfig()
+        self.device = resolve_device(config.device)
         self.model = model.to(self.device).eval()
+        self._warn = warn or _LOG.warning
+        self.config = config
         self._inference_model(self.config)  # a missing backend package fails here, not later
 
     @property
@@ -107,9 +117,22 @@ class CertifiedSegmenter:
 
     @config.setter
     def config(self, config: CertifyConfig) -> None:
-        if hasattr(self, '_config') and resolve_device(config.device) != self.device:
+        previous = getattr(self, '_config', None)
+        if previous is not None and resolve_device(config.device) != self.device:
             raise ValueError('the device cannot change on a running segmenter; build a new one')
         self._config = config
+        fractions = (config.keep_fraction_rgb, config.keep_fraction_depth)
+        if previous is None or fractions != (previous.keep_fraction_rgb,
+                                             previous.keep_fraction_depth):
+            warning = self.keep_fraction_warning
+            if warning:
+                self._warn(warning)
+
+    @property
+    def keep_fraction_warning(self) -> str | None:
+        """Why the configured keep fractions are not those the model was trained for, or
+        None (see :func:`keep_fraction_mismatch`)."""
+        return keep_fraction_mismatch(self.model, self._config)
 
     def certify_frame(self, frame: Frame, cancel: CancelToken | None = None) -> Certificate:
         """:meth:`certify` on a :class:`~mmcert_ros.data.frame.Frame`; a frame whose
@@ -281,6 +304,35 @@ def frame_tensors(rgb: np.ndarray, depth: np.ndarray, device: torch.device
     valid = torch.isfinite(depth_t) & (depth_t > 0)
     depth_t = torch.where(valid, depth_t, torch.zeros_like(depth_t))[None, None]
     return rgb_t, depth_t
+
+
+def keep_fraction_mismatch(model: torch.nn.Module, config: CertifyConfig) -> str | None:
+    """A warning when ``config`` certifies ``model`` at other keep fractions than it was
+    trained for, else None.
+
+    The certificate stays valid (it holds for any base model), but a model fed sub-samples of
+    another density than in training degrades silently: fewer pixels are correct and
+    certified. The training fractions come from the checkpoint
+    (``model.trained_keep_fractions``, :class:`~mmcert_ros.models.checkpoint.TrainedKeepFractions`);
+    a checkpoint that does not record them is taken to be trained at the defaults
+    (:data:`~mmcert_ros.certify.config.KEEP_FRACTION_RGB` / ``KEEP_FRACTION_DEPTH``) and the
+    warning says so; a model not loaded from a checkpoint is never flagged.
+    """
+    trained = getattr(model, 'trained_keep_fractions', None)
+    if trained is None:
+        return None
+    rgb = KEEP_FRACTION_RGB if trained.rgb is None else trained.rgb
+    depth = KEEP_FRACTION_DEPTH if trained.depth is None else trained.depth
+    if math.isclose(rgb, config.keep_fraction_rgb, rel_tol=1e-9) \
+            and math.isclose(depth, config.keep_fraction_depth, rel_tol=1e-9):
+        return None
+    assumed = ('' if trained.rgb is not None and trained.depth is not None else
+               ' (the checkpoint does not record its training keep fractions: taken as the '
+               'defaults)')
+    return (f'certifying at keep fractions {config.keep_fraction_rgb:g} RGB / '
+            f'{config.keep_fraction_depth:g} depth, but the model was trained for {rgb:g} / '
+            f'{depth:g}{assumed}: the certificate holds, but the model sees inputs unlike its '
+            f'training ones and fewer pixels are correct and certified')
 
 
 def certify_votes(counts: torch.Tensor | np.ndarray, n: tuple[int, int], k: tuple[int, int],

@@ -30,14 +30,14 @@ import numpy as np
 from mmcert_ros.bags import BagError, BagReader
 from mmcert_ros.bags.frames import FrameTopics
 from mmcert_ros.bags.messages import (CAMERA_INFO_TYPE, IMAGE_TYPE, POINT_CLOUD_TYPE,
-                                      TF_STATIC_TOPIC, TF_TYPE, extrinsic_from_transform,
-                                      stamp_to_ns)
+                                      TF_STATIC_TOPIC, TF_TYPE, extrinsic_from_transform)
 from mmcert_ros.data.frame import Frame
 from mmcert_ros.data.point_cloud import CloudDecodeError, decode_xyz
 from mmcert_ros.data.projection import CameraIntrinsics, Extrinsic, project_points, zbuffer
 from mmcert_ros.data.pairing import StampPairer
 from mmcert_ros.errors import MessageDecodeError, UserError
 from mmcert_ros.pipeline.codec import decode_depth, decode_mask, decode_rgb
+from mmcert_ros.pipeline.message_fields import stamp_to_ns
 
 
 class BagFrames:
@@ -185,7 +185,7 @@ class BagFrames:
             if self.cloud and role == 'depth':
                 message = _CloudArrival(message, self._camera_info,
                                         transforms.get(message.header.frame_id))
-            stamp = stamp_to_ns(item.message.header)
+            stamp = stamp_to_ns(item.message.header.stamp)
             if role == 'gt':
                 pair = gt_pairer.add('depth', stamp, item.message)
                 ready = None if pair is None else (pair.rgb, pair.depth)
@@ -241,7 +241,7 @@ class BagFrames:
 
     def _project(self, arrival: '_CloudArrival'):
         """The in-view points of a cloud, with the camera and transform of its arrival."""
-        source = f'cloud at {stamp_to_ns(arrival.message.header)} ns'
+        source = f'cloud at {stamp_to_ns(arrival.message.header.stamp)} ns'
         if arrival.camera_info is None:
             raise CloudDecodeError('no_camera_info', f'{source}: no camera_info before it')
         extrinsic = self.extrinsic

@@ -9,6 +9,10 @@ executed on load)::
     network         NetworkConfig as a dict (num_classes, width, feature_dim, ...)
     state_dict      the module's parameters and buffers
     provenance      dict: keep fractions, input size, classes, data, seed, commit, command, ...
+                    keep_fraction_rgb / keep_fraction_depth: the fractions the model was
+                    trained for (:class:`TrainedKeepFractions`; checkpoints written before
+                    this record existed lack them and are taken to be trained at the
+                    certification defaults)
     training        optional dict (optimizer state, epoch, ...) used to resume training
 
 Loading fails with :class:`CheckpointError` (a :class:`~mmcert_ros.errors.UserError`) whose
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import pickle
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +48,26 @@ POINTS_CHECKPOINT = DEFAULT_CHECKPOINT.with_name('points.pt')
 #: the reason given for a pickle that ``weights_only`` loading refuses
 REFUSED_REASON = 'not a plain-tensor checkpoint (it would run code when unpickled)'
 _GLOBAL = re.compile(r'GLOBAL ([\w.]+)')
+
+
+@dataclass(frozen=True)
+class TrainedKeepFractions:
+    """The keep fractions of RGB and depth pixels a checkpoint's model was trained for.
+
+    ``None`` where the checkpoint does not record them (written before the record existed);
+    the engine then takes the certification defaults and says so
+    (:class:`~mmcert_ros.certify.CertifiedSegmenter`).
+    """
+
+    rgb: float | None
+    depth: float | None
+
+    @classmethod
+    def of(cls, payload: dict[str, Any]) -> 'TrainedKeepFractions':
+        """The record in a checkpoint dict's ``provenance``."""
+        provenance = payload.get('provenance', {})
+        return cls(_fraction(provenance.get('keep_fraction_rgb')),
+                   _fraction(provenance.get('keep_fraction_depth')))
 
 
 class CheckpointError(UserError):
@@ -145,7 +170,9 @@ def load_checkpoint(path: str | Path, device: str | torch.device = 'cpu'
     'cuda:N').
 
     :returns: ``(model, checkpoint dict)``; the dict carries ``provenance`` (and ``training``
-        if the file was written during training).
+        if the file was written during training). The model's ``trained_keep_fractions``
+        attribute is the file's :class:`TrainedKeepFractions` (the engine warns when it
+        certifies at others).
     :raises CheckpointError: missing, corrupt, refused or incompatible file (the message says why).
     """
     payload = read_checkpoint(path)
@@ -160,6 +187,7 @@ def load_checkpoint(path: str | Path, device: str | torch.device = 'cpu'
         reason = ' '.join(str(error).split())
         raise CheckpointError(path, 'incompatible', f'weights do not fit the network: {reason}') \
             from error
+    model.trained_keep_fractions = TrainedKeepFractions.of(payload)
     return model.to(resolve_device(device)).eval(), payload
 
 
@@ -173,6 +201,11 @@ def load_model(path: str | Path | None = None, device: str | torch.device = 'cpu
     """
     model, _ = load_checkpoint(path or DEFAULT_CHECKPOINT, device)
     return model
+
+
+def _fraction(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) \
+        else None
 
 
 def _unpickler_reason(error: pickle.UnpicklingError) -> str:

@@ -32,9 +32,9 @@ RGB_ENCODINGS: dict[str, tuple[int, tuple[int, int, int]]] = {
     'bgra8': (4, (2, 1, 0)),
     'mono8': (1, (0, 0, 0)),
 }
-#: depth encodings accepted by :func:`decode_depth`: name -> element type (u2 = millimetres,
-#: f4 = metres)
-DEPTH_ENCODINGS: dict[str, str] = {'16uc1': 'u2', 'mono16': 'u2', '32fc1': 'f4'}
+#: depth encodings accepted by :func:`decode_depth` (lower case) -> element type (u2 =
+#: millimetres, f4 = metres)
+DECODED_DEPTH_ENCODINGS: dict[str, str] = {'16uc1': 'u2', 'mono16': 'u2', '32fc1': 'f4'}
 #: single-channel 8-bit encodings accepted by :func:`decode_mask`
 MASK_ENCODINGS = ('mono8', '8uc1')
 
@@ -90,9 +90,9 @@ def decode_depth(msg) -> np.ndarray:
     NaN, +-Inf and values <= 0 = invalid).
     """
     encoding = _encoding(msg)
-    if encoding not in DEPTH_ENCODINGS:
+    if encoding not in DECODED_DEPTH_ENCODINGS:
         raise _unknown_encoding(msg, ['16UC1', '32FC1', 'mono16'])
-    kind = DEPTH_ENCODINGS[encoding]
+    kind = DECODED_DEPTH_ENCODINGS[encoding]
     dtype = np.dtype(('>' if msg.is_bigendian else '<') + kind)
     raw = _pixel_rows(msg, dtype, 1).reshape(msg.height, msg.width)
     if kind == 'u2':

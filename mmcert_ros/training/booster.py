@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 import torch.nn.functional as F
 
+from mmcert_ros.certify.config import KEEP_FRACTION_DEPTH, KEEP_FRACTION_RGB
 from mmcert_ros.certify.sampling import kept_count, subsample
 from mmcert_ros.data.frame import Frame
 from mmcert_ros.models.booster import BoostedModel, BoosterConfig, SmoothnessBooster
@@ -56,8 +57,8 @@ class BoosterTrainConfig:
     lr: float = 2e-3
     score_weight: float = 1.0
     align_weight: float = 4.0
-    keep_fraction_rgb: float = 0.0193
-    keep_fraction_depth: float = 0.00214
+    keep_fraction_rgb: float = KEEP_FRACTION_RGB
+    keep_fraction_depth: float = KEEP_FRACTION_DEPTH
     seed: int = 0
     booster: BoosterConfig = field(default_factory=BoosterConfig)
 
