@@ -417,8 +417,8 @@ def test_joint_ensemble_adds_noise_to_the_full_input_then_masks():
     rgb = torch.rand(1, 3, 6, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     depth = torch.rand(1, 1, 3, 4, dtype=torch.float64) * 50
     recorder = _RecordingFeatures()
-    encoder = fs.joint_rgbd_encoder(recorder, depth, k_rgb=5, k_depth=2)
-    smoother = fs.FeatureSmoother(encoder, sigma=0.25, batch_size=4)
+    encoder = fs.joint_rgbd_encoder(recorder, depth, k_rgb=5, k_depth=2, sigma=0.25)
+    smoother = fs.FeatureSmoother(encoder, sigma=0.25, batch_size=4, adds_noise=True)
     votes = fs.VoteCounter(lambda f: torch.einsum('bdhw,cd->bchw', f, torch.eye(2, 4).double()))
     smoother.estimate(rgb, torch.ones(4, 6, 8, dtype=torch.float64) / 2, 10,
                       torch.Generator().manual_seed(1), on_batch=votes)
@@ -440,7 +440,7 @@ def test_joint_ensemble_adds_noise_to_the_full_input_then_masks():
 
 def test_joint_encoder_rejects_a_batched_depth():
     with pytest.raises(ValueError, match='depth'):
-        fs.joint_rgbd_encoder(_RecordingFeatures(), torch.zeros(2, 1, 3, 4), 1, 1)
+        fs.joint_rgbd_encoder(_RecordingFeatures(), torch.zeros(2, 1, 3, 4), 1, 1, 0.25)
 
 
 # ------------------------------------------------------------------ feature cells -> pixels

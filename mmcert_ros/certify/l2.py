@@ -211,11 +211,10 @@ def certify_l2(model: torch.nn.Module, rgb: np.ndarray, depth: np.ndarray,
     if callable(getattr(network, 'features_kept', None)):  # noise only at the kept pixels
         encoder = fs.kept_pixel_rgbd_encoder(network.features_kept, depth_t, k_rgb, k_depth,
                                              sigma)
-        smoother = fs.FeatureSmoother(_checked(encoder, token), sigma, config.batch_size,
-                                      adds_noise=True)
     else:
-        encoder = fs.joint_rgbd_encoder(network.features, depth_t, k_rgb, k_depth)
-        smoother = fs.FeatureSmoother(_checked(encoder, token), sigma, config.batch_size)
+        encoder = fs.joint_rgbd_encoder(network.features, depth_t, k_rgb, k_depth, sigma)
+    smoother = fs.FeatureSmoother(_checked(encoder, token), sigma, config.batch_size,
+                                  adds_noise=True)
     generator = make_generator(config.seed, device)
     reference = smoother.select_reference(rgb_t, num_selection, generator)
     smoothed = smoother.estimate(rgb_t, reference, config.num_samples, generator)
@@ -234,8 +233,8 @@ def certify_l2(model: torch.nn.Module, rgb: np.ndarray, depth: np.ndarray,
 
 
 def _checked(encoder, cancel: CancelToken):
-    """``encoder`` (either encoder signature of feature_smoothing) checking ``cancel``
-    before every batch."""
+    """``encoder`` (a :data:`~mmcert_ros.certify.feature_smoothing.NoisyEncoder`) checking
+    ``cancel`` before every batch."""
     def checked(*args) -> torch.Tensor:
         cancel.check()
         return encoder(*args)
