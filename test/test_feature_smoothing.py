@@ -1,4 +1,4 @@
-"""Feature-space smoothing (CERTIFICATION.md section 8) against independent oracles.
+"""Feature-space smoothing (docs/certification.md section 8) against independent oracles.
 
 Oracles: numerical quadrature and root finding for Phi and Phi^{-1} (FCSB), closed-form
 smoothed values of 1-D encoders (Lipschitz property), Clopper-Pearson and the additive

@@ -3,7 +3,7 @@
 One frame becomes, all with the frame's stamp and frame_id: the RGB image (``rgb8``), the
 depth image (``16UC1`` millimetres or ``32FC1`` metres, REP 118 invalid values), the ground
 truth when the frame has one (``mono8``, 255 = road, 0 = not road) and, when a projection
-matrix is known, ``sensor_msgs/CameraInfo``.
+matrix is known, ROS ``CameraInfo``.
 """
 from __future__ import annotations
 

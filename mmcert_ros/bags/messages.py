@@ -1,7 +1,7 @@
-"""Build ``sensor_msgs`` messages for the bag writer (``rosbags`` typestore classes).
+"""Build ROS sensor messages for the bag writer (``rosbags`` typestore classes).
 
 The message classes come from the ROS 2 Humble typestore: ``std_msgs/Header``,
-``sensor_msgs/Image``, ``sensor_msgs/CameraInfo``, ``sensor_msgs/PointCloud2`` and
+ROS ``Image``, ROS ``CameraInfo``, ROS ``PointCloud2`` and
 ``tf2_msgs/TFMessage`` are identical (same RIHS01 type hash) from Humble to Kilted, so the
 bags read on every supported distro.
 """
@@ -34,7 +34,7 @@ def header(stamp_ns: int, frame_id: str):
 
 
 def image_message(image: ImageFields, stamp_ns: int, frame_id: str):
-    """``sensor_msgs/Image`` with the given header around already-encoded image fields."""
+    """ROS ``Image`` with the given header around already-encoded image fields."""
     data = np.frombuffer(bytes(image.data), dtype=np.uint8)
     if data.size != image.step * image.height:
         raise ValueError(
@@ -58,7 +58,7 @@ def camera_info_from_projection(projection: np.ndarray, width: int, height: int,
 
 
 def point_cloud_message(cloud: CloudFields, stamp_ns: int, frame_id: str):
-    """``sensor_msgs/PointCloud2`` with the given header around encoded cloud fields."""
+    """ROS ``PointCloud2`` with the given header around encoded cloud fields."""
     types = TYPESTORE.types
     fields = [types['sensor_msgs/msg/PointField'](name=f.name, offset=f.offset,
                                                   datatype=f.datatype, count=f.count)

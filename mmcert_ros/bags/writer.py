@@ -1,4 +1,4 @@
-"""Write rosbag2 bags (MCAP or sqlite3) of ``sensor_msgs`` messages.
+"""Write rosbag2 bags (MCAP or sqlite3) of ROS sensor messages.
 
 Bags carry their message definitions (readable without a typestore by ``ros2 bag``, Foxglove
 and ``rosbags``) and ``metadata.yaml`` version 8, whose QoS encoding Humble's reader parses.
@@ -90,5 +90,5 @@ class BagWriter:
         self.counts[topic] += 1
 
     def write_image(self, topic: str, image: ImageFields, stamp_ns: int, frame_id: str) -> None:
-        """Append a ``sensor_msgs/Image`` from encoded fields, logged at its stamp."""
+        """Append a ROS ``Image`` from encoded fields, logged at its stamp."""
         self.write(topic, image_message(image, stamp_ns, frame_id))

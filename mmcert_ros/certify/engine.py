@@ -1,8 +1,9 @@
 """CertifiedSegmenter: one RGB-D frame in, labels and a per-pixel certificate out.
 
 The engine draws N sub-sampled inputs, runs the base model on them in micro-batches on the
-configured device, counts votes per pixel and certifies pixels (CERTIFICATION.md 2 to 6).
-It imports torch, numpy and scipy, never rclpy.
+configured device, counts votes per pixel and certifies pixels (docs/certification.md
+sections 2 to 6).
+It imports torch, numpy and scipy, never the ROS client library.
 """
 from __future__ import annotations
 
@@ -37,21 +38,36 @@ _LOG = logging.getLogger(__name__)
 class Certificate:
     """The certified segmentation of one frame (all arrays at the RGB resolution, on the CPU).
 
-    Guarantees, each with probability at least ``1 - alpha`` over the sub-sampling:
+    What is certified is the *ensemble* label of a pixel: the class the base model votes for
+    with the largest probability over the random sub-sampling (the majority vote as
+    N -> infinity), at the attacked input. ``labels`` is its N-sample estimate at the observed
+    input. Guarantees, each with probability at least ``1 - alpha`` over the sub-sampling
+    (docs/certification.md section 1):
 
-    - ``certified``: every pixel in the mask keeps its label ``labels`` under every attack
-      changing at most ``radius_budget = (r_rgb, r_depth)`` pixels (Holm over all pixels);
-      with point-cloud depth r_depth counts in-view points moved, deleted or injected
-      (``docs/certification.md``, "The certificate in LiDAR points").
-    - ``radius``: simultaneously for every pixel, its label holds under every attack within
-      ``(t * ray[0], t * ray[1])`` for ``t = radius[p]`` (Bonferroni); -1 = not certified at 0.
-      The Holm mask at a budget on the ray certifies at least the pixels the map does there.
+    - ``certified``: for every pixel in the mask, the ensemble label at every input changing
+      at most ``radius_budget = (r_rgb, r_depth)`` pixels is ``labels[p]`` (Holm over all
+      pixels); with point-cloud depth r_depth counts in-view points moved, deleted or
+      injected (docs/certification.md section 12).
+    - ``radius``: simultaneously for every pixel, its ensemble label is ``labels[p]`` at every
+      input within ``(t * ray[0], t * ray[1])`` for ``t = radius[p]`` (Bonferroni); -1 = not
+      certified at 0. The Holm mask at a budget on the ray certifies at least the pixels the
+      map does there.
 
-    :ivar labels: ``(H, W)`` uint8 majority-vote class ids.
+    :ivar labels: ``(H, W)`` uint8 majority-vote class ids of the N samples (ties: the
+        smallest class id).
     :ivar certified: ``(H, W)`` bool, certified at ``radius_budget``.
     :ivar radius: ``(H, W)`` int16 certified t on the ray, -1 = none.
     :ivar top_counts: ``(H, W)`` int32 votes for the majority label, in [0, N].
-    :ivar delta: delta(radius_budget), the perturbation bound used for ``certified``.
+    :ivar delta: delta(radius_budget), the perturbation bound used for ``certified``
+        (docs/certification.md section 2).
+    :ivar n: ``(n_rgb, n_depth)`` elements per modality: RGB pixels, depth pixels (or
+        in-view LiDAR points with point-cloud depth).
+    :ivar k: ``(k_rgb, k_depth)`` elements kept per sample and modality.
+    :ivar num_samples: N, the number of sub-sampled inputs voted.
+    :ivar num_classes: C, the classes of the model's output.
+    :ivar alpha: the family-wise error rate of ``certified`` and of ``radius``.
+    :ivar radius_budget: ``(r_rgb, r_depth)``, the attack budget of ``certified``.
+    :ivar ray: ``(a_rgb, a_depth)``, the direction of ``radius``: budget ``(t a_rgb, t a_depth)``.
     :ivar timings: seconds per stage: 'preprocess', 'sampling', 'inference',
         'certification', 'total'.
     """

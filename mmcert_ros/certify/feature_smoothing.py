@@ -1,4 +1,6 @@
-"""Feature-space smoothing (FS): a certified l2 guarantee on features (CERTIFICATION.md 8).
+"""Feature-space smoothing (FS): a certified l2 guarantee on features.
+
+The mathematical contract is docs/certification.md section 8.
 
 An encoder f maps an input x to a unit feature vector per location (norm <= 1 suffices). Its
 Gaussian smoothing ``g(x) = E_eps[f(x + eps)]``, ``eps ~ N(0, sigma^2 I)``, is estimated by
@@ -19,7 +21,7 @@ inequality; x itself lies in the ball, so y is also the smoothed prediction at x
 
 Units: sigma and every radius are l2 norms in the units of the smoothed input tensor (for RGB
 scaled to [0, 1], a radius of 1 is e.g. one pixel channel moved from black to white).
-Nothing here imports rclpy.
+Nothing here imports the ROS client library.
 """
 from __future__ import annotations
 

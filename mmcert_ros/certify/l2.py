@@ -12,7 +12,7 @@ Settings shared with the l0 engine come from its :class:`~mmcert_ros.certify.Cer
 ``num_samples`` (N estimation samples), ``keep_fraction_*``, ``alpha``, ``seed`` (None =
 fresh OS entropy per frame), ``batch_size`` and ``device``. The forward passes run in fp32
 whatever ``precision`` says (the confidence bounds assume exact unit features).
-Nothing here imports rclpy.
+Nothing here imports the ROS client library.
 """
 from __future__ import annotations
 
@@ -145,8 +145,10 @@ class L2Certificate:
         return self.cells.smoothed.fcsb(l2_radius, self.alpha, self.cells.method)
 
     def agreeing(self, labels: np.ndarray) -> np.ndarray:
-        """``certified & (self.labels == labels)``: the l2 mask for a published segmentation
-        (e.g. the l0 majority vote), certifying only pixels where the two labels agree."""
+        """``certified & (self.labels == labels)``: the l2 mask beside a published segmentation
+        (e.g. the l0 majority vote), keeping only pixels where the two labels agree. It
+        certifies the l2-smoothed label, which there agrees with the published label at the
+        clean input (docs/certification.md section 8)."""
         return self.certified & (self.labels == np.asarray(labels))
 
     def summary(self) -> dict:

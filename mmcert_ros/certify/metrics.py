@@ -1,4 +1,4 @@
-"""Evaluation metrics of MMCert (CERTIFICATION.md section 7), pooled over frames.
+"""Evaluation metrics of MMCert (docs/certification.md section 7), pooled over frames.
 
 A pixel is *certified-correct* if it is certified and its label equals the ground truth.
 TP = road pixels certified-correct, TN = non-road pixels certified-correct,

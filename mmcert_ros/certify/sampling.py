@@ -1,4 +1,4 @@
-"""Exact-k independent sub-sampling of each modality (CERTIFICATION.md section 2).
+"""Exact-k independent sub-sampling of each modality (docs/certification.md section 2).
 
 Each sample keeps exactly k of a modality's n elements, drawn uniformly without replacement,
 independently per sample and per modality; every other element is set to 0 and the model also
@@ -40,7 +40,8 @@ class ModelInputs:
 
 
 def kept_count(keep_fraction: float, n: int) -> int:
-    """``k = round(keep_fraction * n)``, at least 1 and at most n (CERTIFICATION.md section 2)."""
+    """``k = round(keep_fraction * n)``, at least 1 and at most n (docs/certification.md
+    section 2)."""
     if not 0.0 < keep_fraction <= 1.0:
         raise ValueError(f'keep fraction must lie in (0, 1], got {keep_fraction}')
     return min(n, max(1, round(keep_fraction * n)))

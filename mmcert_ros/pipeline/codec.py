@@ -1,7 +1,7 @@
-"""Decode and encode ``sensor_msgs/Image`` payloads with numpy only (no rclpy, no cv_bridge).
+"""Decode and encode ROS ``Image`` payloads with numpy only (no ROS package, no cv_bridge).
 
 Every function works duck-typed on any object with the fields ``height, width, encoding,
-is_bigendian, step, data``: a ``sensor_msgs.msg.Image`` from rclpy (``data`` is an
+is_bigendian, step, data``: a ROS ``Image`` message from the Python client library (``data`` is an
 ``array.array``), a message deserialized by ``rosbags`` (``data`` is a numpy uint8 array), or
 :class:`ImageFields`. Decoded arrays own their memory (the message buffer may be released).
 
@@ -49,7 +49,7 @@ class ImageDecodeError(MessageDecodeError):
 
 @dataclass(frozen=True)
 class ImageFields:
-    """The payload fields of a ``sensor_msgs/Image`` (everything but the header)."""
+    """The payload fields of a ROS ``Image`` (everything but the header)."""
 
     height: int
     width: int
@@ -59,7 +59,7 @@ class ImageFields:
     data: bytes
 
     def copy_to(self, msg):
-        """Set these fields on ``msg`` (e.g. a ``sensor_msgs.msg.Image``) and return it."""
+        """Set these fields on ``msg`` (e.g. a ROS ``Image`` message) and return it."""
         msg.height = self.height
         msg.width = self.width
         msg.encoding = self.encoding

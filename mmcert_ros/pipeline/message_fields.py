@@ -1,7 +1,8 @@
 """Header stamps and camera-info fields of ROS-shaped messages, with numpy only.
 
-The node (rclpy messages), the bag writer and the bag reader (``rosbags`` messages) share
-these: every function is duck-typed on the message fields, so no ROS package is imported.
+The node (messages of the ROS client library), the bag writer and the bag reader (``rosbags``
+messages) share these: every function is duck-typed on the message fields, so no ROS package
+is imported.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Colour overlay of a certified segmentation on the camera image (numpy only, no rclpy).
+"""Colour overlay of a certified segmentation on the camera image (numpy only, no ROS package).
 
 Legend (each tint blended 50 % over the image):
 

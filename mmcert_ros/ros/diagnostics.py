@@ -60,7 +60,7 @@ class L2FrameStats:
     """Figures of one frame's l2 certificate for ``/diagnostics``.
 
     :ivar certified_fraction: share of pixels in the published ``mmcert/l2_certification``
-        mask (l2-certified and agreeing with the published segmentation).
+        mask (l2-certified and agreeing with the published label at the clean input).
     :ivar fcsb_mean: mean over feature cells of the FCSB at ``fs.radius``.
     :ivar fcsb_min: smallest FCSB over the cells.
     :ivar score_mean: mean Gaussian robustness score over the cells.
