@@ -280,6 +280,7 @@ def test_bounds_reject_bad_input():
 
 
 # -------------------------------------------------------------------------------- Holm
+@pytest.mark.slow
 def test_holm_matches_statsmodels_with_ties():
     rng = np.random.default_rng(7)
     for trial in range(20):

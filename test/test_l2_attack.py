@@ -121,6 +121,7 @@ def _transplants(rgb, cert, cells, steps=(0.125, 0.25, 0.5, 0.75, 1.0)):
     return torch.stack(images, dim=1), np.array(norms).T
 
 
+@pytest.mark.slow
 def test_no_attack_flips_a_weak_cell_within_its_certified_radius(setup, capsys):
     cert, network, encoder, rgb = setup
     cells = _weakest_cells(cert)

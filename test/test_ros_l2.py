@@ -15,6 +15,8 @@ from sensor_msgs.msg import Image
 
 from ros_harness import NodeProcess, RosClient, image_msg
 
+pytestmark = pytest.mark.ros   # needs ROS: rclpy over DDS, ROS message packages or the ROS CLI
+
 DOMAIN_ID = 150
 H, W = 48, 64
 HD, WD = 24, 32

@@ -16,6 +16,8 @@ from scipy.stats import binom
 
 from ros_harness import NodeProcess, RosClient, image_msg, tiny_checkpoint
 
+pytestmark = pytest.mark.ros   # needs ROS: rclpy over DDS, ROS message packages or the ROS CLI
+
 DOMAIN_ID = 101
 H, W = 48, 64            # RGB size
 HD, WD = 24, 32          # a depth size different from the RGB size

@@ -14,6 +14,8 @@ import pytest
 
 from ros_harness import NodeProcess, RosClient, image_msg, tiny_checkpoint
 
+pytestmark = pytest.mark.ros   # needs ROS: rclpy over DDS, ROS message packages or the ROS CLI
+
 DOMAIN_ID = 141
 SIM_DOMAIN_ID = 142
 H, W = 24, 32
