@@ -23,8 +23,6 @@ from mmcert_ros.data.depth import metres_to_millimetres, millimetres_to_metres
 from mmcert_ros.bags.kitti import kitti_to_bag
 from mmcert_ros.sim.synthetic import SceneConfig, export_kitti
 from mmcert_ros.evaluation import BagFrames, EvaluationIncomplete, KittiFrames, evaluate
-from mmcert_ros.models import build_model, save_checkpoint
-from mmcert_ros.models.network import NetworkConfig
 from mmcert_ros.pipeline.codec import decode_depth, decode_mask, decode_rgb, encode_image
 from mmcert_ros.pipeline.overlay import render_overlay
 from mmcert_ros.tools import cli
@@ -372,14 +370,6 @@ def test_corrupt_bag_stops_with_a_clear_error_after_writing_the_reports(tmp_path
     metrics = json.loads((out / 'metrics.json').read_text())
     assert metrics['complete'] is False and 'only 3 of 4' in metrics['error']
     assert metrics['frames'] == 3
-
-
-@pytest.fixture(scope='module')
-def tiny_checkpoint(tmp_path_factory):
-    torch.manual_seed(0)
-    model = build_model(NetworkConfig(width=4, feature_dim=4))
-    return save_checkpoint(tmp_path_factory.mktemp('model') / 'tiny.pt', model,
-                           {'note': 'untrained, for tests'})
 
 
 def test_cli_reads_the_node_parameter_file_and_reports(tmp_path, tiny_checkpoint, capsys):
