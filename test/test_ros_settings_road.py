@@ -1,7 +1,10 @@
 """One params file, one road: the node (in this process, ``--params-file``), ``mmcert-ros
 evaluate`` and ``mmcert-ros certify`` read the same settings from it: the same engine, the
 same l2 certificate, ``~`` expanded in ``model.checkpoint`` and ``fs.booster``, and the same
-default device."""
+default device. Also what the node does with some settings: a keep fraction the model was
+not trained for keeps /diagnostics at WARN; ``sync.*`` changes reach the pairer from the
+input callbacks."""
+import contextlib
 import dataclasses
 import json
 import shutil
@@ -34,8 +37,9 @@ def home(tmp_path, monkeypatch, tiny_checkpoint):
     return tmp_path
 
 
-def node_settings(params, monkeypatch):
-    """The settings, engine device and booster of a SegmenterNode started with ``params``."""
+@contextlib.contextmanager
+def in_process_node(params, monkeypatch):
+    """A SegmenterNode in this process started with the params file ``params`` (not spun)."""
     import rclpy
 
     from mmcert_ros.ros.segmenter_node import SegmenterNode
@@ -46,12 +50,18 @@ def node_settings(params, monkeypatch):
         node = SegmenterNode(context=context,
                              cli_args=['--ros-args', '--params-file', str(params)])
         try:
-            return node._settings, node._segmenter.device, node._booster
+            yield node
         finally:
             node.close()
             node.destroy_node()
     finally:
         rclpy.shutdown(context=context)
+
+
+def node_settings(params, monkeypatch):
+    """The settings, engine device and booster of a SegmenterNode started with ``params``."""
+    with in_process_node(params, monkeypatch) as node:
+        return node._settings, node._segmenter.device, node._booster
 
 
 def test_node_evaluate_and_certify_read_one_params_file_alike(home, monkeypatch):
@@ -102,3 +112,34 @@ def test_node_evaluate_and_certify_read_one_params_file_alike(home, monkeypatch)
     assert report['ray'] == list(config.ray)
     assert report['l2']['booster'] == settings.l2.booster and report['l2']['boosted']
     assert report['l2']['sigma'] == settings.l2.sigma
+
+
+def test_a_keep_fraction_the_model_was_not_trained_for_keeps_diagnostics_at_warn(
+        home, monkeypatch):
+    from diagnostic_msgs.msg import DiagnosticStatus
+    params = home / 'fractions.yaml'
+    params.write_text('mmcert_segmenter:\n  ros__parameters:\n'
+                      '    model.checkpoint: ~/models/tiny.pt\n'
+                      '    certify.keep_fraction_rgb: 0.05\n')
+    with in_process_node(params, monkeypatch) as node:
+        published = []
+        node._diagnostics_pub.publish = published.append   # the array the timer would send
+        node.publish_diagnostics()
+        status, = published[0].status
+        assert status.level == DiagnosticStatus.WARN
+        assert 'keep fractions 0.05 RGB' in status.message
+        assert 'does not record its training keep fractions' in status.message
+
+
+def test_sync_changes_reach_the_pairer_from_the_input_callbacks(home, monkeypatch):
+    from rclpy.parameter import Parameter
+    params = home / 'sync.yaml'
+    params.write_text('mmcert_segmenter:\n  ros__parameters:\n'
+                      '    model.checkpoint: ~/models/tiny.pt\n    sync.slop: 0.02\n')
+    with in_process_node(params, monkeypatch) as node:
+        result = node.set_parameters_atomically([Parameter('sync.slop', value=0.5),
+                                                 Parameter('sync.max_age', value=3.0)])
+        assert result.successful
+        assert node._pairer.slop_s == 0.02        # the parameter callback left it alone
+        node._expire_pending()                    # the next input-group callback
+        assert (node._pairer.slop_s, node._pairer.max_age_s) == (0.5, 3.0)
