@@ -46,10 +46,10 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image
 
 from mmcert_ros.certify import CancelToken, CertifiedSegmenter, FrameCancelled
-from mmcert_ros.device import resolve_device
 from mmcert_ros.certify.l2 import certify_l2
 from mmcert_ros.data.frame import Frame
 from mmcert_ros.data.pairing import LatestSlot, Pair, StampPairer, TimeJump
+from mmcert_ros.device import resolve_device
 from mmcert_ros.errors import UserError
 from mmcert_ros.pipeline import outputs
 from mmcert_ros.ros.diagnostics import (HealthLimits, L2FrameStats, PipelineStats,
