@@ -1,10 +1,10 @@
-"""Certified accuracy of a model on held-out synthetic drives (issue 4, item 5).
+"""Certified accuracy of a model on held-out synthetic drives.
 
 Frames come from synthetic drives whose seeds (default 900000 + i) no training run uses
 (training drives use seeds from --data-seed, validation drives data_seed + 100000 + i), at
 1242x375 with dense depth. Each frame is certified by the engine with N samples, alpha,
 keep 0.0193 RGB / 0.00214 depth and a fixed sampling seed (reproducible); the pooled
-MMCert metrics (CERTIFICATION.md section 7) are computed by
+MMCert metrics (docs/certification.md section 7) are computed by
 :class:`mmcert_ros.evaluation.accumulate.MetricsAccumulator` along the ray
 r = (t, 2 t) and reported at the requested r_rgb, with the plain majority-vote metrics.
 

@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from mmcert_ros.certify.config import KEEP_FRACTION_DEPTH, KEEP_FRACTION_RGB
 from mmcert_ros.certify.sampling import kept_count, make_generator, subsample
 from mmcert_ros.models import DEFAULT_CHECKPOINT, load_model
 
@@ -80,11 +81,12 @@ def main() -> int:
         'threads': torch.get_num_threads(), 'cpu': platform.processor() or platform.machine(),
         'load_average_1min': os.getloadavg()[0],
         'gflops_per_sample': gflops_per_sample(
-            model, sampled_inputs(1, args.height, args.width, 0.0193, 0.00214)),
+            model, sampled_inputs(1, args.height, args.width, KEEP_FRACTION_RGB, KEEP_FRACTION_DEPTH)),
         'forward_ms_per_sample': {},
     }
     for batch in args.batches:
-        inputs = sampled_inputs(batch, args.height, args.width, 0.0193, 0.00214)
+        inputs = sampled_inputs(batch, args.height, args.width, KEEP_FRACTION_RGB,
+                                KEEP_FRACTION_DEPTH)
         figures['forward_ms_per_sample'][f'batch_{batch}'] = forward_ms_per_sample(
             model, inputs, args.repeats)
     print(json.dumps(figures, indent=2))

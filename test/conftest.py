@@ -1,7 +1,18 @@
-"""The session's colcon workspace: the package built once per test run, as a user builds it."""
+"""Fixtures shared by the test modules.
+
+* ``colcon_workspace``: the package built once per test run, as a user builds it.
+* ``tiny_checkpoint`` / ``constant_checkpoint``: the small untrained network of the tests
+  (:func:`ros_harness.tiny_checkpoint`), saved once per session.
+* ``node`` / ``client``: a test module's segmenter process on its ``DOMAIN_ID`` and a real
+  rclpy client that has seen it; the module says how (module attributes and fixtures listed
+  at each fixture).
+"""
+from pathlib import Path
+
 import pytest
 
 from ros2_tools import Workspace, missing_tools
+from ros_harness import NodeProcess, RosClient, tiny_checkpoint as save_tiny_checkpoint
 
 
 @pytest.fixture(scope='session')
@@ -12,3 +23,54 @@ def colcon_workspace(tmp_path_factory) -> Workspace:
     if reason:
         pytest.skip(reason)
     return Workspace.build(tmp_path_factory.mktemp('colcon_ws'))
+
+
+@pytest.fixture(scope='session')
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """The small untrained SparseRGBDNet (seed 0) as a checkpoint file (fast to certify)."""
+    return save_tiny_checkpoint(tmp_path_factory.mktemp('tiny') / 'tiny.pt')
+
+
+@pytest.fixture(scope='session')
+def constant_checkpoint(tmp_path_factory) -> Path:
+    """The same network with every logit 0: every sample votes class 0 (a certificate known
+    in closed form)."""
+    return save_tiny_checkpoint(tmp_path_factory.mktemp('constant') / 'constant.pt',
+                                constant=True)
+
+
+@pytest.fixture(scope='module')
+def node_params() -> dict:
+    """Parameters the ``node`` fixture adds to the module's ``PARAMS`` (override in a module)."""
+    return {}
+
+
+@pytest.fixture(scope='module')
+def node(request, node_params, tmp_path_factory):
+    """The segmenter in a subprocess on the module's ``DOMAIN_ID`` with its ``PARAMS``
+    updated by ``node_params`` and the extra arguments ``NODE_ARGS`` (if the module has
+    them); it must exit 0 when stopped at the end of the module."""
+    module = request.module
+    process = NodeProcess('segmenter', module.DOMAIN_ID,
+                          tmp_path_factory.mktemp('log') / 'node.log',
+                          dict(module.PARAMS, **node_params),
+                          extra_args=getattr(module, 'NODE_ARGS', None))
+    yield process
+    assert process.stop() == 0, process.log()
+
+
+@pytest.fixture(scope='module')
+def client(request, node):
+    """A :class:`RosClient` on the module's ``DOMAIN_ID`` (with the module's
+    ``CLIENT_SUBSCRIPTIONS``, ``{topic: type}``) that has seen ``node`` publish on
+    ``CLIENT_WAIT_TOPICS`` (default: segmentation and certification)."""
+    module = request.module
+    client = RosClient(module.DOMAIN_ID,
+                       extra_subscriptions=getattr(module, 'CLIENT_SUBSCRIPTIONS', None))
+    wait_topics = getattr(module, 'CLIENT_WAIT_TOPICS', None)
+    if wait_topics:
+        client.wait_for_node(topics=wait_topics)
+    else:
+        client.wait_for_node()
+    yield client
+    client.close()

@@ -13,7 +13,8 @@ from rosbags.typesys import Stores, get_typestore
 
 from mmcert_ros.bags import (BagError, BagReader, BagWriter, MissingTopicError,
                              camera_info_from_projection)
-from mmcert_ros.bags.messages import TYPESTORE, image_message, stamp_to_ns
+from mmcert_ros.bags.messages import TYPESTORE, image_message
+from mmcert_ros.pipeline.message_fields import stamp_to_ns
 from mmcert_ros.pipeline.codec import decode_depth, decode_mask, decode_rgb, encode_image
 
 S = 1_000_000_000
@@ -56,7 +57,7 @@ def test_written_bag_reads_back_topics_counts_stamps_and_pixels(tmp_path, storag
                 for topic in ('/cam/rgb', '/cam/depth', '/cam/gt', '/cam/info')}
     for topic, items in by_topic.items():
         assert [m.log_time_ns for m in items] == STAMPS, topic
-        assert [stamp_to_ns(m.message.header) for m in items] == STAMPS, topic
+        assert [stamp_to_ns(m.message.header.stamp) for m in items] == STAMPS, topic
         assert all(m.message.header.frame_id == 'cam' for m in items)
     for (stamp, rgb, depth_mm, gt), rgb_msg, depth_msg, gt_msg in zip(
             _frames(), by_topic['/cam/rgb'], by_topic['/cam/depth'], by_topic['/cam/gt']):
@@ -108,7 +109,7 @@ def test_ros1_bag_reads_through_the_same_api(tmp_path):
     with BagReader(path) as bag:
         assert bag.topics['/cam/rgb'].msgtype == image_type
         (item,) = bag.messages(['/cam/rgb'])
-    assert stamp_to_ns(item.message.header) == 5 * S + 7
+    assert stamp_to_ns(item.message.header.stamp) == 5 * S + 7
     np.testing.assert_array_equal(decode_rgb(item.message), rgb)
 
 

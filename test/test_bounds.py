@@ -1,4 +1,4 @@
-"""The certification bounds against independent oracles (CERTIFICATION.md sections 3 to 6)."""
+"""The certification bounds against independent oracles (docs/certification.md sections 3 to 6)."""
 import itertools
 from fractions import Fraction
 from math import comb

@@ -15,15 +15,14 @@ from statsmodels.stats.multitest import multipletests
 
 from mmcert_ros.bags import BagError, BagReader, BagWriter, MissingTopicError
 from mmcert_ros.bags.frames import FrameTopics, write_frame
-from mmcert_ros.bags.messages import TYPESTORE, image_message, stamp_to_ns
+from mmcert_ros.bags.messages import TYPESTORE, image_message
+from mmcert_ros.pipeline.message_fields import stamp_to_ns
 from mmcert_ros.certify import CertifiedSegmenter, CertifyConfig, delta
 from mmcert_ros.data import Frame
 from mmcert_ros.data.depth import metres_to_millimetres, millimetres_to_metres
 from mmcert_ros.bags.kitti import kitti_to_bag
 from mmcert_ros.sim.synthetic import SceneConfig, export_kitti
 from mmcert_ros.evaluation import BagFrames, EvaluationIncomplete, KittiFrames, evaluate
-from mmcert_ros.models import build_model, save_checkpoint
-from mmcert_ros.models.network import NetworkConfig
 from mmcert_ros.pipeline.codec import decode_depth, decode_mask, decode_rgb, encode_image
 from mmcert_ros.pipeline.overlay import render_overlay
 from mmcert_ros.tools import cli
@@ -246,7 +245,7 @@ def test_write_bag_holds_inputs_and_outputs_with_the_frame_stamps(tmp_path, fram
     for item in items:
         by_topic.setdefault(item.topic, []).append(item.message)
     for topic, messages in by_topic.items():
-        assert [stamp_to_ns(m.header) for m in messages] == [f.stamp_ns for f in frames], topic
+        assert [stamp_to_ns(m.header.stamp) for m in messages] == [f.stamp_ns for f in frames], topic
     for index, (frame, cert) in enumerate(zip(frames, certificates)):
         np.testing.assert_array_equal(decode_rgb(by_topic['/cam/rgb'][index]), frame.rgb)
         assert by_topic['/cam/depth'][index].encoding == '32FC1'  # exactly the evaluated depth
@@ -371,14 +370,6 @@ def test_corrupt_bag_stops_with_a_clear_error_after_writing_the_reports(tmp_path
     metrics = json.loads((out / 'metrics.json').read_text())
     assert metrics['complete'] is False and 'only 3 of 4' in metrics['error']
     assert metrics['frames'] == 3
-
-
-@pytest.fixture(scope='module')
-def tiny_checkpoint(tmp_path_factory):
-    torch.manual_seed(0)
-    model = build_model(NetworkConfig(width=4, feature_dim=4))
-    return save_checkpoint(tmp_path_factory.mktemp('model') / 'tiny.pt', model,
-                           {'note': 'untrained, for tests'})
 
 
 def test_cli_reads_the_node_parameter_file_and_reports(tmp_path, tiny_checkpoint, capsys):

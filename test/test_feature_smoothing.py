@@ -1,4 +1,4 @@
-"""Feature-space smoothing (CERTIFICATION.md section 8) against independent oracles.
+"""Feature-space smoothing (docs/certification.md section 8) against independent oracles.
 
 Oracles: numerical quadrature and root finding for Phi and Phi^{-1} (FCSB), closed-form
 smoothed values of 1-D encoders (Lipschitz property), Clopper-Pearson and the additive
@@ -280,6 +280,7 @@ def test_bounds_reject_bad_input():
 
 
 # -------------------------------------------------------------------------------- Holm
+@pytest.mark.slow
 def test_holm_matches_statsmodels_with_ties():
     rng = np.random.default_rng(7)
     for trial in range(20):
@@ -417,8 +418,8 @@ def test_joint_ensemble_adds_noise_to_the_full_input_then_masks():
     rgb = torch.rand(1, 3, 6, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     depth = torch.rand(1, 1, 3, 4, dtype=torch.float64) * 50
     recorder = _RecordingFeatures()
-    encoder = fs.joint_rgbd_encoder(recorder, depth, k_rgb=5, k_depth=2)
-    smoother = fs.FeatureSmoother(encoder, sigma=0.25, batch_size=4)
+    encoder = fs.joint_rgbd_encoder(recorder, depth, k_rgb=5, k_depth=2, sigma=0.25)
+    smoother = fs.FeatureSmoother(encoder, sigma=0.25, batch_size=4, adds_noise=True)
     votes = fs.VoteCounter(lambda f: torch.einsum('bdhw,cd->bchw', f, torch.eye(2, 4).double()))
     smoother.estimate(rgb, torch.ones(4, 6, 8, dtype=torch.float64) / 2, 10,
                       torch.Generator().manual_seed(1), on_batch=votes)
@@ -440,7 +441,7 @@ def test_joint_ensemble_adds_noise_to_the_full_input_then_masks():
 
 def test_joint_encoder_rejects_a_batched_depth():
     with pytest.raises(ValueError, match='depth'):
-        fs.joint_rgbd_encoder(_RecordingFeatures(), torch.zeros(2, 1, 3, 4), 1, 1)
+        fs.joint_rgbd_encoder(_RecordingFeatures(), torch.zeros(2, 1, 3, 4), 1, 1, 0.25)
 
 
 # ------------------------------------------------------------------ feature cells -> pixels

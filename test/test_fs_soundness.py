@@ -1,4 +1,4 @@
-"""Soundness of the feature-space (l2) certificate under attack (CERTIFICATION.md section 8).
+"""Soundness of the feature-space (l2) certificate under attack (docs/certification.md section 8).
 
 A PGD attack within the certified l2 radius minimizes the smoothed encoder's ``<u, g(x')>``
 (the expectation estimated on fresh noise every step). The attacked value is then measured on

@@ -152,6 +152,7 @@ def test_encode_refuses_unknown_encoding():
         encode_image(RGB, 'yuv422')
 
 
+@pytest.mark.ros
 def test_rclpy_image_message_round_trip():
     from sensor_msgs.msg import Image
     msg = encode_image(RGB, 'bgr8').copy_to(Image())

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from mmcert_ros.bags import BagReader
-from mmcert_ros.bags.messages import stamp_to_ns
+from mmcert_ros.pipeline.message_fields import stamp_to_ns
 from mmcert_ros.sim.synthetic import SceneConfig, export_kitti
 from mmcert_ros.tools import cli
 
@@ -57,7 +57,7 @@ def test_bag_holds_every_frame_with_exact_values(tmp_path, kitti, storage, suffi
     for topic, items in messages.items():
         if topic == '/tf_static':
             continue
-        assert [stamp_to_ns(m.header) for m in items] == [i * 100_000_000 for i in range(FRAMES)]
+        assert [stamp_to_ns(m.header.stamp) for m in items] == [i * 100_000_000 for i in range(FRAMES)]
         assert {m.header.frame_id for m in items} == {'velodyne' if topic == '/points'
                                                       else 'camera'}
     base = root / 'training'

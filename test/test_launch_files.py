@@ -111,6 +111,7 @@ def test_offline_tools_read_the_same_engine_settings_as_the_node():
     assert load_settings(ROOT / 'config' / 'mmcert.yaml') == settings
 
 
+@pytest.mark.ros
 @pytest.mark.parametrize('path', CONFIG_FILES, ids=lambda path: path.name)
 def test_parameter_file_is_valid_for_rcl_and_for_the_nodes(path):
     from rclpy.parameter import parameter_dict_from_yaml_file
@@ -145,6 +146,7 @@ def test_preset_topic_section_errors_name_the_file(tmp_path):
         preset_remappings(bad)
 
 
+@pytest.mark.ros
 def test_mmcert_launch_declares_them_under_launch_where_installed():
     pytest.importorskip('launch_ros', reason='launch_ros is not installed here')
     from launch.launch_description_sources import PythonLaunchDescriptionSource
@@ -154,6 +156,7 @@ def test_mmcert_launch_declares_them_under_launch_where_installed():
     assert declared >= MMCERT_LAUNCH_ARGUMENTS
 
 
+@pytest.mark.ros
 def test_a_parameter_file_applies_to_its_node_under_any_namespace(tmp_path):
     """What the launch files pass to a node, against rcl's own reading of the file (rclpy's
     parser) for the same node name: the bare name section, overridden by /namespace/name."""

@@ -81,6 +81,7 @@ def test_every_imported_ros_package_is_declared():
     assert tests <= dependencies('exec_depend') | dependencies('test_depend')
 
 
+@pytest.mark.ros
 def test_colcon_builds_and_installs_the_package(colcon_workspace):
     install = colcon_workspace.install
     for executable in ('mmcert-ros', 'segmenter', 'sim_drive'):
@@ -93,6 +94,7 @@ def test_colcon_builds_and_installs_the_package(colcon_workspace):
             sorted(p.name for p in (ROOT / folder).iterdir() if p.suffix in ('.py', '.yaml'))
 
 
+@pytest.mark.ros
 def test_ros2_run_and_pkg_see_the_installed_executables(colcon_workspace):
     listed = colcon_workspace.ros2(0, 'pkg', 'executables', 'mmcert_ros')
     assert listed.stdout.split() == ['mmcert_ros', 'mmcert-ros', 'mmcert_ros', 'segmenter',
@@ -101,6 +103,7 @@ def test_ros2_run_and_pkg_see_the_installed_executables(colcon_workspace):
     assert help_text.returncode == 0 and 'kitti2bag' in help_text.stdout, help_text.stderr
 
 
+@pytest.mark.ros
 def test_colcon_test_runs_the_package_tests_in_the_workspace(colcon_workspace):
     """``colcon test`` (the package's own pytest run against the installed package) passes;
     limited to the package and launch-file tests so the suite does not run itself twice."""

@@ -129,6 +129,7 @@ def _message(records: np.ndarray, fields, height: int = 1, big_endian: bool = Fa
     return message
 
 
+@pytest.mark.ros
 @pytest.mark.parametrize('height', [1, 6])
 @pytest.mark.parametrize('order', ['<', '>'])
 def test_same_points_as_sensor_msgs_py(height, order):
@@ -144,6 +145,7 @@ def test_same_points_as_sensor_msgs_py(height, order):
     np.testing.assert_array_equal(ours, expected)
 
 
+@pytest.mark.ros
 def test_encoded_cloud_reads_back_with_sensor_msgs_py():
     point_cloud2 = _upstream()
     points = np.random.default_rng(8).uniform(-20, 20, (30, 3)).astype(np.float32)

@@ -63,6 +63,7 @@ def test_distortion_matches_opencv(model, d):
     np.testing.assert_allclose(camera.project(points), expected[:, 0], atol=1e-6)
 
 
+@pytest.mark.ros
 def test_camera_info_read_and_checked():
     from sensor_msgs.msg import CameraInfo
     info = CameraInfo(width=640, height=240, k=K.reshape(-1).tolist(),

@@ -20,6 +20,8 @@ from mmcert_ros.pipeline.codec import decode_mask
 from ros2_tools import Launch
 from ros_harness import RosClient, tiny_checkpoint
 
+pytestmark = pytest.mark.ros   # needs ROS: rclpy over DDS, ROS message packages or the ROS CLI
+
 DOMAIN_ID = 139
 NODE = '/cli/mmcert_segmenter'
 CERTIFICATION = '/cli/mmcert/certification'

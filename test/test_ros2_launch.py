@@ -16,6 +16,8 @@ from sensor_msgs.msg import CameraInfo, Image
 from ros2_tools import Launch
 from ros_harness import SETTLE_S, RosClient, tiny_checkpoint
 
+pytestmark = pytest.mark.ros   # needs ROS: rclpy over DDS, ROS message packages or the ROS CLI
+
 DEMO_DOMAIN, CTRL_C_DOMAIN, NODES_DOMAIN = 136, 137, 138
 SMALL = {'width': 96, 'height': 32, 'num_samples': 20, 'device': 'cpu'}
 CLEAN_EXIT = r'\[INFO\] \[{}-\d+\]: process has finished cleanly'

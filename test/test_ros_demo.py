@@ -5,8 +5,11 @@ import subprocess
 import sys
 
 import cv2
+import pytest
 
 from ros_harness import REPO, ros_env, shifted_domain, tiny_checkpoint
+
+pytestmark = [pytest.mark.ros, pytest.mark.slow]   # nodes over DDS; tens of seconds
 
 DOMAIN_ID = 131
 

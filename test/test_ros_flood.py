@@ -10,6 +10,8 @@ import pytest
 
 from ros_harness import NodeProcess, RosClient, image_msg, tiny_checkpoint
 
+pytestmark = [pytest.mark.ros, pytest.mark.slow]   # nodes over DDS; tens of seconds
+
 DOMAIN_ID = 121
 RGB_SIZE = (120, 160)
 DEPTH_SIZE = (480, 640)           # 1.2 MB of 32FC1 per message: queues would show in RSS

@@ -13,6 +13,8 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 
 from ros_harness import NodeProcess, RosClient, image_msg, tiny_checkpoint
 
+pytestmark = pytest.mark.ros   # needs ROS: rclpy over DDS, ROS message packages or the ROS CLI
+
 DOMAIN_ID = 147
 FRAME_TIMES = 'mmcert/debug/frame_times'
 STALE_WARN_S, STALE_ERROR_S = 1.0, 2.5

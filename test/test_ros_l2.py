@@ -13,7 +13,9 @@ import pytest
 import torch
 from sensor_msgs.msg import Image
 
-from ros_harness import NodeProcess, RosClient, image_msg
+from ros_harness import NodeProcess, image_msg
+
+pytestmark = pytest.mark.ros   # needs ROS: rclpy over DDS, ROS message packages or the ROS CLI
 
 DOMAIN_ID = 150
 H, W = 48, 64
@@ -24,6 +26,9 @@ FS_SAMPLES = 256
 SIGMA = 0.25
 RADIUS = 0.01
 L2_TOPIC = 'mmcert/l2_certification'
+#: the conftest's client subscribes to the l2 mask too and waits for it
+CLIENT_SUBSCRIPTIONS = {L2_TOPIC: Image}
+CLIENT_WAIT_TOPICS = ('mmcert/segmentation', L2_TOPIC)
 PARAMS = {'model.device': 'cpu', 'certify.num_samples': L0_SAMPLES, 'certify.seed': SEED,
           'model.batch_size': 8, 'qos.reliability': 'reliable', 'publish.overlay': False,
           'fs.sigma': SIGMA, 'fs.radius': RADIUS, 'fs.num_samples': FS_SAMPLES}
@@ -129,19 +134,8 @@ def model(files):
 
 
 @pytest.fixture(scope='module')
-def node(files, tmp_path_factory):
-    process = NodeProcess('segmenter', DOMAIN_ID, tmp_path_factory.mktemp('log') / 'node.log',
-                          dict(PARAMS, **{'model.checkpoint': files['model']}))
-    yield process
-    assert process.stop() == 0, process.log()
-
-
-@pytest.fixture(scope='module')
-def client(node):
-    client = RosClient(DOMAIN_ID, extra_subscriptions={L2_TOPIC: Image})
-    client.wait_for_node(topics=('mmcert/segmentation', L2_TOPIC))
-    yield client
-    client.close()
+def node_params(files):   # the conftest's node and client
+    return {'model.checkpoint': files['model']}
 
 
 def send_test_frame(client, frame_id='cam_front'):

@@ -14,7 +14,9 @@ import pytest
 from diagnostic_msgs.msg import DiagnosticStatus
 from scipy.stats import binom
 
-from ros_harness import NodeProcess, RosClient, image_msg, tiny_checkpoint
+from ros_harness import NodeProcess, image_msg
+
+pytestmark = pytest.mark.ros   # needs ROS: rclpy over DDS, ROS message packages or the ROS CLI
 
 DOMAIN_ID = 101
 H, W = 48, 64            # RGB size
@@ -27,28 +29,17 @@ RNG = np.random.default_rng(3)
 _stamps = itertools.count(1_000_000_000, 50_000_000)
 
 
-@pytest.fixture(scope='module')
-def checkpoints(tmp_path_factory):
-    root = tmp_path_factory.mktemp('ckpt')
-    return {'random': tiny_checkpoint(root / 'random.pt'),
-            'constant': tiny_checkpoint(root / 'constant.pt', constant=True)}
+NODE_ARGS = ['--params-file', 'config/mmcert.yaml']   # the conftest's node and client
 
 
 @pytest.fixture(scope='module')
-def node(checkpoints, tmp_path_factory):
-    process = NodeProcess('segmenter', DOMAIN_ID, tmp_path_factory.mktemp('log') / 'node.log',
-                          dict(PARAMS, **{'model.checkpoint': checkpoints['random']}),
-                          extra_args=['--params-file', 'config/mmcert.yaml'])
-    yield process
-    assert process.stop() == 0, process.log()
+def checkpoints(tiny_checkpoint, constant_checkpoint):
+    return {'random': tiny_checkpoint, 'constant': constant_checkpoint}
 
 
 @pytest.fixture(scope='module')
-def client(node):
-    client = RosClient(DOMAIN_ID)
-    client.wait_for_node()
-    yield client
-    client.close()
+def node_params(checkpoints):
+    return {'model.checkpoint': checkpoints['random']}
 
 
 @pytest.fixture(scope='module')

@@ -18,6 +18,8 @@ from diagnostic_msgs.msg import DiagnosticStatus
 
 from ros_harness import NodeProcess, RosClient, image_msg
 
+pytestmark = pytest.mark.ros   # needs ROS: rclpy over DDS, ROS message packages or the ROS CLI
+
 DOMAIN_ID = 145
 H, W = 375, 1242
 PARAMS = {'model.device': 'cpu', 'certify.num_samples': 1000, 'model.batch_size': 16,

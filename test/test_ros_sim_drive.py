@@ -12,6 +12,8 @@ import pytest
 
 from ros_harness import NodeProcess, RosClient, tiny_checkpoint
 
+pytestmark = pytest.mark.ros   # needs ROS: rclpy over DDS, ROS message packages or the ROS CLI
+
 DOMAIN_ID = 111
 W, H, WD, HD = 128, 48, 64, 24
 FRAMES = 5

@@ -12,7 +12,9 @@ import time
 import numpy as np
 import pytest
 
-from ros_harness import NodeProcess, RosClient, image_msg, tiny_checkpoint
+from ros_harness import NodeProcess, RosClient, image_msg
+
+pytestmark = pytest.mark.ros   # needs ROS: rclpy over DDS, ROS message packages or the ROS CLI
 
 DOMAIN_ID = 141
 SIM_DOMAIN_ID = 142
@@ -56,8 +58,8 @@ def drive(first_ns, count):
 
 
 @pytest.fixture(scope='module')
-def checkpoint(tmp_path_factory):
-    return tiny_checkpoint(tmp_path_factory.mktemp('ckpt') / 'tiny.pt')
+def checkpoint(tiny_checkpoint):
+    return tiny_checkpoint
 
 
 @pytest.fixture(scope='module')

@@ -11,6 +11,8 @@ from mmcert_ros.pipeline.overlay import render_overlay
 from mmcert_ros.pipeline.parameters import PARAMETERS, NodeSettings
 from mmcert_ros.ros.parameters import descriptor as parameter_descriptor
 
+pytestmark = pytest.mark.ros   # needs ROS: rclpy over DDS, ROS message packages or the ROS CLI
+
 
 class FakeClock:
     def __init__(self):

@@ -1,4 +1,4 @@
-"""Exact-k independent sub-sampling (CERTIFICATION.md section 2)."""
+"""Exact-k independent sub-sampling (docs/certification.md section 2)."""
 import itertools
 
 import numpy as np

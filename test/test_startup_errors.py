@@ -10,6 +10,8 @@ import torch
 
 from ros_harness import REPO, NodeProcess, ros_env, tiny_checkpoint
 
+pytestmark = pytest.mark.ros   # needs ROS: rclpy over DDS, ROS message packages or the ROS CLI
+
 DOMAIN_ID = 141
 CPU = ['-p', 'model.device:=cpu']
 

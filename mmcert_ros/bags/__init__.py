@@ -2,7 +2,7 @@
 
 Reads rosbag2 recordings (MCAP and sqlite3, a bag directory or a bare ``.mcap``/``.db3``
 file) and ROS 1 ``.bag`` files; writes rosbag2 MCAP or sqlite3 bags holding
-``sensor_msgs/msg/Image`` and ``sensor_msgs/msg/CameraInfo``. Nothing here imports rclpy.
+ROS ``Image`` and ``CameraInfo`` messages. Nothing here imports the ROS client library.
 """
 
 from mmcert_ros.bags.errors import BagError, MissingTopicError

@@ -2,11 +2,11 @@
 
 Per frame, in name order, stamped 100 ms apart (10 Hz, as
 :class:`~mmcert_ros.data.kitti.KittiRoad` spaces them) from ``start_ns``: RGB ``rgb8``, depth ``16UC1`` millimetres
-(0 = invalid), ``sensor_msgs/CameraInfo`` from the calibration's ``P2`` and, where the frame
+(0 = invalid), ROS ``CameraInfo`` from the calibration's ``P2`` and, where the frame
 has ground truth, ``mono8`` (255 = road). Evaluating the bag gives the same figures as
 evaluating the folder: every value survives the conversion exactly.
 
-A frame with a velodyne scan also gets it as ``sensor_msgs/PointCloud2`` on ``/points``
+A frame with a velodyne scan also gets it as ROS ``PointCloud2`` on ``/points``
 (frame ``velodyne``; x, y, z and intensity FLOAT32, the reflectance as intensity), and the
 calibration as the LiDAR-to-camera extrinsic on ``/tf_static`` (``tf2_msgs/TFMessage``,
 parent ``camera``, child ``velodyne``:

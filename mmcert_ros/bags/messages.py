@@ -1,7 +1,7 @@
-"""Build ``sensor_msgs`` messages for the bag writer (``rosbags`` typestore classes).
+"""Build ROS sensor messages for the bag writer (``rosbags`` typestore classes).
 
 The message classes come from the ROS 2 Humble typestore: ``std_msgs/Header``,
-``sensor_msgs/Image``, ``sensor_msgs/CameraInfo``, ``sensor_msgs/PointCloud2`` and
+ROS ``Image``, ROS ``CameraInfo``, ROS ``PointCloud2`` and
 ``tf2_msgs/TFMessage`` are identical (same RIHS01 type hash) from Humble to Kilted, so the
 bags read on every supported distro.
 """
@@ -13,6 +13,7 @@ from rosbags.typesys import Stores, get_typestore
 from mmcert_ros.data.point_cloud import CloudFields
 from mmcert_ros.data.projection import Extrinsic
 from mmcert_ros.pipeline.codec import ImageFields
+from mmcert_ros.pipeline.message_fields import ns_to_sec_nanosec, rectified_camera_info
 
 #: The typestore used to build, serialize, and (for bags without embedded definitions) read.
 TYPESTORE = get_typestore(Stores.ROS2_HUMBLE)
@@ -22,26 +23,18 @@ POINT_CLOUD_TYPE = 'sensor_msgs/msg/PointCloud2'
 TF_TYPE = 'tf2_msgs/msg/TFMessage'
 TF_STATIC_TOPIC = '/tf_static'
 
-_NS_PER_S = 1_000_000_000
 
 
 def header(stamp_ns: int, frame_id: str):
     """``std_msgs/Header`` for a stamp in integer nanoseconds (must be >= 0)."""
-    if stamp_ns < 0:
-        raise ValueError(f'header stamp must be >= 0 ns, got {stamp_ns}')
+    sec, nanosec = ns_to_sec_nanosec(stamp_ns)
     types = TYPESTORE.types
-    stamp = types['builtin_interfaces/msg/Time'](
-        sec=stamp_ns // _NS_PER_S, nanosec=stamp_ns % _NS_PER_S)
+    stamp = types['builtin_interfaces/msg/Time'](sec=sec, nanosec=nanosec)
     return types['std_msgs/msg/Header'](stamp=stamp, frame_id=frame_id)
 
 
-def stamp_to_ns(message_header) -> int:
-    """Header stamp of a deserialized message in integer nanoseconds."""
-    return int(message_header.stamp.sec) * _NS_PER_S + int(message_header.stamp.nanosec)
-
-
 def image_message(image: ImageFields, stamp_ns: int, frame_id: str):
-    """``sensor_msgs/Image`` with the given header around already-encoded image fields."""
+    """ROS ``Image`` with the given header around already-encoded image fields."""
     data = np.frombuffer(bytes(image.data), dtype=np.uint8)
     if data.size != image.step * image.height:
         raise ValueError(
@@ -54,26 +47,18 @@ def image_message(image: ImageFields, stamp_ns: int, frame_id: str):
 
 def camera_info_from_projection(projection: np.ndarray, width: int, height: int,
                                 stamp_ns: int, frame_id: str):
-    """``sensor_msgs/CameraInfo`` of a rectified camera from its 3x4 projection matrix P.
-
-    For a rectified camera (KITTI ``P2``) ``P = K [I | t]``, so ``K`` is P's left 3x3 block,
-    ``R`` is the identity and the ``plumb_bob`` distortion is zero.
-    """
-    projection = np.asarray(projection, dtype=np.float64)
-    if projection.shape != (3, 4):
-        raise ValueError(f'projection matrix must be 3x4, got shape {projection.shape}')
+    """A camera-info message of a rectified camera from its 3x4 projection matrix P
+    (:func:`~mmcert_ros.pipeline.message_fields.rectified_camera_info`)."""
     types = TYPESTORE.types
     roi = types['sensor_msgs/msg/RegionOfInterest'](
         x_offset=0, y_offset=0, height=0, width=0, do_rectify=False)
     return types[CAMERA_INFO_TYPE](
-        header=header(stamp_ns, frame_id), height=height, width=width,
-        distortion_model='plumb_bob', d=np.zeros(5), k=projection[:, :3].reshape(9).copy(),
-        r=np.eye(3).reshape(9), p=projection.reshape(12).copy(), binning_x=0, binning_y=0,
-        roi=roi)
+        header=header(stamp_ns, frame_id), **rectified_camera_info(projection, width, height),
+        binning_x=0, binning_y=0, roi=roi)
 
 
 def point_cloud_message(cloud: CloudFields, stamp_ns: int, frame_id: str):
-    """``sensor_msgs/PointCloud2`` with the given header around encoded cloud fields."""
+    """ROS ``PointCloud2`` with the given header around encoded cloud fields."""
     types = TYPESTORE.types
     fields = [types['sensor_msgs/msg/PointField'](name=f.name, offset=f.offset,
                                                   datatype=f.datatype, count=f.count)

@@ -1,4 +1,4 @@
-"""Write rosbag2 bags (MCAP or sqlite3) of ``sensor_msgs`` messages.
+"""Write rosbag2 bags (MCAP or sqlite3) of ROS sensor messages.
 
 Bags carry their message definitions (readable without a typestore by ``ros2 bag``, Foxglove
 and ``rosbags``) and ``metadata.yaml`` version 8, whose QoS encoding Humble's reader parses.
@@ -16,8 +16,9 @@ from rosbags.interfaces import (Qos, QosDurability, QosHistory, QosLiveliness, Q
 from rosbags.rosbag2 import StoragePlugin, Writer, WriterError
 
 from mmcert_ros.bags.errors import BagError
-from mmcert_ros.bags.messages import TYPESTORE, image_message, stamp_to_ns
+from mmcert_ros.bags.messages import TYPESTORE, image_message
 from mmcert_ros.pipeline.codec import ImageFields
+from mmcert_ros.pipeline.message_fields import stamp_to_ns
 
 #: storage name (as ``ros2 bag record -s``) -> rosbags storage plugin
 STORAGES = {'mcap': StoragePlugin.MCAP, 'sqlite3': StoragePlugin.SQLITE3}
@@ -84,10 +85,10 @@ class BagWriter:
             raise BagError(f'bag {self.path}: topic {topic} holds {connection.msgtype}, '
                            f'cannot add a {msgtype}')
         if log_time_ns is None:
-            log_time_ns = stamp_to_ns(message.header)
+            log_time_ns = stamp_to_ns(message.header.stamp)
         self._writer.write(connection, log_time_ns, TYPESTORE.serialize_cdr(message, msgtype))
         self.counts[topic] += 1
 
     def write_image(self, topic: str, image: ImageFields, stamp_ns: int, frame_id: str) -> None:
-        """Append a ``sensor_msgs/Image`` from encoded fields, logged at its stamp."""
+        """Append a ROS ``Image`` from encoded fields, logged at its stamp."""
         self.write(topic, image_message(image, stamp_ns, frame_id))

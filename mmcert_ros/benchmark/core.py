@@ -1,4 +1,4 @@
-"""Measurements of the certification core at full KITTI size (issue: foundation, item 6).
+"""Measurements of the certification core at full KITTI size.
 
 Every figure is the median wall time of several repetitions in seconds; every ratio compares
 two implementations of the same result measured side by side in the same run.

@@ -104,5 +104,5 @@ def reference_l2_smoother(model: torch.nn.Module, depth: torch.Tensor, k: tuple[
     then ``model.features`` of the masked batch."""
     from mmcert_ros.certify import feature_smoothing as fs
 
-    encoder = fs.joint_rgbd_encoder(model.features, depth, k[0], k[1])
-    return fs.FeatureSmoother(encoder, sigma, batch_size)
+    encoder = fs.joint_rgbd_encoder(model.features, depth, k[0], k[1], sigma)
+    return fs.FeatureSmoother(encoder, sigma, batch_size, adds_noise=True)

@@ -1,4 +1,4 @@
-"""The ROS-free certification engine of mmcert_ros (CERTIFICATION.md sections 2 to 7).
+"""The ROS-free certification engine of mmcert_ros (docs/certification.md sections 2 to 7).
 
 Public API::
 
@@ -12,7 +12,7 @@ Public API::
     classifier = CertifiedClassifier(model, [Modality((0,), 0.2), Modality((0, 1), 0.05)])
     classifier.certify(audio, image).radius(ray=(2, 1))
 
-Nothing here imports rclpy.
+Nothing here imports the ROS client library.
 """
 
 from mmcert_ros.certify.bounds import (ClassBounds, class_probability_bounds, delta,

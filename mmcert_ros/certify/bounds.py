@@ -1,4 +1,4 @@
-"""MMCert's certification bounds (CERTIFICATION.md sections 3 to 6).
+"""MMCert's certification bounds (docs/certification.md sections 3 to 6).
 
 Segmentation works on the *top count* of a pixel: the number of the N sub-sampled inputs
 whose base prediction equals the pixel's majority label. The p-value of a pixel depends on
@@ -128,7 +128,7 @@ def top_count_pvalues(num_samples: int, num_classes: int, delta_r: float) -> np.
     """p-value of H0 "the top class's probability is <= 1/2 + delta" for every top count.
 
     The top class is selected from the same samples, so the test accounts for every class
-    that could have been picked (CERTIFICATION.md section 4). With ``q = 1/2 + delta`` and
+    that could have been picked (docs/certification.md section 4). With ``q = 1/2 + delta`` and
     ``G(p) = P(Binomial(N, p) >= c)``:
 
     - ``c > N / 2`` (a strict majority): ``pvalues[c] = min(1, G(q) + G(1 - q))`` for any
@@ -186,7 +186,7 @@ def holm_certify(top_counts: ArrayLike, num_samples: int, num_classes: int, delt
 
     With probability at least ``1 - alpha`` over the sub-sampling, every pixel in the returned
     mask keeps its majority label under every attack within the budget that ``delta`` was
-    computed for (CERTIFICATION.md sections 4 and 5).
+    computed for (docs/certification.md sections 4 and 5).
 
     :param top_counts: integer array of any shape (numpy or torch, any device): for each pixel
         the number of samples that voted for its majority label, in ``[0, num_samples]``.
@@ -205,7 +205,7 @@ def radius_table(num_samples: int, num_classes: int, n: Sequence[int], k: Sequen
 
     Bonferroni simultaneous one-sided tests: ``table[c]`` is the largest t with
     ``top_count_pvalues(N, C, delta(r(t)))[c] <= alpha / num_pixels``, or -1 if t = 0
-    already fails (CERTIFICATION.md section 6). With probability at least ``1 - alpha``
+    already fails (docs/certification.md section 6). With probability at least ``1 - alpha``
     every pixel's radius ``table[top_count]`` holds at once.
 
     :param ray: elements changed per modality per unit of t, e.g. ``(1, 2)`` for

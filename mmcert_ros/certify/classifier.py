@@ -9,7 +9,7 @@ independently per sample and modality (:func:`mmcert_ros.certify.sampling.draw_k
 and sets every other element to 0. The votes of the N samples give the certificate of
 :func:`~mmcert_ros.certify.bounds.class_probability_bounds`: with probability at least
 ``1 - alpha`` over the sampling, the label is the smoothed classifier's prediction under
-every attack within a certified budget. Nothing here imports rclpy.
+every attack within a certified budget. Nothing here imports the ROS client library.
 """
 from __future__ import annotations
 
@@ -23,8 +23,8 @@ import torch
 from mmcert_ros.certify.bounds import (ClassBounds, class_probability_bounds, delta,
                                        largest_ray_budget)
 from mmcert_ros.certify.cancel import CancelToken
-from mmcert_ros.certify.engine import resolve_device
 from mmcert_ros.certify.sampling import draw_keep_masks, kept_count, make_generator
+from mmcert_ros.device import resolve_device
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """One-sided confidence bounds on the mean of a [0, 1]-valued variable, and Holm over p-values.
 
-The feature-space (l2) certificate (CERTIFICATION.md section 8) needs a *lower* confidence
+The feature-space (l2) certificate (docs/certification.md section 8) needs a *lower* confidence
 bound on the Gaussian robustness score ``S = E[X]``, where ``X = (1 + <u, f(x + eps)>) / 2``
 lies in [0, 1] and N i.i.d. Monte-Carlo draws of X are observed per pixel. Two bounds are
 offered; both hold for *any* distribution on [0, 1] (no normality, no Bernoulli assumption):

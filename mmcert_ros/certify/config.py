@@ -7,18 +7,21 @@ from __future__ import annotations
 
 import dataclasses
 import numbers
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from mmcert_ros.device import check_device_name
 from mmcert_ros.models.backends import BACKENDS, EXPORTED_PRECISIONS
 
 PRECISIONS = ('fp32', 'fp16', 'bf16')
-
-DEVICE_PATTERN = re.compile(r'^(auto|cpu|cuda(:\d+)?)$')
+#: MMCert's KITTI keep fractions of RGB and depth pixels: the default of certification and of
+#: training (base model and booster), and what a checkpoint that does not record the fractions
+#: it was trained for is taken to have been trained at
+KEEP_FRACTION_RGB = 0.0193
+KEEP_FRACTION_DEPTH = 0.00214
 
 #: ROS parameter name -> CertifyConfig field (the node's ``certify.*`` / ``model.*`` names).
 PARAMETER_FIELDS = {
@@ -68,8 +71,8 @@ class CertifyConfig:
     """
 
     num_samples: int = 100
-    keep_fraction_rgb: float = 0.0193
-    keep_fraction_depth: float = 0.00214
+    keep_fraction_rgb: float = KEEP_FRACTION_RGB
+    keep_fraction_depth: float = KEEP_FRACTION_DEPTH
     keep_points: int = 128
     alpha: float = 0.001
     radius_rgb: int = 0
@@ -106,8 +109,7 @@ class CertifyConfig:
         if self.seed is not None:
             set_(self, 'seed', _integer('seed', self.seed, 0))
         set_(self, 'batch_size', _integer('batch_size', self.batch_size, 1, 65536))
-        if not isinstance(self.device, str) or not DEVICE_PATTERN.match(self.device):
-            raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
+        check_device_name(self.device)
         if self.precision not in PRECISIONS:
             raise ValueError(f'precision must be one of {PRECISIONS}, got {self.precision!r}')
         if self.backend not in BACKENDS:

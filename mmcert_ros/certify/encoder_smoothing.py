@@ -14,7 +14,7 @@ bounds ``cos(g_p(x'), u_p)``. An optional booster plugs in around the frozen enc
 ``purify`` runs on the noisy input before the encoder and its ``map`` on the unit features
 after it (:class:`~mmcert_ros.models.booster.SmoothnessBooster` has both). All the maths is
 :mod:`mmcert_ros.certify.feature_smoothing`'s; this module only adapts the encoder.
-Nothing here imports rclpy.
+Nothing here imports the ROS client library.
 """
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ import torch
 
 from mmcert_ros.certify import confidence
 from mmcert_ros.certify import feature_smoothing as fs
-from mmcert_ros.certify.engine import resolve_device
+from mmcert_ros.device import resolve_device
 from mmcert_ros.certify.sampling import make_generator
 
 

@@ -1,12 +1,16 @@
 """CertifiedSegmenter: one RGB-D frame in, labels and a per-pixel certificate out.
 
 The engine draws N sub-sampled inputs, runs the base model on them in micro-batches on the
-configured device, counts votes per pixel and certifies pixels (CERTIFICATION.md 2 to 6).
-It imports torch, numpy and scipy, never rclpy.
+configured device, counts votes per pixel and certifies pixels (docs/certification.md
+sections 2 to 6).
+It imports torch, numpy and scipy, never the ROS client library.
 """
 from __future__ import annotations
 
+import logging
+import math
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from functools import partial
 from dataclasses import dataclass, field
@@ -17,36 +21,53 @@ import torch
 from mmcert_ros.certify.bounds import delta as perturbation_bound
 from mmcert_ros.certify.bounds import holm_certify, radius_table
 from mmcert_ros.certify.cancel import CancelToken
-from mmcert_ros.certify.config import CertifyConfig
+from mmcert_ros.certify.config import KEEP_FRACTION_DEPTH, KEEP_FRACTION_RGB, CertifyConfig
 from mmcert_ros.certify.points import ablate_points, free_pixel, kept_point_count, point_frames
 from mmcert_ros.certify.sampling import ablate, draw_kept_indices, kept_count, make_generator
 from mmcert_ros.certify.votes import DenseVotes, GridVotes, predict_labels  # noqa: F401
 from mmcert_ros.models.backends import prepare_model
 from mmcert_ros.data.frame import Frame, validate_depth, validate_rgb
 from mmcert_ros.data.projection import ProjectedPoints, zbuffer
+from mmcert_ros.device import resolve_device
 
 _AUTOCAST_DTYPES = {'fp16': torch.float16, 'bf16': torch.bfloat16}
+_LOG = logging.getLogger(__name__)
 
 
 @dataclass
 class Certificate:
     """The certified segmentation of one frame (all arrays at the RGB resolution, on the CPU).
 
-    Guarantees, each with probability at least ``1 - alpha`` over the sub-sampling:
+    What is certified is the *ensemble* label of a pixel: the class the base model votes for
+    with the largest probability over the random sub-sampling (the majority vote as
+    N -> infinity), at the attacked input. ``labels`` is its N-sample estimate at the observed
+    input. Guarantees, each with probability at least ``1 - alpha`` over the sub-sampling
+    (docs/certification.md section 1):
 
-    - ``certified``: every pixel in the mask keeps its label ``labels`` under every attack
-      changing at most ``radius_budget = (r_rgb, r_depth)`` pixels (Holm over all pixels);
-      with point-cloud depth r_depth counts in-view points moved, deleted or injected
-      (``docs/certification.md``, "The certificate in LiDAR points").
-    - ``radius``: simultaneously for every pixel, its label holds under every attack within
-      ``(t * ray[0], t * ray[1])`` for ``t = radius[p]`` (Bonferroni); -1 = not certified at 0.
-      The Holm mask at a budget on the ray certifies at least the pixels the map does there.
+    - ``certified``: for every pixel in the mask, the ensemble label at every input changing
+      at most ``radius_budget = (r_rgb, r_depth)`` pixels is ``labels[p]`` (Holm over all
+      pixels); with point-cloud depth r_depth counts in-view points moved, deleted or
+      injected (docs/certification.md section 12).
+    - ``radius``: simultaneously for every pixel, its ensemble label is ``labels[p]`` at every
+      input within ``(t * ray[0], t * ray[1])`` for ``t = radius[p]`` (Bonferroni); -1 = not
+      certified at 0. The Holm mask at a budget on the ray certifies at least the pixels the
+      map does there.
 
-    :ivar labels: ``(H, W)`` uint8 majority-vote class ids.
+    :ivar labels: ``(H, W)`` uint8 majority-vote class ids of the N samples (ties: the
+        smallest class id).
     :ivar certified: ``(H, W)`` bool, certified at ``radius_budget``.
     :ivar radius: ``(H, W)`` int16 certified t on the ray, -1 = none.
     :ivar top_counts: ``(H, W)`` int32 votes for the majority label, in [0, N].
-    :ivar delta: delta(radius_budget), the perturbation bound used for ``certified``.
+    :ivar delta: delta(radius_budget), the perturbation bound used for ``certified``
+        (docs/certification.md section 2).
+    :ivar n: ``(n_rgb, n_depth)`` elements per modality: RGB pixels, depth pixels (or
+        in-view LiDAR points with point-cloud depth).
+    :ivar k: ``(k_rgb, k_depth)`` elements kept per sample and modality.
+    :ivar num_samples: N, the number of sub-sampled inputs voted.
+    :ivar num_classes: C, the classes of the model's output.
+    :ivar alpha: the family-wise error rate of ``certified`` and of ``radius``.
+    :ivar radius_budget: ``(r_rgb, r_depth)``, the attack budget of ``certified``.
+    :ivar ray: ``(a_rgb, a_depth)``, the direction of ``radius``: budget ``(t a_rgb, t a_depth)``.
     :ivar timings: seconds per stage: 'preprocess', 'sampling', 'inference',
         'certification', 'total'.
     """
@@ -92,12 +113,18 @@ class CertifiedSegmenter:
         inference copy for ``config.precision`` / ``config.backend``
         (:mod:`mmcert_ros.models.backends`).
     :param config: engine settings; may be replaced between frames (``segmenter.config = ...``).
+    :param warn: where :attr:`keep_fraction_warning` goes whenever a config brings it (at
+        construction and when the keep fractions change); default: this module's
+        ``logging`` logger at WARNING. The node passes its ROS logger.
     """
 
-    def __init__(self, model: torch.nn.Module, config: CertifyConfig | None = None) -> None:
-        self.config = config or CertifyConfig()
-        self.device = resolve_device(self.config.device)
+    def __init__(self, model: torch.nn.Module, config: CertifyConfig | None = None,
+                 warn: Callable[[str], None] | None = None) -> None:
+        config = config or CertifyConfig()
+        self.device = resolve_device(config.device)
         self.model = model.to(self.device).eval()
+        self._warn = warn or _LOG.warning
+        self.config = config
         self._inference_model(self.config)  # a missing backend package fails here, not later
 
     @property
@@ -106,9 +133,22 @@ class CertifiedSegmenter:
 
     @config.setter
     def config(self, config: CertifyConfig) -> None:
-        if hasattr(self, '_config') and resolve_device(config.device) != self.device:
+        previous = getattr(self, '_config', None)
+        if previous is not None and resolve_device(config.device) != self.device:
             raise ValueError('the device cannot change on a running segmenter; build a new one')
         self._config = config
+        fractions = (config.keep_fraction_rgb, config.keep_fraction_depth)
+        if previous is None or fractions != (previous.keep_fraction_rgb,
+                                             previous.keep_fraction_depth):
+            warning = self.keep_fraction_warning
+            if warning:
+                self._warn(warning)
+
+    @property
+    def keep_fraction_warning(self) -> str | None:
+        """Why the configured keep fractions are not those the model was trained for, or
+        None (see :func:`keep_fraction_mismatch`)."""
+        return keep_fraction_mismatch(self.model, self._config)
 
     def certify_frame(self, frame: Frame, cancel: CancelToken | None = None) -> Certificate:
         """:meth:`certify` on a :class:`~mmcert_ros.data.frame.Frame`; a frame whose
@@ -282,6 +322,35 @@ def frame_tensors(rgb: np.ndarray, depth: np.ndarray, device: torch.device
     return rgb_t, depth_t
 
 
+def keep_fraction_mismatch(model: torch.nn.Module, config: CertifyConfig) -> str | None:
+    """A warning when ``config`` certifies ``model`` at other keep fractions than it was
+    trained for, else None.
+
+    The certificate stays valid (it holds for any base model), but a model fed sub-samples of
+    another density than in training degrades silently: fewer pixels are correct and
+    certified. The training fractions come from the checkpoint
+    (``model.trained_keep_fractions``, :class:`~mmcert_ros.models.checkpoint.TrainedKeepFractions`);
+    a checkpoint that does not record them is taken to be trained at the defaults
+    (:data:`~mmcert_ros.certify.config.KEEP_FRACTION_RGB` / ``KEEP_FRACTION_DEPTH``) and the
+    warning says so; a model not loaded from a checkpoint is never flagged.
+    """
+    trained = getattr(model, 'trained_keep_fractions', None)
+    if trained is None:
+        return None
+    rgb = KEEP_FRACTION_RGB if trained.rgb is None else trained.rgb
+    depth = KEEP_FRACTION_DEPTH if trained.depth is None else trained.depth
+    if math.isclose(rgb, config.keep_fraction_rgb, rel_tol=1e-9) \
+            and math.isclose(depth, config.keep_fraction_depth, rel_tol=1e-9):
+        return None
+    assumed = ('' if trained.rgb is not None and trained.depth is not None else
+               ' (the checkpoint does not record its training keep fractions: taken as the '
+               'defaults)')
+    return (f'certifying at keep fractions {config.keep_fraction_rgb:g} RGB / '
+            f'{config.keep_fraction_depth:g} depth, but the model was trained for {rgb:g} / '
+            f'{depth:g}{assumed}: the certificate holds, but the model sees inputs unlike its '
+            f'training ones and fewer pixels are correct and certified')
+
+
 def certify_votes(counts: torch.Tensor | np.ndarray, n: tuple[int, int], k: tuple[int, int],
                   config: CertifyConfig) -> Certificate:
     """Certify pixels from their vote counts ``(C, H, W)``; see :class:`Certificate`.
@@ -308,12 +377,3 @@ def certify_votes(counts: torch.Tensor | np.ndarray, n: tuple[int, int], k: tupl
         top_counts=top_counts, delta=bound, n=n, k=k, num_samples=config.num_samples,
         num_classes=num_classes, alpha=config.alpha, radius_budget=budget, ray=config.ray)
 
-
-def resolve_device(name: str) -> torch.device:
-    """'auto' -> the first CUDA device if one is available, else the CPU."""
-    if name == 'auto':
-        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-    device = torch.device(name)
-    if device.type == 'cuda' and not torch.cuda.is_available():
-        raise ValueError(f'device {name!r} requested but CUDA is not available here')
-    return device

@@ -1,4 +1,6 @@
-"""Feature-space smoothing (FS): a certified l2 guarantee on features (CERTIFICATION.md 8).
+"""Feature-space smoothing (FS): a certified l2 guarantee on features.
+
+The mathematical contract is docs/certification.md section 8.
 
 An encoder f maps an input x to a unit feature vector per location (norm <= 1 suffices). Its
 Gaussian smoothing ``g(x) = E_eps[f(x + eps)]``, ``eps ~ N(0, sigma^2 I)``, is estimated by
@@ -19,7 +21,7 @@ inequality; x itself lies in the ball, so y is also the smoothed prediction at x
 
 Units: sigma and every radius are l2 norms in the units of the smoothed input tensor (for RGB
 scaled to [0, 1], a radius of 1 is e.g. one pixel channel moved from black to white).
-Nothing here imports rclpy.
+Nothing here imports the ROS client library.
 """
 from __future__ import annotations
 
@@ -34,7 +36,7 @@ import torch
 import torch.nn.functional as F
 
 from mmcert_ros.certify import confidence
-from mmcert_ros.certify.sampling import make_generator, subsample
+from mmcert_ros.certify.sampling import make_generator, noisy_subsample
 from mmcert_ros.certify.votes import DenseVotes
 
 ArrayLike = np.ndarray | torch.Tensor
@@ -408,11 +410,14 @@ class FeatureSmoother:
 
 
 def joint_rgbd_encoder(features: Callable[..., torch.Tensor], depth: torch.Tensor,
-                       k_rgb: int, k_depth: int) -> Encoder:
+                       k_rgb: int, k_depth: int, sigma: float) -> NoisyEncoder:
     """Encoder for one ensemble carrying both certificates: noise on the full RGB, then masking.
 
-    Returns ``encoder(noisy_rgb, generator) = features(*subsample(clamp(noisy_rgb, 0, 1),
-    depth, k_rgb, k_depth, generator))``. The Gaussian noise is added to every RGB pixel
+    Returns the :data:`NoisyEncoder` ``encoder(rgb, batch, generator) =
+    features(*noisy_subsample(rgb, depth, sigma, k_rgb, k_depth, generator))`` for ``batch``
+    copies (:func:`~mmcert_ros.certify.sampling.noisy_subsample`, the recipe booster training
+    uses too; use it with ``FeatureSmoother(..., adds_noise=True)``); ``rgb`` may also hold
+    ``batch`` different images (an attack's). The Gaussian noise is added to every RGB pixel
     *before* the exact-k sub-sampling, so (i) for the l2 certificate the mask average is one
     more function of ``x + eps`` into [0, 1] and the Lipschitz argument is untouched, and
     (ii) for the l0 certificate the noise is part of the randomized base input, coupled between
@@ -422,14 +427,16 @@ def joint_rgbd_encoder(features: Callable[..., torch.Tensor], depth: torch.Tenso
 
     :param features: e.g. ``model.features``, taking ``(rgb, rgb_keep, depth, depth_keep)``.
     :param depth: ``(1, 1, Hd, Wd)`` float metres, invalid pixels already 0.
+    :param sigma: noise standard deviation, RGB in [0, 1] units (> 0).
     """
     if depth.ndim != 4 or depth.shape[:2] != (1, 1):
         raise ValueError(f'depth must have shape (1, 1, Hd, Wd), got {tuple(depth.shape)}')
+    sigma = _check_sigma(sigma)
 
-    def encoder(noisy_rgb: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        batch = noisy_rgb.shape[0]
-        inputs = subsample(noisy_rgb.clamp(0.0, 1.0), depth.expand(batch, -1, -1, -1),
-                           k_rgb, k_depth, generator)
+    def encoder(rgb: torch.Tensor, batch: int, generator: torch.Generator) -> torch.Tensor:
+        inputs = noisy_subsample(rgb.expand(batch, -1, -1, -1),
+                                 depth.expand(batch, -1, -1, -1), sigma, k_rgb, k_depth,
+                                 generator)
         return features(*inputs.as_args())
 
     return encoder

@@ -12,7 +12,7 @@ Settings shared with the l0 engine come from its :class:`~mmcert_ros.certify.Cer
 ``num_samples`` (N estimation samples), ``keep_fraction_*``, ``alpha``, ``seed`` (None =
 fresh OS entropy per frame), ``batch_size`` and ``device``. The forward passes run in fp32
 whatever ``precision`` says (the confidence bounds assume exact unit features).
-Nothing here imports rclpy.
+Nothing here imports the ROS client library.
 """
 from __future__ import annotations
 
@@ -31,7 +31,8 @@ from mmcert_ros.certify import feature_smoothing as fs
 from mmcert_ros.certify.cancel import CancelToken
 from mmcert_ros.certify.confidence import round_down_float32
 from mmcert_ros.certify.config import CertifyConfig
-from mmcert_ros.certify.engine import frame_tensors, resolve_device
+from mmcert_ros.certify.engine import frame_tensors
+from mmcert_ros.device import resolve_device
 from mmcert_ros.certify.sampling import kept_count, make_generator
 from mmcert_ros.data.frame import validate_depth, validate_rgb
 
@@ -144,8 +145,10 @@ class L2Certificate:
         return self.cells.smoothed.fcsb(l2_radius, self.alpha, self.cells.method)
 
     def agreeing(self, labels: np.ndarray) -> np.ndarray:
-        """``certified & (self.labels == labels)``: the l2 mask for a published segmentation
-        (e.g. the l0 majority vote), certifying only pixels where the two labels agree."""
+        """``certified & (self.labels == labels)``: the l2 mask beside a published segmentation
+        (e.g. the l0 majority vote), keeping only pixels where the two labels agree. It
+        certifies the l2-smoothed label, which there agrees with the published label at the
+        clean input (docs/certification.md section 8)."""
         return self.certified & (self.labels == np.asarray(labels))
 
     def summary(self) -> dict:
@@ -210,11 +213,10 @@ def certify_l2(model: torch.nn.Module, rgb: np.ndarray, depth: np.ndarray,
     if callable(getattr(network, 'features_kept', None)):  # noise only at the kept pixels
         encoder = fs.kept_pixel_rgbd_encoder(network.features_kept, depth_t, k_rgb, k_depth,
                                              sigma)
-        smoother = fs.FeatureSmoother(_checked(encoder, token), sigma, config.batch_size,
-                                      adds_noise=True)
     else:
-        encoder = fs.joint_rgbd_encoder(network.features, depth_t, k_rgb, k_depth)
-        smoother = fs.FeatureSmoother(_checked(encoder, token), sigma, config.batch_size)
+        encoder = fs.joint_rgbd_encoder(network.features, depth_t, k_rgb, k_depth, sigma)
+    smoother = fs.FeatureSmoother(_checked(encoder, token), sigma, config.batch_size,
+                                  adds_noise=True)
     generator = make_generator(config.seed, device)
     reference = smoother.select_reference(rgb_t, num_selection, generator)
     smoothed = smoother.estimate(rgb_t, reference, config.num_samples, generator)
@@ -233,8 +235,8 @@ def certify_l2(model: torch.nn.Module, rgb: np.ndarray, depth: np.ndarray,
 
 
 def _checked(encoder, cancel: CancelToken):
-    """``encoder`` (either encoder signature of feature_smoothing) checking ``cancel``
-    before every batch."""
+    """``encoder`` (a :data:`~mmcert_ros.certify.feature_smoothing.NoisyEncoder`) checking
+    ``cancel`` before every batch."""
     def checked(*args) -> torch.Tensor:
         cancel.check()
         return encoder(*args)

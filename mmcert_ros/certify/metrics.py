@@ -1,4 +1,4 @@
-"""Evaluation metrics of MMCert (CERTIFICATION.md section 7), pooled over frames.
+"""Evaluation metrics of MMCert (docs/certification.md section 7), pooled over frames.
 
 A pixel is *certified-correct* if it is certified and its label equals the ground truth.
 TP = road pixels certified-correct, TN = non-road pixels certified-correct,
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-ROAD = 1
+from mmcert_ros.data.road import ROAD_CLASS
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,7 @@ def certified_confusion(labels: np.ndarray, certified: np.ndarray,
         raise ValueError(f'labels {labels.shape}, certified {certified.shape} and ground truth '
                          f'{gt_road.shape} must have the same shape')
     road = gt_road != 0
-    correct = certified.astype(bool) & ((labels == ROAD) == road)
+    correct = certified.astype(bool) & ((labels == ROAD_CLASS) == road)
     tp = int(np.count_nonzero(correct & road))
     tn = int(np.count_nonzero(correct & ~road))
     road_total = int(np.count_nonzero(road))

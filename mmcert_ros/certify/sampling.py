@@ -1,4 +1,4 @@
-"""Exact-k independent sub-sampling of each modality (CERTIFICATION.md section 2).
+"""Exact-k independent sub-sampling of each modality (docs/certification.md section 2).
 
 Each sample keeps exactly k of a modality's n elements, drawn uniformly without replacement,
 independently per sample and per modality; every other element is set to 0 and the model also
@@ -40,7 +40,8 @@ class ModelInputs:
 
 
 def kept_count(keep_fraction: float, n: int) -> int:
-    """``k = round(keep_fraction * n)``, at least 1 and at most n (CERTIFICATION.md section 2)."""
+    """``k = round(keep_fraction * n)``, at least 1 and at most n (docs/certification.md
+    section 2)."""
     if not 0.0 < keep_fraction <= 1.0:
         raise ValueError(f'keep fraction must lie in (0, 1], got {keep_fraction}')
     return min(n, max(1, round(keep_fraction * n)))
@@ -229,3 +230,21 @@ def subsample(rgb: torch.Tensor, depth: torch.Tensor, k_rgb: int | Sequence[int]
     rgb_keep = rgb_keep.view(batch, 1, height, width)
     depth_keep = depth_keep.view(batch, 1, depth_height, depth_width)
     return ModelInputs(rgb * rgb_keep, rgb_keep, depth * depth_keep, depth_keep)
+
+
+def noisy_subsample(rgb: torch.Tensor, depth: torch.Tensor, sigma: float,
+                    k_rgb: int | Sequence[int], k_depth: int | Sequence[int],
+                    generator: torch.Generator) -> ModelInputs:
+    """The l2 certificate's randomized input, made the same way in certification and in
+    booster training: ``subsample(clamp(rgb + sigma * eps, 0, 1), depth, k_rgb, k_depth)``.
+
+    ``eps ~ N(0, I)`` is drawn for every RGB pixel (one draw per element of ``rgb``) *before*
+    the exact-k masks, from ``generator``, in that order; depth is not noised (the l2
+    certificate covers RGB perturbations, RGB in [0, 1] units).
+
+    :param rgb: ``(B, 3, H, W)`` float in [0, 1] (a single frame may be ``expand``-ed to B).
+    :param depth: ``(B, 1, Hd, Wd)`` float metres, invalid pixels already 0.
+    :param sigma: noise standard deviation, RGB in [0, 1] units.
+    """
+    noise = torch.randn(rgb.shape, generator=generator, device=rgb.device, dtype=rgb.dtype)
+    return subsample((rgb + sigma * noise).clamp(0.0, 1.0), depth, k_rgb, k_depth, generator)

@@ -71,7 +71,8 @@ def invalid_depth_mask(depth_m: np.ndarray, source: str = 'depth') -> np.ndarray
 def clean_depth(depth_m: np.ndarray, source: str = 'depth') -> np.ndarray:
     """A float32 copy of metric depth with every invalid pixel set to ``0``.
 
-    This is the encoding the base model receives (CERTIFICATION.md: invalid already 0).
+    This is the encoding the base model receives (docs/certification.md section 2: invalid
+    pixels enter as 0).
 
     :raises ValueError: if ``depth_m`` is not a floating-point array.
     """

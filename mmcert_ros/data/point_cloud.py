@@ -1,10 +1,11 @@
-"""Decode and encode ``sensor_msgs/PointCloud2`` payloads with numpy only (no rclpy).
+"""Decode and encode ROS ``PointCloud2`` payloads with numpy only (no ROS package).
 
 Every function works duck-typed on any object with the fields ``height, width, fields,
 is_bigendian, point_step, row_step, data, is_dense`` (each field with ``name, offset,
-datatype, count``): a ``sensor_msgs.msg.PointCloud2`` from rclpy, a message deserialized by
-``rosbags``, or :class:`CloudFields`. ``sensor_msgs_py.point_cloud2.read_points`` gives the
-same points where it is importable (tested); this reader needs nothing but numpy.
+datatype, count``): a ROS ``PointCloud2`` message from the Python client library, a message
+deserialized by ``rosbags``, or :class:`CloudFields`. ROS's Python helper
+``point_cloud2.read_points`` gives the same points where it is importable (tested); this
+reader needs nothing but numpy.
 
 Guarantees of :func:`decode_xyz`:
 
@@ -29,7 +30,7 @@ import numpy as np
 
 from mmcert_ros.errors import MessageDecodeError
 
-#: sensor_msgs/PointField datatype constants -> numpy element type (little-endian form)
+#: PointField datatype constants -> numpy element type (little-endian form)
 POINT_FIELD_TYPES: dict[int, str] = {1: 'i1', 2: 'u1', 3: 'i2', 4: 'u2', 5: 'i4', 6: 'u4',
                                      7: 'f4', 8: 'f8'}
 FLOAT32 = 7
@@ -48,7 +49,7 @@ class CloudDecodeError(MessageDecodeError):
 
 @dataclass(frozen=True)
 class PointFieldSpec:
-    """One ``sensor_msgs/PointField``: name, byte offset in the point, datatype, count."""
+    """One ROS ``PointField``: name, byte offset in the point, datatype, count."""
 
     name: str
     offset: int
@@ -58,7 +59,7 @@ class PointFieldSpec:
 
 @dataclass(frozen=True)
 class CloudFields:
-    """The payload fields of a ``sensor_msgs/PointCloud2`` (everything but the header)."""
+    """The payload fields of a ROS ``PointCloud2`` (everything but the header)."""
 
     height: int
     width: int

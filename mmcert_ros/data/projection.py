@@ -2,7 +2,7 @@
 
 Conventions: the extrinsic ``T_cam_lidar`` maps a point of the LiDAR frame into the
 camera's *optical* frame (x right, y down, z forward, metres; the frame of
-``sensor_msgs/CameraInfo``): ``p_cam = R p_lidar + t``. A point is *in view* when its depth
+ROS ``CameraInfo``): ``p_cam = R p_lidar + t``. A point is *in view* when its depth
 ``z = p_cam[2]`` exceeds :data:`MIN_DEPTH_M` and its (distorted) projection rounds to a pixel
 of the image; its depth is z (not the range), like every depth in this package.
 
@@ -123,7 +123,7 @@ class Extrinsic:
 
 @dataclass(frozen=True)
 class CameraIntrinsics:
-    """What projection needs of ``sensor_msgs/CameraInfo``: size, K and distortion.
+    """What projection needs of ROS ``CameraInfo``: size, K and distortion.
 
     :ivar width: image width, pixels. :ivar height: image height, pixels.
     :ivar k: ``(3, 3)`` intrinsic matrix (fx, fy > 0, last row 0 0 1; a skew term is applied).
@@ -166,7 +166,7 @@ class CameraIntrinsics:
 
     @classmethod
     def from_camera_info(cls, info) -> 'CameraIntrinsics':
-        """From a ``sensor_msgs/CameraInfo`` (rclpy or rosbags: fields ``width, height, k,
+        """From a ROS ``CameraInfo`` (ROS client library or rosbags: fields ``width, height, k,
         distortion_model, d``)."""
         return cls(int(info.width), int(info.height), np.asarray(info.k, dtype=np.float64),
                    str(info.distortion_model), tuple(float(v) for v in info.d))

@@ -1,4 +1,4 @@
-"""Pool per-frame certificates into the evaluation figures (CERTIFICATION.md section 7).
+"""Pool per-frame certificates into the evaluation figures (docs/certification.md section 7).
 
 Pixel counts are pooled over frames (MMCert's definition), never averaged per frame. The
 *curve* evaluates the Holm certificate of every frame at each point ``r(t) = t * ray`` of the

@@ -4,11 +4,11 @@ Messages are replayed in the bag's log-time order (the order a subscriber would 
 them) into :class:`~mmcert_ros.data.pairing.StampPairer`, the node's pairing rule: RGB and depth
 by header stamp within ``slop_s``. Ground truth, when asked for, is paired the same way with
 the RGB stamp of each RGB-D pair. Messages are decoded after pairing, like the node's worker.
-Where the bag has ``sensor_msgs/CameraInfo`` beside the RGB topic (``/ns/image`` ->
+Where the bag has ROS ``CameraInfo`` beside the RGB topic (``/ns/image`` ->
 ``/ns/camera_info``, image_transport's convention), each frame carries the latest one
 received, as the node keeps it: ``camera_matrix`` = K and ``extras['projection']`` = P (3x4).
 
-The depth topic may hold ``sensor_msgs/PointCloud2`` instead of images: each cloud is then
+The depth topic may hold ROS ``PointCloud2`` instead of images: each cloud is then
 projected with that CameraInfo (required then) and the latest LiDAR-to-camera transform on
 ``/tf_static`` for the cloud's frame, both as logged before the cloud (or a fixed extrinsic
 given by the caller), and its frame carries the in-view points in ``extras['points']``
@@ -30,14 +30,14 @@ import numpy as np
 from mmcert_ros.bags import BagError, BagReader
 from mmcert_ros.bags.frames import FrameTopics
 from mmcert_ros.bags.messages import (CAMERA_INFO_TYPE, IMAGE_TYPE, POINT_CLOUD_TYPE,
-                                      TF_STATIC_TOPIC, TF_TYPE, extrinsic_from_transform,
-                                      stamp_to_ns)
+                                      TF_STATIC_TOPIC, TF_TYPE, extrinsic_from_transform)
 from mmcert_ros.data.frame import Frame
 from mmcert_ros.data.point_cloud import CloudDecodeError, decode_xyz
 from mmcert_ros.data.projection import CameraIntrinsics, Extrinsic, project_points, zbuffer
 from mmcert_ros.data.pairing import StampPairer
 from mmcert_ros.errors import MessageDecodeError, UserError
 from mmcert_ros.pipeline.codec import decode_depth, decode_mask, decode_rgb
+from mmcert_ros.pipeline.message_fields import stamp_to_ns
 
 
 class BagFrames:
@@ -45,7 +45,7 @@ class BagFrames:
 
     The bag is checked at construction: every topic must exist (else
     :class:`~mmcert_ros.bags.MissingTopicError` listing the bag's topics), hold
-    ``sensor_msgs/msg/Image`` and have at least one (readable) message (else
+    ROS ``Image`` messages and have at least one (readable) message (else
     :class:`~mmcert_ros.bags.BagError` naming the empty topics).
 
     :param slop_s: pairing tolerance in seconds (the node's ``sync.slop``).
@@ -95,7 +95,7 @@ class BagFrames:
                                       and found.msgtype == CAMERA_INFO_TYPE else None)
             if self.cloud and self.camera_info_topic is None:
                 raise UserError(f'bag {self.path}: {depth_topic} holds point clouds, which need '
-                                f'the camera\'s sensor_msgs/CameraInfo on {info}; the bag has none')
+                                f'the camera\'s {CAMERA_INFO_TYPE} on {info}; the bag has none')
         #: where a result bag re-publishes these inputs: under their own names (a cloud
         #: topic's z-buffered depth as an image on <topic>/depth)
         self.frame_topics = FrameTopics(rgb=rgb_topic,
@@ -185,7 +185,7 @@ class BagFrames:
             if self.cloud and role == 'depth':
                 message = _CloudArrival(message, self._camera_info,
                                         transforms.get(message.header.frame_id))
-            stamp = stamp_to_ns(item.message.header)
+            stamp = stamp_to_ns(item.message.header.stamp)
             if role == 'gt':
                 pair = gt_pairer.add('depth', stamp, item.message)
                 ready = None if pair is None else (pair.rgb, pair.depth)
@@ -241,7 +241,7 @@ class BagFrames:
 
     def _project(self, arrival: '_CloudArrival'):
         """The in-view points of a cloud, with the camera and transform of its arrival."""
-        source = f'cloud at {stamp_to_ns(arrival.message.header)} ns'
+        source = f'cloud at {stamp_to_ns(arrival.message.header.stamp)} ns'
         if arrival.camera_info is None:
             raise CloudDecodeError('no_camera_info', f'{source}: no camera_info before it')
         extrinsic = self.extrinsic

@@ -2,7 +2,7 @@
 
 An MCAP bag (readable by Foxglove and ``ros2 bag``) holding per evaluated frame, all stamped
 with the frame's RGB stamp: the inputs (RGB ``rgb8``, depth ``32FC1`` metres so the values are
-exactly those evaluated, ground truth ``mono8`` 255 = road, and ``sensor_msgs/CameraInfo``
+exactly those evaluated, ground truth ``mono8`` 255 = road, and ROS ``CameraInfo``
 where the input had it, rebuilt from its projection matrix P) and the node's outputs
 ``/mmcert/segmentation``, ``/mmcert/certification``, ``/mmcert/certified_radius`` and
 ``/mmcert/overlay``, encoded by the node's own :func:`~mmcert_ros.pipeline.outputs.output_images`.

@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mmcert_ros.device import resolve_device
 from mmcert_ros.models.checkpoint import CheckpointError, read_payload, write_payload
 
 BOOSTER_FORMAT = 'mmcert_ros.booster'
@@ -206,7 +207,8 @@ def save_booster(path: str | Path, booster: SmoothnessBooster, provenance: dict[
 
 def load_booster(path: str | Path, device: str | torch.device = 'cpu'
                  ) -> tuple[SmoothnessBooster, dict[str, Any]]:
-    """The booster at ``path`` in eval mode on ``device``, and its provenance.
+    """The booster at ``path`` in eval mode on ``device`` (a torch device or a name, see
+    :mod:`mmcert_ros.device`), and its provenance.
 
     :raises CheckpointError: missing, corrupt, refused or incompatible file (the message names it).
     """
@@ -217,7 +219,7 @@ def load_booster(path: str | Path, device: str | torch.device = 'cpu'
     except (KeyError, TypeError, ValueError, RuntimeError) as error:
         reason = ' '.join(str(error).split())
         raise CheckpointError(path, 'incompatible', f'booster does not fit: {reason}') from error
-    return booster.to(device).eval(), dict(payload.get('provenance', {}))
+    return booster.to(resolve_device(device)).eval(), dict(payload.get('provenance', {}))
 
 
 def _zero(layer: nn.Conv2d) -> None:

@@ -9,6 +9,10 @@ executed on load)::
     network         NetworkConfig as a dict (num_classes, width, feature_dim, ...)
     state_dict      the module's parameters and buffers
     provenance      dict: keep fractions, input size, classes, data, seed, commit, command, ...
+                    keep_fraction_rgb / keep_fraction_depth: the fractions the model was
+                    trained for (:class:`TrainedKeepFractions`; checkpoints written before
+                    this record existed lack them and are taken to be trained at the
+                    certification defaults)
     training        optional dict (optimizer state, epoch, ...) used to resume training
 
 Loading fails with :class:`CheckpointError` (a :class:`~mmcert_ros.errors.UserError`) whose
@@ -22,11 +26,13 @@ from __future__ import annotations
 
 import pickle
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from mmcert_ros.device import resolve_device
 from mmcert_ros.errors import UserError
 from mmcert_ros.models.network import NetworkConfig, SparseRGBDNet
 
@@ -42,6 +48,26 @@ POINTS_CHECKPOINT = DEFAULT_CHECKPOINT.with_name('points.pt')
 #: the reason given for a pickle that ``weights_only`` loading refuses
 REFUSED_REASON = 'not a plain-tensor checkpoint (it would run code when unpickled)'
 _GLOBAL = re.compile(r'GLOBAL ([\w.]+)')
+
+
+@dataclass(frozen=True)
+class TrainedKeepFractions:
+    """The keep fractions of RGB and depth pixels a checkpoint's model was trained for.
+
+    ``None`` where the checkpoint does not record them (written before the record existed);
+    the engine then takes the certification defaults and says so
+    (:class:`~mmcert_ros.certify.CertifiedSegmenter`).
+    """
+
+    rgb: float | None
+    depth: float | None
+
+    @classmethod
+    def of(cls, payload: dict[str, Any]) -> 'TrainedKeepFractions':
+        """The record in a checkpoint dict's ``provenance``."""
+        provenance = payload.get('provenance', {})
+        return cls(_fraction(provenance.get('keep_fraction_rgb')),
+                   _fraction(provenance.get('keep_fraction_depth')))
 
 
 class CheckpointError(UserError):
@@ -140,11 +166,13 @@ def load_checkpoint(path: str | Path, device: str | torch.device = 'cpu'
                     ) -> tuple[SparseRGBDNet, dict[str, Any]]:
     """Rebuild the network stored at ``path`` on ``device``, in eval mode.
 
-    ``device`` is a torch device or a name: 'cpu', 'cuda', 'cuda:N' or 'auto' (CUDA if
-    available, else the CPU).
+    ``device`` is a torch device or a name (:mod:`mmcert_ros.device`: 'auto', 'cpu', 'cuda',
+    'cuda:N').
 
     :returns: ``(model, checkpoint dict)``; the dict carries ``provenance`` (and ``training``
-        if the file was written during training).
+        if the file was written during training). The model's ``trained_keep_fractions``
+        attribute is the file's :class:`TrainedKeepFractions` (the engine warns when it
+        certifies at others).
     :raises CheckpointError: missing, corrupt, refused or incompatible file (the message says why).
     """
     payload = read_checkpoint(path)
@@ -159,10 +187,8 @@ def load_checkpoint(path: str | Path, device: str | torch.device = 'cpu'
         reason = ' '.join(str(error).split())
         raise CheckpointError(path, 'incompatible', f'weights do not fit the network: {reason}') \
             from error
-    if isinstance(device, str):
-        from mmcert_ros.certify.engine import resolve_device
-        device = resolve_device(device)
-    return model.to(device).eval(), payload
+    model.trained_keep_fractions = TrainedKeepFractions.of(payload)
+    return model.to(resolve_device(device)).eval(), payload
 
 
 def load_model(path: str | Path | None = None, device: str | torch.device = 'cpu'
@@ -175,6 +201,11 @@ def load_model(path: str | Path | None = None, device: str | torch.device = 'cpu
     """
     model, _ = load_checkpoint(path or DEFAULT_CHECKPOINT, device)
     return model
+
+
+def _fraction(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) \
+        else None
 
 
 def _unpickler_reason(error: pickle.UnpicklingError) -> str:

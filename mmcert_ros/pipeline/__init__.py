@@ -1,5 +1,5 @@
 """What the node and the offline tools share, without ROS: the codec of ROS-shaped image
 messages, the output images and overlay, the source presets, the parameter table and its
 validator (:class:`~mmcert_ros.pipeline.parameters.NodeSettings`) and the one loader of
-settings files. Nothing here imports rclpy or a ROS message package.
+settings files. Nothing here imports the ROS client library or a ROS message package.
 """

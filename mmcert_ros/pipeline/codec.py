@@ -1,7 +1,7 @@
-"""Decode and encode ``sensor_msgs/Image`` payloads with numpy only (no rclpy, no cv_bridge).
+"""Decode and encode ROS ``Image`` payloads with numpy only (no ROS package, no cv_bridge).
 
 Every function works duck-typed on any object with the fields ``height, width, encoding,
-is_bigendian, step, data``: a ``sensor_msgs.msg.Image`` from rclpy (``data`` is an
+is_bigendian, step, data``: a ROS ``Image`` message from the Python client library (``data`` is an
 ``array.array``), a message deserialized by ``rosbags`` (``data`` is a numpy uint8 array), or
 :class:`ImageFields`. Decoded arrays own their memory (the message buffer may be released).
 
@@ -32,9 +32,9 @@ RGB_ENCODINGS: dict[str, tuple[int, tuple[int, int, int]]] = {
     'bgra8': (4, (2, 1, 0)),
     'mono8': (1, (0, 0, 0)),
 }
-#: depth encodings accepted by :func:`decode_depth`: name -> element type (u2 = millimetres,
-#: f4 = metres)
-DEPTH_ENCODINGS: dict[str, str] = {'16uc1': 'u2', 'mono16': 'u2', '32fc1': 'f4'}
+#: depth encodings accepted by :func:`decode_depth` (lower case) -> element type (u2 =
+#: millimetres, f4 = metres)
+DECODED_DEPTH_ENCODINGS: dict[str, str] = {'16uc1': 'u2', 'mono16': 'u2', '32fc1': 'f4'}
 #: single-channel 8-bit encodings accepted by :func:`decode_mask`
 MASK_ENCODINGS = ('mono8', '8uc1')
 
@@ -49,7 +49,7 @@ class ImageDecodeError(MessageDecodeError):
 
 @dataclass(frozen=True)
 class ImageFields:
-    """The payload fields of a ``sensor_msgs/Image`` (everything but the header)."""
+    """The payload fields of a ROS ``Image`` (everything but the header)."""
 
     height: int
     width: int
@@ -59,7 +59,7 @@ class ImageFields:
     data: bytes
 
     def copy_to(self, msg):
-        """Set these fields on ``msg`` (e.g. a ``sensor_msgs.msg.Image``) and return it."""
+        """Set these fields on ``msg`` (e.g. a ROS ``Image`` message) and return it."""
         msg.height = self.height
         msg.width = self.width
         msg.encoding = self.encoding
@@ -90,9 +90,9 @@ def decode_depth(msg) -> np.ndarray:
     NaN, +-Inf and values <= 0 = invalid).
     """
     encoding = _encoding(msg)
-    if encoding not in DEPTH_ENCODINGS:
+    if encoding not in DECODED_DEPTH_ENCODINGS:
         raise _unknown_encoding(msg, ['16UC1', '32FC1', 'mono16'])
-    kind = DEPTH_ENCODINGS[encoding]
+    kind = DECODED_DEPTH_ENCODINGS[encoding]
     dtype = np.dtype(('>' if msg.is_bigendian else '<') + kind)
     raw = _pixel_rows(msg, dtype, 1).reshape(msg.height, msg.width)
     if kind == 'u2':

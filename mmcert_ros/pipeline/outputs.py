@@ -1,4 +1,4 @@
-"""The segmenter's output images, encoded from a certificate (numpy only, no rclpy).
+"""The segmenter's output images, encoded from a certificate (numpy only, no ROS package).
 
 =========================  ======  ===================================================
 topic                      format  content
@@ -67,8 +67,9 @@ def output_images(certificate, rgb: np.ndarray,
 
 def l2_image(l2_certificate, labels: np.ndarray) -> ImageFields:
     """``mmcert/l2_certification`` (mono8): 255 where ``l2_certificate`` certifies the pixel
-    at its radius *and* its label equals the published ``labels`` (the l0 majority vote),
-    so that the mask certifies the published segmentation; 0 elsewhere.
+    at its radius *and* its label equals the published ``labels`` (the l0 majority vote);
+    0 elsewhere. The mask certifies the l2-smoothed label, which agrees with the published
+    label at the clean input (docs/certification.md section 8).
 
     :param l2_certificate: a :class:`mmcert_ros.certify.l2.L2Certificate` at the RGB size.
     :param labels: ``(H, W)`` published class ids.

@@ -1,4 +1,4 @@
-"""Colour overlay of a certified segmentation on the camera image (numpy only, no rclpy).
+"""Colour overlay of a certified segmentation on the camera image (numpy only, no ROS package).
 
 Legend (each tint blended 50 % over the image):
 
@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-ROAD_CLASS = 1
+from mmcert_ros.data.road import ROAD_CLASS
+
 CERTIFIED_ROAD = (0, 255, 0)
 UNCERTIFIED_ROAD = (255, 255, 0)
 UNCERTIFIED_OTHER = (255, 0, 0)

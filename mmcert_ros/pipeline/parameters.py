@@ -18,6 +18,7 @@ from typing import Any
 from mmcert_ros.certify.config import PARAMETER_FIELDS, CertifyConfig
 from mmcert_ros.certify.l2 import PARAMETER_FIELDS as L2_PARAMETER_FIELDS
 from mmcert_ros.certify.l2 import L2Settings
+from mmcert_ros.device import resolve_device
 from mmcert_ros.errors import UserError
 
 RELIABILITIES = ('best_effort', 'reliable')
@@ -270,12 +271,8 @@ class NodeSettings:
 
 
 def _check_device_available(device: str) -> None:
-    """Reject a CUDA device this machine does not have (torch is imported lazily)."""
-    if not device.startswith('cuda'):
-        return
-    import torch
-    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    index = int(device.partition(':')[2] or 0)
-    if index >= count:
-        raise UserError(f'model.device {device!r} is not available here '
-                        f'({count} CUDA device(s) visible)')
+    """Reject a CUDA device this machine does not have (``model.device ...: why``)."""
+    try:
+        resolve_device(device)
+    except ValueError as error:
+        raise UserError(f'model.{error}') from None

@@ -13,14 +13,16 @@ Levels (:attr:`Report.level`, with every reason in :attr:`Report.problems`):
 * WARN: pairs were dropped (the engine is slower than the input); messages stayed unpaired;
   stamps were rejected (zero, duplicate, in the future) or jumped back; a frame was abandoned
   (time budget, parameter change); an input has never sent anything or has been silent for
-  ``stale_warn_s``; a frame took longer than ``processing_warn_ms``.
+  ``stale_warn_s``; a frame took longer than ``processing_warn_ms``; a standing condition of
+  the configuration, such as certifying at other keep fractions than the model was trained
+  for (:attr:`Report.standing_warnings`).
 * OK otherwise. Input loss the node can see (rates, silence, pairing failures) is never OK.
 """
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
@@ -58,7 +60,7 @@ class L2FrameStats:
     """Figures of one frame's l2 certificate for ``/diagnostics``.
 
     :ivar certified_fraction: share of pixels in the published ``mmcert/l2_certification``
-        mask (l2-certified and agreeing with the published segmentation).
+        mask (l2-certified and agreeing with the published label at the clean input).
     :ivar fcsb_mean: mean over feature cells of the FCSB at ``fs.radius``.
     :ivar fcsb_min: smallest FCSB over the cells.
     :ivar score_mean: mean Gaussian robustness score over the cells.
@@ -120,6 +122,8 @@ class Report:
     abandoned_total: dict[str, int] = field(default_factory=dict)
     abandoned_period: int = 0
     limits: HealthLimits = HealthLimits()
+    #: warnings that hold as long as the configuration does (reported at WARN every period)
+    standing_warnings: tuple[str, ...] = ()
 
     @property
     def problems(self) -> list[tuple[bytes, str]]:
@@ -157,6 +161,7 @@ class Report:
         if any(faults.values()):
             found.append((warn, 'stamp faults ' + ', '.join(
                 f'{kind} {count}' for kind, count in faults.items() if count)))
+        found.extend((warn, text) for text in self.standing_warnings)
         if self.abandoned_period:
             found.append((warn, f'{self.abandoned_period} frame(s) abandoned '
                                 f'({", ".join(f"{k} {v}" for k, v in self.abandoned_total.items())}'
@@ -266,11 +271,13 @@ class PipelineStats:
             return self._abandoned[reason]
 
     def report(self, pairing: Mapping[str, int], dropped_pairs: int,
-               settings: Mapping[str, str] | None = None) -> Report:
+               settings: Mapping[str, str] | None = None,
+               standing_warnings: Sequence[str] = ()) -> Report:
         """Close the current period and summarize it.
 
         :param pairing: the pairer's running counters (``StampPairer.counters()``).
         :param dropped_pairs: running count of pairs displaced from the hand-over slot.
+        :param standing_warnings: :attr:`Report.standing_warnings`.
         """
         with self._lock:
             now = self._clock()
@@ -310,7 +317,8 @@ class PipelineStats:
                 processing_ms_max=1000.0 * self._processing_max,
                 abandoned_total=dict(self._abandoned),
                 abandoned_period=self._abandoned_period,
-                limits=self.limits)
+                limits=self.limits,
+                standing_warnings=tuple(standing_warnings))
             self._period_start = now
             self._reset_period()
             return report

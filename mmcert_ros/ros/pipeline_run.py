@@ -24,6 +24,7 @@ import numpy as np
 from mmcert_ros.certify.metrics import Confusion, certified_confusion, plain_confusion
 from mmcert_ros.ros.diagnostics import STAGES, values_of
 from mmcert_ros.pipeline.codec import decode_mask, decode_rgb
+from mmcert_ros.pipeline.message_fields import stamp_to_ns
 from mmcert_ros.pipeline.outputs import CERTIFICATION, OVERLAY, SEGMENTATION
 
 
@@ -173,7 +174,7 @@ class OutputRecorder:
 
     def _collector(self, topic: str):
         def collect(msg) -> None:
-            stamp_ns = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+            stamp_ns = stamp_to_ns(msg.header.stamp)
             if topic == CERTIFICATION:
                 now = time.time()
                 self.recording.received_at.append(now)

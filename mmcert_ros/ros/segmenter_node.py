@@ -14,8 +14,10 @@ publishes: first the l0 outputs, then (while ``fs.sigma`` > 0) it runs the l2 ce
 ``mmcert/debug/frame_times``. No lock is held during inference, so the executor keeps
 serving parameters, diagnostics and shutdown while the engine runs, and a slow engine drops
 old pairs (counted) instead of falling behind. The pairer is used by the input callbacks, an
-age-expiry timer, the clock-jump callback, the parameter callback and diagnostics: every
-call holds ``_pairer_lock``.
+age-expiry timer (both in one mutually exclusive callback group), the clock-jump callback
+and diagnostics: every call holds ``_pairer_lock``. The parameter callback never touches it:
+accepted ``sync.*`` values wait until the next input callback or expiry tick hands them over,
+so they apply from the next message paired.
 
 Every frame runs under a :class:`~mmcert_ros.certify.cancel.CancelToken` with the deadline
 ``certify.time_budget``; a parameter change that replaces the engine configuration and
@@ -44,15 +46,16 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image
 
 from mmcert_ros.certify import CancelToken, CertifiedSegmenter, FrameCancelled
-from mmcert_ros.certify.engine import resolve_device
 from mmcert_ros.certify.l2 import certify_l2
 from mmcert_ros.data.frame import Frame
 from mmcert_ros.data.pairing import LatestSlot, Pair, StampPairer, TimeJump
+from mmcert_ros.device import resolve_device
 from mmcert_ros.errors import UserError
 from mmcert_ros.pipeline import outputs
 from mmcert_ros.ros.diagnostics import (HealthLimits, L2FrameStats, PipelineStats,
                                          diagnostic_array, frame_times_array, should_log)
 from mmcert_ros.pipeline.codec import ImageDecodeError, decode_depth, decode_rgb
+from mmcert_ros.pipeline.message_fields import stamp_to_ns
 from mmcert_ros.pipeline.parameters import (PARAMETER_NAMES, PARAMETERS, NodeSettings,
                                             RuntimeSettings)
 from mmcert_ros.ros.parameters import declare_parameters
@@ -67,11 +70,6 @@ ERROR_REPORT_INTERVAL_S = 0.2
 EXPIRY_INTERVAL_S = 0.25
 #: why the worker's token is cancelled at shutdown (such a frame is not counted as abandoned)
 SHUTDOWN = 'shutdown'
-
-
-def stamp_to_ns(stamp) -> int:
-    """``builtin_interfaces/Time`` -> integer nanoseconds."""
-    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
 
 
 class SegmenterNode(Node):
@@ -96,6 +94,9 @@ class SegmenterNode(Node):
         self._booster = self._load_booster(self._settings, self._segmenter)
         #: (settings, segmenter, booster) accepted by the parameter callback, not yet in use
         self._pending: tuple[NodeSettings, CertifiedSegmenter, object] | None = None
+        #: settings whose ``sync.*`` values the input callbacks hand to the pairer next
+        #: (:meth:`_take_sync_update`); guarded by _pending_lock
+        self._sync_update: NodeSettings | None = None
         self._pending_lock = threading.Lock()
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
@@ -182,14 +183,10 @@ class SegmenterNode(Node):
                     or settings.l2 != current.l2)
         with self._pending_lock:
             self._pending = (settings, segmenter, booster)
+            self._sync_update = settings
             if replaced and self._frame_token is not None:
                 self._frame_token.cancel('parameter change')
         runtime = settings.runtime
-        with self._pairer_lock:
-            self._pairer.slop_s = settings.slop_s
-            self._pairer.jump_back_s = runtime.jump_back_s
-            self._pairer.future_tolerance_s = runtime.future_tolerance_s
-            self._pairer.max_age_s = runtime.max_age_s
         self._stats.limits = _health_limits(runtime)
         if runtime.jump_back_s != current.runtime.jump_back_s:
             self._clock_jumps.unregister()
@@ -205,7 +202,7 @@ class SegmenterNode(Node):
         else:
             from mmcert_ros.models import load_model
             model = load_model(settings.checkpoint or None, device)
-        return CertifiedSegmenter(model, settings.certify)
+        return CertifiedSegmenter(model, settings.certify, warn=self.get_logger().warning)
 
     @staticmethod
     def _load_booster(settings: NodeSettings, segmenter: CertifiedSegmenter):
@@ -254,6 +251,7 @@ class SegmenterNode(Node):
     def _offer(self, stream: str, msg: Image) -> None:
         self._stats.count_input(stream)
         now_ns = self.get_clock().now().nanoseconds
+        self._take_sync_update()
         with self._pairer_lock:
             pair = self._pairer.add(stream, stamp_to_ns(msg.header.stamp), msg, now_ns)
         if pair is not None:
@@ -262,9 +260,25 @@ class SegmenterNode(Node):
 
     def _expire_pending(self) -> None:
         """Timer: count messages that waited longer than ``sync.max_age`` as unpaired."""
+        self._take_sync_update()
         with self._pairer_lock:
             self._pairer.expire()
         self._log_unpaired()
+
+    def _take_sync_update(self) -> None:
+        """Input callback group: hand the ``sync.*`` values accepted by the parameter
+        callback to the pairer, so they apply from the next message it pairs (the
+        parameter callback runs on another thread and never touches the pairer)."""
+        with self._pending_lock:
+            settings, self._sync_update = self._sync_update, None
+        if settings is None:
+            return
+        runtime = settings.runtime
+        with self._pairer_lock:
+            self._pairer.slop_s = settings.slop_s
+            self._pairer.jump_back_s = runtime.jump_back_s
+            self._pairer.future_tolerance_s = runtime.future_tolerance_s
+            self._pairer.max_age_s = runtime.max_age_s
 
     def _log_unpaired(self) -> None:
         with self._pairer_lock:
@@ -460,7 +474,9 @@ class SegmenterNode(Node):
             counters = self._pairer.counters()
         with self._diagnostics_lock:
             self._last_error_report = time.monotonic()
-            report = self._stats.report(counters, self._slot.dropped, settings)
+            warning = self._segmenter.keep_fraction_warning
+            report = self._stats.report(counters, self._slot.dropped, settings,
+                                        [warning] if warning else [])
             self._publish(self._diagnostics_pub, diagnostic_array(
                 report, f'{self.get_name()}: pipeline', self.get_fully_qualified_name(),
                 self.get_clock().now().to_msg()))

@@ -36,16 +36,18 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 
 from mmcert_ros.data.depth import metres_to_millimetres
+from mmcert_ros.data.road import ground_truth_image
 from mmcert_ros.pipeline.codec import RGB_ENCODINGS, encode_image
+from mmcert_ros.pipeline.message_fields import projection_from_intrinsics, rectified_camera_info
 from mmcert_ros.errors import UserError
 from mmcert_ros.pipeline.parameters import RELIABILITIES, ParameterSpec
 from mmcert_ros.ros.parameters import declare_parameters
 from mmcert_ros.ros.process import exit_process, run_node
 
 NODE_NAME = 'mmcert_sim_drive'
-DEPTH_ENCODINGS = ('32FC1', '16UC1', 'mono16')
+#: depth encodings the simulator publishes (all the segmenter decodes)
+PUBLISHED_DEPTH_ENCODINGS = ('32FC1', '16UC1', 'mono16')
 DEPTH_MODES = ('dense', 'lidar')
-GT_ROAD_VALUE = 255
 #: longest wait after the last frame for reliable subscribers to acknowledge it (seconds)
 DELIVERY_TIMEOUT_S = 30.0
 
@@ -58,7 +60,7 @@ PARAMETERS = tuple(ParameterSpec(*spec, read_only=True) for spec in (
     ('depth_width', 0, 'depth width, pixels; 0 = the RGB width', 0, 8192),
     ('depth_height', 0, 'depth height, pixels; 0 = the RGB height', 0, 8192),
     ('rgb_encoding', 'rgb8', 'encoding of rgb/image', None, None, ', '.join(RGB_ENCODINGS)),
-    ('depth_encoding', '32FC1', 'encoding of depth/image', None, None, ', '.join(DEPTH_ENCODINGS)),
+    ('depth_encoding', '32FC1', 'encoding of depth/image', None, None, ', '.join(PUBLISHED_DEPTH_ENCODINGS)),
     ('depth_mode', 'dense', "'dense' z-depth or sparse 'lidar' returns", None, None,
      ', '.join(DEPTH_MODES)),
     ('frame_id', 'camera', 'header frame_id of every message'),
@@ -121,7 +123,7 @@ class SimDriveNode(Node):
     def check(values: dict) -> None:
         """Raise :class:`UserError` naming the parameter if a choice-valued one is not allowed."""
         for name, allowed in (('rgb_encoding', tuple(RGB_ENCODINGS)),
-                              ('depth_encoding', DEPTH_ENCODINGS), ('depth_mode', DEPTH_MODES),
+                              ('depth_encoding', PUBLISHED_DEPTH_ENCODINGS), ('depth_mode', DEPTH_MODES),
                               ('qos.reliability', RELIABILITIES)):
             if values[name] not in allowed:
                 raise UserError(f'{name} must be one of {allowed}, got {values[name]!r}')
@@ -168,9 +170,8 @@ class SimDriveNode(Node):
         depth_encoding = self._values['depth_encoding']
         if depth_encoding != '32FC1':
             depth = metres_to_millimetres(depth, source='simulated depth')
-        gt = np.where(frame.road_mask != 0, GT_ROAD_VALUE, 0).astype(np.uint8)
         images = (encode_image(rgb, rgb_encoding), encode_image(depth, depth_encoding),
-                  encode_image(gt, 'mono8'))
+                  encode_image(ground_truth_image(frame.road_mask), 'mono8'))
         return images, frame.camera_matrix
 
     def wait_for_delivery(self, timeout_s: float = DELIVERY_TIMEOUT_S) -> bool:
@@ -185,13 +186,10 @@ class SimDriveNode(Node):
         return acked
 
     def _camera_info(self, header, matrix: np.ndarray) -> CameraInfo:
-        info = CameraInfo(header=header, height=self._values['height'],
-                          width=self._values['width'], distortion_model='plumb_bob')
-        info.d = [0.0] * 5
-        info.k = [float(v) for v in matrix.reshape(9)]
-        info.r = [float(v) for v in np.eye(3).reshape(9)]
-        info.p = [float(v) for v in np.hstack([matrix, np.zeros((3, 1))]).reshape(12)]
-        return info
+        fields = rectified_camera_info(projection_from_intrinsics(matrix),
+                                       self._values['width'], self._values['height'])
+        return CameraInfo(header=header, **{name: value.tolist() if isinstance(value, np.ndarray)
+                                            else value for name, value in fields.items()})
 
 
 def main(args: list[str] | None = None) -> NoReturn:

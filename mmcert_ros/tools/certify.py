@@ -85,9 +85,7 @@ def run(args: argparse.Namespace) -> int:
                             f'the RGB size {rgb.shape[:2]} of {args.rgb}')
         frame = Frame(rgb=rgb, depth=read_depth_u16(args.depth), road_mask=road,
                       name=args.rgb.stem)
-    with user_input('--device'):
-        device = _model_device(config.device)
-    model = load_model(checkpoint or None, device)
+    model = load_model(checkpoint or None, config.device)  # device checked by load_settings
     booster = load_l2_booster(settings, config.device)
     certificate = CertifiedSegmenter(model, config).certify_frame(frame)
 
@@ -193,8 +191,3 @@ def _radius_summary(radius: np.ndarray) -> dict[str, float]:
     return {'uncertified_fraction': float(np.mean(radius < 0)),
             'median': float(np.median(certified)) if certified.size else -1.0,
             'max': int(certified.max()) if certified.size else -1}
-
-
-def _model_device(device: str) -> str:
-    from mmcert_ros.certify.engine import resolve_device
-    return str(resolve_device(device))

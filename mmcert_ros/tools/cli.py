@@ -2,7 +2,8 @@
 
 Each subcommand lives in ``mmcert_ros/tools/<name>.py`` and provides
 ``add_arguments(parser)`` and ``run(args) -> int``; its module docstring's first line is the
-help text. Heavy imports (torch, rclpy) stay inside ``run`` so ``mmcert-ros --help`` is fast.
+help text. Heavy imports (torch, the ROS client library) stay inside ``run`` so
+``mmcert-ros --help`` is fast.
 
 A user error, whether a bad option (argparse) or a :class:`~mmcert_ros.errors.UserError` from
 ``run`` (a missing or unusable file, a value out of range, an output that exists), ends the

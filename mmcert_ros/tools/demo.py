@@ -43,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mmcert_ros.certify.engine import resolve_device
+    from mmcert_ros.device import resolve_device
     from mmcert_ros.models.checkpoint import read_checkpoint
     from mmcert_ros.ros.pipeline_run import run_pipeline
 

@@ -10,7 +10,7 @@ inputs plus mmcert/segmentation, certification, certified_radius and overlay), e
 
 RGB and depth (and ground truth: mono8, non-zero = road) are paired by header stamp exactly
 as the segmenter node pairs them (parameter sync.slop). A --depth-topic holding
-sensor_msgs/PointCloud2 (kitti2bag writes /points) is certified as LiDAR points, projected
+ROS PointCloud2 (kitti2bag writes /points) is certified as LiDAR points, projected
 with the CameraInfo beside the RGB topic and the bag's /tf_static (or --extrinsic). See docs/evaluation.md.
 """
 from __future__ import annotations

@@ -34,9 +34,8 @@ def l2_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def load_l2_booster(settings, device: str):
     """The booster named by ``settings.booster`` on ``device`` ('auto' resolved), or None."""
-    from mmcert_ros.certify.engine import resolve_device
     from mmcert_ros.models.booster import load_booster
 
     if not (settings.enabled and settings.booster):
         return None
-    return load_booster(settings.booster, resolve_device(device))[0]
+    return load_booster(settings.booster, device)[0]

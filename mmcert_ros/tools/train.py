@@ -63,8 +63,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help='crop width in pixels, full height (0 = whole frames)')
     train.add_argument('--lr', type=float, default=3e-3, help='peak learning rate (AdamW)')
     train.add_argument('--weight-decay', type=float, default=1e-4)
-    train.add_argument('--keep-fraction-rgb', type=float, default=0.0193)
-    train.add_argument('--keep-fraction-depth', type=float, default=0.00214)
+    train.add_argument('--keep-fraction-rgb', type=float,
+                       help="RGB keep fraction (default: certification's default)")
+    train.add_argument('--keep-fraction-depth', type=float,
+                       help="depth keep fraction (default: certification's default)")
     train.add_argument('--random-keep-probability', type=float, default=0.25,
                        help='share of samples with a random keep fraction (default 0.25)')
     train.add_argument('--random-keep-max', type=float, default=0.05,
@@ -95,23 +97,26 @@ def run(args: argparse.Namespace) -> int:
 
     from mmcert_ros.models.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint, save_checkpoint
     from mmcert_ros.models.network import NetworkConfig
-    from mmcert_ros.training.data import ROAD_CLASSES, TrainingSet
+    from mmcert_ros.data.road import CLASS_NAMES
+    from mmcert_ros.training.data import TrainingSet
     from mmcert_ros.training.provenance import run_provenance
     from mmcert_ros.training.trainer import TrainConfig, Trainer
 
+    keep_fractions = {name: value for name, value in (
+        ('keep_fraction_rgb', args.keep_fraction_rgb),
+        ('keep_fraction_depth', args.keep_fraction_depth)) if value is not None}
     with user_input():   # the messages name the setting
         config = TrainConfig(
             epochs=args.epochs, steps_per_epoch=args.steps_per_epoch, batch_size=args.batch_size,
             crop_width=args.crop_width or None, learning_rate=args.lr,
-            weight_decay=args.weight_decay, keep_fraction_rgb=args.keep_fraction_rgb,
-            keep_fraction_depth=args.keep_fraction_depth,
+            weight_decay=args.weight_decay, **keep_fractions,
             random_keep_probability=args.random_keep_probability,
             random_keep_max=args.random_keep_max, seed=args.seed, device=args.device,
             amp=not args.no_amp, val_samples=args.val_samples, align_weight=args.align_weight,
             init_checkpoint=str(args.init_checkpoint or ''),
             depth_source=args.depth_source, keep_points=args.keep_points,
             depth_dropout=args.depth_dropout,
-            network=NetworkConfig(num_classes=len(ROAD_CLASSES), width=args.net_width,
+            network=NetworkConfig(num_classes=len(CLASS_NAMES), width=args.net_width,
                                   feature_dim=args.feature_dim))
     if args.depth_source == 'points' and args.data == 'synthetic' and args.depth != 'lidar':
         raise UserError('--depth-source points needs sparse LiDAR depth: add --depth lidar')
@@ -120,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
     train_frames, val_frames, data = _load_data(args)
     print(f'training frames: {len(train_frames)}, validation frames: {len(val_frames)}')
     train_set = TrainingSet(train_frames, config.crop_width, config.flip)
-    provenance = dict(run_provenance(args.command_line), data=data, classes=list(ROAD_CLASSES),
+    provenance = dict(run_provenance(args.command_line), data=data, classes=list(CLASS_NAMES),
                       input_size=[int(train_frames[0].rgb.shape[0]),
                                   int(train_frames[0].rgb.shape[1])])
     trainer = Trainer(config, train_set, val_frames, args.out, provenance)

@@ -1,9 +1,10 @@
 """Training of a :class:`~mmcert_ros.models.booster.SmoothnessBooster` with the base network frozen.
 
-Every training input is made exactly as the l2 certificate makes it
-(:func:`mmcert_ros.certify.feature_smoothing.joint_rgbd_encoder`): Gaussian noise of the
-booster's sigma on the full RGB image, clamp to [0, 1], then MMCert's exact-k sub-sampling
-(:func:`mmcert_ros.certify.sampling.subsample`) at the certification keep fractions. Each step
+Every training input is made by the function the l2 certificate uses
+(:func:`mmcert_ros.certify.sampling.noisy_subsample`, inside
+:func:`mmcert_ros.certify.feature_smoothing.joint_rgbd_encoder`): Gaussian noise of the
+booster's sigma on the full RGB image, clamp to [0, 1], then MMCert's exact-k sub-sampling at
+the certification keep fractions. Each step
 takes ``batch_frames`` frames and ``copies`` noisy, sub-sampled copies of each, and minimises
 
     cross-entropy(upsampled cosine-head logits, road mask)
@@ -29,7 +30,8 @@ from dataclasses import asdict, dataclass, field
 import torch
 import torch.nn.functional as F
 
-from mmcert_ros.certify.sampling import kept_count, subsample
+from mmcert_ros.certify.config import KEEP_FRACTION_DEPTH, KEEP_FRACTION_RGB
+from mmcert_ros.certify.sampling import kept_count, noisy_subsample
 from mmcert_ros.data.frame import Frame
 from mmcert_ros.models.booster import BoostedModel, BoosterConfig, SmoothnessBooster
 from mmcert_ros.training.alignment import cell_labels, class_balanced_alignment
@@ -56,8 +58,8 @@ class BoosterTrainConfig:
     lr: float = 2e-3
     score_weight: float = 1.0
     align_weight: float = 4.0
-    keep_fraction_rgb: float = 0.0193
-    keep_fraction_depth: float = 0.00214
+    keep_fraction_rgb: float = KEEP_FRACTION_RGB
+    keep_fraction_depth: float = KEEP_FRACTION_DEPTH
     seed: int = 0
     booster: BoosterConfig = field(default_factory=BoosterConfig)
 
@@ -108,9 +110,8 @@ def train_booster(model: torch.nn.Module, frames: list[Frame], config: BoosterTr
     for step in range(1, config.steps + 1):
         chosen = torch.randint(0, rgb.shape[0], (config.batch_frames,), generator=generator,
                                device=device).repeat_interleave(config.copies)
-        noisy = rgb[chosen] + config.sigma * torch.randn(
-            rgb[chosen].shape, generator=generator, device=device)
-        inputs = subsample(noisy.clamp(0.0, 1.0), depth[chosen], k_rgb, k_depth, generator)
+        inputs = noisy_subsample(rgb[chosen], depth[chosen], config.sigma, k_rgb, k_depth,
+                                 generator)
         features = network.features(*inputs.as_args())
         logits = F.interpolate(network.classify(features), size=(height, width),
                                mode='bilinear', align_corners=False)

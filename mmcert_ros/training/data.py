@@ -18,9 +18,6 @@ import torch
 
 from mmcert_ros.data.frame import Frame
 
-#: class names of the default two-class road task (class 1 = road)
-ROAD_CLASSES = ('not_road', 'road')
-
 
 class FrameCache:
     """A directory of frames rendered once: ``frame_00000.npz``... and ``source.json``.

@@ -37,11 +37,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mmcert_ros.certify.engine import predict_labels, resolve_device
+from mmcert_ros.certify.config import KEEP_FRACTION_DEPTH, KEEP_FRACTION_RGB
+from mmcert_ros.certify.engine import predict_labels
 from mmcert_ros.certify.metrics import Confusion, plain_confusion
 from mmcert_ros.certify.points import kept_point_count, subsample_points
 from mmcert_ros.certify.sampling import ModelInputs, kept_count, subsample
 from mmcert_ros.data.projection import points_from_depth_image
+from mmcert_ros.device import resolve_device
 from mmcert_ros.models.checkpoint import load_checkpoint, save_checkpoint
 from mmcert_ros.models.network import NetworkConfig, SparseRGBDNet
 from mmcert_ros.training.alignment import cell_labels, class_balanced_alignment
@@ -84,8 +86,8 @@ class TrainConfig:
     crop_width: int | None = 512
     learning_rate: float = 3e-3
     weight_decay: float = 1e-4
-    keep_fraction_rgb: float = 0.0193
-    keep_fraction_depth: float = 0.00214
+    keep_fraction_rgb: float = KEEP_FRACTION_RGB
+    keep_fraction_depth: float = KEEP_FRACTION_DEPTH
     random_keep_probability: float = 0.25
     random_keep_max: float = 0.05
     flip: bool = True
