@@ -7,6 +7,10 @@ inputs plus mmcert/segmentation, certification, certified_radius and overlay), e
     mmcert-ros evaluate --bag drive_bag --rgb-topic /cam/rgb --depth-topic /cam/depth \\
         --gt-topic /cam/road_gt --config config/mmcert.yaml --seed 0 --out out/eval
     mmcert-ros evaluate --kitti data_road --seed 0 --out out/eval_kitti
+    mmcert-ros evaluate --bag-dir drives --manifest more.txt --seed 0 --workers 8 --out out/fleet
+
+Several inputs (or --workers / --ray-address) give one fleet report over all of them
+(mmcert_ros.fleet), on a Ray runtime or cluster with --workers / --ray-address.
 
 RGB and depth (and ground truth: mono8, non-zero = road) are paired by header stamp exactly
 as the segmenter node pairs them (parameter sync.slop). A --depth-topic holding
