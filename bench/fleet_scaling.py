@@ -2,9 +2,10 @@
 
 Writes ``--bags`` synthetic drives of ``--frames`` frames each (``mmcert-ros synth`` scenes at
 ``--size``, through ``kitti2bag``), then evaluates them with the shipped model at N =
-``--samples``: in this process (the plain path), and on a fresh local Ray runtime of 1 and of
-2 workers. Prints frames/s of each (the evaluation itself: runtime start excluded, worker
-start-up and model loading included) and the 2-worker speed-up, plus the load average.
+``--samples``: in this process (the plain path, with torch's threads and with one), and on a fresh local Ray runtime of 1 and of
+2 workers. Prints frames/s of each, cold (worker start-up and model loading included; the
+runtime's own start excluded) and warm (the same run again on the same runtime), the warm
+2-worker speed-up, and the load average.
 
     python bench/fleet_scaling.py --json docs/figures/fleet_scaling.json
 """
@@ -33,12 +34,13 @@ from mmcert_ros.sim.synthetic import SceneConfig, export_kitti  # noqa: E402
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--bags', type=int, default=4)
-    parser.add_argument('--frames', type=int, default=6)
-    parser.add_argument('--size', type=int, nargs=2, default=(248, 75), metavar=('W', 'H'))
+    parser.add_argument('--frames', type=int, default=10)
+    parser.add_argument('--size', type=int, nargs=2, default=(620, 188), metavar=('W', 'H'))
     parser.add_argument('--samples', type=int, default=100)
     parser.add_argument('--json', type=Path)
     args = parser.parse_args()
     import ray
+    import torch
 
     root = Path(tempfile.mkdtemp(prefix='fleet_scaling_'))
     try:
@@ -54,25 +56,30 @@ def main() -> None:
                                         'certify.seed': 0, 'model.device': 'cpu'})
         frames = args.bags * args.frames
         rates = {}
-        for name, workers in (('in-process', None), ('ray, 1 worker', 1),
-                              ('ray, 2 workers', 2)):
+        for name, workers in (('in-process', None), ('in-process, 1 thread', 0),
+                              ('ray, 1 worker', 1), ('ray, 2 workers', 2)):
+            if workers == 0:
+                torch.set_num_threads(1)   # as in a Ray worker (OMP_NUM_THREADS=1)
             if workers:
                 ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False,
                          object_store_memory=200 * 1024 * 1024)
             executor = RayExecutor() if workers else LocalExecutor()
-            start = time.perf_counter()
-            report = run_fleet(specs, settings, root / f'out{workers}', executor,
-                               chunk_frames=args.frames, progress=False)
-            seconds = time.perf_counter() - start
+            # cold: workers start and load the model; warm: the same run again (--force)
+            # on the same runtime, whose workers keep their engines
+            for state in ('cold', 'warm'):
+                start = time.perf_counter()
+                report = run_fleet(specs, settings, root / f'out{workers}', executor,
+                                   chunk_frames=args.frames, force=True, progress=False)
+                seconds = time.perf_counter() - start
+                assert report['complete'] and report['pooled']['frames'] == frames
+                rates[f'{name}, {state}'] = frames / seconds
+                print(f'{name}, {state}: {frames} frames in {seconds:.1f} s = '
+                      f'{frames / seconds:.2f} frames/s', flush=True)
             if workers:
                 ray.shutdown()
-            assert report['complete'] and report['pooled']['frames'] == frames
-            rates[name] = frames / seconds
-            print(f'{name}: {frames} frames in {seconds:.1f} s = {rates[name]:.2f} frames/s',
-                  flush=True)
-        speedup = rates['ray, 2 workers'] / rates['ray, 1 worker']
+        speedup = rates['ray, 2 workers, warm'] / rates['ray, 1 worker, warm']
         load = os.getloadavg()
-        print(f'2 workers / 1 worker: {speedup:.2f}x; load average {load[0]:.1f} '
+        print(f'2 workers / 1 worker, warm: {speedup:.2f}x; load average {load[0]:.1f} '
               f'{load[1]:.1f} {load[2]:.1f} on {os.cpu_count()} cores')
         if args.json:
             args.json.write_text(json.dumps({
