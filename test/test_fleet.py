@@ -16,8 +16,8 @@ from mmcert_ros.bags import BagWriter
 from mmcert_ros.bags.frames import write_frame
 from mmcert_ros.certify import CertifiedSegmenter
 from mmcert_ros.errors import UserError
-from mmcert_ros.evaluation import BagFrames
-from mmcert_ros.evaluation.inputs import InputSpec, check_unique, read_manifest
+from mmcert_ros.evaluation import BagFrames, EvaluationIncomplete
+from mmcert_ros.evaluation.inputs import InputSpec, check_unique, make_spec, read_manifest
 from mmcert_ros.evaluation.runner import replay
 from mmcert_ros.evaluation.seeds import frame_seed
 from mmcert_ros.fleet.driver import run_fleet
@@ -196,3 +196,25 @@ def test_ray_is_imported_by_nothing_but_the_ray_executor():
             'import mmcert_ros.ros.segmenter_node\n'
             'assert "ray" not in sys.modules, "ray imported"\n')
     subprocess.run([sys.executable, '-c', code], check=True, timeout=120)
+
+
+def test_a_truncated_bag_in_chunks_is_evaluated_up_to_the_cut_and_reported(tmp_path):
+    from test_evaluate import _cut_mcap, write_bag
+
+    bag = write_bag(tmp_path / 'cut', make_frames(count=10, height=240, width=320))
+    readable = _cut_mcap(bag, 0.6)
+    settings = fleet_settings(**{'certify.num_samples': 8})
+    spec = make_spec(bag, 'bag', InputSpec(id='', kind='bag', path=bag, rgb_topic=TOPICS.rgb,
+                                           depth_topic=TOPICS.depth, gt_topic=TOPICS.gt))
+    with pytest.raises(EvaluationIncomplete):
+        evaluate_input(spec, settings, tmp_path / 'alone', progress=False)
+    alone = json.loads((tmp_path / 'alone' / 'metrics.json').read_text())
+    assert alone['frames'] == readable // 3 and not alone['complete']
+    report = run_fleet([spec], settings, tmp_path / 'fleet', LocalExecutor(), chunk_frames=2,
+                       progress=False)
+    stored = json.loads((tmp_path / 'fleet' / 'inputs' / 'cut' / 'metrics.json').read_text())
+    assert without_timings(stored) == without_timings(alone)
+    assert frame_rows(tmp_path / 'fleet' / 'inputs' / 'cut' / 'frames.csv') == frame_rows(
+        tmp_path / 'alone' / 'frames.csv')
+    assert [row['status'] for row in report['inputs']] == ['incomplete']
+    assert report['failed'][0]['error'] == alone['error'] and not report['complete']
