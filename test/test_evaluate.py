@@ -23,6 +23,7 @@ from mmcert_ros.data.depth import metres_to_millimetres, millimetres_to_metres
 from mmcert_ros.bags.kitti import kitti_to_bag
 from mmcert_ros.sim.synthetic import SceneConfig, export_kitti
 from mmcert_ros.evaluation import BagFrames, EvaluationIncomplete, KittiFrames, evaluate
+from mmcert_ros.evaluation.seeds import frame_seed
 from mmcert_ros.pipeline.codec import decode_depth, decode_mask, decode_rgb, encode_image
 from mmcert_ros.pipeline.overlay import render_overlay
 from mmcert_ros.tools import cli
@@ -75,11 +76,14 @@ def write_bag(path, frames, storage='mcap', topics=TOPICS):
     return path
 
 
-def oracle(frames, config=CONFIG):
+def oracle(frames, config=CONFIG, input_id='drive'):
     """Plain, certified and curve figures computed independently of the evaluation code:
-    top counts from the engine, then SciPy p-values, statsmodels Holm and numpy counts."""
-    segmenter = CertifiedSegmenter(LocalBrightness(), config)
-    certificates = [segmenter.certify_frame(frame) for frame in frames]
+    top counts from the engine (each frame with its own seed, derived from the input's name
+    and the frame's stamp), then SciPy p-values, statsmodels Holm and numpy counts."""
+    certificates = [
+        CertifiedSegmenter(LocalBrightness(), config.replace(
+            seed=frame_seed(config.seed, input_id, frame.stamp_ns))).certify_frame(frame)
+        for frame in frames]
 
     def certified_mask(cert, r_rgb, r_depth):
         q = 0.5 + delta(cert.n, cert.k, (r_rgb, r_depth))
@@ -174,9 +178,11 @@ def test_bag_and_kitti_folder_of_the_same_frames_give_identical_metrics(
         tmp_path, synthetic_kitti, storage):
     bag = tmp_path / 'bag'
     kitti_to_bag(synthetic_kitti, bag, storage=storage)
+    # the same name and stamps: the same per-frame seeds
     from_bag = run_evaluation(BagFrames(bag, '/rgb/image', '/depth/image', '/road_gt/image'),
-                              tmp_path / 'from_bag')
-    from_kitti = run_evaluation(KittiFrames(synthetic_kitti), tmp_path / 'from_kitti')
+                              tmp_path / 'from_bag', input_id='drive')
+    from_kitti = run_evaluation(KittiFrames(synthetic_kitti), tmp_path / 'from_kitti',
+                                input_id='drive')
     assert from_bag['frames'] == from_kitti['frames'] == 4
     assert from_bag['frames_with_ground_truth'] == 4
     assert len(from_bag['curve']) >= 3
@@ -470,10 +476,11 @@ def test_truncated_mcap_is_evaluated_up_to_the_cut_and_marked_incomplete(tmp_pat
     # the partly written frame's messages count as unpaired, by kind
     partial = {0: {}, 1: {'unpaired rgb': 1}, 2: {'rgb-d pair without ground truth': 1}}[rest]
     assert metrics['skipped']['reasons'] == partial
-    # the same figures as a complete bag of the frames before the cut
+    # the same figures as a complete bag of the frames before the cut (of the same name:
+    # the same per-frame seeds)
     reference = run_evaluation(
-        BagFrames(write_bag(tmp_path / 'head', frames[:whole]), '/cam/rgb', '/cam/depth',
-                  '/cam/gt'), tmp_path / 'reference', config)
+        BagFrames(write_bag(tmp_path / 'head' / 'drive', frames[:whole]), '/cam/rgb',
+                  '/cam/depth', '/cam/gt'), tmp_path / 'reference', config)
     for key in ('frames', 'plain', 'certified', 'curve', 'certified_fraction'):
         assert metrics[key] == reference[key]
     rows = list(csv.DictReader((out / 'frames.csv').open()))

@@ -111,6 +111,43 @@ class MetricsAccumulator:
             point.confusion += nothing
         self._nothing_certified += nothing
 
+    def merge(self, other: 'MetricsAccumulator') -> None:
+        """Pool the frames of ``other`` into this one: afterwards :meth:`summary` is that of
+        one accumulator fed both sets of frames (every count is an integer, so the order of
+        frames and merges does not change any figure; the latencies are concatenated).
+
+        :raises ValueError: the two were certified with different (N, alpha, radius, ray).
+        """
+        setup = other._certificate_setup
+        if setup is None:
+            return
+        if self._certificate_setup is None:
+            self._certificate_setup = setup
+        elif setup != self._certificate_setup:
+            raise ValueError(f'cannot pool frames certified with (N, alpha, radius, ray) = '
+                             f'{setup} and {self._certificate_setup}')
+        self.frames += other.frames
+        self.frames_with_ground_truth += other.frames_with_ground_truth
+        self._pixels += other._pixels
+        self._certified_pixels += other._certified_pixels
+        self._plain += other._plain
+        self._certified += other._certified
+        mine, theirs = self._curve, other._curve
+        self._curve = [_CurvePoint(a.certified_pixels + b.certified_pixels,
+                                   a.confusion + b.confusion)
+                       for a, b in zip(self._points(len(theirs)), other._points(len(mine)))]
+        self._nothing_certified += other._nothing_certified
+        for stage, values in other._latencies.items():
+            self._latencies[stage].extend(values)
+        for name, values in other._sizes.items():
+            self._sizes[name] |= values
+
+    def _points(self, length: int) -> list[_CurvePoint]:
+        """The curve's points, padded to at least ``length`` with nothing certified."""
+        padding = max(0, length - len(self._curve))
+        return [*self._curve, *(_CurvePoint(confusion=self._nothing_certified)
+                                for _ in range(padding))]
+
     def summary(self) -> dict:
         """The pooled figures as a JSON-ready dict (see docs/evaluation.md for the fields)."""
         setup = self._certificate_setup

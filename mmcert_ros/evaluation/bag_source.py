@@ -17,6 +17,13 @@ given by the caller), and its frame carries the in-view points in ``extras['poin
 Nothing is dropped silently: every message that does not become part of a frame is counted
 under a reason in :meth:`BagFrames.skipped` (corrupt or undecodable messages, unpaired
 messages, RGB-D pairs without ground truth, ground truth of another size).
+
+Frames are named by the ordinal of their pair in the replay (``000000``, ``000001``, ...;
+a pair that cannot be decoded leaves a gap). A *window* ``[first, stop)`` of ordinals (a
+time chunk of a long bag) replays the bag from its start through the pairers, so pairing is
+exactly that of the whole bag, but decodes and yields only the pairs in the window and stops
+reading after ``stop``: windows that tile ``[0, end)`` yield every frame of the whole replay
+once, under the same names and stamps.
 """
 from __future__ import annotations
 
@@ -51,14 +58,20 @@ class BagFrames:
     :param slop_s: pairing tolerance in seconds (the node's ``sync.slop``).
     :param extrinsic: with a point-cloud depth topic: a fixed LiDAR-to-camera extrinsic
         instead of the bag's ``/tf_static``.
+    :param first: the first pair ordinal of the window (see the module docstring).
+    :param stop: the ordinal after the window's last pair; None = to the end of the bag.
     """
 
     kind = 'bag'
 
     def __init__(self, path: str | Path, rgb_topic: str, depth_topic: str,
                  gt_topic: str | None = None, slop_s: float = 0.02,
-                 extrinsic: Extrinsic | None = None) -> None:
+                 extrinsic: Extrinsic | None = None, first: int = 0,
+                 stop: int | None = None) -> None:
+        if first < 0 or (stop is not None and stop <= first):
+            raise ValueError(f'bad pair window [{first}, {stop})')
         self.path = Path(path)
+        self.first, self.stop = first, stop
         self.topics = {'rgb': rgb_topic, 'depth': depth_topic}
         if gt_topic:
             self.topics['gt'] = gt_topic
@@ -102,9 +115,12 @@ class BagFrames:
                                         depth=f'{depth_topic}/depth' if self.cloud else depth_topic,
                                         camera_info=self.camera_info_topic, gt=gt_topic or None)
         #: frames to expect at most (for a progress bar): the smallest topic's message count
-        self.expected = min(counts.values())
+        #: (within the window)
+        end = min(counts.values()) if stop is None else min(*counts.values(), stop)
+        self.expected = max(0, end - self.first)
         self._pairers: dict[str, StampPairer] = {}
-        self._problems: Counter[str] = Counter()
+        self._problems: Counter[str] = Counter()   # counted while reading: the whole replay
+        self._decode_problems: Counter[str] = Counter()   # of the window's pairs
 
     def describe(self) -> dict:
         """Where the frames come from, for reports."""
@@ -115,9 +131,15 @@ class BagFrames:
         """Messages not used in a frame so far, by reason.
 
         Each count is of messages: where a pair is dropped because one of its messages cannot
-        be decoded (or its ground truth has another size), that one message is counted.
+        be decoded (or its ground truth has another size), that one message is counted. A
+        window ending before the bag's end counts only its own pairs' decoding problems; the
+        window that reads to the end also counts the reading and pairing of the whole bag, so
+        the counts of windows tiling the bag add up to those of one whole replay.
         """
-        counts = Counter(self._problems)
+        counts = Counter(self._decode_problems)
+        if self.stop is not None:
+            return {reason: count for reason, count in sorted(counts.items()) if count}
+        counts.update(self._problems)
         rgbd = self._pairers.get('rgbd')
         if rgbd is not None:
             counts['unpaired rgb'] += rgbd.unpaired['rgb']
@@ -139,7 +161,7 @@ class BagFrames:
         """
         rgbd = self._pairers['rgbd'] = StampPairer(self.slop_s)
         gt_pairer = self._pairers['gt'] = StampPairer(self.slop_s) if 'gt' in self.topics else None
-        self._problems = Counter()
+        self._problems, self._decode_problems = Counter(), Counter()
         with BagReader(self.path) as bag:
             try:
                 yield from self._replay(bag, rgbd, gt_pairer)
@@ -166,7 +188,7 @@ class BagFrames:
             topics.append(self.tf_topic)
         self._camera_info = None
         transforms = {}   # child frame -> the latest TransformStamped logged for it
-        index = 0
+        ordinal = 0   # of the next ready pair
         for item in bag.messages(topics):
             role = role_of[item.topic]
             if role == 'camera_info':
@@ -200,10 +222,14 @@ class BagFrames:
                     ready = None if gt_pair is None else (gt_pair.rgb, gt_pair.depth)
             if ready is None:
                 continue
-            frame = self._decode(index, *ready)
+            ordinal += 1
+            if ordinal <= self.first:
+                continue
+            frame = self._decode(ordinal - 1, *ready)
             if frame is not None:
-                index += 1
                 yield frame
+            if ordinal == self.stop:
+                return
 
     def _decode(self, index: int, pair, gt_message) -> Frame | None:
         """The frame of one pair, or None (counted) when a message cannot be decoded."""
@@ -217,11 +243,11 @@ class BagFrames:
             try:
                 decoded[role] = decode(message)
             except MessageDecodeError as error:
-                self._problems[f'undecodable {role} message ({error.kind})'] += 1
+                self._decode_problems[f'undecodable {role} message ({error.kind})'] += 1
                 return None
         gt = decoded.get('gt')
         if gt is not None and gt.shape != decoded['rgb'].shape[:2]:
-            self._problems['ground truth size differs from rgb'] += 1
+            self._decode_problems['ground truth size differs from rgb'] += 1
             return None
         info, extras = self._camera_info, {}
         if info is not None:
@@ -229,7 +255,7 @@ class BagFrames:
         depth = decoded['depth']
         if self.cloud:
             if (depth.height, depth.width) != decoded['rgb'].shape[:2]:
-                self._problems['camera_info size differs from rgb'] += 1
+                self._decode_problems['camera_info size differs from rgb'] += 1
                 return None
             extras['points'], depth = depth, zbuffer(depth)
         return Frame(rgb=decoded['rgb'], depth=depth,

@@ -24,12 +24,15 @@ class KittiFrames:
     :param split: ``'all'`` frames, or the ``'train'`` / ``'test'`` part of KittiRoad's
         default seeded split (the one ``mmcert-ros train --data kitti`` uses; evaluate a
         model trained that way on ``'test'``).
+    :param first: the window ``[first, stop)`` of the split's frames (in name order) to
+        yield, a chunk of a long folder; ``stop`` None = to the end.
     :raises FileNotFoundError: no KITTI Road layout at ``root``.
     """
 
     kind = 'kitti'
 
-    def __init__(self, root: str | Path, subset: str = 'training', split: str = 'all') -> None:
+    def __init__(self, root: str | Path, subset: str = 'training', split: str = 'all',
+                 first: int = 0, stop: int | None = None) -> None:
         if split not in SPLITS:
             raise ValueError(f'KITTI split must be one of {SPLITS}, got {split!r}')
         self.root = Path(root)
@@ -41,6 +44,7 @@ class KittiFrames:
         else:
             train, test = self.dataset.split()
             self.names = train if split == 'train' else test
+        self.names = self.names[first:stop]
         #: frames to expect (for a progress bar)
         self.expected = len(self.names)
         #: where a result bag publishes these inputs: the ``kitti2bag`` topics

@@ -4,9 +4,12 @@ The *published* l2 mask of a frame is ``certificate.agreeing(labels)``: pixels c
 the configured l2 radius whose smoothed label equals the published (l0 majority-vote) label,
 the mask the node publishes on ``mmcert/l2_certification``. Pixel counts are pooled over
 frames (as the l0 figures); the FCSB and the robustness score are averaged over all feature
-cells of all frames.
+cells of all frames (per-frame sums added with :func:`math.fsum`, so the pooled means do
+not depend on the order frames or merged accumulators come in).
 """
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -22,7 +25,8 @@ class L2Accumulator:
         self.frames = 0
         self._pixels = self._published = self._certified = 0
         self._cells = 0
-        self._fcsb_sum = self._score_sum = 0.0
+        self._fcsb_sums: list[float] = []
+        self._score_sums: list[float] = []
         self._plain = Confusion()
         self._certified_confusion = Confusion()
         self._with_gt = 0
@@ -49,8 +53,8 @@ class L2Accumulator:
         self._published += int(published.sum())
         self._certified += int(certificate.certified.sum())
         self._cells += fcsb.size
-        self._fcsb_sum += float(fcsb.sum())
-        self._score_sum += float(score.sum())
+        self._fcsb_sums.append(float(fcsb.sum()))
+        self._score_sums.append(float(score.sum()))
         self._latency.append(certificate.timings['total'])
         row = {'l2_certified_fraction': float(published.mean()),
                'l2_fcsb_mean': float(fcsb.mean()), 'l2_score_mean': float(score.mean()),
@@ -64,6 +68,29 @@ class L2Accumulator:
             row.update(l2_plain_iou=plain.iou, l2_certified_iou=certified.iou)
         return row
 
+    def merge(self, other: 'L2Accumulator') -> None:
+        """Pool the frames of ``other`` into this one (as if this one had been fed them).
+
+        :raises ValueError: the two have different l2 settings.
+        """
+        if other._setup is None:
+            return
+        if self._setup is None:
+            self._setup = other._setup
+        elif other._setup != self._setup:
+            raise ValueError(f'cannot pool l2 settings {other._setup} and {self._setup}')
+        self.frames += other.frames
+        self._pixels += other._pixels
+        self._published += other._published
+        self._certified += other._certified
+        self._cells += other._cells
+        self._fcsb_sums += other._fcsb_sums
+        self._score_sums += other._score_sums
+        self._plain += other._plain
+        self._certified_confusion += other._certified_confusion
+        self._with_gt += other._with_gt
+        self._latency += other._latency
+
     def summary(self) -> dict:
         """JSON-ready pooled figures (the ``l2`` section of metrics.json)."""
         if self._setup is None:
@@ -75,8 +102,8 @@ class L2Accumulator:
             'num_samples': num_samples, 'alpha': alpha, 'boosted': boosted,
             'certified_fraction': self._published / self._pixels,
             'certified_fraction_any_label': self._certified / self._pixels,
-            'fcsb_mean': self._fcsb_sum / self._cells,
-            'score_mean': self._score_sum / self._cells,
+            'fcsb_mean': math.fsum(self._fcsb_sums) / self._cells,
+            'score_mean': math.fsum(self._score_sums) / self._cells,
             'latency_s': {'p50': float(np.percentile(latency, 50)),
                           'p90': float(np.percentile(latency, 90)),
                           'mean': float(latency.mean()), 'max': float(latency.max())},

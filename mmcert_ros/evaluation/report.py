@@ -26,7 +26,7 @@ _PLOTTED = ('pixel_accuracy', 'f1', 'iou')
 
 def write_metrics(path: Path, metrics: dict) -> None:
     """``metrics.json``: the summary, indented, keys in insertion order."""
-    _replace(path, json.dumps(metrics, indent=2) + '\n')
+    replace_text(path, json.dumps(metrics, indent=2) + '\n')
 
 
 def write_frames(path: Path, rows: Sequence[dict]) -> None:
@@ -69,6 +69,13 @@ def plot_curves(path: Path, curve: Sequence[dict], title: str) -> None:
     ax.grid(True, alpha=0.3)
     ax.legend(loc='best')
     ax.set_title(title, fontsize=9)
+    save_figure(figure, path)
+
+
+def save_figure(figure, path: Path) -> None:
+    """Lay out a matplotlib figure, write it as a PNG through a temporary file, close it."""
+    from matplotlib import pyplot
+
     figure.tight_layout()
     temporary = path.with_name(path.name + '.tmp.png')
     figure.savefig(temporary)
@@ -76,7 +83,8 @@ def plot_curves(path: Path, curve: Sequence[dict], title: str) -> None:
     os.replace(temporary, path)
 
 
-def _replace(path: Path, text: str) -> None:
+def replace_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file renamed into place."""
     temporary = path.with_name(path.name + '.tmp')
     temporary.write_text(text)
     os.replace(temporary, path)

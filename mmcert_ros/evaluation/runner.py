@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+from collections import Counter
 from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
@@ -27,6 +28,7 @@ from mmcert_ros.evaluation.l2_metrics import L2Accumulator
 from mmcert_ros.evaluation.report import (CURVES_FILE, FRAMES_FILE, METRICS_FILE, REPORT_FILES,
                                           plot_curves, write_frames, write_metrics)
 from mmcert_ros.evaluation.result_bag import ResultBag
+from mmcert_ros.evaluation.seeds import frame_seed
 
 #: name of the ``--write-bag`` output bag inside the output folder
 RESULT_BAG = 'bag'
@@ -50,17 +52,20 @@ class EvaluationIncomplete(BagError):
 
 
 def evaluate(source: FrameSource, segmenter, out_dir: str | Path, *, model: str = '',
-             max_frames: int | None = None, write_bag: bool = False, force: bool = False,
-             progress: bool = True, l2: Callable[[Frame], L2Certificate] | None = None
-             ) -> dict:
+             input_id: str | None = None, max_frames: int | None = None,
+             write_bag: bool = False, force: bool = False, progress: bool = True,
+             l2: Callable[[Frame], L2Certificate] | None = None) -> dict:
     """Certify every frame of ``source`` with ``segmenter`` and write the reports to ``out_dir``.
 
     Writes ``metrics.json``, ``frames.csv``, ``curves.png`` and, with ``write_bag``, the MCAP
     bag ``out_dir/bag``. Nothing in ``out_dir`` is replaced unless ``force``.
 
     :param segmenter: a :class:`~mmcert_ros.certify.CertifiedSegmenter` (its config is used
-        for every frame and recorded in the report).
+        for every frame and recorded in the report; with a fixed seed each frame gets its
+        own, :func:`~mmcert_ros.evaluation.seeds.frame_seed`).
     :param model: how the model was chosen (checkpoint path), recorded in the report.
+    :param input_id: the input's name in the per-frame seeds (default: :func:`input_name`
+        of the source's path).
     :param max_frames: stop after this many evaluated frames.
     :param l2: optional l2 certifier of a frame (e.g. a closure over
         :func:`~mmcert_ros.certify.l2.certify_l2`); its pooled figures go into the ``l2``
@@ -77,11 +82,6 @@ def evaluate(source: FrameSource, segmenter, out_dir: str | Path, *, model: str 
         raise UserError(f'max_frames must be >= 1, got {max_frames}')
     out_dir = Path(out_dir)
     _prepare_output(out_dir, write_bag, force)
-    accumulator = MetricsAccumulator()
-    l2_accumulator = L2Accumulator() if l2 is not None else None
-    rows = []
-    failure = None  # why the source broke off, if it did
-    interrupted = False
     total = source.expected
     if max_frames is not None:
         total = max_frames if total is None else min(total, max_frames)
@@ -89,47 +89,130 @@ def evaluate(source: FrameSource, segmenter, out_dir: str | Path, *, model: str 
                   else nullcontext())
     with tqdm(total=total, unit='frame', desc='evaluate', disable=not progress) as bar, \
             result_bag as bag:
-        try:
-            for frame in source:
-                certificate = segmenter.certify_frame(frame)
-                row = accumulator.add(frame, certificate)
-                if l2_accumulator is not None:
-                    row.update(l2_accumulator.add(frame, l2(frame), certificate.labels))
-                rows.append(row)
-                if bag is not None:
-                    bag.write(frame, certificate)
-                bar.update(1)
-                if max_frames is not None and accumulator.frames >= max_frames:
-                    break
-        except BagError as error:
-            failure = str(error)
-        except KeyboardInterrupt:
-            failure, interrupted = 'interrupted', True
+        def record(frame: Frame, certificate) -> None:
+            if bag is not None:
+                bag.write(frame, certificate)
+            bar.update(1)
 
-    skipped = source.skipped()
+        outcome = replay(source, segmenter, input_id=input_id, max_frames=max_frames, l2=l2,
+                         on_frame=record)
+    metrics = build_metrics(source.describe(), model, segmenter.config, outcome)
+    write_reports(out_dir, metrics, outcome.rows)
+    if outcome.interrupted:
+        raise KeyboardInterrupt(f'interrupted after {outcome.frames} frames; their reports '
+                                f'are in {out_dir}')
+    if outcome.failure is not None:
+        raise EvaluationIncomplete(
+            f'{outcome.failure} (the reports of the {outcome.frames} frames before it are in '
+            f'{out_dir})')
+    return metrics
+
+
+@dataclasses.dataclass
+class Replay:
+    """What one pass over a source produced: the pooled figures so far and the frame rows.
+
+    Replays of disjoint windows of one input (or of several inputs) combine with
+    :meth:`merge` into exactly the replay of all their frames (the counts are integers; the
+    rows are concatenated and renumbered).
+
+    :ivar failure: why the source broke off (a corrupt bag), or None.
+    :ivar interrupted: Ctrl-C stopped the replay.
+    """
+
+    accumulator: MetricsAccumulator
+    l2_accumulator: L2Accumulator | None
+    rows: list[dict]
+    skipped: dict[str, int]
+    failure: str | None = None
+    interrupted: bool = False
+
+    @property
+    def frames(self) -> int:
+        return self.accumulator.frames
+
+    def merge(self, later: 'Replay') -> None:
+        """Append the replay of the frames after this one's (of the same settings)."""
+        self.accumulator.merge(later.accumulator)
+        if later.l2_accumulator is not None:
+            if self.l2_accumulator is None:
+                self.l2_accumulator = L2Accumulator()
+            self.l2_accumulator.merge(later.l2_accumulator)
+        first = len(self.rows)
+        self.rows.extend({**row, 'index': first + number} for number, row in
+                         enumerate(later.rows))
+        self.skipped = dict(sorted((Counter(self.skipped) + Counter(later.skipped)).items()))
+        self.failure = self.failure or later.failure
+        self.interrupted = self.interrupted or later.interrupted
+
+
+def replay(source: FrameSource, segmenter, *, input_id: str | None = None,
+           max_frames: int | None = None, l2: Callable[[Frame], L2Certificate] | None = None,
+           on_frame: Callable[[Frame, object], object] | None = None) -> Replay:
+    """Certify the frames of ``source`` (see :func:`evaluate`) and pool them; writes nothing.
+
+    A :class:`~mmcert_ros.bags.BagError` from the source (corrupt bag) and Ctrl-C end the
+    replay early and are recorded in the result (``failure``, ``interrupted``), not raised.
+
+    :param on_frame: called with every frame and its certificate (result bag, progress).
+    """
+    input_id = input_name(source.describe()['path']) if input_id is None else input_id
+    accumulator = MetricsAccumulator()
+    l2_accumulator = L2Accumulator() if l2 is not None else None
+    outcome = Replay(accumulator, l2_accumulator, rows=[], skipped={})
+    config = segmenter.config
+    try:
+        for frame in source:
+            segmenter.config = config.replace(
+                seed=frame_seed(config.seed, input_id, frame.stamp_ns))
+            certificate = segmenter.certify_frame(frame)
+            row = accumulator.add(frame, certificate)
+            if l2_accumulator is not None:
+                row.update(l2_accumulator.add(frame, l2(frame), certificate.labels))
+            outcome.rows.append(row)
+            if on_frame is not None:
+                on_frame(frame, certificate)
+            if max_frames is not None and accumulator.frames >= max_frames:
+                break
+    except BagError as error:
+        outcome.failure = str(error)
+    except KeyboardInterrupt:
+        outcome.failure, outcome.interrupted = 'interrupted', True
+    finally:
+        segmenter.config = config
+    outcome.skipped = source.skipped()
+    return outcome
+
+
+def build_metrics(source: dict, model: str, config, outcome: Replay) -> dict:
+    """The content of ``metrics.json`` (docs/evaluation.md) of a replay with ``config``."""
+    skipped = outcome.skipped
     metrics = {
-        'source': source.describe(),
+        'source': source,
         'model': model or 'default',
         'config': {name: list(value) if isinstance(value, tuple) else value
-                   for name, value in dataclasses.asdict(segmenter.config).items()},
-        'complete': failure is None,
-        'error': failure,
+                   for name, value in dataclasses.asdict(config).items()},
+        'complete': outcome.failure is None,
+        'error': outcome.failure,
         'skipped': {'total': sum(skipped.values()), 'reasons': skipped},
-        **accumulator.summary(),
+        **outcome.accumulator.summary(),
     }
-    if l2_accumulator is not None:
-        metrics['l2'] = l2_accumulator.summary()
+    if outcome.l2_accumulator is not None:
+        metrics['l2'] = outcome.l2_accumulator.summary()
+    return metrics
+
+
+def write_reports(out_dir: Path, metrics: dict, rows: list[dict]) -> None:
+    """``metrics.json``, ``frames.csv`` and ``curves.png`` of one input into ``out_dir``."""
     write_metrics(out_dir / METRICS_FILE, metrics)
     write_frames(out_dir / FRAMES_FILE, rows)
     plot_curves(out_dir / CURVES_FILE, metrics['curve'], _title(metrics))
-    if interrupted:
-        raise KeyboardInterrupt(f'interrupted after {accumulator.frames} frames; their reports '
-                                f'are in {out_dir}')
-    if failure is not None:
-        raise EvaluationIncomplete(
-            f'{failure} (the reports of the {accumulator.frames} frames before it are in '
-            f'{out_dir})')
-    return metrics
+
+
+def input_name(path: str | Path) -> str:
+    """An input's default name: the last component of its path (``drives/a.mcap`` ->
+    ``a.mcap``); the name enters the per-frame seeds and names the input in fleet reports."""
+    return Path(path).name
 
 
 def _prepare_output(out_dir: Path, write_bag: bool, force: bool) -> None:
