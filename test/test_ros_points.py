@@ -185,6 +185,21 @@ def test_malformed_clouds_are_reported_and_the_node_keeps_serving(graph):
     assert node.alive()
 
 
+def test_extrinsic_changes_are_validated_at_run_time(graph):
+    _, client, _, _, _ = graph
+    (result,) = client.set_parameters('mmcert_segmenter', {'depth.extrinsic': '1 2 3'})
+    assert not result.successful and 'extrinsic must be 7 values' in result.reason
+    try:
+        import tf2_msgs.msg  # noqa: F401
+    except ImportError:      # the PyPI wheels here: the node cannot read /tf_static
+        (result,) = client.set_parameters('mmcert_segmenter', {'depth.extrinsic': ''})
+        assert not result.successful and 'tf2_msgs is not installed' in result.reason
+    (result,) = client.set_parameters('mmcert_segmenter', {'depth.source': 'image'})
+    assert not result.successful                  # read-only: the subscription is fixed
+    (result,) = client.set_parameters('mmcert_segmenter', {'depth.extrinsic': IDENTITY})
+    assert result.successful
+
+
 def test_a_lidar_that_stops_degrades_to_rgb_only_and_comes_back(graph, oracle):
     node, client, state, root, _ = graph
     client.feed_until(lambda: client.frames_in_mode('rgb-d'), 'an RGB-D frame')

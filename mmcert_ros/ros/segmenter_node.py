@@ -145,8 +145,10 @@ class SegmenterNode(Node):
                                  callback_group=inputs)
         self.create_subscription(CameraInfo, 'rgb/camera_info', self._on_camera_info, input_qos,
                                  callback_group=inputs)
-        if self._settings.depth.source == 'points' and self._settings.depth.extrinsic is None:
-            self._subscribe_tf_static(inputs)
+        #: whether /tf_static is read (clouds, where tf2_msgs is installed)
+        self._reads_tf_static = (self._settings.depth.source == 'points'
+                                 and self._subscribe_tf_static(inputs))
+        self._check_extrinsic_source(self._settings)
         # steady clocks: under use_sim_time a stopped /clock must not stop expiry or reports
         self._steady = Clock(clock_type=ClockType.STEADY_TIME)
         self.create_timer(EXPIRY_INTERVAL_S, self._expire_pending, callback_group=inputs,
@@ -194,6 +196,7 @@ class SegmenterNode(Node):
                 self._settings, self._segmenter, self._booster)
         try:
             settings = NodeSettings.from_parameters(self._parameter_values(params))
+            self._check_extrinsic_source(settings)
             device_changed = settings.certify.device != current.certify.device
             if device_changed or settings.checkpoint != current.checkpoint:
                 segmenter = self._build_segmenter(settings)
@@ -353,21 +356,27 @@ class SegmenterNode(Node):
     def _on_camera_info(self, msg: CameraInfo) -> None:
         self._camera_info = msg
 
-    def _subscribe_tf_static(self, group) -> None:
-        """Keep the LiDAR-to-camera extrinsic of every frame on ``/tf_static`` (latched).
-
-        :raises UserError: ``tf2_msgs`` is not installed (a pip install without it): the
-            extrinsic must then be given as ``depth.extrinsic``.
-        """
+    def _subscribe_tf_static(self, group) -> bool:
+        """Keep the LiDAR-to-camera extrinsic of every frame on ``/tf_static`` (latched), for
+        ``depth.extrinsic: ''`` now or later; False where ``tf2_msgs`` is not installed (a
+        pip install without it)."""
         try:
             from tf2_msgs.msg import TFMessage
         except ImportError:
-            raise UserError("depth.extrinsic is '' (take the transform from /tf_static), but "
-                            'tf2_msgs is not installed here; give depth.extrinsic') from None
+            return False
         latched = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE,
                              durability=DurabilityPolicy.TRANSIENT_LOCAL)
         self.create_subscription(TFMessage, TF_STATIC, self._on_tf_static, latched,
                                  callback_group=group)
+        return True
+
+    def _check_extrinsic_source(self, settings: NodeSettings) -> None:
+        """:raises UserError: clouds without ``depth.extrinsic`` where /tf_static cannot be
+        read (at start-up: exit 2; at run time: the change is rejected)."""
+        if settings.depth.source == 'points' and settings.depth.extrinsic is None \
+                and not self._reads_tf_static:
+            raise UserError("depth.extrinsic is '' (take the transform from /tf_static), but "
+                            'tf2_msgs is not installed here; give depth.extrinsic')
 
     def _on_tf_static(self, msg) -> None:
         """The latest transform of each child frame; one that is not rigid is an error."""
