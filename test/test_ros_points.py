@@ -228,3 +228,29 @@ def test_a_lidar_that_stops_degrades_to_rgb_only_and_comes_back(graph, oracle):
     assert 'degraded' not in client.diagnostics[-1].status[0].message
     assert 'RGB-D certification resumed' in node.log()
     assert node.alive()
+
+
+def test_clouds_get_the_shipped_points_model_by_default():
+    """``model.checkpoint: ''`` with ``depth.source: points`` loads ``points.pt``, the model
+    trained on point-sampled input (the node built in this process)."""
+    import rclpy
+    import torch
+    from rclpy.parameter import Parameter
+
+    from mmcert_ros.models import POINTS_CHECKPOINT, load_model
+    from mmcert_ros.ros.segmenter_node import SegmenterNode
+    from ros_harness import shifted_domain
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=shifted_domain(DOMAIN_ID))
+    node = SegmenterNode(context=context, parameter_overrides=[
+        Parameter('depth.source', value='points'), Parameter('depth.extrinsic', value=IDENTITY),
+        Parameter('model.device', value='cpu')])
+    try:
+        loaded = node._segmenter.model.state_dict()
+        shipped = load_model(POINTS_CHECKPOINT).state_dict()
+        assert loaded.keys() == shipped.keys()
+        assert all(torch.equal(loaded[key], shipped[key]) for key in shipped)
+    finally:
+        node.close()
+        node.destroy_node()
+        rclpy.try_shutdown(context=context)

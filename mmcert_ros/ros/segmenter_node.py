@@ -84,6 +84,8 @@ INPUT_TOPICS = {'image': {'rgb': 'rgb/image', 'depth': 'depth/image',
                 'points': {'rgb': 'rgb/image', 'depth': 'depth/points',
                            'camera_info': 'rgb/camera_info'}}
 TF_STATIC = '/tf_static'
+#: what ``model.checkpoint: ''`` loads, by ``depth.source`` (for the start-up line)
+_SHIPPED = {'image': 'shipped default', 'points': 'shipped points model'}
 
 
 def stamp_to_ns(stamp) -> int:
@@ -172,7 +174,7 @@ class SegmenterNode(Node):
         self.get_logger().info(
             f'ready on {self._segmenter.device}: N={config.num_samples}, alpha={config.alpha}, '
             f'radius=({config.radius_rgb}, {config.radius_depth}), '
-            f'model={self._settings.checkpoint or "shipped default"}, '
+            f'model={self._settings.checkpoint or _SHIPPED[self._settings.depth.source]}, '
             f'depth from {self._topics["depth"]}{_describe_timeout(self._settings)}, '
             f'l2 certificate {_describe_l2(self._settings)}')
 
