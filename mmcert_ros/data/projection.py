@@ -91,7 +91,7 @@ class Extrinsic:
 
     @classmethod
     def from_transform(cls, stamped) -> 'Extrinsic':
-        """From a ``geometry_msgs/TransformStamped`` (rclpy's or a deserialized one): the pose
+        """From a ``geometry_msgs/TransformStamped`` (live or deserialized from a bag): the pose
         of its ``child_frame_id`` (the LiDAR) in its parent (the camera's optical frame)."""
         t, q = stamped.transform.translation, stamped.transform.rotation
         return cls.from_quaternion([t.x, t.y, t.z], [q.x, q.y, q.z, q.w])

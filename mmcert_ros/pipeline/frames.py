@@ -2,15 +2,15 @@
 
 The segmenter node's worker and offline bag evaluation (:mod:`mmcert_ros.evaluation.bag_source`)
 both call :func:`frame_from_pair`, so a message decodes to the same frame live and offline.
-ROS-free: messages are duck-typed (rclpy's or deserialized by ``rosbags``).
+ROS-free: messages are duck-typed (live ones from the node, or deserialized by ``rosbags``).
 
 Depth arrives in one of :data:`DEPTH_SOURCES`:
 
-* ``'image'``: a ``sensor_msgs/Image`` decoded by :func:`~mmcert_ros.pipeline.codec.decode_depth`
+* ``'image'``: an ``Image`` message decoded by :func:`~mmcert_ros.pipeline.codec.decode_depth`
   (metres, at its own size);
-* ``'points'``: a ``sensor_msgs/PointCloud2`` decoded by
+* ``'points'``: a ``PointCloud2`` decoded by
   :func:`~mmcert_ros.data.point_cloud.decode_xyz` and projected into the RGB camera with the
-  ``sensor_msgs/CameraInfo`` and the LiDAR-to-camera :class:`~mmcert_ros.data.projection.Extrinsic`
+  ``CameraInfo`` and the LiDAR-to-camera :class:`~mmcert_ros.data.projection.Extrinsic`
   (:func:`~mmcert_ros.data.projection.project_points`); the frame carries the in-view points
   in ``extras['points']`` (the engine certifies them as points, ``docs/certification.md``)
   and their z-buffer as ``depth``. The CameraInfo's image size must be the RGB size.
@@ -57,9 +57,9 @@ def frame_from_pair(pair: Pair, depth_source: str = 'image', camera_info=None,
 
     :param pair: RGB and depth messages (``pair.depth`` None: an RGB-only frame).
     :param depth_source: one of :data:`DEPTH_SOURCES`, what ``pair.depth`` is.
-    :param camera_info: the RGB camera's latest ``sensor_msgs/CameraInfo``, or None.
+    :param camera_info: the RGB camera's latest ``CameraInfo``, or None.
     :param extrinsic: LiDAR-to-camera transform (needed with ``'points'``).
-    :param gt: optional ground-truth ``sensor_msgs/Image`` (mono8, non-zero = road).
+    :param gt: optional ground-truth ``Image`` message (mono8, non-zero = road).
     :param name: the frame's name, for reports.
     :raises FrameDecodeError: naming the stream and the defect; nothing is decoded further.
     """

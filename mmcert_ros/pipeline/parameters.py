@@ -153,8 +153,8 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
 ) + (
     # -- the depth input: images or LiDAR clouds, and the RGB-only mode without it ---------
     ParameterSpec('depth.source', 'image',
-                  'what the depth input is: image (depth/image, sensor_msgs/Image) or points '
-                  '(depth/points, sensor_msgs/PointCloud2, certified as LiDAR points); fixed '
+                  'what the depth input is: image (depth/image, Image) or points '
+                  '(depth/points, PointCloud2, certified as LiDAR points); fixed '
                   'at start-up', constraints='image or points', read_only=True),
     ParameterSpec('depth.extrinsic', '',
                   "with depth.source points: the LiDAR-to-camera transform p_cam = R p_lidar + t "
