@@ -42,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument('--extrinsic', type=float, nargs='+', metavar='V',
                         help="with a point-cloud depth topic: LiDAR-to-camera extrinsic, "
                              "'tx ty tz qx qy qz qw' or 16 values of a 4x4 matrix (default: "
-                             "the bag's /tf_static)")
+                             "the config's depth.extrinsic, else the bag's /tf_static)")
     source.add_argument('--gt-topic', metavar='T',
                         help='ground-truth topic, mono8, non-zero = road (default: none)')
     source.add_argument('--kitti-subset', default='training', choices=('training', 'testing'),
@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     with user_input('--config'):
         settings = load_settings(args.config, overrides)
     if args.bag is not None:
-        extrinsic = None
+        extrinsic = settings.depth.extrinsic     # the config's depth.extrinsic, as on the node
         if args.extrinsic:
             with user_input('--extrinsic'):
                 extrinsic = Extrinsic.from_values(args.extrinsic)
