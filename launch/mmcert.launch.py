@@ -3,8 +3,9 @@
     ros2 launch mmcert_ros mmcert.launch.py rgb_topic:=/cam/image depth_topic:=/cam/depth
 
 Arguments: ``params_file`` (default: the package's config/mmcert.yaml), ``namespace``,
-``rgb_topic``, ``depth_topic``, ``camera_info_topic``, ``device`` ('' = keep the params
-file's ``model.device``) and ``use_sim_time``. The parameter file's ``mmcert_segmenter``
+``rgb_topic``, ``depth_topic``, ``points_topic``, ``camera_info_topic``, ``depth_source``
+('' = keep the params file's ``depth.source``; ``points`` reads ``points_topic``),
+``device`` ('' = keep the params file's ``model.device``) and ``use_sim_time``. The parameter file's ``mmcert_segmenter``
 section (or ``/**``, or ``/<namespace>/mmcert_segmenter``) applies under any namespace.
 """
 import os
@@ -22,6 +23,8 @@ ARGUMENTS = {
     'namespace': ('', 'namespace of the node and its topics'),
     'rgb_topic': ('rgb/image', 'RGB image topic (rgb8, bgr8, rgba8, bgra8, mono8)'),
     'depth_topic': ('depth/image', 'depth image topic (16UC1/mono16 mm or 32FC1 m)'),
+    'points_topic': ('depth/points', 'LiDAR sensor_msgs/PointCloud2 topic (depth_source points)'),
+    'depth_source': ('', "image or points (LiDAR clouds); '' = depth.source of the params file"),
     'camera_info_topic': ('rgb/camera_info', 'CameraInfo of the RGB camera'),
     'device': ('', "auto, cpu, cuda or cuda:N; '' = model.device of the params file"),
     'use_sim_time': ('false', 'use the /clock topic as time source'),
@@ -36,10 +39,13 @@ def segmenter(context):
     parameters['use_sim_time'] = value['use_sim_time'].lower() in ('true', '1')
     if value['device']:
         parameters['model.device'] = value['device']
+    if value['depth_source']:
+        parameters['depth.source'] = value['depth_source']
     return [Node(
         package='mmcert_ros', executable='segmenter', name='mmcert_segmenter',
         namespace=value['namespace'], output='screen', parameters=[parameters],
         remappings=[('rgb/image', value['rgb_topic']), ('depth/image', value['depth_topic']),
+                    ('depth/points', value['points_topic']),
                     ('rgb/camera_info', value['camera_info_topic'])])]
 
 

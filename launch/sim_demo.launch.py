@@ -3,7 +3,8 @@
     ros2 launch mmcert_ros sim_demo.launch.py [preset:=realsense] [num_frames:=20] [device:=cpu]
 
 ``preset`` (mmcert, carla, realsense, kitti) selects the parameter file both nodes read, so
-sim_drive mimics that source's encodings, sizes and topic names. The defaults fit a CPU
+sim_drive mimics that source's encodings, sizes and topic names (the LiDAR presets
+``velodyne`` and ``ouster`` have no sim_drive section: sim_drive publishes no clouds). The defaults fit a CPU
 without losing input: both nodes use reliable QoS (best-effort delivery of full-size frames
 loses most of them), sim_drive waits until the segmenter subscribes and publishes 1 frame
 per second, and N is 40 (enough to certify at the KITTI size, as in

@@ -18,7 +18,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 LAUNCH_FILES = sorted((ROOT / 'launch').glob('*.launch.py'))
 CONFIG_FILES = sorted((ROOT / 'config').glob('*.yaml'))
-MMCERT_LAUNCH_ARGUMENTS = {'params_file', 'namespace', 'rgb_topic', 'depth_topic', 'device',
+MMCERT_LAUNCH_ARGUMENTS = {'params_file', 'namespace', 'rgb_topic', 'depth_topic', 'points_topic',
+                           'depth_source', 'device',
                            'use_sim_time'}
 
 
@@ -135,7 +136,9 @@ def test_parameter_file_is_valid_for_rcl_and_for_the_nodes(path):
     remaps = preset_remappings(path)
     assert all(topic.startswith('/') for _, topic in remaps)
     if path.stem != 'mmcert':
-        assert {name for name, _ in remaps} == {'rgb/image', 'depth/image', 'rgb/camera_info'}
+        depth_input = {'image': 'depth/image', 'points': 'depth/points'}[
+            found['mmcert_segmenter'].get('depth.source', 'image')]
+        assert {name for name, _ in remaps} == {'rgb/image', depth_input, 'rgb/camera_info'}
 
 
 def test_preset_topic_section_errors_name_the_file(tmp_path):

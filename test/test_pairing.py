@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mmcert_ros.data.pairing import LatestSlot, StampPairer
+from mmcert_ros.data.pairing import LatestSlot, Pair, StampPairer
 
 MS = 1_000_000
 
@@ -351,3 +351,28 @@ def test_slot_hands_over_without_loss_when_the_consumer_keeps_up():
     slot.close()
     consumer.join(timeout=10)
     assert got == list(range(50)) and slot.dropped == 0
+
+
+def test_a_pairer_keys_everything_by_its_stream_names():
+    """The ground-truth pairer of offline evaluation pairs RGB-D pairs ('rgbd') with ground
+    truth ('gt'): its pairs, counters and pending queues use those names."""
+    pairer = StampPairer(0.005, streams=('rgbd', 'gt'))
+    assert pairer.add('gt', 100 * MS, 'mask') is None
+    pair = pairer.add('rgbd', 102 * MS, 'rgbd pair')
+    assert (pair['rgbd'], pair['gt']) == ('rgbd pair', 'mask')
+    assert pair.stamps_ns == {'rgbd': 102 * MS, 'gt': 100 * MS}
+    pairer.add('gt', 200 * MS, 'lonely')
+    pairer.flush()
+    assert pairer.counters() == {'received_rgbd': 1, 'received_gt': 2, 'unpaired_rgbd': 0,
+                                 'unpaired_gt': 1, 'paired': 1, 'stamp_zero': 0,
+                                 'stamp_duplicate': 0, 'stamp_in_future': 0, 'time_jumps': 0}
+    with pytest.raises(ValueError, match="unknown stream 'rgb'"):
+        pairer.add('rgb', 300 * MS, 'x')
+    with pytest.raises(ValueError, match='two distinct stream names'):
+        StampPairer(0.005, streams=('rgb', 'rgb'))
+
+
+def test_an_rgb_only_pair_has_no_depth():
+    pair = Pair.rgb_only('image', 7)
+    assert (pair.rgb, pair.depth, pair.rgb_stamp_ns, pair.depth_stamp_ns) == ('image', None, 7,
+                                                                              None)

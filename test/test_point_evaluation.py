@@ -98,6 +98,11 @@ def test_cloud_bag_without_transform_needs_an_extrinsic(tmp_path, cloud_bag, cap
     # the sim's calibration: velodyne (x fwd, y left, z up) 0.08 m above, 0.27 m behind
     extrinsic = ['0', '-0.08', '-0.27', '0.5', '-0.5', '0.5', '-0.5']
     assert cli.main([*argv, '--extrinsic', *extrinsic]) == 0
+    # or the node's own parameter in the config file, as the segmenter reads it
+    config = tmp_path / 'points.yaml'
+    config.write_text("mmcert_segmenter:\n  ros__parameters:\n    depth:\n"
+                      f"      source: points\n      extrinsic: '{' '.join(extrinsic)}'\n")
+    assert cli.main([*argv, '--config', str(config), '--force']) == 0
 
 
 def test_bad_clouds_are_counted_by_kind(tmp_path, cloud_bag):

@@ -10,6 +10,7 @@ from mmcert_ros.pipeline.outputs import (CERTIFICATION, CERTIFIED_RADIUS, OUTPUT
 from mmcert_ros.pipeline.overlay import render_overlay
 from mmcert_ros.pipeline.parameters import PARAMETERS, NodeSettings
 from mmcert_ros.ros.parameters import descriptor as parameter_descriptor
+from mmcert_ros.errors import UserError
 
 pytestmark = pytest.mark.ros   # needs ROS: rclpy over DDS, ROS message packages or the ROS CLI
 
@@ -283,3 +284,73 @@ def test_frame_times_are_stamped_with_the_frame_header():
     values = values_of(array)
     assert values['processing_time_ms'] == '21.000' and values['pipeline_latency_ms'] == '500.000'
     assert values['inference_ms'] == '20.000' and values['l2_ms'] == '0.000'
+
+
+def test_rgb_only_mode_is_a_warn_that_replaces_the_depth_staleness():
+    """Depth silent in the RGB-only mode: WARN 'degraded: rgb-only' (never the stale-depth
+    ERROR, nor 'nothing paired' for the RGB images that then skip pairing); RGB staleness
+    is still reported."""
+    from mmcert_ros.ros.diagnostics import HealthLimits
+    clock = FakeClock()
+    stats = PipelineStats(clock, HealthLimits(stale_warn_s=1.0, stale_error_s=3.0),
+                          watch_inputs=True)
+    stats.count_input('rgb')
+    stats.count_input('depth')
+    clock.now = 10.0
+    stats.count_input('rgb')                                   # depth silent for 10 s
+    unpaired = dict(PAIRING, unpaired_rgb=2)
+    report = stats.report(unpaired, 0)
+    assert report.level == DiagnosticStatus.ERROR and 'depth input stale' in report.summary
+    stats.count_input('rgb')
+    report = stats.report(unpaired, 0, rgb_only_s=10.0)
+    assert report.level == DiagnosticStatus.WARN
+    assert report.summary.count('degraded: rgb-only (no depth for 10.0 s)') == 1
+    assert 'depth input stale' not in report.summary and 'no RGB/depth pair' not in report.summary
+    assert values_of(diagnostic_array(report, 'n', '/n', _time()))['mode'] == 'degraded: rgb-only'
+    clock.now = 20.0                                           # the camera died as well
+    report = stats.report(PAIRING, 0, rgb_only_s=20.0)
+    assert report.level == DiagnosticStatus.ERROR and 'rgb input stale' in report.summary
+    assert values_of(diagnostic_array(stats.report(PAIRING, 0), 'n', '/n', _time()))['mode'] \
+        == 'rgb-d'
+
+
+def test_depth_watch_enters_and_leaves_the_rgb_only_mode_once_each():
+    from mmcert_ros.pipeline.depth_watch import RGB_ONLY, RGBD, DepthWatch
+    clock = FakeClock()
+    watch = DepthWatch(1.5, clock)
+    clock.now = 1.0
+    assert not watch.check() and not watch.lost and watch.mode == RGBD
+    clock.now = 1.5                          # start-up counts as an arrival: 1.5 s of silence
+    assert watch.check() and watch.lost and watch.mode == RGB_ONLY
+    assert not watch.check() and watch.lost  # reported once
+    clock.now = 4.0
+    assert watch.silence_s() == 4.0
+    assert watch.arrived() and not watch.lost and watch.mode == RGBD
+    assert not watch.arrived()               # only the arrival that ended the silence says so
+    clock.now = 5.0
+    assert not watch.check()
+    off = DepthWatch(0.0, clock)             # 0 = never: RGB always waits for depth
+    clock.now = 1e6
+    assert not off.check() and not off.lost
+    with pytest.raises(ValueError, match='timeout_s'):
+        DepthWatch(-1.0)
+
+
+def test_depth_parameters_are_validated():
+    settings = NodeSettings.from_parameters(defaults())
+    assert (settings.depth.source, settings.depth.extrinsic, settings.depth.timeout_s) == \
+        ('image', None, 0.0)
+    settings = NodeSettings.from_parameters(defaults(**{
+        'depth.source': 'points', 'depth.extrinsic': '1 2 3 0 0 0 1', 'depth.timeout_s': 2}))
+    assert settings.depth.source == 'points' and settings.depth.timeout_s == 2.0
+    np.testing.assert_array_equal(settings.depth.extrinsic.translation, [1, 2, 3])
+    matrix = ' '.join(str(v) for v in np.eye(4).reshape(-1))
+    assert NodeSettings.from_parameters(defaults(**{'depth.extrinsic': matrix})).depth \
+        .extrinsic.rotation.tolist() == np.eye(3).tolist()
+    for name, value, message in (('depth.source', 'radar', 'depth.source must be one of'),
+                                 ('depth.extrinsic', '1 2', 'depth.extrinsic: extrinsic must'),
+                                 ('depth.extrinsic', '0 0 0 0 0 0 x', 'depth.extrinsic: could'),
+                                 ('depth.extrinsic', ' '.join(['1'] * 16), 'last row'),
+                                 ('depth.timeout_s', -1.0, 'depth.timeout_s must be')):
+        with pytest.raises(UserError, match=message):
+            NodeSettings.from_parameters(defaults(**{name: value}))

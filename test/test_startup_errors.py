@@ -86,11 +86,25 @@ CASES = {
     'unavailable device': ('segmenter', ['-p', f'model.device:={unavailable_cuda()}'],
                            f"model.device '{unavailable_cuda()}' is not available here "
                            f'({torch.cuda.device_count()} CUDA device(s) visible)'),
+    'unknown depth source': ('segmenter', ['-p', 'depth.source:=radar'],
+                             "depth.source must be one of ('image', 'points'), got 'radar'"),
+    'extrinsic of 3 values': ('segmenter', ['-p', 'depth.extrinsic:=1 2 3'],
+                              'depth.extrinsic: extrinsic must be 7 values'),
+    'extrinsic not a rotation': ('segmenter', ['-p', 'depth.extrinsic:=0 0 0 0 0 0 2'],
+                                 'depth.extrinsic: quaternion must have unit norm'),
     'sim_drive text for a number': ('sim_drive', ['-p', 'rate_hz:=fast'],
                                     "rate_hz: expected a number, got 'fast'"),
     'sim_drive unknown encoding': ('sim_drive', ['-p', 'rgb_encoding:=yuv'],
                                    'rgb_encoding must be one of'),
 }
+
+try:
+    import tf2_msgs.msg  # noqa: F401  (a ROS distro has it; the PyPI wheels here do not)
+except ImportError:
+    CASES['points from /tf_static without tf2_msgs'] = (
+        'segmenter', ['-p', 'depth.source:=points'],
+        "depth.extrinsic is '' (take the transform from /tf_static), but tf2_msgs is not "
+        'installed here; give depth.extrinsic')
 
 
 @pytest.fixture(scope='module')

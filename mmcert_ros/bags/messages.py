@@ -85,8 +85,3 @@ def static_transform_message(extrinsic: Extrinsic, parent: str, child: str, stam
         header=header(stamp_ns, parent), child_frame_id=child, transform=transform)
     return types[TF_TYPE](transforms=[stamped])
 
-
-def extrinsic_from_transform(stamped) -> Extrinsic:
-    """The extrinsic of a deserialized ``geometry_msgs/TransformStamped`` (validated)."""
-    t, q = stamped.transform.translation, stamped.transform.rotation
-    return Extrinsic.from_quaternion([t.x, t.y, t.z], [q.x, q.y, q.z, q.w])

@@ -1,6 +1,9 @@
-"""Pair RGB and depth messages by header stamp, and hand work over through a drop-oldest slot.
+"""Pair two stamped streams by header stamp, and hand work over through a drop-oldest slot.
 
 ROS-free, so the node and offline bag evaluation pair messages with exactly the same rule.
+A pairer is built for two named streams (``('rgb', 'depth')`` by default; offline
+evaluation also pairs ``('rgbd', 'gt')``: RGB-D pairs with ground truth), and every counter,
+pending queue and :class:`Pair` is keyed by those names.
 
 Pairing rule (:class:`StampPairer`): when a message arrives it is paired at once with the
 pending message of the other stream whose stamp is nearest to its own (ties: the older one),
@@ -34,12 +37,13 @@ from __future__ import annotations
 import bisect
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, NamedTuple, TypeVar
 
 T = TypeVar('T')
 
+#: the streams of the RGB-D pairer (the default of :class:`StampPairer`)
 STREAMS = ('rgb', 'depth')
 #: kinds of rejected stamps, counted in :attr:`StampPairer.rejected`
 STAMP_FAULTS = ('stamp_zero', 'stamp_duplicate', 'stamp_in_future')
@@ -47,19 +51,49 @@ STAMP_FAULTS = ('stamp_zero', 'stamp_duplicate', 'stamp_in_future')
 
 @dataclass(frozen=True)
 class Pair:
-    """One RGB message and one depth message whose stamps are within the slop."""
+    """One message of each of a pairer's two streams, their stamps within the slop.
 
-    rgb: Any
-    depth: Any
-    rgb_stamp_ns: int
-    depth_stamp_ns: int
+    :ivar items: ``{stream name: message}``.
+    :ivar stamps_ns: ``{stream name: header stamp, nanoseconds}``.
+
+    The RGB-D names have properties: ``rgb``, ``depth``, ``rgb_stamp_ns``,
+    ``depth_stamp_ns``. :meth:`rgb_only` is the pair of the node's RGB-only (degraded) mode:
+    its ``depth`` and ``depth_stamp_ns`` are None.
+    """
+
+    items: Mapping[str, Any]
+    stamps_ns: Mapping[str, int | None]
+
+    def __getitem__(self, stream: str) -> Any:
+        return self.items[stream]
+
+    @classmethod
+    def rgb_only(cls, rgb: Any, stamp_ns: int) -> 'Pair':
+        """An RGB message without depth (nothing paired)."""
+        return cls({'rgb': rgb, 'depth': None}, {'rgb': int(stamp_ns), 'depth': None})
+
+    @property
+    def rgb(self) -> Any:
+        return self.items['rgb']
+
+    @property
+    def depth(self) -> Any:
+        return self.items['depth']
+
+    @property
+    def rgb_stamp_ns(self) -> int:
+        return self.stamps_ns['rgb']
+
+    @property
+    def depth_stamp_ns(self) -> int | None:
+        return self.stamps_ns['depth']
 
 
 @dataclass(frozen=True)
 class TimeJump:
     """A backward jump of the stamps (or of the clock) that reset the pairing state.
 
-    :ivar source: the stream whose stamp jumped (``'rgb'``/``'depth'``) or ``'clock'``.
+    :ivar source: the stream whose stamp jumped (its name) or ``'clock'``.
     :ivar from_ns: the stamp (or clock time) before the jump, nanoseconds.
     :ivar to_ns: the stamp (or clock time) after it, nanoseconds.
     :ivar dropped: pending messages of the old time line dropped by the reset.
@@ -85,12 +119,13 @@ class _Pending(NamedTuple):
 
 
 class StampPairer:
-    """Pair two stamped streams (``'rgb'`` and ``'depth'``) by nearest stamp within a slop.
+    """Pair two named stamped streams by nearest stamp within a slop.
 
     Not thread-safe: call it from one thread at a time (the node holds a lock around every
     call). Stamps are integers in nanoseconds.
 
     :param slop_s: largest accepted stamp difference in seconds (>= 0).
+    :param streams: the two stream names (distinct), e.g. ``('rgb', 'depth')``.
     :param max_pending: messages kept per stream while waiting for a partner (>= 1).
     :param jump_back_s: a stamp this many seconds behind the previous one of its stream is a
         time jump (> 0, and larger than ``slop_s`` for the rule to make sense).
@@ -103,13 +138,17 @@ class StampPairer:
     :param on_reject: called with ``(kind, stream, stamp_ns)`` for every rejected message.
     """
 
-    def __init__(self, slop_s: float, max_pending: int = 8, *, jump_back_s: float = 1.0,
+    def __init__(self, slop_s: float, max_pending: int = 8, *,
+                 streams: tuple[str, str] = STREAMS, jump_back_s: float = 1.0,
                  future_tolerance_s: float = 0.0, max_age_s: float | None = None,
                  clock: Callable[[], float] = time.monotonic,
                  on_jump: Callable[[TimeJump], None] | None = None,
                  on_reject: Callable[[str, str, int], None] | None = None) -> None:
         if max_pending < 1:
             raise ValueError(f'max_pending must be >= 1, got {max_pending}')
+        if len(streams) != 2 or streams[0] == streams[1]:
+            raise ValueError(f'a pairer needs two distinct stream names, got {streams!r}')
+        self.streams = tuple(streams)
         self.slop_s = slop_s
         self.max_pending = int(max_pending)
         self.jump_back_s = jump_back_s
@@ -118,13 +157,13 @@ class StampPairer:
         self._clock = clock
         self._on_jump = on_jump
         self._on_reject = on_reject
-        self._pending: dict[str, list[_Pending]] = {s: [] for s in STREAMS}
-        self._last_ns: dict[str, int | None] = {s: None for s in STREAMS}
+        self._pending: dict[str, list[_Pending]] = {s: [] for s in self.streams}
+        self._last_ns: dict[str, int | None] = {s: None for s in self.streams}
         #: streams still on the old time line after a reported jump to ``_epoch_ns``
         self._following: set[str] = set()
         self._epoch_ns = 0
-        self.received = {s: 0 for s in STREAMS}
-        self.unpaired = {s: 0 for s in STREAMS}
+        self.received = {s: 0 for s in self.streams}
+        self.unpaired = {s: 0 for s in self.streams}
         self.rejected = dict.fromkeys(STAMP_FAULTS, 0)
         self.paired = 0
         self.time_jumps = 0
@@ -182,13 +221,13 @@ class StampPairer:
 
     def add(self, stream: str, stamp_ns: int, item: Any,
             now_ns: int | None = None) -> Pair | None:
-        """Offer a message of ``stream`` (``'rgb'`` or ``'depth'``); return the completed pair.
+        """Offer a message of ``stream`` (one of :attr:`streams`); return the completed pair.
 
         :param now_ns: the receiver's clock in nanoseconds, for the ``stamp_in_future``
             check; None or <= 0 (a sim clock not running yet) = no check.
         """
-        if stream not in STREAMS:
-            raise ValueError(f'unknown stream {stream!r}; expected one of {STREAMS}')
+        if stream not in self.streams:
+            raise ValueError(f'unknown stream {stream!r}; expected one of {self.streams}')
         stamp_ns = int(stamp_ns)
         self.received[stream] += 1
         fault = self._fault(stream, stamp_ns, now_ns)
@@ -203,15 +242,13 @@ class StampPairer:
             self._jumped(stream, last, stamp_ns)
         self._last_ns[stream] = stamp_ns
 
-        other = STREAMS[1 - STREAMS.index(stream)]
+        other = self.streams[1 - self.streams.index(stream)]
         pair = None
         partner = self._take_nearest(other, stamp_ns)
         if partner is not None:
             self.paired += 1
-            if stream == 'rgb':
-                pair = Pair(item, partner.item, stamp_ns, partner.stamp_ns)
-            else:
-                pair = Pair(partner.item, item, partner.stamp_ns, stamp_ns)
+            pair = Pair({stream: item, other: partner.item},
+                        {stream: stamp_ns, other: partner.stamp_ns})
         else:
             pending = self._pending[stream]
             bisect.insort(pending, _Pending(stamp_ns, self._clock(), item),
@@ -227,7 +264,7 @@ class StampPairer:
         """The clock jumped back from ``from_ns`` to ``now_ns``: drop what waits on the old time
         line and report the jump, unless the stamps already showed it (then None).
         """
-        ahead = [s for s in STREAMS if self._last_ns[s] is not None
+        ahead = [s for s in self.streams if self._last_ns[s] is not None
                  and self._last_ns[s] > int(now_ns) + self._jump_ns]
         if not ahead:
             return None
@@ -243,7 +280,7 @@ class StampPairer:
             return 0
         oldest_arrival = self._clock() - self._max_age_s
         return sum(self._drop(stream, lambda entry: entry.arrived_s < oldest_arrival)
-                   for stream in STREAMS)
+                   for stream in self.streams)
 
     def flush(self) -> int:
         """Count every pending message as unpaired and forget it (end of a bag).
@@ -251,7 +288,7 @@ class StampPairer:
         :returns: how many messages were pending.
         """
         count = 0
-        for stream in STREAMS:
+        for stream in self.streams:
             count += len(self._pending[stream])
             self.unpaired[stream] += len(self._pending[stream])
             self._pending[stream].clear()
@@ -262,11 +299,11 @@ class StampPairer:
         return len(self._pending[stream])
 
     def counters(self) -> dict[str, int]:
-        """Running counters: received, unpaired (per stream), pairs made, rejected stamps by
+        """Running counters: ``received_<stream>``, ``unpaired_<stream>``, pairs made, rejected stamps by
         kind and reported time jumps. Per stream, received = paired + unpaired + rejected
         (of that stream) + pending."""
-        return {'received_rgb': self.received['rgb'], 'received_depth': self.received['depth'],
-                'unpaired_rgb': self.unpaired['rgb'], 'unpaired_depth': self.unpaired['depth'],
+        return {**{f'received_{s}': self.received[s] for s in self.streams},
+                **{f'unpaired_{s}': self.unpaired[s] for s in self.streams},
                 'paired': self.paired, **self.rejected, 'time_jumps': self.time_jumps}
 
     # -- internals ----------------------------------------------------------------------
@@ -287,7 +324,7 @@ class StampPairer:
         if stream in self._following and stamp_ns >= self._epoch_ns - self._jump_ns:
             self._following.discard(stream)       # follows a jump already reported
             return
-        self._report(TimeJump(stream, last_ns, stamp_ns, dropped), set(STREAMS) - {stream})
+        self._report(TimeJump(stream, last_ns, stamp_ns, dropped), set(self.streams) - {stream})
 
     def _report(self, jump: TimeJump, following: set[str]) -> TimeJump:
         self._epoch_ns = jump.to_ns
@@ -300,7 +337,7 @@ class StampPairer:
     def _drop_ahead_of(self, stamp_ns: int) -> int:
         """Drop (count as unpaired) pending messages more than the jump threshold ahead."""
         return sum(self._drop(stream, lambda entry: entry.stamp_ns > stamp_ns + self._jump_ns)
-                   for stream in STREAMS)
+                   for stream in self.streams)
 
     def _drop(self, stream: str, stale: Callable[[_Pending], bool]) -> int:
         """Drop (count as unpaired) the pending messages of ``stream`` that are ``stale``."""
@@ -322,7 +359,7 @@ class StampPairer:
 
     def _expire_passed(self) -> None:
         """Drop messages the other stream has moved more than ``slop`` past, on its time line."""
-        for stream, other in (STREAMS, STREAMS[::-1]):
+        for stream, other in (self.streams, self.streams[::-1]):
             latest = self._last_ns[other]
             if latest is not None:
                 self._drop(stream, lambda entry: latest - self._jump_ns <= entry.stamp_ns

@@ -90,6 +90,13 @@ class Extrinsic:
         return cls(matrix[:3, :3], matrix[:3, 3])
 
     @classmethod
+    def from_transform(cls, stamped) -> 'Extrinsic':
+        """From a ``geometry_msgs/TransformStamped`` (live or deserialized from a bag): the pose
+        of its ``child_frame_id`` (the LiDAR) in its parent (the camera's optical frame)."""
+        t, q = stamped.transform.translation, stamped.transform.rotation
+        return cls.from_quaternion([t.x, t.y, t.z], [q.x, q.y, q.z, q.w])
+
+    @classmethod
     def from_values(cls, values: Sequence[float]) -> 'Extrinsic':
         """From the parameter form: 7 values ``tx ty tz qx qy qz qw`` or 16 (a 4x4 matrix)."""
         values = [float(v) for v in values]

@@ -3,7 +3,8 @@
 Messages are replayed in the bag's log-time order (the order a subscriber would have received
 them) into :class:`~mmcert_ros.data.pairing.StampPairer`, the node's pairing rule: RGB and depth
 by header stamp within ``slop_s``. Ground truth, when asked for, is paired the same way with
-the RGB stamp of each RGB-D pair. Messages are decoded after pairing, like the node's worker.
+the RGB stamp of each RGB-D pair (streams ``rgbd`` and ``gt``). Messages are decoded after
+pairing by the node's own :func:`~mmcert_ros.pipeline.frames.frame_from_pair`.
 Where the bag has ROS ``CameraInfo`` beside the RGB topic (``/ns/image`` ->
 ``/ns/camera_info``, image_transport's convention), each frame carries the latest one
 received, as the node keeps it: ``camera_matrix`` = K and ``extras['projection']`` = P (3x4).
@@ -32,18 +33,15 @@ from dataclasses import dataclass
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
-
 from mmcert_ros.bags import BagError, BagReader
 from mmcert_ros.bags.frames import FrameTopics
 from mmcert_ros.bags.messages import (CAMERA_INFO_TYPE, IMAGE_TYPE, POINT_CLOUD_TYPE,
-                                      TF_STATIC_TOPIC, TF_TYPE, extrinsic_from_transform)
+                                      TF_STATIC_TOPIC, TF_TYPE)
 from mmcert_ros.data.frame import Frame
-from mmcert_ros.data.point_cloud import CloudDecodeError, decode_xyz
-from mmcert_ros.data.projection import CameraIntrinsics, Extrinsic, project_points, zbuffer
-from mmcert_ros.data.pairing import StampPairer
-from mmcert_ros.errors import MessageDecodeError, UserError
-from mmcert_ros.pipeline.codec import decode_depth, decode_mask, decode_rgb
+from mmcert_ros.data.pairing import Pair, StampPairer
+from mmcert_ros.data.projection import Extrinsic
+from mmcert_ros.errors import UserError
+from mmcert_ros.pipeline.frames import FrameDecodeError, frame_from_pair
 from mmcert_ros.pipeline.message_fields import stamp_to_ns
 
 
@@ -148,8 +146,8 @@ class BagFrames:
                 counts[f'rgb/depth message with {kind}'] += count
         gt = self._pairers.get('gt')
         if gt is not None:
-            counts['rgb-d pair without ground truth'] += gt.unpaired['rgb']
-            counts['unpaired ground truth'] += gt.unpaired['depth']
+            counts['rgb-d pair without ground truth'] += gt.unpaired['rgbd']
+            counts['unpaired ground truth'] += gt.unpaired['gt']
             for kind, count in gt.rejected.items():
                 counts[f'ground truth or rgb-d pair with {kind}'] += count
         return {reason: count for reason, count in sorted(counts.items()) if count}
@@ -160,7 +158,8 @@ class BagFrames:
         :raises BagError: the bag is corrupt (raised where reading breaks).
         """
         rgbd = self._pairers['rgbd'] = StampPairer(self.slop_s)
-        gt_pairer = self._pairers['gt'] = StampPairer(self.slop_s) if 'gt' in self.topics else None
+        gt_pairer = self._pairers['gt'] = (StampPairer(self.slop_s, streams=('rgbd', 'gt'))
+                                           if 'gt' in self.topics else None)
         self._problems, self._decode_problems = Counter(), Counter()
         with BagReader(self.path) as bag:
             try:
@@ -209,8 +208,8 @@ class BagFrames:
                                         transforms.get(message.header.frame_id))
             stamp = stamp_to_ns(item.message.header.stamp)
             if role == 'gt':
-                pair = gt_pairer.add('depth', stamp, item.message)
-                ready = None if pair is None else (pair.rgb, pair.depth)
+                pair = gt_pairer.add('gt', stamp, item.message)
+                ready = None if pair is None else (pair['rgbd'], pair['gt'])
             else:
                 pair = rgbd.add(role, stamp, message)
                 if pair is None:
@@ -218,8 +217,8 @@ class BagFrames:
                 if gt_pairer is None:
                     ready = (pair, None)
                 else:
-                    gt_pair = gt_pairer.add('rgb', pair.rgb_stamp_ns, pair)
-                    ready = None if gt_pair is None else (gt_pair.rgb, gt_pair.depth)
+                    gt_pair = gt_pairer.add('rgbd', pair.rgb_stamp_ns, pair)
+                    ready = None if gt_pair is None else (gt_pair['rgbd'], gt_pair['gt'])
             if ready is None:
                 continue
             ordinal += 1
@@ -231,59 +230,39 @@ class BagFrames:
             if ordinal == self.stop:
                 return
 
-    def _decode(self, index: int, pair, gt_message) -> Frame | None:
-        """The frame of one pair, or None (counted) when a message cannot be decoded."""
-        decoded = {}
-        for role, message, decode in (('rgb', pair.rgb, decode_rgb),
-                                      ('depth', pair.depth,
-                                       self._project if self.cloud else decode_depth),
-                                      ('gt', gt_message, decode_mask)):
-            if message is None:
-                continue
-            try:
-                decoded[role] = decode(message)
-            except MessageDecodeError as error:
-                self._decode_problems[f'undecodable {role} message ({error.kind})'] += 1
-                return None
-        gt = decoded.get('gt')
-        if gt is not None and gt.shape != decoded['rgb'].shape[:2]:
-            self._decode_problems['ground truth size differs from rgb'] += 1
-            return None
-        info, extras = self._camera_info, {}
-        if info is not None:
-            extras['projection'] = np.asarray(info.p, dtype=np.float64).reshape(3, 4)
-        depth = decoded['depth']
-        if self.cloud:
-            if (depth.height, depth.width) != decoded['rgb'].shape[:2]:
-                self._decode_problems['camera_info size differs from rgb'] += 1
-                return None
-            extras['points'], depth = depth, zbuffer(depth)
-        return Frame(rgb=decoded['rgb'], depth=depth,
-                     road_mask=None if gt is None else (gt != 0).astype(np.uint8),
-                     stamp_ns=pair.rgb_stamp_ns, frame_id=pair.rgb.header.frame_id,
-                     camera_matrix=None if info is None else
-                     np.asarray(info.k, dtype=np.float64).reshape(3, 3),
-                     name=f'{index:06d}', extras=extras)
-
-    def _project(self, arrival: '_CloudArrival'):
-        """The in-view points of a cloud, with the camera and transform of its arrival."""
-        source = f'cloud at {stamp_to_ns(arrival.message.header.stamp)} ns'
-        if arrival.camera_info is None:
-            raise CloudDecodeError('no_camera_info', f'{source}: no camera_info before it')
-        extrinsic = self.extrinsic
-        if extrinsic is None:
-            if arrival.transform is None:
-                raise CloudDecodeError('no_extrinsic', f'{source}: no {TF_STATIC_TOPIC} '
-                                       f'transform for frame {arrival.message.header.frame_id}')
-            try:
-                extrinsic = extrinsic_from_transform(arrival.transform)
-            except ValueError as error:
-                raise CloudDecodeError('bad_extrinsic', f'{source}: {error}') from None
+    def _decode(self, index: int, pair: Pair, gt_message) -> Frame | None:
+        """The frame of one pair (:func:`~mmcert_ros.pipeline.frames.frame_from_pair`), or
+        None (counted under its reason) when a message cannot be used."""
+        camera_info, extrinsic = self._camera_info, None
         try:
-            camera = CameraIntrinsics.from_camera_info(arrival.camera_info)
+            if self.cloud:
+                arrival = pair.depth
+                camera_info, extrinsic = arrival.camera_info, self._extrinsic_of(arrival)
+                pair = Pair(dict(pair.items, depth=arrival.message), pair.stamps_ns)
+            return frame_from_pair(pair, 'points' if self.cloud else 'image', camera_info,
+                                   extrinsic, gt_message, name=f'{index:06d}')
+        except FrameDecodeError as error:
+            if error.kind == 'size_differs_from_rgb':
+                what = 'ground truth' if error.stream == 'gt' else error.stream
+                self._decode_problems[f'{what} size differs from rgb'] += 1
+            else:
+                self._decode_problems[f'undecodable {error.stream} message ({error.kind})'] += 1
+            return None
+
+    def _extrinsic_of(self, arrival: '_CloudArrival') -> Extrinsic | None:
+        """The fixed extrinsic, else that of the transform logged for the cloud's frame
+        before it (None when there was none).
+
+        :raises FrameDecodeError: the logged transform is not a rigid transform.
+        """
+        if self.extrinsic is not None or arrival.transform is None:
+            return self.extrinsic
+        try:
+            return Extrinsic.from_transform(arrival.transform)
         except ValueError as error:
-            raise CloudDecodeError('bad_camera_info', f'{source}: {error}') from None
-        return project_points(decode_xyz(arrival.message, source), camera, extrinsic, source)
+            raise FrameDecodeError('depth', 'bad_extrinsic',
+                                   f'cloud at {stamp_to_ns(arrival.message.header.stamp)} ns: '
+                                   f'{TF_STATIC_TOPIC}: {error}') from None
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,10 @@ L2_CERTIFICATION = 'mmcert/l2_certification'
 #: per-frame times (``diagnostic_msgs/DiagnosticArray``, header = the frame's RGB header;
 #: :func:`mmcert_ros.ros.diagnostics.frame_times_array`), for tools that plot them
 FRAME_TIMES = 'mmcert/debug/frame_times'
+#: each published frame's mode (``diagnostic_msgs/DiagnosticArray``, header = the frame's RGB
+#: header, one status: OK ``rgb-d`` or WARN ``degraded: rgb-only``;
+#: :func:`mmcert_ros.ros.diagnostics.mode_status_array`)
+STATUS = 'mmcert/status'
 #: value of ``mmcert/certified_radius`` where the pixel is not certified at t = 0
 NOT_CERTIFIED = 255
 CERTIFIED = 255

@@ -19,7 +19,9 @@ from mmcert_ros.certify.config import PARAMETER_FIELDS, CertifyConfig
 from mmcert_ros.certify.l2 import PARAMETER_FIELDS as L2_PARAMETER_FIELDS
 from mmcert_ros.certify.l2 import L2Settings
 from mmcert_ros.device import resolve_device
+from mmcert_ros.data.projection import Extrinsic
 from mmcert_ros.errors import UserError
+from mmcert_ros.pipeline.frames import DEPTH_SOURCES
 
 RELIABILITIES = ('best_effort', 'reliable')
 _PARAMETER_OF_FIELD = {field: name for name, field in PARAMETER_FIELDS.items()}
@@ -149,6 +151,21 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec('diagnostics.max_processing_time_error_ms', 0.0,
                   'processing time of a frame above which diagnostics go to ERROR; 0 = none',
                   0.0, 1e9),
+) + (
+    # -- the depth input: images or LiDAR clouds, and the RGB-only mode without it ---------
+    ParameterSpec('depth.source', 'image',
+                  'what the depth input is: image (depth/image, Image) or points '
+                  '(depth/points, PointCloud2, certified as LiDAR points); fixed '
+                  'at start-up', constraints='image or points', read_only=True),
+    ParameterSpec('depth.extrinsic', '',
+                  "with depth.source points: the LiDAR-to-camera transform p_cam = R p_lidar + t "
+                  "as 'tx ty tz qx qy qz qw' or 16 values of a 4x4 matrix (row-major); '' = "
+                  'the /tf_static transform of the cloud frame',
+                  constraints="7 or 16 numbers separated by spaces, or empty"),
+    ParameterSpec('depth.timeout_s', 0.0,
+                  'seconds without a depth message after which the node certifies RGB alone '
+                  '(degraded: rgb-only) until depth returns; 0 = never (RGB waits for depth)',
+                  0.0, 3600.0),
 )
 PARAMETER_NAMES = tuple(spec.name for spec in PARAMETERS)
 
@@ -199,6 +216,50 @@ _RUNTIME_FIELDS = {
 
 
 @dataclasses.dataclass(frozen=True)
+class DepthSettings:
+    """The depth input (``depth.*``).
+
+    :ivar source: ``'image'`` (``depth/image``) or ``'points'`` (``depth/points``).
+    :ivar extrinsic_values: the 7 or 16 numbers of ``depth.extrinsic`` (validated; empty =
+        the cloud frame's ``/tf_static`` transform); :attr:`extrinsic` is the transform.
+    :ivar timeout_s: seconds without depth before the RGB-only mode; 0 = never.
+    """
+
+    source: str = 'image'
+    extrinsic_values: tuple[float, ...] = ()
+    timeout_s: float = 0.0
+
+    @property
+    def extrinsic(self) -> Extrinsic | None:
+        """The fixed LiDAR-to-camera transform, or None (from ``/tf_static``)."""
+        return Extrinsic.from_values(self.extrinsic_values) if self.extrinsic_values else None
+
+    @classmethod
+    def from_parameters(cls, values: Mapping[str, Any]) -> 'DepthSettings':
+        """Validate ``depth.*``.
+
+        :raises UserError: naming the offending parameter and the reason.
+        """
+        source = values['depth.source']
+        if source not in DEPTH_SOURCES:
+            raise UserError(f'depth.source must be one of {DEPTH_SOURCES}, got {source!r}')
+        text = values['depth.extrinsic']
+        if not isinstance(text, str):
+            raise UserError(f'depth.extrinsic must be a string of 7 or 16 numbers, got {text!r}')
+        try:
+            numbers = tuple(float(item) for item in text.replace(',', ' ').split())
+            if numbers:
+                Extrinsic.from_values(numbers)
+        except ValueError as error:
+            raise UserError(f'depth.extrinsic: {error}') from None
+        timeout = values['depth.timeout_s']
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) \
+                or not 0 <= timeout <= 3600:
+            raise UserError(f'depth.timeout_s must be seconds in [0, 3600], got {timeout!r}')
+        return cls(source=source, extrinsic_values=numbers, timeout_s=float(timeout))
+
+
+@dataclasses.dataclass(frozen=True)
 class NodeSettings:
     """Every segmenter parameter, validated together.
 
@@ -211,6 +272,7 @@ class NodeSettings:
     :ivar l2: the l2 certificate's settings (``fs.*``; ``l2.enabled`` is ``fs.sigma > 0``);
         ``l2.booster`` is an existing file or ''.
     :ivar runtime: time-fault, frame-budget and input-health settings.
+    :ivar depth: the depth input (``depth.*``).
     """
 
     certify: CertifyConfig
@@ -221,6 +283,7 @@ class NodeSettings:
     publish_radius: bool
     l2: L2Settings
     runtime: RuntimeSettings
+    depth: DepthSettings = DepthSettings()
 
     @classmethod
     def from_parameters(cls, values: Mapping[str, Any]) -> 'NodeSettings':
@@ -267,7 +330,8 @@ class NodeSettings:
                    slop_s=float(slop), reliability=reliability,
                    publish_overlay=values['publish.overlay'],
                    publish_radius=values['publish.radius'], l2=l2,
-                   runtime=RuntimeSettings.from_parameters(values))
+                   runtime=RuntimeSettings.from_parameters(values),
+                   depth=DepthSettings.from_parameters(values))
 
 
 def _check_device_available(device: str) -> None:

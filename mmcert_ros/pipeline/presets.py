@@ -1,9 +1,10 @@
 """Source presets: the parameter files in ``config/`` and the topic names they record.
 
-A preset file (``carla.yaml``, ``realsense.yaml``, ``kitti.yaml``) is a ROS 2 parameter file
-with sections for ``mmcert_segmenter`` and ``mmcert_sim_drive`` and a section
-``mmcert_topics`` naming the source's topics (``rgb_image``, ``depth_image``,
-``camera_info``). Remappings are not parameters, so launch files and ``mmcert-ros node
+A preset file (``carla.yaml``, ``realsense.yaml``, ``kitti.yaml``; the LiDAR presets
+``velodyne.yaml`` and ``ouster.yaml``) is a ROS 2 parameter file with sections for
+``mmcert_segmenter`` and (except the LiDAR presets: sim_drive publishes no clouds)
+``mmcert_sim_drive`` and a section ``mmcert_topics`` naming the source's topics
+(``rgb_image``, ``depth_image`` or ``depth_points``, ``camera_info``). Remappings are not parameters, so launch files and ``mmcert-ros node
 --preset`` read them from there. ROS-free (PyYAML only).
 """
 from __future__ import annotations
@@ -13,11 +14,11 @@ from pathlib import Path
 
 import yaml
 
-PRESETS = ('carla', 'realsense', 'kitti')
+PRESETS = ('carla', 'realsense', 'kitti', 'velodyne', 'ouster')
 TOPICS_SECTION = 'mmcert_topics'
 #: key in the topics section -> the segmenter's input name it remaps
 TOPIC_KEYS = {'rgb_image': 'rgb/image', 'depth_image': 'depth/image',
-              'camera_info': 'rgb/camera_info'}
+              'depth_points': 'depth/points', 'camera_info': 'rgb/camera_info'}
 
 
 def config_dir() -> Path:
@@ -38,7 +39,7 @@ def config_dir() -> Path:
 
 
 def preset_path(preset: str) -> Path:
-    """Path of a preset by name (``carla``, ``realsense``, ``kitti``, ``mmcert``) or file path."""
+    """Path of a preset by name (one of :data:`PRESETS`, or ``mmcert``) or file path."""
     path = Path(preset)
     if path.suffix in ('.yaml', '.yml'):
         if not path.is_file():

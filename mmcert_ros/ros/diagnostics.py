@@ -8,9 +8,11 @@ the array itself: once a second and right after an error.
 Levels (:attr:`Report.level`, with every reason in :attr:`Report.problems`):
 
 * ERROR: a message was rejected or the engine failed since the last report; inputs arrived
-  but nothing could be paired; an input has been silent for ``stale_error_s``; a frame took
-  longer than ``processing_error_ms``.
-* WARN: pairs were dropped (the engine is slower than the input); messages stayed unpaired;
+  but nothing could be paired (outside the RGB-only mode); an input has been silent for
+  ``stale_error_s``; a frame took longer than ``processing_error_ms``.
+* WARN: the node certifies RGB alone because depth has been silent for ``depth.timeout_s``
+  (``degraded: rgb-only``; the depth input's staleness is then reported as this, not as
+  ERROR); pairs were dropped (the engine is slower than the input); messages stayed unpaired;
   stamps were rejected (zero, duplicate, in the future) or jumped back; a frame was abandoned
   (time budget, parameter change); an input has never sent anything or has been silent for
   ``stale_warn_s``; a frame took longer than ``processing_warn_ms``; a standing condition of
@@ -26,6 +28,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+
+from mmcert_ros.pipeline.depth_watch import RGB_ONLY, RGBD
 
 #: pairing counters reported per period (``<key>_period``) besides their running totals
 PERIOD_COUNTERS = ('unpaired_rgb', 'unpaired_depth', 'paired', 'dropped', 'stamp_zero',
@@ -124,6 +128,8 @@ class Report:
     limits: HealthLimits = HealthLimits()
     #: warnings that hold as long as the configuration does (reported at WARN every period)
     standing_warnings: tuple[str, ...] = ()
+    #: seconds depth has been silent while the node certifies RGB alone; None = RGB-D mode
+    rgb_only_s: float | None = None
 
     @property
     def problems(self) -> list[tuple[bytes, str]]:
@@ -134,10 +140,14 @@ class Report:
         if self.errors_period:
             found.append((error, f'{self.errors_period} error(s): {self.last_error}'))
         unpaired = period('unpaired_rgb_period', 0) + period('unpaired_depth_period', 0)
-        if unpaired and not period('paired_period', 0):
+        if unpaired and not period('paired_period', 0) and self.rgb_only_s is None:
             found.append((error, f'no RGB/depth pair within the slop ({unpaired} unpaired)'))
         limits = self.limits
+        if self.rgb_only_s is not None:
+            found.append((warn, f'{RGB_ONLY} (no depth for {self.rgb_only_s:.1f} s)'))
         for stream, age in self.input_age_s.items():
+            if stream == 'depth' and self.rgb_only_s is not None:
+                continue                        # reported as the RGB-only mode above
             if age is None:
                 found.append((warn, f'no {stream} message received yet'))
             elif limits.stale_error_s is not None and age >= limits.stale_error_s:
@@ -272,12 +282,14 @@ class PipelineStats:
 
     def report(self, pairing: Mapping[str, int], dropped_pairs: int,
                settings: Mapping[str, str] | None = None,
-               standing_warnings: Sequence[str] = ()) -> Report:
+               standing_warnings: Sequence[str] = (),
+               rgb_only_s: float | None = None) -> Report:
         """Close the current period and summarize it.
 
         :param pairing: the pairer's running counters (``StampPairer.counters()``).
         :param dropped_pairs: running count of pairs displaced from the hand-over slot.
         :param standing_warnings: :attr:`Report.standing_warnings`.
+        :param rgb_only_s: seconds of depth silence while in the RGB-only mode; None = RGB-D.
         """
         with self._lock:
             now = self._clock()
@@ -318,7 +330,7 @@ class PipelineStats:
                 abandoned_total=dict(self._abandoned),
                 abandoned_period=self._abandoned_period,
                 limits=self.limits,
-                standing_warnings=tuple(standing_warnings))
+                standing_warnings=tuple(standing_warnings), rgb_only_s=rgb_only_s)
             self._period_start = now
             self._reset_period()
             return report
@@ -344,6 +356,7 @@ def diagnostic_array(report: Report, name: str, hardware_id: str, stamp) -> Diag
         'delta': f'{report.delta + 0.0:.6g}',  # + 0.0: no '-0'
         **_l2_values(report.l2),
         'dropped_pairs': str(report.dropped_pairs),
+        'mode': RGBD if report.rgb_only_s is None else RGB_ONLY,
         **{f'input_age_{stream}_s': 'never' if age is None else f'{age:.2f}'
            for stream, age in report.input_age_s.items()},
         'frames_abandoned': str(sum(report.abandoned_total.values())),
@@ -373,6 +386,22 @@ def frame_times_array(stage_s: Mapping[str, float], latency_s: float, name: str,
               **{f'{stage}_ms': 1000.0 * stage_s.get(stage, 0.0) for stage in STAGES}}
     status = DiagnosticStatus(level=DiagnosticStatus.OK, name=name, message='frame times',
                               values=[KeyValue(key=k, value=f'{v:.3f}') for k, v in values.items()])
+    array = DiagnosticArray(status=[status])
+    array.header = header
+    return array
+
+
+def mode_status_array(with_depth: bool, depth_source: str, name: str,
+                      header) -> DiagnosticArray:
+    """The ``mmcert/status`` message of one published frame, stamped with its RGB ``header``:
+    one status, OK with message ``rgb-d`` when the frame was certified with its depth, WARN
+    with message ``degraded: rgb-only`` when it was certified from RGB alone (depth all
+    invalid); values ``mode`` (the same text) and ``depth_source`` (``image`` / ``points``)."""
+    mode = RGBD if with_depth else RGB_ONLY
+    status = DiagnosticStatus(level=DiagnosticStatus.OK if with_depth else DiagnosticStatus.WARN,
+                              name=name, message=mode,
+                              values=[KeyValue(key='mode', value=mode),
+                                      KeyValue(key='depth_source', value=depth_source)])
     array = DiagnosticArray(status=[status])
     array.header = header
     return array

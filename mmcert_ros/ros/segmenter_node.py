@@ -1,10 +1,18 @@
 """ROS 2 node ``mmcert_segmenter``: synchronized RGB-D in, segmentation and certificate out.
 
-Subscribes (relative, remappable) ``rgb/image``, ``depth/image`` and optionally
-``rgb/camera_info``; publishes ``mmcert/segmentation``, ``mmcert/certification``,
-``mmcert/certified_radius``, ``mmcert/overlay`` and, while ``fs.sigma`` > 0, the l2
-certificate ``mmcert/l2_certification`` (see :mod:`mmcert_ros.pipeline.outputs`) with the RGB
-header, and ``/diagnostics``.
+Subscribes (relative, remappable) ``rgb/image``, the depth input (``depth/image``, or
+``depth/points`` with ``depth.source: points``, then also ``/tf_static`` unless
+``depth.extrinsic`` is given) and ``rgb/camera_info`` (optional with depth images);
+publishes ``mmcert/segmentation``, ``mmcert/certification``, ``mmcert/certified_radius``,
+``mmcert/overlay`` and, while ``fs.sigma`` > 0, the l2 certificate ``mmcert/l2_certification``
+(see :mod:`mmcert_ros.pipeline.outputs`) with the RGB header, each frame's mode on
+``mmcert/status`` and ``/diagnostics``.
+
+Every pair is decoded by :func:`~mmcert_ros.pipeline.frames.frame_from_pair`, the function
+offline bag evaluation uses. With ``depth.timeout_s`` > 0, once no depth message has arrived
+for that long (:class:`~mmcert_ros.pipeline.depth_watch.DepthWatch`) RGB messages skip
+pairing and are certified alone, depth all invalid (``degraded: rgb-only``, WARN in
+``/diagnostics`` and on ``mmcert/status``), until depth arrives again.
 
 Threading: the image callbacks only pair messages by stamp
 (:class:`~mmcert_ros.data.pairing.StampPairer`) and put the newest pair into a drop-oldest
@@ -42,22 +50,25 @@ from rclpy.clock import Clock, ClockType, JumpThreshold
 from rclpy.duration import Duration
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-from sensor_msgs.msg import CameraInfo, Image
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
 from mmcert_ros.certify import CancelToken, CertifiedSegmenter, FrameCancelled
 from mmcert_ros.certify.l2 import certify_l2
 from mmcert_ros.data.frame import Frame
 from mmcert_ros.data.pairing import LatestSlot, Pair, StampPairer, TimeJump
+from mmcert_ros.data.projection import Extrinsic
 from mmcert_ros.device import resolve_device
 from mmcert_ros.errors import UserError
 from mmcert_ros.pipeline import outputs
-from mmcert_ros.ros.diagnostics import (HealthLimits, L2FrameStats, PipelineStats,
-                                         diagnostic_array, frame_times_array, should_log)
-from mmcert_ros.pipeline.codec import ImageDecodeError, decode_depth, decode_rgb
+from mmcert_ros.pipeline.depth_watch import DepthWatch
+from mmcert_ros.pipeline.frames import FrameDecodeError, frame_from_pair
 from mmcert_ros.pipeline.message_fields import stamp_to_ns
 from mmcert_ros.pipeline.parameters import (PARAMETER_NAMES, PARAMETERS, NodeSettings,
                                             RuntimeSettings)
+from mmcert_ros.ros.diagnostics import (HealthLimits, L2FrameStats, PipelineStats,
+                                         diagnostic_array, frame_times_array, mode_status_array,
+                                         should_log)
 from mmcert_ros.ros.parameters import declare_parameters
 from mmcert_ros.ros.process import exit_process, run_node
 
@@ -70,6 +81,14 @@ ERROR_REPORT_INTERVAL_S = 0.2
 EXPIRY_INTERVAL_S = 0.25
 #: why the worker's token is cancelled at shutdown (such a frame is not counted as abandoned)
 SHUTDOWN = 'shutdown'
+#: the subscribed name of each input stream, by ``depth.source`` (for logs and errors)
+INPUT_TOPICS = {'image': {'rgb': 'rgb/image', 'depth': 'depth/image',
+                          'camera_info': 'rgb/camera_info'},
+                'points': {'rgb': 'rgb/image', 'depth': 'depth/points',
+                           'camera_info': 'rgb/camera_info'}}
+TF_STATIC = '/tf_static'
+#: what ``model.checkpoint: ''`` loads, by ``depth.source`` (for the start-up line)
+_SHIPPED = {'image': 'shipped default', 'points': 'shipped points model'}
 
 
 class SegmenterNode(Node):
@@ -112,7 +131,11 @@ class SegmenterNode(Node):
         self._frame_token: CancelToken | None = None
         self._closing = False
         self._slot: LatestSlot[Pair] = LatestSlot()
-        self._camera_matrix: np.ndarray | None = None
+        self._camera_info: CameraInfo | None = None
+        #: cloud frame_id -> its extrinsic from /tf_static (depth.source points)
+        self._tf_extrinsics: dict[str, Extrinsic] = {}
+        self._depth_watch = DepthWatch(self._settings.depth.timeout_s)
+        self._topics = INPUT_TOPICS[self._settings.depth.source]
         self._last_error_report = 0.0
 
         input_qos = (qos_profile_sensor_data if self._settings.reliability == 'best_effort'
@@ -120,10 +143,15 @@ class SegmenterNode(Node):
         inputs = MutuallyExclusiveCallbackGroup()  # input callbacks and the age timer in turn
         self.create_subscription(Image, 'rgb/image', self._on_rgb, input_qos,
                                  callback_group=inputs)
-        self.create_subscription(Image, 'depth/image', self._on_depth, input_qos,
+        depth_type = PointCloud2 if self._settings.depth.source == 'points' else Image
+        self.create_subscription(depth_type, self._topics['depth'], self._on_depth, input_qos,
                                  callback_group=inputs)
         self.create_subscription(CameraInfo, 'rgb/camera_info', self._on_camera_info, input_qos,
                                  callback_group=inputs)
+        #: whether /tf_static is read (clouds, where tf2_msgs is installed)
+        self._reads_tf_static = (self._settings.depth.source == 'points'
+                                 and self._subscribe_tf_static(inputs))
+        self._check_extrinsic_source(self._settings)
         # steady clocks: under use_sim_time a stopped /clock must not stop expiry or reports
         self._steady = Clock(clock_type=ClockType.STEADY_TIME)
         self.create_timer(EXPIRY_INTERVAL_S, self._expire_pending, callback_group=inputs,
@@ -135,6 +163,7 @@ class SegmenterNode(Node):
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self._frame_times_pub = self.create_publisher(DiagnosticArray, outputs.FRAME_TIMES,
                                                       OUTPUT_QOS)
+        self._status_pub = self.create_publisher(DiagnosticArray, outputs.STATUS, OUTPUT_QOS)
         self._diagnostics_lock = threading.Lock()
         self.create_timer(1.0, self.publish_diagnostics,
                           callback_group=MutuallyExclusiveCallbackGroup(), clock=self._steady)
@@ -146,7 +175,8 @@ class SegmenterNode(Node):
         self.get_logger().info(
             f'ready on {self._segmenter.device}: N={config.num_samples}, alpha={config.alpha}, '
             f'radius=({config.radius_rgb}, {config.radius_depth}), '
-            f'model={self._settings.checkpoint or "shipped default"}, '
+            f'model={self._settings.checkpoint or _SHIPPED[self._settings.depth.source]}, '
+            f'depth from {self._topics["depth"]}{_describe_timeout(self._settings)}, '
             f'l2 certificate {_describe_l2(self._settings)}')
 
     # -- parameters ---------------------------------------------------------------------
@@ -169,6 +199,7 @@ class SegmenterNode(Node):
                 self._settings, self._segmenter, self._booster)
         try:
             settings = NodeSettings.from_parameters(self._parameter_values(params))
+            self._check_extrinsic_source(settings)
             device_changed = settings.certify.device != current.certify.device
             if device_changed or settings.checkpoint != current.checkpoint:
                 segmenter = self._build_segmenter(settings)
@@ -188,6 +219,7 @@ class SegmenterNode(Node):
                 self._frame_token.cancel('parameter change')
         runtime = settings.runtime
         self._stats.limits = _health_limits(runtime)
+        self._depth_watch.timeout_s = settings.depth.timeout_s
         if runtime.jump_back_s != current.runtime.jump_back_s:
             self._clock_jumps.unregister()
             self._clock_jumps = self._watch_clock_jumps(runtime.jump_back_s)
@@ -200,8 +232,9 @@ class SegmenterNode(Node):
         if not settings.checkpoint and self._given_model is not None:
             model = copy.deepcopy(self._given_model)
         else:
-            from mmcert_ros.models import load_model
-            model = load_model(settings.checkpoint or None, device)
+            from mmcert_ros.models import POINTS_CHECKPOINT, load_model
+            shipped = POINTS_CHECKPOINT if settings.depth.source == 'points' else None
+            model = load_model(settings.checkpoint or shipped, device)
         return CertifiedSegmenter(model, settings.certify, warn=self.get_logger().warning)
 
     @staticmethod
@@ -245,11 +278,17 @@ class SegmenterNode(Node):
     def _on_rgb(self, msg: Image) -> None:
         self._offer('rgb', msg)
 
-    def _on_depth(self, msg: Image) -> None:
+    def _on_depth(self, msg: Image | PointCloud2) -> None:
+        if self._depth_watch.arrived():
+            self.get_logger().info(f'{self._topics["depth"]} is back: RGB-D certification '
+                                   'resumed (RGB-only mode left)')
         self._offer('depth', msg)
 
-    def _offer(self, stream: str, msg: Image) -> None:
+    def _offer(self, stream: str, msg: Image | PointCloud2) -> None:
         self._stats.count_input(stream)
+        if stream == 'rgb' and self._depth_lost():
+            self._slot.put(Pair.rgb_only(msg, stamp_to_ns(msg.header.stamp)))
+            return
         now_ns = self.get_clock().now().nanoseconds
         self._take_sync_update()
         with self._pairer_lock:
@@ -259,8 +298,10 @@ class SegmenterNode(Node):
         self._log_unpaired()
 
     def _expire_pending(self) -> None:
-        """Timer: count messages that waited longer than ``sync.max_age`` as unpaired."""
+        """Timer: count messages that waited longer than ``sync.max_age`` as unpaired, and
+        enter the RGB-only mode when depth went silent."""
         self._take_sync_update()
+        self._depth_lost()
         with self._pairer_lock:
             self._pairer.expire()
         self._log_unpaired()
@@ -280,6 +321,16 @@ class SegmenterNode(Node):
             self._pairer.future_tolerance_s = runtime.future_tolerance_s
             self._pairer.max_age_s = runtime.max_age_s
 
+    def _depth_lost(self) -> bool:
+        """Whether the node certifies RGB alone now; WARN once on entering that mode."""
+        if self._depth_watch.check():
+            self.get_logger().warning(
+                f'no {self._topics["depth"]} message for {self._depth_watch.silence_s():.1f} s '
+                f'(depth.timeout_s = {self._depth_watch.timeout_s:g}): degraded: rgb-only, '
+                'certifying RGB alone (depth all invalid) until depth returns')
+            self.publish_diagnostics()
+        return self._depth_watch.lost
+
     def _log_unpaired(self) -> None:
         with self._pairer_lock:
             unpaired = sum(self._pairer.unpaired.values())
@@ -297,7 +348,7 @@ class SegmenterNode(Node):
         count = self._pairer.rejected[kind]
         if should_log(count):
             self.get_logger().warning(
-                f'{stream}/image stamped {stamp_ns / 1e9:.3f} s rejected: {kind} '
+                f'{self._topics[stream]} stamped {stamp_ns / 1e9:.3f} s rejected: {kind} '
                 f'(node clock {self.get_clock().now().nanoseconds / 1e9:.3f} s) '
                 f'[{kind}, occurrence {count}]')
 
@@ -319,7 +370,38 @@ class SegmenterNode(Node):
             self._pairer.reset_to(now_ns, now_ns - jump.delta.nanoseconds)
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
-        self._camera_matrix = np.asarray(msg.k, dtype=np.float64).reshape(3, 3)
+        self._camera_info = msg
+
+    def _subscribe_tf_static(self, group) -> bool:
+        """Keep the LiDAR-to-camera extrinsic of every frame on ``/tf_static`` (latched), for
+        ``depth.extrinsic: ''`` now or later; False where ``tf2_msgs`` is not installed (a
+        pip install without it)."""
+        try:
+            from tf2_msgs.msg import TFMessage
+        except ImportError:
+            return False
+        latched = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE,
+                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        self.create_subscription(TFMessage, TF_STATIC, self._on_tf_static, latched,
+                                 callback_group=group)
+        return True
+
+    def _check_extrinsic_source(self, settings: NodeSettings) -> None:
+        """:raises UserError: clouds without ``depth.extrinsic`` where /tf_static cannot be
+        read (at start-up: exit 2; at run time: the change is rejected)."""
+        if settings.depth.source == 'points' and settings.depth.extrinsic is None \
+                and not self._reads_tf_static:
+            raise UserError("depth.extrinsic is '' (take the transform from /tf_static), but "
+                            'tf2_msgs is not installed here; give depth.extrinsic')
+
+    def _on_tf_static(self, msg) -> None:
+        """The latest transform of each child frame; one that is not rigid is an error."""
+        for stamped in msg.transforms:
+            try:
+                self._tf_extrinsics[stamped.child_frame_id] = Extrinsic.from_transform(stamped)
+            except ValueError as error:
+                self._fail('bad_extrinsic', f'{TF_STATIC} {stamped.header.frame_id} -> '
+                                            f'{stamped.child_frame_id}: {error}')
 
     # -- worker thread ------------------------------------------------------------------
 
@@ -358,15 +440,11 @@ class SegmenterNode(Node):
         stages: dict[str, float] = {}
         tic = time.perf_counter()
         try:
-            rgb = decode_rgb(pair.rgb)
-        except ImageDecodeError as error:
-            return self._fail(error.kind, f'rgb/image: {error}')
-        try:
-            depth = decode_depth(pair.depth)
-        except ImageDecodeError as error:
-            return self._fail(error.kind, f'depth/image: {error}')
-        frame = Frame(rgb=rgb, depth=depth, stamp_ns=pair.rgb_stamp_ns,
-                      frame_id=pair.rgb.header.frame_id, camera_matrix=self._camera_matrix)
+            frame = frame_from_pair(pair, settings.depth.source, self._camera_info,
+                                    self._extrinsic_for(pair, settings))
+        except FrameDecodeError as error:
+            return self._fail(error.kind, f'{self._topics[error.stream]}: {error}')
+        rgb = frame.rgb
         stages['decode'] = time.perf_counter() - tic
         try:
             certificate = segmenter.certify_frame(frame, token)
@@ -392,6 +470,9 @@ class SegmenterNode(Node):
         stages['encode'] = time.perf_counter() - tic
 
         tic = time.perf_counter()
+        self._publish(self._status_pub, mode_status_array(
+            pair.depth is not None, settings.depth.source, f'{self.get_name()}: mode',
+            pair.rgb.header))
         for topic, msg in messages.items():
             if not self._publish(self._publishers_by_topic[topic], msg):
                 return
@@ -405,6 +486,13 @@ class SegmenterNode(Node):
                                  certificate.delta, l2_stats)
         self._publish(self._frame_times_pub, frame_times_array(
             stages, latency_s, f'{self.get_name()}: frame', pair.rgb.header))
+
+    def _extrinsic_for(self, pair: Pair, settings: NodeSettings) -> Extrinsic | None:
+        """The LiDAR-to-camera extrinsic of the pair's cloud: ``depth.extrinsic``, else the
+        ``/tf_static`` transform of its frame (None: none yet, or depth images)."""
+        if settings.depth.source != 'points' or pair.depth is None:
+            return None
+        return settings.depth.extrinsic or self._tf_extrinsics.get(pair.depth.header.frame_id)
 
     def _certify_l2(self, settings: NodeSettings, segmenter: CertifiedSegmenter, booster,
                     frame: Frame, labels: np.ndarray, header, stages: dict[str, float],
@@ -469,14 +557,16 @@ class SegmenterNode(Node):
             'device': str(self._segmenter.device),
             'precision': config.precision,
             'l2': _describe_l2(self._settings),
+            'depth_source': self._settings.depth.source,
         }
         with self._pairer_lock:
             counters = self._pairer.counters()
+        rgb_only_s = self._depth_watch.silence_s() if self._depth_watch.lost else None
         with self._diagnostics_lock:
             self._last_error_report = time.monotonic()
             warning = self._segmenter.keep_fraction_warning
             report = self._stats.report(counters, self._slot.dropped, settings,
-                                        [warning] if warning else [])
+                                        [warning] if warning else [], rgb_only_s)
             self._publish(self._diagnostics_pub, diagnostic_array(
                 report, f'{self.get_name()}: pipeline', self.get_fully_qualified_name(),
                 self.get_clock().now().to_msg()))
@@ -504,6 +594,13 @@ def _health_limits(runtime: RuntimeSettings) -> HealthLimits:
     return HealthLimits(stale_warn_s=runtime.stale_warn_s, stale_error_s=runtime.stale_error_s,
                         processing_warn_ms=runtime.processing_warn_ms or None,
                         processing_error_ms=runtime.processing_error_ms or None)
+
+
+def _describe_timeout(settings: NodeSettings) -> str:
+    """How the RGB-only mode is set, for the start-up line."""
+    timeout_s = settings.depth.timeout_s
+    return (f', RGB alone after {timeout_s:g} s without depth' if timeout_s
+            else ', no RGB-only mode')
 
 
 def _describe_l2(settings: NodeSettings) -> str:

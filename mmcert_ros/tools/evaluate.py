@@ -56,7 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument('--extrinsic', type=float, nargs='+', metavar='V',
                         help="with a point-cloud depth topic: LiDAR-to-camera extrinsic, "
                              "'tx ty tz qx qy qz qw' or 16 values of a 4x4 matrix (default: "
-                             "the bag's /tf_static)")
+                             "the config's depth.extrinsic, else the bag's /tf_static)")
     source.add_argument('--gt-topic', metavar='T',
                         help='ground-truth topic, mono8, non-zero = road (default: none)')
     source.add_argument('--kitti-subset', default='training', choices=('training', 'testing'),
@@ -113,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
                  'sync.slop': args.slop, 'model.checkpoint': args.model, **l2_overrides(args)}
     with user_input('--config'):
         settings = load_settings(args.config, overrides)
-    specs = input_specs(args)
+    specs = input_specs(args, settings)
     fleet = (len(specs) > 1 or args.manifest or args.bag_dir or args.workers
              or args.ray_address)
     try:
@@ -132,8 +132,10 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def input_specs(args: argparse.Namespace) -> list:
+def input_specs(args: argparse.Namespace, settings) -> list:
     """The inputs named on the command line, in order: --bag, --bag-dir, --kitti, --manifest.
+    A point-cloud bag's extrinsic is --extrinsic, else the config's ``depth.extrinsic`` (as
+    on the node), else the bag's ``/tf_static``.
 
     :raises UserError: no input, an input that does not exist, duplicate names, or
         ``--input-id`` with several inputs.
@@ -145,7 +147,8 @@ def input_specs(args: argparse.Namespace) -> list:
         raise UserError('give at least one input: --bag, --bag-dir, --kitti or --manifest')
     defaults = InputSpec(id='', kind='bag', path=Path(), rgb_topic=args.rgb_topic,
                          depth_topic=args.depth_topic, gt_topic=args.gt_topic or None,
-                         extrinsic=tuple(args.extrinsic) if args.extrinsic else None,
+                         extrinsic=(tuple(args.extrinsic) if args.extrinsic
+                                    else settings.depth.extrinsic_values or None),
                          kitti_subset=args.kitti_subset, kitti_split=args.kitti_split)
     bags = [*expand_bag_paths(args.bag), *(bag for folder in args.bag_dir
                                            for bag in bags_in(folder))]

@@ -7,8 +7,8 @@ Everything after the node name is passed to ROS, e.g.
     mmcert-ros node segmenter --ros-args -p certify.num_samples:=32 -r rgb/image:=/cam/image
     mmcert-ros node sim_drive --ros-args --params-file config/realsense.yaml
 
-`--preset carla|realsense|kitti|FILE.yaml` loads that parameter file and remaps the image
-topics to those its `mmcert_topics` section names (ROS args given after it still win); with
+`--preset carla|realsense|kitti|velodyne|ouster|FILE.yaml` loads that parameter file and
+remaps the input topics to those its `mmcert_topics` section names (ROS args given after it still win); with
 sim_drive this mimics the source, encodings, sizes and topic names:
 
     mmcert-ros node --preset carla sim_drive &
@@ -20,6 +20,7 @@ import argparse
 import importlib
 
 from mmcert_ros.errors import user_input
+from mmcert_ros.pipeline.presets import PRESETS
 
 #: node name on the command line -> module under mmcert_ros.ros providing main(args)
 NODES = {
@@ -30,7 +31,7 @@ NODES = {
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--preset', metavar='NAME|FILE',
-                        help='carla, realsense, kitti or a parameter file with mmcert_topics')
+                        help=f'{", ".join(PRESETS)} or a parameter file with mmcert_topics')
     parser.add_argument('node', choices=sorted(NODES), help='which node to run')
     parser.add_argument('ros_args', nargs=argparse.REMAINDER,
                         help='arguments for ROS (--ros-args -p name:=value -r from:=to ...)')
