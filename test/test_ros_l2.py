@@ -1,6 +1,6 @@
 """The segmenter's l2 certificate (``fs.*``, ``mmcert/l2_certification``) over real DDS.
 
-The node runs in its own process; the oracle is :func:`mmcert_ros.certify.l2.certify_l2` and
+The node runs in its own process; the oracle is :class:`mmcert_ros.certify.l2.L2Certifier` and
 the l0 engine run in this process on the same frame with the same checkpoint, booster, seed
 and settings (the published mask must equal ``l2.agreeing(l0.labels)`` exactly). The tiny
 model's prototypes are placed so that the test frame's l2 certificate is neither empty nor
@@ -46,13 +46,13 @@ def config():
 
 
 def expected_l2(model, booster=None):
-    """The oracle: certify_l2 with the node's settings, and the mask the node must publish."""
+    """The oracle: the L2Certifier with the node's settings, and the mask the node must publish."""
     from mmcert_ros.certify import CertifiedSegmenter
-    from mmcert_ros.certify.l2 import certify_l2
+    from mmcert_ros.certify.l2 import L2Certifier, L2Settings
     rgb, _, depth = the_frame()
     l0 = CertifiedSegmenter(model, config()).certify(rgb, depth)
-    l2 = certify_l2(model, rgb, depth, config().replace(num_samples=FS_SAMPLES), SIGMA, RADIUS,
-                    booster)
+    l2 = L2Certifier(model, L2Settings(sigma=SIGMA, radius=RADIUS),
+                     config().replace(num_samples=FS_SAMPLES), booster).certify(rgb, depth)
     return l2, l2.agreeing(l0.labels)
 
 
@@ -163,7 +163,7 @@ def wait_l2(client, stamp_ns):
     return client.received[L2_TOPIC][stamp_ns]
 
 
-def test_l2_mask_is_certify_l2_agreeing_with_the_segmentation(client, model):
+def test_l2_mask_is_the_l2_certificate_agreeing_with_the_segmentation(client, model):
     l2, mask = expected_l2(model)
     assert 0.1 < mask.mean() < 0.9           # the fixture's model makes the check discriminating
     stamp_ns = send_test_frame(client)

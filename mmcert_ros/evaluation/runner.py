@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
-from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Protocol
@@ -19,8 +18,7 @@ from tqdm import tqdm
 
 from mmcert_ros.bags import BagError
 from mmcert_ros.bags.frames import FrameTopics
-from mmcert_ros.certify.l2 import L2Certificate
-from mmcert_ros.data.frame import Frame
+from mmcert_ros.certify.l2 import FrameCertification, L2Certifier
 from mmcert_ros.errors import UserError
 from mmcert_ros.evaluation.accumulate import MetricsAccumulator
 from mmcert_ros.evaluation.l2_metrics import L2Accumulator
@@ -51,7 +49,7 @@ class EvaluationIncomplete(BagError):
 
 def evaluate(source: FrameSource, segmenter, out_dir: str | Path, *, model: str = '',
              max_frames: int | None = None, write_bag: bool = False, force: bool = False,
-             progress: bool = True, l2: Callable[[Frame], L2Certificate] | None = None
+             progress: bool = True, l2: L2Certifier | None = None
              ) -> dict:
     """Certify every frame of ``source`` with ``segmenter`` and write the reports to ``out_dir``.
 
@@ -62,9 +60,12 @@ def evaluate(source: FrameSource, segmenter, out_dir: str | Path, *, model: str 
         for every frame and recorded in the report).
     :param model: how the model was chosen (checkpoint path), recorded in the report.
     :param max_frames: stop after this many evaluated frames.
-    :param l2: optional l2 certifier of a frame (e.g. a closure over
-        :func:`~mmcert_ros.certify.l2.certify_l2`); its pooled figures go into the ``l2``
-        section of metrics.json and ``l2_*`` columns of frames.csv
+    :param l2: optional :class:`~mmcert_ros.certify.l2.L2Certifier` on the segmenter's
+        device (``build_engines(settings).l2``); each frame runs through both as
+        :class:`~mmcert_ros.certify.l2.FrameCertification` (with ``fs.joint`` from one
+        ensemble: the recorded ``config.num_samples`` is then the l2 N that the l0 votes
+        come from). Its pooled figures go into the ``l2`` section of metrics.json and
+        ``l2_*`` columns of frames.csv
         (:class:`~mmcert_ros.evaluation.l2_metrics.L2Accumulator`).
     :returns: the content of ``metrics.json``.
     :raises UserError: an output exists and ``force`` is false (nothing is written then).
@@ -91,10 +92,11 @@ def evaluate(source: FrameSource, segmenter, out_dir: str | Path, *, model: str 
             result_bag as bag:
         try:
             for frame in source:
-                certificate = segmenter.certify_frame(frame)
+                run = FrameCertification(segmenter, l2, frame)
+                certificate = run.l0()
                 row = accumulator.add(frame, certificate)
                 if l2_accumulator is not None:
-                    row.update(l2_accumulator.add(frame, l2(frame), certificate.labels))
+                    row.update(l2_accumulator.add(frame, run.l2(), certificate.labels))
                 rows.append(row)
                 if bag is not None:
                     bag.write(frame, certificate)
@@ -107,18 +109,20 @@ def evaluate(source: FrameSource, segmenter, out_dir: str | Path, *, model: str 
             failure, interrupted = 'interrupted', True
 
     skipped = source.skipped()
+    joint = l2 is not None and l2.settings.joint
     metrics = {
         'source': source.describe(),
         'model': model or 'default',
         'config': {name: list(value) if isinstance(value, tuple) else value
-                   for name, value in dataclasses.asdict(segmenter.config).items()},
+                   for name, value in dataclasses.asdict(l2.config if joint
+                                                         else segmenter.config).items()},
         'complete': failure is None,
         'error': failure,
         'skipped': {'total': sum(skipped.values()), 'reasons': skipped},
         **accumulator.summary(),
     }
     if l2_accumulator is not None:
-        metrics['l2'] = l2_accumulator.summary()
+        metrics['l2'] = {**l2_accumulator.summary(), 'joint': joint}
     write_metrics(out_dir / METRICS_FILE, metrics)
     write_frames(out_dir / FRAMES_FILE, rows)
     plot_curves(out_dir / CURVES_FILE, metrics['curve'], _title(metrics))

@@ -9,9 +9,11 @@ header, and ``/diagnostics``.
 Threading: the image callbacks only pair messages by stamp
 (:class:`~mmcert_ros.data.pairing.StampPairer`) and put the newest pair into a drop-oldest
 :class:`~mmcert_ros.data.pairing.LatestSlot`; one worker thread decodes, certifies and
-publishes: first the l0 outputs, then (while ``fs.sigma`` > 0) it runs the l2 certificate
-(:func:`~mmcert_ros.certify.l2.certify_l2`) and publishes its mask, then the frame's times on
-``mmcert/debug/frame_times``. No lock is held during inference, so the executor keeps
+publishes: first the l0 outputs, then (while ``fs.sigma`` > 0) the l2 certificate's mask,
+then the frame's times on ``mmcert/debug/frame_times``. The engines come from
+:func:`~mmcert_ros.pipeline.engines.build_engines` and a frame runs through them as
+:class:`~mmcert_ros.certify.l2.FrameCertification` (``run.l0()``, publish, ``run.l2()``;
+with ``fs.joint`` one ensemble gives both, so the l0 outputs then wait for it). No lock is held during inference, so the executor keeps
 serving parameters, diagnostics and shutdown while the engine runs, and a slow engine drops
 old pairs (counted) instead of falling behind. The pairer is used by the input callbacks, an
 age-expiry timer, the clock-jump callback, the parameter callback and diagnostics: every
@@ -27,7 +29,6 @@ counted, reported at ERROR in ``/diagnostics`` and nothing is published for it.
 """
 from __future__ import annotations
 
-import copy
 import threading
 import time
 from typing import NoReturn
@@ -43,16 +44,15 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image
 
-from mmcert_ros.certify import CancelToken, CertifiedSegmenter, FrameCancelled
-from mmcert_ros.certify.engine import resolve_device
-from mmcert_ros.certify.l2 import certify_l2
+from mmcert_ros.certify import CancelToken, FrameCancelled
+from mmcert_ros.certify.l2 import FrameCertification
 from mmcert_ros.data.frame import Frame
 from mmcert_ros.data.pairing import LatestSlot, Pair, StampPairer, TimeJump
-from mmcert_ros.errors import UserError
 from mmcert_ros.pipeline import outputs
 from mmcert_ros.ros.diagnostics import (HealthLimits, L2FrameStats, PipelineStats,
                                          diagnostic_array, frame_times_array, should_log)
 from mmcert_ros.pipeline.codec import ImageDecodeError, decode_depth, decode_rgb
+from mmcert_ros.pipeline.engines import Engines, build_engines
 from mmcert_ros.pipeline.parameters import (PARAMETER_NAMES, PARAMETERS, NodeSettings,
                                             RuntimeSettings)
 from mmcert_ros.ros.parameters import declare_parameters
@@ -92,10 +92,9 @@ class SegmenterNode(Node):
         declare_parameters(self, PARAMETERS)
         self._given_model = model
         self._settings = NodeSettings.from_parameters(self._parameter_values())
-        self._segmenter = self._build_segmenter(self._settings)
-        self._booster = self._load_booster(self._settings, self._segmenter)
-        #: (settings, segmenter, booster) accepted by the parameter callback, not yet in use
-        self._pending: tuple[NodeSettings, CertifiedSegmenter, object] | None = None
+        self._engines = build_engines(self._settings, model)
+        #: engines (and their settings) accepted by the parameter callback, not yet in use
+        self._pending: Engines | None = None
         self._pending_lock = threading.Lock()
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
@@ -143,7 +142,7 @@ class SegmenterNode(Node):
         self._worker.start()
         config = self._settings.certify
         self.get_logger().info(
-            f'ready on {self._segmenter.device}: N={config.num_samples}, alpha={config.alpha}, '
+            f'ready on {self._engines.device}: N={config.num_samples}, alpha={config.alpha}, '
             f'radius=({config.radius_rgb}, {config.radius_depth}), '
             f'model={self._settings.checkpoint or "shipped default"}, '
             f'l2 certificate {_describe_l2(self._settings)}')
@@ -158,22 +157,18 @@ class SegmenterNode(Node):
     def _on_set_parameters(self, params) -> SetParametersResult:
         """Validate a change against all other parameters; a valid one applies from the next frame.
 
-        A new checkpoint, booster (``fs.booster``) or device is loaded here, so a file that
-        does not load, or a booster that does not fit the model, is rejected with the reason
-        instead of failing later.
+        The engines are rebuilt here (:func:`~mmcert_ros.pipeline.engines.build_engines`,
+        reusing what did not change), so a checkpoint, booster (``fs.booster``) or device
+        that does not load, or a booster that does not fit the model, is rejected with the
+        reason instead of failing later.
         """
         changed = ', '.join(f'{param.name}={param.value!r}' for param in params)
         with self._pending_lock:
-            current, segmenter, booster = self._pending or (
-                self._settings, self._segmenter, self._booster)
+            engines = self._pending or self._engines
+        current = engines.settings
         try:
             settings = NodeSettings.from_parameters(self._parameter_values(params))
-            device_changed = settings.certify.device != current.certify.device
-            if device_changed or settings.checkpoint != current.checkpoint:
-                segmenter = self._build_segmenter(settings)
-            if device_changed or settings.checkpoint != current.checkpoint \
-                    or settings.l2.booster != current.l2.booster:
-                booster = self._load_booster(settings, segmenter)
+            engines = build_engines(settings, self._given_model, previous=engines)
         except Exception as error:  # any reason a value cannot be used is a rejection
             reason = f'rejected {changed}: {error}'
             self.get_logger().warning(reason)
@@ -181,7 +176,7 @@ class SegmenterNode(Node):
         replaced = (settings.certify != current.certify or settings.checkpoint != current.checkpoint
                     or settings.l2 != current.l2)
         with self._pending_lock:
-            self._pending = (settings, segmenter, booster)
+            self._pending = engines
             if replaced and self._frame_token is not None:
                 self._frame_token.cancel('parameter change')
         runtime = settings.runtime
@@ -198,33 +193,6 @@ class SegmenterNode(Node):
                                f'{"; the frame in flight is cancelled" if replaced else ""})')
         return SetParametersResult(successful=True)
 
-    def _build_segmenter(self, settings: NodeSettings) -> CertifiedSegmenter:
-        device = resolve_device(settings.certify.device)
-        if not settings.checkpoint and self._given_model is not None:
-            model = copy.deepcopy(self._given_model)
-        else:
-            from mmcert_ros.models import load_model
-            model = load_model(settings.checkpoint or None, device)
-        return CertifiedSegmenter(model, settings.certify)
-
-    @staticmethod
-    def _load_booster(settings: NodeSettings, segmenter: CertifiedSegmenter):
-        """The ``fs.booster`` checkpoint on the segmenter's device, checked to fit its model
-        (None when ``fs.booster`` is ''); loaded even while ``fs.sigma`` is 0, so that a bad
-        file is refused when it is set.
-
-        :raises UserError: missing, corrupt or incompatible booster (the message says which).
-        """
-        if not settings.l2.booster:
-            return None
-        from mmcert_ros.models.booster import BoostedModel, load_booster
-        booster = load_booster(settings.l2.booster, segmenter.device)[0]
-        try:
-            BoostedModel(segmenter.model, booster)
-        except ValueError as error:
-            raise UserError(f'fs.booster {settings.l2.booster}: {error}') from error
-        return booster
-
     def _start_frame(self) -> CancelToken | None:
         """Apply accepted parameter changes and issue the next frame's token (None once
         closing); one lock with the parameter callback, so a change cancels exactly the
@@ -234,8 +202,8 @@ class SegmenterNode(Node):
                 return None
             pending, self._pending = self._pending, None
             if pending is not None:
-                self._settings, self._segmenter, self._booster = pending
-                self._segmenter.config = self._settings.certify
+                self._engines, self._settings = pending, pending.settings
+                self._engines.segmenter.config = self._settings.certify
             self._frame_token = CancelToken.with_budget(self._settings.runtime.time_budget_s)
             return self._frame_token
 
@@ -340,7 +308,7 @@ class SegmenterNode(Node):
     def _process(self, pair: Pair, token: CancelToken) -> None:
         """Decode, certify and publish one pair; :class:`FrameCancelled` when ``token`` is
         cancelled or runs out (nothing more is published for the frame)."""
-        settings, segmenter, booster = self._settings, self._segmenter, self._booster
+        settings, engines = self._settings, self._engines
         stages: dict[str, float] = {}
         tic = time.perf_counter()
         try:
@@ -354,8 +322,9 @@ class SegmenterNode(Node):
         frame = Frame(rgb=rgb, depth=depth, stamp_ns=pair.rgb_stamp_ns,
                       frame_id=pair.rgb.header.frame_id, camera_matrix=self._camera_matrix)
         stages['decode'] = time.perf_counter() - tic
+        run = engines.start(frame, token)
         try:
-            certificate = segmenter.certify_frame(frame, token)
+            certificate = run.l0()
         except FrameCancelled:
             raise
         except Exception as error:  # a failing model or device must not stop the node
@@ -385,29 +354,27 @@ class SegmenterNode(Node):
         latency_s = (self.get_clock().now().nanoseconds - pair.rgb_stamp_ns) / 1e9
         l2_stats = None
         if settings.l2.enabled:
-            l2_stats = self._certify_l2(settings, segmenter, booster, frame,
-                                        certificate.labels, pair.rgb.header, stages, token)
+            l2_stats = self._certify_l2(run, certificate.labels, pair.rgb.header, stages)
         self._stats.record_frame(stages, latency_s, certificate.certified_fraction,
                                  certificate.delta, l2_stats)
         self._publish(self._frame_times_pub, frame_times_array(
             stages, latency_s, f'{self.get_name()}: frame', pair.rgb.header))
 
-    def _certify_l2(self, settings: NodeSettings, segmenter: CertifiedSegmenter, booster,
-                    frame: Frame, labels: np.ndarray, header, stages: dict[str, float],
-                    token: CancelToken) -> L2FrameStats | None:
-        """Certify ``frame`` against l2 perturbations and publish ``mmcert/l2_certification``
-        (the l2 mask agreeing with the published ``labels``); adds its times to ``stages``.
-        :raises FrameCancelled: ``token`` was cancelled or ran out (the l0 outputs stand).
+    def _certify_l2(self, run: FrameCertification, labels: np.ndarray, header,
+                    stages: dict[str, float]) -> L2FrameStats | None:
+        """The l2 certificate of ``run``'s frame; publish ``mmcert/l2_certification`` (the
+        l2 mask agreeing with the published ``labels``) and add its times to ``stages``
+        (with ``fs.joint`` the ensemble ran in ``run.l0()``: 'l2' is then only the wait for
+        its result, about 0).
+        :raises FrameCancelled: the frame's token was cancelled or ran out (the l0 outputs
+            stand).
 
         :returns: the frame's l2 figures, or None after a failure (reported as ``engine``;
             the frame's l0 outputs, already published, stand).
         """
-        l2 = settings.l2
         tic = time.perf_counter()
         try:
-            l2_certificate = certify_l2(segmenter.model, frame.rgb, frame.depth,
-                                        l2.engine_config(settings.certify), l2.sigma,
-                                        l2.radius, booster, cancel=token)
+            l2_certificate = run.l2()
         except FrameCancelled:
             raise
         except Exception as error:  # a failing model or device must not stop the node
@@ -452,7 +419,7 @@ class SegmenterNode(Node):
             'radius': f'({config.radius_rgb}, {config.radius_depth})',
             'alpha': f'{config.alpha:g}',
             'seed': 'os-entropy' if config.seed is None else str(config.seed),
-            'device': str(self._segmenter.device),
+            'device': str(self._engines.device),
             'precision': config.precision,
             'l2': _describe_l2(self._settings),
         }

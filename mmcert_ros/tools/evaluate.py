@@ -22,7 +22,7 @@ from pathlib import Path
 from mmcert_ros.bags.frames import FrameTopics
 from mmcert_ros.errors import user_input
 from mmcert_ros.tools.arguments import positive_int
-from mmcert_ros.tools.l2_options import add_l2_arguments, l2_overrides, load_l2_booster
+from mmcert_ros.tools.l2_options import add_l2_arguments, l2_overrides
 
 _DEFAULT_TOPICS = FrameTopics()
 
@@ -76,10 +76,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mmcert_ros.certify import CertifiedSegmenter
     from mmcert_ros.data.projection import Extrinsic
     from mmcert_ros.evaluation import BagFrames, KittiFrames, evaluate
-    from mmcert_ros.models import load_model
+    from mmcert_ros.pipeline.engines import build_engines
     from mmcert_ros.pipeline.settings import load_settings
 
     overrides = {'certify.seed': args.seed, 'model.device': args.device,
@@ -96,34 +95,17 @@ def run(args: argparse.Namespace) -> int:
     else:
         with user_input('--kitti'):
             source = KittiFrames(args.kitti, args.kitti_subset, args.kitti_split)
-    checkpoint = settings.checkpoint
-    model = load_model(checkpoint or None, settings.certify.device)  # device checked above
-    l2 = l2_certifier(settings, model)
+    engines = build_engines(settings)   # device checked by load_settings
     out_dir = args.out or Path('out') / 'evaluate' / (args.bag or args.kitti).resolve().name
     try:
-        metrics = evaluate(source, CertifiedSegmenter(model, settings.certify), out_dir,
-                           model=checkpoint, max_frames=args.max_frames,
-                           write_bag=args.write_bag, force=args.force,
-                           progress=not args.no_progress, l2=l2)
+        metrics = evaluate(source, engines.segmenter, out_dir, model=settings.checkpoint,
+                           max_frames=args.max_frames, write_bag=args.write_bag,
+                           force=args.force, progress=not args.no_progress, l2=engines.l2)
     except KeyboardInterrupt as interrupt:
         print(f'mmcert-ros evaluate: {interrupt}', file=sys.stderr)
         return 130
     print(summary_line(metrics, out_dir))
     return 0
-
-
-def l2_certifier(settings, model):
-    """``frame -> L2Certificate`` from the settings' ``fs.*`` parameters, or None when the
-    l2 certificate is off (sigma 0)."""
-    from mmcert_ros.certify.l2 import certify_l2
-
-    l2 = settings.l2
-    if not l2.enabled:
-        return None
-    booster = load_l2_booster(l2, settings.certify.device)
-    l2_config = l2.engine_config(settings.certify)
-    return lambda frame: certify_l2(model, frame.rgb, frame.depth, l2_config, l2.sigma,
-                                    l2.radius, booster)
 
 
 def summary_line(metrics: dict, out_dir: Path) -> str:
