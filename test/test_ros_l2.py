@@ -229,6 +229,32 @@ def test_a_booster_set_at_run_time_is_used_from_the_next_frame(client, model, fi
         f'booster={files["booster"]}'), what='diagnostics naming the booster')
 
 
+def test_fs_joint_publishes_both_certificates_of_one_ensemble(client, model, files):
+    """With fs.joint the segmentation, certification and l2 mask all come from the one
+    ensemble of FS_SAMPLES noisy passes (the library's certify_joint on the same frame)."""
+    from mmcert_ros.certify.l2 import L2Certifier, L2Settings
+    from mmcert_ros.models.booster import load_booster
+    rgb, _, depth = the_frame()
+    settings = L2Settings(sigma=SIGMA, radius=RADIUS, num_samples=FS_SAMPLES, joint=True)
+    l0, l2 = L2Certifier(model, settings, config(), load_booster(files['booster'])[0]
+                         ).certify_joint(rgb, depth)
+    assert l0.num_samples == FS_SAMPLES
+    (result,) = client.set_parameters('mmcert_segmenter', {'fs.joint': True,
+                                                           'fs.booster': str(files['booster'])})
+    assert result.successful, result.reason
+    stamp_ns = send_test_frame(client)
+    msg = wait_l2(client, stamp_ns)
+    client.spin_until(lambda: stamp_ns in client.received['mmcert/certification'],
+                      what='the certification of the same frame')
+    np.testing.assert_array_equal(mono8(client.received['mmcert/segmentation'][stamp_ns]),
+                                  l0.labels)
+    np.testing.assert_array_equal(mono8(client.received['mmcert/certification'][stamp_ns]),
+                                  l0.certified.astype(np.uint8) * 255)
+    np.testing.assert_array_equal(mono8(msg), l2.agreeing(l0.labels).astype(np.uint8) * 255)
+    (result,) = client.set_parameters('mmcert_segmenter', {'fs.joint': False})
+    assert result.successful, result.reason
+
+
 def test_sigma_zero_publishes_nothing_on_the_l2_topic(client):
     (result,) = client.set_parameters('mmcert_segmenter', {'fs.sigma': 0.0})
     assert result.successful, result.reason

@@ -38,7 +38,6 @@ from mmcert_ros.certify.config import CertifyConfig
 from mmcert_ros.certify.engine import (Certificate, CertifiedSegmenter, FrameTensors,
                                        certify_votes, frame_tensors, resolve_device)
 from mmcert_ros.certify.sampling import kept_count, make_generator
-from mmcert_ros.certify.votes import GridVotes
 from mmcert_ros.data.frame import Frame, validate_depth, validate_rgb
 
 #: noisy samples that choose the reference vectors before the N estimation samples
@@ -309,7 +308,7 @@ class L2Certifier:
             encoder = fs.joint_rgbd_encoder(network.features, depth_t, k[0], k[1])
             smoother = fs.FeatureSmoother(_checked(encoder, token), settings.sigma,
                                           config.batch_size)
-        counter = _JointVotes(network.classify, (height, width), self.device) if votes else None
+        counter = fs.VoteCounter(network.classify, (height, width)) if votes else None
         generator = make_generator(config.seed, self.device)
         reference = smoother.select_reference(rgb_t, self.num_selection, generator)
         smoothed = smoother.estimate(rgb_t, reference, config.num_samples, generator, counter)
@@ -328,34 +327,11 @@ class L2Certifier:
                      'total': done - start})
         if counter is None:
             return None, l2
-        l0 = certify_votes(counter.counts(), n, k, config)
+        l0 = certify_votes(counter.counts, n, k, config)
         finished = time.perf_counter()
         l0.timings = {'preprocess': 0.0, 'sampling': 0.0, 'inference': sampled - start,
                       'certification': finished - done, 'total': finished - start}
         return l0, l2
-
-
-class _JointVotes:
-    """``on_batch`` of the joint ensemble: one vote per sample and pixel for
-    ``argmax upsample_bilinear(classify(features))`` (counted on the grid, bit for bit,
-    by :class:`~mmcert_ros.certify.votes.GridVotes`)."""
-
-    def __init__(self, classify, size: tuple[int, int], device: torch.device) -> None:
-        self.classify = classify
-        self.size = size
-        self.device = device
-        self._votes: GridVotes | None = None
-
-    def __call__(self, features: torch.Tensor) -> None:
-        with torch.inference_mode():
-            logits = self.classify(features)
-        if self._votes is None:
-            self._votes = GridVotes(logits.shape[1], self.size, tuple(logits.shape[-2:]),
-                                    self.device)
-        self._votes.add(logits)
-
-    def counts(self) -> torch.Tensor:
-        return self._votes.counts()
 
 
 class FrameCertification:
