@@ -6,7 +6,8 @@ shipped booster for sigma, and every frame is certified by both in turn (the ord
 alternates from frame to frame), so a change of machine load hits both alike. Frames: frame
 0, stride, ... of held-out synthetic drives 900000.. (seeds no training run uses), with their
 road ground truth. Per configuration it prints the median time per frame (l0 + l2, as the
-node's worker spends it), the road IoU of the published labels (plain) and the certified IoU
+node's worker spends it, the fastest of --repeats runs, and the certificates' own
+totals; the time ratio is of the sums over frames), the road IoU of the published labels (plain) and the certified IoU
 of the l0 mask (docs/certification.md metrics) at r = (0, 0) and at --l0-radius, and the
 published l2 certified fraction (the mask of ``mmcert/l2_certification``) at fs.radius.
 
@@ -53,6 +54,8 @@ def main() -> int:
     parser.add_argument('--l0-radius', type=int, nargs=2, default=[5, 10],
                         metavar=('R_RGB', 'R_DEPTH'), help='second l0 budget reported')
     parser.add_argument('--seed', type=int, default=0, help='noise and mask seed')
+    parser.add_argument('--repeats', type=int, default=3,
+                        help='timed runs of each configuration per frame, the fastest kept')
     parser.add_argument('--threads', type=int, default=1)
     parser.add_argument('--json', type=Path)
     args = parser.parse_args()
@@ -70,36 +73,38 @@ def main() -> int:
         frames += synthetic_frames(seed, 1, args.width, args.height,
                                    frame_stride=args.frame_stride)[0]
     load_start = os.getloadavg()
-    stats = {name: {'seconds': [], 'plain': Confusion(), 'l0': Confusion(),
-                    'l0_radius': Confusion(), 'l2_published': 0, 'l2_certified': 0,
-                    'pixels': 0, 'l0_certified': 0} for name in CONFIGURATIONS}
+    stats = {name: {'seconds': [], 'l0_seconds': [], 'l2_seconds': [], 'plain': Confusion(),
+                    'l0': Confusion(), 'l0_radius': Confusion(), 'l2_published': 0,
+                    'l2_certified': 0, 'pixels': 0, 'l0_certified': 0}
+             for name in CONFIGURATIONS}
     for index, frame in enumerate(frames):
-        order = CONFIGURATIONS if index % 2 == 0 else CONFIGURATIONS[::-1]
-        for name in order:
-            tic = time.perf_counter()
-            run = engines[name].start(frame)
-            l0 = run.l0()
-            l2 = run.l2()
-            seconds = time.perf_counter() - tic
-            entry = stats[name]
-            entry['seconds'].append(seconds)
-            entry['plain'] += plain_confusion(l0.labels, frame.road_mask)
-            entry['l0'] += certified_confusion(l0.labels, l0.certified, frame.road_mask)
-            entry['l0_radius'] += certified_confusion(
-                l0.labels, l0.certified_at(*args.l0_radius), frame.road_mask)
-            entry['l0_certified'] += int(l0.certified.sum())
-            entry['l2_published'] += int(l2.agreeing(l0.labels).sum())
-            entry['l2_certified'] += int(l2.certified.sum())
-            entry['pixels'] += l0.labels.size
-            print(f'{frame.name} {name:8s} {seconds:6.2f} s', flush=True)
+        times = {name: [] for name in CONFIGURATIONS}
+        for repeat in range(args.repeats):
+            order = CONFIGURATIONS if (index + repeat) % 2 == 0 else CONFIGURATIONS[::-1]
+            for name in order:
+                tic = time.perf_counter()
+                run = engines[name].start(frame)
+                l0 = run.l0()
+                l2 = run.l2()
+                times[name].append((time.perf_counter() - tic, l0.timings['total'],
+                                    l2.timings['total']))
+                if repeat == 0:   # the same seed gives the same certificates every repeat
+                    add_figures(stats[name], frame, l0, l2, args.l0_radius)
+        for name in CONFIGURATIONS:
+            best = min(times[name])          # the run least disturbed by other jobs
+            for key, value in zip(('seconds', 'l0_seconds', 'l2_seconds'), best):
+                stats[name][key].append(value)
+            print(f'{frame.name} {name:8s} {best[0]:6.2f} s (min of {args.repeats})',
+                  flush=True)
     results = {name: summarize(entry) for name, entry in stats.items()}
-    results['time_ratio_joint_to_separate'] = (results['joint']['seconds_median']
-                                               / results['separate']['seconds_median'])
+    results['time_ratio_joint_to_separate'] = (sum(stats['joint']['seconds'])
+                                               / sum(stats['separate']['seconds']))
     figures = {
         'frames': [frame.name for frame in frames], 'size': f'{args.width}x{args.height}',
         'num_samples': args.num_samples, 'num_selection': 16, 'sigma': args.sigma,
         'fs_radius': args.radius, 'l0_radius': list(args.l0_radius),
         'booster': str(default_booster_path(args.sigma)), 'seed': args.seed,
+        'repeats': args.repeats,
         'alpha': separate.settings.certify.alpha, 'torch_threads': torch.get_num_threads(),
         'cpu': platform.processor() or platform.machine(), 'cpus': os.cpu_count(),
         'load_average_start': list(load_start), 'load_average_end': list(os.getloadavg()),
@@ -112,10 +117,25 @@ def main() -> int:
     return 0
 
 
+def add_figures(entry: dict, frame, l0, l2, l0_radius) -> None:
+    """Pool one frame's certificates into ``entry``."""
+    entry['plain'] += plain_confusion(l0.labels, frame.road_mask)
+    entry['l0'] += certified_confusion(l0.labels, l0.certified, frame.road_mask)
+    entry['l0_radius'] += certified_confusion(l0.labels, l0.certified_at(*l0_radius),
+                                              frame.road_mask)
+    entry['l0_certified'] += int(l0.certified.sum())
+    entry['l2_published'] += int(l2.agreeing(l0.labels).sum())
+    entry['l2_certified'] += int(l2.certified.sum())
+    entry['pixels'] += l0.labels.size
+
+
 def summarize(entry: dict) -> dict:
     pixels = entry['pixels']
     return {'seconds_median': statistics.median(entry['seconds']),
-            'seconds': entry['seconds'], 'plain_iou': entry['plain'].iou,
+            'seconds': entry['seconds'],
+            'l0_seconds_median': statistics.median(entry['l0_seconds']),
+            'l2_seconds_median': statistics.median(entry['l2_seconds']),
+            'plain_iou': entry['plain'].iou,
             'l0_certified_iou': entry['l0'].iou,
             'l0_certified_iou_at_l0_radius': entry['l0_radius'].iou,
             'l0_certified_fraction': entry['l0_certified'] / pixels,
@@ -138,7 +158,10 @@ def print_table(figures: dict) -> None:
               f"{row['l0_certified_iou']:13.3f}{row['l0_certified_iou_at_l0_radius']:18.3f}"
               f"{row['l0_certified_fraction']:10.3f}{row['l2_published_fraction']:14.3f}"
               f"{row['l2_certified_fraction_any_label']:14.3f}")
-    print(f"time joint / separate: {results['time_ratio_joint_to_separate']:.2f}")
+    print(f"time joint / separate: {results['time_ratio_joint_to_separate']:.2f}; median "
+          f"certificate totals (s): separate l0 {results['separate']['l0_seconds_median']:.2f}, "
+          f"l2 {results['separate']['l2_seconds_median']:.2f}; joint (both, one ensemble) "
+          f"{results['joint']['l0_seconds_median']:.2f}")
 
 
 if __name__ == '__main__':

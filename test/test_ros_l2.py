@@ -239,9 +239,9 @@ def test_fs_joint_publishes_both_certificates_of_one_ensemble(client, model, fil
     l0, l2 = L2Certifier(model, settings, config(), load_booster(files['booster'])[0]
                          ).certify_joint(rgb, depth)
     assert l0.num_samples == FS_SAMPLES
-    (result,) = client.set_parameters('mmcert_segmenter', {'fs.joint': True,
-                                                           'fs.booster': str(files['booster'])})
-    assert result.successful, result.reason
+    results = client.set_parameters('mmcert_segmenter', {'fs.joint': True,
+                                                         'fs.booster': str(files['booster'])})
+    assert all(result.successful for result in results), [r.reason for r in results]
     stamp_ns = send_test_frame(client)
     msg = wait_l2(client, stamp_ns)
     client.spin_until(lambda: stamp_ns in client.received['mmcert/certification'],

@@ -199,7 +199,7 @@ class L2Certificate:
 
 
 class L2Certifier:
-    """The l2 certificate of a base network (optionally boosted), built once, frame after frame.
+    """Certifies frames against l2-bounded RGB perturbations with one network and settings.
 
     Built once per model, booster and settings (moving the network to the device and wrapping
     it with the booster happen here, never per frame); :meth:`certify_frame` (or
@@ -221,6 +221,7 @@ class L2Certifier:
     :param booster: optional :class:`~mmcert_ros.models.booster.SmoothnessBooster` (trained
         for this sigma); the base network stays frozen.
     :param num_selection: noisy samples choosing the reference vectors (not reused).
+    :param method: confidence bound of the scores, 'hoeffding' (KL form) or 'bernstein'.
     :raises ValueError: sigma 0 (the certificate is off), a booster that does not fit the
         model, or ``joint`` with a model that has no ``classify`` head.
     """
