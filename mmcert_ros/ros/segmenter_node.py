@@ -13,7 +13,8 @@ publishes: first the l0 outputs, then (while ``fs.sigma`` > 0) the l2 certificat
 then the frame's times on ``mmcert/debug/frame_times``. The engines come from
 :func:`~mmcert_ros.pipeline.engines.build_engines` and a frame runs through them as
 :class:`~mmcert_ros.certify.l2.FrameCertification` (``run.l0()``, publish, ``run.l2()``;
-with ``fs.joint`` one ensemble gives both, so the l0 outputs then wait for it). No lock is held during inference, so the executor keeps
+with ``fs.joint`` one ensemble gives both, so the l0 outputs then wait for it).
+No lock is held during inference, so the executor keeps
 serving parameters, diagnostics and shutdown while the engine runs, and a slow engine drops
 old pairs (counted) instead of falling behind. The pairer is used by the input callbacks, an
 age-expiry timer, the clock-jump callback, the parameter callback and diagnostics: every
@@ -91,8 +92,9 @@ class SegmenterNode(Node):
         super().__init__(NODE_NAME, **node_kwargs)
         declare_parameters(self, PARAMETERS)
         self._given_model = model
-        self._settings = NodeSettings.from_parameters(self._parameter_values())
-        self._engines = build_engines(self._settings, model)
+        #: the engines in use; their ``settings`` are the node's (:attr:`_settings`)
+        self._engines = build_engines(NodeSettings.from_parameters(self._parameter_values()),
+                                      model)
         #: engines (and their settings) accepted by the parameter callback, not yet in use
         self._pending: Engines | None = None
         self._pending_lock = threading.Lock()
@@ -149,6 +151,11 @@ class SegmenterNode(Node):
 
     # -- parameters ---------------------------------------------------------------------
 
+    @property
+    def _settings(self) -> NodeSettings:
+        """The settings of the engines in use (accepted changes apply at the next frame)."""
+        return self._engines.settings
+
     def _parameter_values(self, changes=()) -> dict:
         values = {name: self.get_parameter(name).value for name in PARAMETER_NAMES}
         values.update({param.name: param.value for param in changes})
@@ -202,7 +209,7 @@ class SegmenterNode(Node):
                 return None
             pending, self._pending = self._pending, None
             if pending is not None:
-                self._engines, self._settings = pending, pending.settings
+                self._engines = pending
                 self._engines.segmenter.config = self._settings.certify
             self._frame_token = CancelToken.with_budget(self._settings.runtime.time_budget_s)
             return self._frame_token
