@@ -109,3 +109,36 @@ def test_certify_with_fs_joint_publishes_the_joint_ensemble(tmp_path, frame_file
     np.testing.assert_array_equal(segmentation, l0.labels)
     np.testing.assert_array_equal(mask == 255, l2.agreeing(l0.labels))
     assert report['certified_fraction'] == pytest.approx(l0.certified_fraction)
+
+
+def test_evaluate_refuses_a_booster_that_does_not_fit_before_writing(tmp_path, misfit_booster,
+                                                                     capsys):
+    from mmcert_ros.tools.cli import main
+    drive = tmp_path / 'drive'
+    assert main(['synth', '--out', str(drive), '--frames', '1', '--seed', '4', '--width', '48',
+                 '--height', '16']) == 0
+    out = tmp_path / 'eval'
+    params = _params(tmp_path, sigma=0.25, booster=str(misfit_booster))
+    assert main(['evaluate', '--kitti', str(drive), '--config', str(params), '--out', str(out),
+                 '--no-progress']) == 2
+    error = capsys.readouterr().err
+    assert 'fs.booster' in error and 'does not fit' in error and 'Traceback' not in error
+    assert not out.exists()
+
+
+def test_bench_reads_its_engine_settings_through_the_settings_loader(tmp_path, capsys):
+    from mmcert_ros.tools.cli import main
+    out = tmp_path / 'bench.json'
+    params = _params(tmp_path)                       # certify.num_samples: 6
+    assert main(['bench', '--config', str(params), '--width', '64', '--height', '24',
+                 '--skip-engine', '--json', str(out)]) == 0
+    figures = json.loads(out.read_text())
+    assert figures['num_samples'] == 6 and figures['batch_size'] == 6
+    assert main(['bench', '--config', str(params), '--num-samples', '9', '--width', '64',
+                 '--height', '24', '--skip-engine', '--json', str(out)]) == 0
+    assert json.loads(out.read_text())['num_samples'] == 9
+    capsys.readouterr()
+    params.write_text('mmcert_segmenter:\n  ros__parameters:\n    certify.num_samples: zero\n')
+    assert main(['bench', '--config', str(params), '--skip-engine']) == 2
+    error = capsys.readouterr().err
+    assert 'certify.num_samples' in error and 'Traceback' not in error

@@ -471,7 +471,7 @@ def _describe_l2(settings: NodeSettings) -> str:
         return 'off'
     return (f'sigma={l2.sigma:g}, radius={l2.radius:g}, '
             f'N={l2.engine_config(settings.certify).num_samples}, '
-            f'booster={l2.booster or "none"}')
+            f'booster={l2.booster or "none"}{", joint ensemble" if l2.joint else ""}')
 
 
 def main(args: list[str] | None = None) -> NoReturn:
