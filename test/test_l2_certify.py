@@ -264,6 +264,7 @@ def test_evaluate_tool_pools_the_l2_certificate_from_the_config(drive, checkpoin
         certified += int(cert.certified.sum())
         pixels += labels.size
     assert metrics['frames'] == 2 and metrics['sigma'] == 0.12 and metrics['num_samples'] == 40
+    assert metrics['joint'] is False
     assert metrics['certified_fraction'] == pytest.approx(published / pixels)
     assert metrics['certified_fraction_any_label'] == pytest.approx(certified / pixels)
     assert 'plain' in metrics and 'certified' in metrics
