@@ -6,10 +6,11 @@ shipped booster for sigma, and every frame is certified by both in turn (the ord
 alternates from frame to frame), so a change of machine load hits both alike. Frames: frame
 0, stride, ... of held-out synthetic drives 900000.. (seeds no training run uses), with their
 road ground truth. Per configuration it prints the median time per frame (l0 + l2, as the
-node's worker spends it, the fastest of --repeats runs, and the certificates' own
-totals; the time ratio is of the sums over frames), the road IoU of the published labels (plain) and the certified IoU
-of the l0 mask (docs/certification.md metrics) at r = (0, 0) and at --l0-radius, and the
-published l2 certified fraction (the mask of ``mmcert/l2_certification``) at fs.radius.
+node's worker spends it; the fastest of --repeats runs) and the certificates' own totals
+(the time ratio is of the sums over frames), the road IoU of the published labels (plain),
+the certified IoU of the l0 mask (a pixel counts only if certified and right) at r = (0, 0)
+and at --l0-radius, and the published l2 certified fraction (the mask of
+``mmcert/l2_certification``) at fs.radius.
 
     python bench/joint_ensemble.py --json docs/figures/joint_ensemble.json
 """

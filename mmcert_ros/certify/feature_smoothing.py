@@ -1,4 +1,4 @@
-"""Feature-space smoothing: a certified l2 guarantee on features (docs/feature_smoothing.md).
+"""Feature-space smoothing (FS): a certified l2 guarantee on features (CERTIFICATION.md 8).
 
 An encoder f maps an input x to a unit feature vector per location (norm <= 1 suffices). Its
 Gaussian smoothing ``g(x) = E_eps[f(x + eps)]``, ``eps ~ N(0, sigma^2 I)``, is estimated by
