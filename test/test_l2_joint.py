@@ -199,3 +199,14 @@ def test_the_joint_ensemble_refuses_a_model_without_a_head_and_a_lidar_frame():
                              L2Certifier(model, SETTINGS.replace(joint=True), CONFIG), frame)
     with pytest.raises(ValueError, match='LiDAR'):
         run.l0()
+
+
+def test_the_shared_upload_is_counted_in_the_l0_timings():
+    frame, model = _frame(seed=3), _tiny_model()
+    run = FrameCertification(CertifiedSegmenter(model, CONFIG),
+                             L2Certifier(model, SETTINGS, CONFIG), frame)
+    l0 = run.l0()
+    alone = CertifiedSegmenter(model, CONFIG).certify(frame.rgb, frame.depth)
+    assert set(l0.timings) == set(alone.timings)          # the same stages as the engine alone
+    assert l0.timings['preprocess'] > 0                   # the upload, made by this call
+    assert l0.timings['total'] >= l0.timings['preprocess'] + l0.timings['inference']

@@ -349,7 +349,8 @@ class FrameCertification:
     one ensemble of both certificates and :meth:`l2` returns its l2 half; otherwise :meth:`l0`
     runs the l0 engine and :meth:`l2` the separate l2 ensemble, so the l0 outputs never wait
     for the l2 stage. Both raise :class:`~mmcert_ros.certify.cancel.FrameCancelled` when
-    ``cancel`` is cancelled or runs out.
+    ``cancel`` is cancelled or runs out. The upload's time is counted in the timings of the
+    certificate whose call made it (the l0 one: 'preprocess' and 'total').
 
     :raises ValueError: from :meth:`l0`, ``fs.joint`` on a frame whose depth is a LiDAR cloud
         (the joint ensemble masks depth pixels).
@@ -362,6 +363,7 @@ class FrameCertification:
                              f'{l2.device}')
         self.segmenter, self.l2_certifier, self.frame, self.cancel = segmenter, l2, frame, cancel
         self._tensors: FrameTensors | None = None
+        self._upload_s = 0.0      # upload time not yet counted in a certificate's timings
         self._l2: L2Certificate | None = None
 
     @property
@@ -377,10 +379,11 @@ class FrameCertification:
                                  'LiDAR cloud')
             l0, self._l2 = self.l2_certifier.certify_joint(frame.rgb, frame.depth, self.cancel,
                                                            self._upload())
-            return l0
-        if 'points' in frame.extras:
-            return self.segmenter.certify_frame(frame, self.cancel)
-        return self.segmenter.certify_frame(frame, self.cancel, self._upload())
+        elif 'points' in frame.extras:
+            l0 = self.segmenter.certify_frame(frame, self.cancel)
+        else:
+            l0 = self.segmenter.certify_frame(frame, self.cancel, self._upload())
+        return self._counting_upload(l0, 'preprocess')
 
     def l2(self) -> L2Certificate | None:
         """The l2 certificate, None while it is off (joint: after :meth:`l0`)."""
@@ -390,13 +393,24 @@ class FrameCertification:
             if self._l2 is None:
                 raise RuntimeError('the joint ensemble runs in l0(); call it first')
             return self._l2
-        return self.l2_certifier.certify_frame(self.frame, self.cancel, self._upload())
+        certificate = self.l2_certifier.certify_frame(self.frame, self.cancel, self._upload())
+        return self._counting_upload(certificate, 'sampling_inference')
 
     def _upload(self) -> FrameTensors:
         if self._tensors is None:
+            tic = time.perf_counter()
             self._tensors = frame_tensors(self.frame.rgb, self.frame.depth,
                                           self.segmenter.device)
+            self._upload_s = time.perf_counter() - tic
         return self._tensors
+
+    def _counting_upload(self, certificate, stage: str):
+        """``certificate`` with the upload time not yet counted added to ``stage`` and
+        'total' of its timings."""
+        certificate.timings[stage] = certificate.timings.get(stage, 0.0) + self._upload_s
+        certificate.timings['total'] = certificate.timings.get('total', 0.0) + self._upload_s
+        self._upload_s = 0.0
+        return certificate
 
 
 def _checked(encoder, cancel: CancelToken):
