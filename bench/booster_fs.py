@@ -1,7 +1,7 @@
 """The l2 certificate with and without the smoothness booster on held-out synthetic frames.
 
 For each sigma, certifies frame 0, stride, ... of synthetic drives 900000.. (seeds no training
-run uses) with :func:`mmcert_ros.certify.l2.certify_l2`, once with the base network alone and
+run uses) with :class:`mmcert_ros.certify.l2.L2Certifier`, once with the base network alone and
 once through the shipped booster for that sigma, and prints the pooled figures: mean Gaussian
 robustness score, mean FCSB over cells at several l2 radii, the certified l2 fraction of
 pixels (Holm) and the certified IoU at those radii, and the plain IoU of the smoothed labels.
@@ -22,7 +22,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mmcert_ros.certify import CertifyConfig, Confusion  # noqa: E402
-from mmcert_ros.certify.l2 import certify_l2  # noqa: E402
+from mmcert_ros.certify.l2 import L2Certifier, L2Settings  # noqa: E402
 from mmcert_ros.certify.metrics import certified_confusion, plain_confusion  # noqa: E402
 from mmcert_ros.models import load_model  # noqa: E402
 from mmcert_ros.models.booster import default_booster_path, load_booster  # noqa: E402
@@ -93,8 +93,9 @@ def evaluate(model, booster, frames, config, sigma, radii) -> dict:
     certified_pixels = dict.fromkeys(radii, 0)
     fcsb = {r: [] for r in radii}
     scores, pixels, seconds = [], 0, 0.0
+    certifier = L2Certifier(model, L2Settings(sigma=sigma), config, booster)
     for frame in frames:
-        cert = certify_l2(model, frame.rgb, frame.depth, config, sigma, 0.0, booster)
+        cert = certifier.certify_frame(frame)
         plain += plain_confusion(cert.labels, frame.road_mask)
         scores.append(cert.cells.smoothed.score_mean.ravel())
         pixels += cert.labels.size

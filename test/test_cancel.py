@@ -67,7 +67,7 @@ def test_a_passed_deadline_abandons_the_frame():
 
 
 def test_the_l2_certificate_checks_the_token_before_every_batch():
-    from mmcert_ros.certify.l2 import certify_l2
+    from mmcert_ros.certify.l2 import L2Certifier, L2Settings
     from mmcert_ros.models import NetworkConfig, build_model
     torch.manual_seed(0)
     model = build_model(NetworkConfig(width=4, feature_dim=4))
@@ -83,11 +83,11 @@ def test_the_l2_certificate_checks_the_token_before_every_batch():
     model.features_kept = counting_features
     token = CancelToken()
     rgb, depth = np.zeros((16, 24, 3), np.uint8), np.ones((8, 12), np.float32)
+    certifier = L2Certifier(model, L2Settings(sigma=0.25),
+                            CertifyConfig(num_samples=64, batch_size=8, seed=0))
     with pytest.raises(FrameCancelled, match='shutdown'):
-        certify_l2(model, rgb, depth, CertifyConfig(num_samples=64, batch_size=8, seed=0),
-                   sigma=0.25, radius=0.0, cancel=token)
+        certifier.certify(rgb, depth, cancel=token)
     assert len(calls) == 2          # no batch after the one running at the cancel
     expired = CancelToken(deadline_s=time.monotonic() - 1.0)
     with pytest.raises(FrameCancelled, match='time budget exceeded'):
-        certify_l2(model, rgb, depth, CertifyConfig(num_samples=64, batch_size=8, seed=0),
-                   sigma=0.25, radius=0.0, cancel=expired)
+        certifier.certify(rgb, depth, cancel=expired)

@@ -1,8 +1,9 @@
 """l2 attacks on the shipped model and booster: the smoothed label of the weakest certified cells.
 
 The shipped network with its sigma = 0.25 booster is certified on a held-out synthetic frame
-(:func:`certify_l2`). For the road cells and the other cells with the smallest certified
-radii, l2 PGD on the whole RGB image minimises the cell's *smoothed label margin*,
+(:class:`~mmcert_ros.certify.l2.L2Certifier`). For the road cells and the other cells with
+the smallest certified radii, l2 PGD on the whole RGB image minimises the cell's *smoothed
+label margin*,
 ``s_y <g(x'), a>`` for the antipodal head ``(-a, a)`` (``s_y = +1`` for road, -1 otherwise),
 the expectation estimated on fresh noise and masks every step, at budgets of 1, 8 and 64
 times the certified radius; and a gradient-free *transplant* attack blends the 9 x 9-cell
@@ -26,7 +27,7 @@ from scipy import stats
 from mmcert_ros.certify import CertifyConfig
 from mmcert_ros.certify import feature_smoothing as fs
 from mmcert_ros.certify.engine import frame_tensors
-from mmcert_ros.certify.l2 import certify_l2
+from mmcert_ros.certify.l2 import L2Certifier, L2Settings
 from mmcert_ros.certify.sampling import kept_count, make_generator
 from mmcert_ros.models import load_model
 from mmcert_ros.models.booster import BoostedModel, default_booster_path, load_booster
@@ -47,7 +48,7 @@ def setup():
     model = load_model(None)
     booster = load_booster(default_booster_path(SIGMA))[0]
     config = CertifyConfig(num_samples=1000, alpha=ALPHA, seed=0, batch_size=100)
-    cert = certify_l2(model, rgb, depth, config, SIGMA, 0.0, booster)
+    cert = L2Certifier(model, L2Settings(sigma=SIGMA), config, booster).certify(rgb, depth)
     network = BoostedModel(model, booster).eval()
     rgb_t, depth_t = frame_tensors(rgb, depth, torch.device('cpu'))
     encoder = fs.joint_rgbd_encoder(network.features, depth_t,

@@ -1,4 +1,4 @@
-"""certify_l2: the per-frame l2 certificate the node and the tools call, against closed forms."""
+"""L2Certifier: the per-frame l2 certificate the node and the tools build, against closed forms."""
 from __future__ import annotations
 
 import json
@@ -12,7 +12,7 @@ from scipy import special
 
 from mmcert_ros.certify import CertifyConfig
 from mmcert_ros.certify import feature_smoothing as fs
-from mmcert_ros.certify.l2 import L2Settings, certify_l2
+from mmcert_ros.certify.l2 import L2Certifier, L2Settings
 from mmcert_ros.certify.sampling import kept_count, make_generator
 from mmcert_ros.models import NetworkConfig, build_model
 from mmcert_ros.models.booster import BoosterConfig, SmoothnessBooster
@@ -51,7 +51,8 @@ def _frame(height=20, width=36, seed=0):
 def test_a_noise_proof_encoder_is_certified_up_to_the_closed_form_radius():
     rgb, depth = _frame()
     sigma = 0.25
-    cert = certify_l2(ConstantRoadModel(), rgb, depth, CONFIG, sigma, radius=0.1)
+    cert = L2Certifier(ConstantRoadModel(), L2Settings(sigma=sigma, radius=0.1),
+                       CONFIG).certify(rgb, depth)
     cells = math.ceil(20 / 8) * math.ceil(36 / 8)
     # mean score 1: the KL lower bound solves N ln(1/s) = ln(m / alpha), s = (alpha/m)^(1/N);
     # margin pi: FCSB must exceed cos(pi/2) = 0, i.e. R < sigma * Phi^{-1}(s).
@@ -74,10 +75,10 @@ def _tiny_model(seed=0):
     return build_model(NetworkConfig(width=4, feature_dim=8)).eval()
 
 
-def test_certify_l2_is_the_documented_recipe_and_a_fixed_seed_reproduces_it():
+def test_the_l2_certifier_is_the_documented_recipe_and_a_fixed_seed_reproduces_it():
     rgb, depth = _frame()
     model = _tiny_model()
-    cert = certify_l2(model, rgb, depth, CONFIG, 0.12, 0.01)
+    cert = L2Certifier(model, L2Settings(sigma=0.12, radius=0.01), CONFIG).certify(rgb, depth)
     # the recipe of docs/feature_smoothing.md, step by step
     rgb_t = torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255
     depth_t = torch.from_numpy(np.nan_to_num(depth, nan=0.0))[None, None]
@@ -92,17 +93,18 @@ def test_certify_l2_is_the_documented_recipe_and_a_fixed_seed_reproduces_it():
     np.testing.assert_array_equal(cert.certified, certified)
     np.testing.assert_allclose(cert.radius, radius, rtol=1e-6)
     np.testing.assert_array_equal(cert.cells.smoothed.score_mean, recipe.smoothed.score_mean)
-    again = certify_l2(model, rgb, depth, CONFIG, 0.12, 0.01)
+    again = L2Certifier(model, L2Settings(sigma=0.12, radius=0.01), CONFIG).certify(rgb, depth)
     np.testing.assert_array_equal(again.cells.smoothed.score_mean, cert.cells.smoothed.score_mean)
-    fresh = certify_l2(model, rgb, depth, CONFIG.replace(seed=None), 0.12, 0.01)
+    fresh = L2Certifier(model, L2Settings(sigma=0.12, radius=0.01),
+                        CONFIG.replace(seed=None)).certify(rgb, depth)
     assert not np.array_equal(fresh.cells.smoothed.score_mean, cert.cells.smoothed.score_mean)
 
 
 def test_an_untrained_booster_changes_nothing_and_the_certificate_says_it_was_boosted():
     rgb, depth = _frame()
-    plain = certify_l2(_tiny_model(), rgb, depth, CONFIG, 0.25, 0.0)
-    boosted = certify_l2(_tiny_model(), rgb, depth, CONFIG, 0.25, 0.0,
-                         booster=SmoothnessBooster(BoosterConfig(feature_dim=8)))
+    plain = L2Certifier(_tiny_model(), L2Settings(sigma=0.25), CONFIG).certify(rgb, depth)
+    boosted = L2Certifier(_tiny_model(), L2Settings(sigma=0.25, radius=0.0), CONFIG,
+                          SmoothnessBooster(BoosterConfig(feature_dim=8))).certify(rgb, depth)
     np.testing.assert_allclose(boosted.cells.smoothed.score_mean,
                                plain.cells.smoothed.score_mean, atol=1e-6)
     np.testing.assert_array_equal(boosted.labels, plain.labels)
@@ -111,7 +113,8 @@ def test_an_untrained_booster_changes_nothing_and_the_certificate_says_it_was_bo
 
 def test_holm_mask_shrinks_with_the_radius_and_contains_the_radius_map():
     rgb, depth = _frame(seed=4)
-    cert = certify_l2(ConstantRoadModel(), rgb, depth, CONFIG, 0.5, 0.0)
+    cert = L2Certifier(ConstantRoadModel(), L2Settings(sigma=0.5, radius=0.0),
+                       CONFIG).certify(rgb, depth)
     previous = cert.certified_at(0.0)
     for radius in (0.05, 0.2, 0.5, 1.0, 2.0):
         mask = cert.certified_at(radius)
@@ -122,7 +125,8 @@ def test_holm_mask_shrinks_with_the_radius_and_contains_the_radius_map():
 
 def test_agreeing_keeps_only_pixels_where_the_published_labels_match():
     rgb, depth = _frame()
-    cert = certify_l2(ConstantRoadModel(), rgb, depth, CONFIG, 0.25, 0.0)
+    cert = L2Certifier(ConstantRoadModel(), L2Settings(sigma=0.25, radius=0.0),
+                       CONFIG).certify(rgb, depth)
     published = np.ones((20, 36), np.uint8)
     published[:5] = 0
     mask = cert.agreeing(published)
@@ -133,11 +137,11 @@ def test_bad_arguments_name_what_is_wrong():
     rgb, depth = _frame()
     model = ConstantRoadModel()
     with pytest.raises(ValueError, match='sigma'):
-        certify_l2(model, rgb, depth, CONFIG, 0.0, 0.1)
+        L2Certifier(model, L2Settings(sigma=0.0, radius=0.1), CONFIG).certify(rgb, depth)
     with pytest.raises(ValueError, match='radius'):
-        certify_l2(model, rgb, depth, CONFIG, 0.25, -1.0)
+        L2Certifier(model, L2Settings(sigma=0.25, radius=-1.0), CONFIG).certify(rgb, depth)
     with pytest.raises(ValueError):
-        certify_l2(model, rgb[..., :2], depth, CONFIG, 0.25, 0.1)
+        L2Certifier(model, L2Settings(sigma=0.25, radius=0.1), CONFIG).certify(rgb[..., :2], depth)
 
 
 def test_settings_from_ros_parameters():
@@ -193,8 +197,8 @@ def _expected_l2(model_path, booster_path, frame, config, sigma, radius):
     from mmcert_ros.models.booster import load_booster
     model = load_model(model_path)
     labels = CertifiedSegmenter(model, config).certify_frame(frame).labels
-    cert = certify_l2(model, frame.rgb, frame.depth, config, sigma, radius,
-                      load_booster(booster_path)[0])
+    cert = L2Certifier(model, L2Settings(sigma=sigma, radius=radius), config,
+                       load_booster(booster_path)[0]).certify(frame.rgb, frame.depth)
     return cert, cert.agreeing(labels)
 
 
@@ -260,6 +264,7 @@ def test_evaluate_tool_pools_the_l2_certificate_from_the_config(drive, checkpoin
         certified += int(cert.certified.sum())
         pixels += labels.size
     assert metrics['frames'] == 2 and metrics['sigma'] == 0.12 and metrics['num_samples'] == 40
+    assert metrics['joint'] is False
     assert metrics['certified_fraction'] == pytest.approx(published / pixels)
     assert metrics['certified_fraction_any_label'] == pytest.approx(certified / pixels)
     assert 'plain' in metrics and 'certified' in metrics

@@ -7,7 +7,7 @@ import torch
 from mmcert_ros.certify import CertifyConfig
 from mmcert_ros.certify import feature_smoothing as fs
 from mmcert_ros.certify.confidence import round_down_float32
-from mmcert_ros.certify.l2 import certify_l2
+from mmcert_ros.certify.l2 import L2Certifier, L2Settings
 from mmcert_ros.models import NetworkConfig, build_model
 
 torch.set_num_threads(1)
@@ -48,12 +48,13 @@ class FixedFeatureModel(torch.nn.Module):
         return self.cell_features.expand(rgb.shape[0], -1, -1, -1)
 
 
-def test_certify_l2_radius_map_is_rounded_down_from_the_cell_radii():
+def test_the_l2_radius_map_is_rounded_down_from_the_cell_radii():
     rng = np.random.default_rng(1)
     rgb = rng.integers(0, 256, (48, 80, 3), dtype=np.uint8)
     depth = rng.uniform(2, 40, (24, 40)).astype(np.float32)
     config = CertifyConfig(num_samples=64, alpha=0.05, seed=2, batch_size=32)
-    cert = certify_l2(FixedFeatureModel((6, 10)), rgb, depth, config, 0.5, 0.0)
+    cert = L2Certifier(FixedFeatureModel((6, 10)), L2Settings(sigma=0.5, radius=0.0),
+                       config).certify(rgb, depth)
     cells = cert.cells
     _, _, exact = fs.cells_to_pixels(cells.labels, cells.certified, cells.certified_radius,
                                      cert.labels.shape)

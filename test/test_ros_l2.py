@@ -1,6 +1,6 @@
 """The segmenter's l2 certificate (``fs.*``, ``mmcert/l2_certification``) over real DDS.
 
-The node runs in its own process; the oracle is :func:`mmcert_ros.certify.l2.certify_l2` and
+The node runs in its own process; the oracle is :class:`mmcert_ros.certify.l2.L2Certifier` and
 the l0 engine run in this process on the same frame with the same checkpoint, booster, seed
 and settings (the published mask must equal ``l2.agreeing(l0.labels)`` exactly). The tiny
 model's prototypes are placed so that the test frame's l2 certificate is neither empty nor
@@ -51,13 +51,13 @@ def config():
 
 
 def expected_l2(model, booster=None):
-    """The oracle: certify_l2 with the node's settings, and the mask the node must publish."""
+    """The oracle: the L2Certifier with the node's settings, and the mask the node must publish."""
     from mmcert_ros.certify import CertifiedSegmenter
-    from mmcert_ros.certify.l2 import certify_l2
+    from mmcert_ros.certify.l2 import L2Certifier, L2Settings
     rgb, _, depth = the_frame()
     l0 = CertifiedSegmenter(model, config()).certify(rgb, depth)
-    l2 = certify_l2(model, rgb, depth, config().replace(num_samples=FS_SAMPLES), SIGMA, RADIUS,
-                    booster)
+    l2 = L2Certifier(model, L2Settings(sigma=SIGMA, radius=RADIUS),
+                     config().replace(num_samples=FS_SAMPLES), booster).certify(rgb, depth)
     return l2, l2.agreeing(l0.labels)
 
 
@@ -157,7 +157,7 @@ def wait_l2(client, stamp_ns):
     return client.received[L2_TOPIC][stamp_ns]
 
 
-def test_l2_mask_is_certify_l2_agreeing_with_the_segmentation(client, model):
+def test_l2_mask_is_the_l2_certificate_agreeing_with_the_segmentation(client, model):
     l2, mask = expected_l2(model)
     assert 0.1 < mask.mean() < 0.9           # the fixture's model makes the check discriminating
     stamp_ns = send_test_frame(client)
@@ -221,6 +221,32 @@ def test_a_booster_set_at_run_time_is_used_from_the_next_frame(client, model, fi
     np.testing.assert_array_equal(mono8(msg), mask.astype(np.uint8) * 255)
     client.spin_until(lambda: client.latest_diagnostics().get('l2', '').endswith(
         f'booster={files["booster"]}'), what='diagnostics naming the booster')
+
+
+def test_fs_joint_publishes_both_certificates_of_one_ensemble(client, model, files):
+    """With fs.joint the segmentation, certification and l2 mask all come from the one
+    ensemble of FS_SAMPLES noisy passes (the library's certify_joint on the same frame)."""
+    from mmcert_ros.certify.l2 import L2Certifier, L2Settings
+    from mmcert_ros.models.booster import load_booster
+    rgb, _, depth = the_frame()
+    settings = L2Settings(sigma=SIGMA, radius=RADIUS, num_samples=FS_SAMPLES, joint=True)
+    l0, l2 = L2Certifier(model, settings, config(), load_booster(files['booster'])[0]
+                         ).certify_joint(rgb, depth)
+    assert l0.num_samples == FS_SAMPLES
+    results = client.set_parameters('mmcert_segmenter', {'fs.joint': True,
+                                                         'fs.booster': str(files['booster'])})
+    assert all(result.successful for result in results), [r.reason for r in results]
+    stamp_ns = send_test_frame(client)
+    msg = wait_l2(client, stamp_ns)
+    client.spin_until(lambda: stamp_ns in client.received['mmcert/certification'],
+                      what='the certification of the same frame')
+    np.testing.assert_array_equal(mono8(client.received['mmcert/segmentation'][stamp_ns]),
+                                  l0.labels)
+    np.testing.assert_array_equal(mono8(client.received['mmcert/certification'][stamp_ns]),
+                                  l0.certified.astype(np.uint8) * 255)
+    np.testing.assert_array_equal(mono8(msg), l2.agreeing(l0.labels).astype(np.uint8) * 255)
+    (result,) = client.set_parameters('mmcert_segmenter', {'fs.joint': False})
+    assert result.successful, result.reason
 
 
 def test_sigma_zero_publishes_nothing_on_the_l2_topic(client):

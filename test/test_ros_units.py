@@ -168,7 +168,7 @@ def test_l2_image_marks_certified_pixels_whose_label_agrees_with_the_published_o
     import torch
 
     from mmcert_ros.certify import CertifyConfig
-    from mmcert_ros.certify.l2 import certify_l2
+    from mmcert_ros.certify.l2 import L2Certifier, L2Settings
     from mmcert_ros.models import NetworkConfig, build_model
     from mmcert_ros.pipeline.outputs import l2_image
     torch.manual_seed(0)
@@ -177,11 +177,12 @@ def test_l2_image_marks_certified_pixels_whose_label_agrees_with_the_published_o
     rgb = rng.integers(0, 256, (16, 24, 3), dtype=np.uint8)
     depth = rng.uniform(1, 50, (8, 12)).astype(np.float32)
     config = CertifyConfig(num_samples=64, seed=1)
-    reference = certify_l2(model, rgb, depth, config, 0.1, 0.0).cells.smoothed.reference
+    reference = L2Certifier(model, L2Settings(sigma=0.1), config).certify(
+        rgb, depth).cells.smoothed.reference
     prototype = torch.nn.functional.normalize(torch.tensor(reference).mean((1, 2)), dim=0)
     with torch.no_grad():     # antipodal prototypes on the features: margin ~pi, certified
         model.prototypes = torch.stack([prototype, -prototype]).float()
-    l2 = certify_l2(model, rgb, depth, config, sigma=0.1, radius=0.0)
+    l2 = L2Certifier(model, L2Settings(sigma=0.1, radius=0.0), config).certify(rgb, depth)
     published = l2.labels.copy()
     published[:, ::2] = 1 - published[:, ::2]                # disagree on every other column
     image = l2_image(l2, published)

@@ -177,28 +177,33 @@ def bench_batch_sizes(model: torch.nn.Module, frame: Frame, num_samples: int,
     return {str(size): statistics.median(values) for size, values in times.items()}
 
 
-def bench_l2(model: torch.nn.Module, frame: Frame, num_samples: int = 100,
-             batch_size: int = 16, sigma: float = 0.25, repeats: int = 2) -> dict[str, float]:
-    """``certify_l2`` at its defaults (no booster, 16 selection samples) against the previous
-    recipe (noise on every RGB pixel, dense masks, features from the masks), interleaved."""
+def bench_l2(model: torch.nn.Module, frame: Frame, config: CertifyConfig,
+             sigma: float = 0.25, repeats: int = 2) -> dict[str, float]:
+    """The :class:`~mmcert_ros.certify.l2.L2Certifier` at its defaults (no booster, 16
+    selection samples; N, batch size, keep fractions and seed of ``config``, on the CPU)
+    against the previous recipe (noise on every RGB pixel, dense masks, features from the
+    masks), interleaved."""
     from mmcert_ros.benchmark.reference import reference_l2_smoother
     from mmcert_ros.certify import feature_smoothing as fs
-    from mmcert_ros.certify.l2 import DEFAULT_NUM_SELECTION, certify_l2
+    from mmcert_ros.certify.l2 import DEFAULT_NUM_SELECTION, L2Certifier, L2Settings
 
-    config = CertifyConfig(num_samples=num_samples, batch_size=batch_size, seed=0)
+    config = config.replace(device='cpu')
+    num_samples, batch_size = config.num_samples, config.batch_size
     rgb, depth = frame_tensors(frame.rgb, frame.depth, torch.device('cpu'))
     size = tuple(rgb.shape[-2:])
     k = (kept_count(config.keep_fraction_rgb, size[0] * size[1]),
          kept_count(config.keep_fraction_depth, depth[0, 0].numel()))
     smoother = reference_l2_smoother(model, depth, k, sigma, batch_size)
+    certifier = L2Certifier(model, L2Settings(sigma=sigma), config)
+    seed = 0 if config.seed is None else config.seed
 
     def previous():
         cells = smoother.certify(rgb, model.prototypes, 0.0, config.alpha,
-                                 DEFAULT_NUM_SELECTION, num_samples, make_generator(0, 'cpu'))
+                                 DEFAULT_NUM_SELECTION, num_samples, make_generator(seed, 'cpu'))
         return fs.cells_to_pixels(cells.labels, cells.certified, cells.certified_radius, size)
 
     def current():
-        return certify_l2(model, frame.rgb, frame.depth, config, sigma, 0.0)
+        return certifier.certify_frame(frame)
 
     times: dict[str, list[float]] = {'reference': [], 'fast': []}
     for repeat in range(repeats + 1):

@@ -42,7 +42,7 @@ class FeatureBooster(Protocol):
 
 @dataclass(frozen=True)
 class EncoderCertificate:
-    """The FS certificate of one input of an encoder (per location, CPU numpy).
+    """The l2 certificate of one input of an encoder (per location, CPU numpy).
 
     Guarantees, each with probability at least ``1 - alpha`` over the noise, simultaneously
     for all locations (Bonferroni over them):

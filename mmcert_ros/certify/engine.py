@@ -33,6 +33,10 @@ from mmcert_ros.device import resolve_device
 _AUTOCAST_DTYPES = {'fp16': torch.float16, 'bf16': torch.bfloat16}
 _LOG = logging.getLogger(__name__)
 
+#: a frame on the engine's device, as :func:`frame_tensors` makes it: ``(1, 3, H, W)`` RGB in
+#: [0, 1] and ``(1, 1, Hd, Wd)`` metres with invalid depth 0
+FrameTensors = tuple[torch.Tensor, torch.Tensor]
+
 
 @dataclass
 class Certificate:
@@ -150,13 +154,15 @@ class CertifiedSegmenter:
         None (see :func:`keep_fraction_mismatch`)."""
         return keep_fraction_mismatch(self.model, self._config)
 
-    def certify_frame(self, frame: Frame, cancel: CancelToken | None = None) -> Certificate:
+    def certify_frame(self, frame: Frame, cancel: CancelToken | None = None,
+                      tensors: FrameTensors | None = None) -> Certificate:
         """:meth:`certify` on a :class:`~mmcert_ros.data.frame.Frame`; a frame whose
         ``extras['points']`` holds in-view LiDAR points is certified as points."""
-        return self.certify(frame.rgb, frame.extras.get('points', frame.depth), cancel)
+        return self.certify(frame.rgb, frame.extras.get('points', frame.depth), cancel, tensors)
 
     def certify(self, rgb: np.ndarray, depth: np.ndarray | ProjectedPoints,
-                cancel: CancelToken | None = None) -> Certificate:
+                cancel: CancelToken | None = None,
+                tensors: FrameTensors | None = None) -> Certificate:
         """Certify one frame.
 
         :param rgb: ``(H, W, 3)`` uint8 RGB.
@@ -169,6 +175,8 @@ class CertifiedSegmenter:
         :param cancel: checked before every micro-batch; when it is cancelled or past its
             deadline the frame is abandoned with
             :class:`~mmcert_ros.certify.cancel.FrameCancelled` (nothing partial is returned).
+        :param tensors: ``frame_tensors(rgb, depth, self.device)`` when the caller already
+            uploaded the frame (it is shared with the l2 certifier); depth images only.
         :returns: the :class:`Certificate`, with the guarantees stated there.
         """
         config = self.config  # one consistent config for the whole frame
@@ -179,7 +187,10 @@ class CertifiedSegmenter:
         validate_depth(depth)
         timings: dict[str, float] = {}
         start = time.perf_counter()
-        rgb_t, depth_t = frame_tensors(rgb, depth, self.device)
+        if tensors is not None and points is not None:
+            raise ValueError('a LiDAR frame is uploaded by the engine itself (no tensors)')
+        rgb_t, depth_t = tensors if tensors is not None else frame_tensors(rgb, depth,
+                                                                           self.device)
         height, width = rgb.shape[:2]
         n = (height * width, depth.shape[0] * depth.shape[1])
         k = (kept_count(config.keep_fraction_rgb, n[0]),

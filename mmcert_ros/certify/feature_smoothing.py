@@ -37,7 +37,7 @@ import torch.nn.functional as F
 
 from mmcert_ros.certify import confidence
 from mmcert_ros.certify.sampling import make_generator, noisy_subsample
-from mmcert_ros.certify.votes import DenseVotes
+from mmcert_ros.certify.votes import DenseVotes, GridVotes
 
 ArrayLike = np.ndarray | torch.Tensor
 
@@ -480,19 +480,28 @@ def kept_pixel_rgbd_encoder(features_kept: Callable[..., torch.Tensor], depth: t
 class VoteCounter:
     """``on_batch`` callback that counts a head's per-pixel votes (for the l0 certificate).
 
-    :param classify: maps unit features ``(b, D, H, W)`` to logits ``(b, C, H, W)``.
+    :param classify: maps unit features ``(b, D, h, w)`` to logits ``(b, C, h, w)``.
+    :param size: ``(H, W)``: the logits are grid logits whose pixels' logits are
+        ``upsample_bilinear(logits, size)`` (the bilinear head of ``SparseRGBDNet``), counted
+        on the grid bit for bit (:class:`~mmcert_ros.certify.votes.GridVotes`); None counts
+        the logits as they come (:class:`~mmcert_ros.certify.votes.DenseVotes`).
     :ivar counts: ``(C, H, W)`` int32 votes after the run, or None before the first batch.
     """
 
-    def __init__(self, classify: Callable[[torch.Tensor], torch.Tensor]) -> None:
+    def __init__(self, classify: Callable[[torch.Tensor], torch.Tensor],
+                 size: tuple[int, int] | None = None) -> None:
         self.classify = classify
-        self._votes: DenseVotes | None = None
+        self.size = size
+        self._votes: DenseVotes | GridVotes | None = None
 
     def __call__(self, features: torch.Tensor) -> None:
         with torch.no_grad():
             logits = self.classify(features)
         if self._votes is None:
-            self._votes = DenseVotes(logits.shape[1], tuple(logits.shape[2:]), logits.device)
+            self._votes = (DenseVotes(logits.shape[1], tuple(logits.shape[2:]), logits.device)
+                           if self.size is None else
+                           GridVotes(logits.shape[1], self.size, tuple(logits.shape[2:]),
+                                     logits.device))
         self._votes.add(logits)
 
     @property

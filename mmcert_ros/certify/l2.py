@@ -1,18 +1,21 @@
 """The l2 (feature-space smoothing) certificate of one RGB-D frame, at pixels.
 
-:func:`certify_l2` is the one call the node, ``mmcert-ros certify`` and ``mmcert-ros evaluate``
-make for the l2 certificate (docs/feature_smoothing.md): Gaussian noise of standard deviation
-``sigma`` on the full RGB image (in [0, 1] units), then MMCert's exact-k sub-sampling, then
-the base network's unit features on its 1/8 grid (optionally through a
+:class:`L2Certifier` is what the node, ``mmcert-ros certify``, ``mmcert-ros evaluate`` and the
+benchmarks build (once, through :func:`mmcert_ros.pipeline.engines.build_engines`) for the l2
+certificate (docs/feature_smoothing.md): Gaussian noise of standard deviation ``sigma`` on the
+full RGB image (in [0, 1] units), then MMCert's exact-k sub-sampling, then the base network's
+unit features on its 1/8 grid (optionally through a
 :class:`~mmcert_ros.models.booster.SmoothnessBooster`); the cosine head's label per cell is
 certified with Holm across cells and carried to pixels under the network's bilinear
 upsampling (:func:`~mmcert_ros.certify.feature_smoothing.cells_to_pixels`).
+:class:`FrameCertification` runs one frame through the l0 engine and the l2 certifier,
+separately or as one joint ensemble (``fs.joint``).
 
 Settings shared with the l0 engine come from its :class:`~mmcert_ros.certify.CertifyConfig`:
-``num_samples`` (N estimation samples), ``keep_fraction_*``, ``alpha``, ``seed`` (None =
-fresh OS entropy per frame), ``batch_size`` and ``device``. The forward passes run in fp32
-whatever ``precision`` says (the confidence bounds assume exact unit features).
-Nothing here imports the ROS client library.
+``num_samples`` (N estimation samples, unless ``fs.num_samples`` is set), ``keep_fraction_*``,
+``alpha``, ``seed`` (None = fresh OS entropy per frame), ``batch_size`` and ``device``. The
+forward passes run in fp32 whatever ``precision`` says (the confidence bounds assume exact
+unit features). Nothing here imports the ROS client library.
 """
 from __future__ import annotations
 
@@ -27,20 +30,22 @@ from typing import Any
 import numpy as np
 import torch
 
+from mmcert_ros.certify import confidence
 from mmcert_ros.certify import feature_smoothing as fs
 from mmcert_ros.certify.cancel import CancelToken
 from mmcert_ros.certify.confidence import round_down_float32
 from mmcert_ros.certify.config import CertifyConfig
-from mmcert_ros.certify.engine import frame_tensors
+from mmcert_ros.certify.engine import (Certificate, CertifiedSegmenter, FrameTensors,
+                                       certify_votes, frame_tensors)
 from mmcert_ros.device import resolve_device
 from mmcert_ros.certify.sampling import kept_count, make_generator
-from mmcert_ros.data.frame import validate_depth, validate_rgb
+from mmcert_ros.data.frame import Frame, validate_depth, validate_rgb
 
 #: noisy samples that choose the reference vectors before the N estimation samples
 DEFAULT_NUM_SELECTION = 16
 #: ROS parameter name -> :class:`L2Settings` field (the node's ``fs.*`` parameters)
 PARAMETER_FIELDS = {'fs.sigma': 'sigma', 'fs.radius': 'radius', 'fs.booster': 'booster',
-                    'fs.num_samples': 'num_samples'}
+                    'fs.num_samples': 'num_samples', 'fs.joint': 'joint'}
 
 
 @dataclass(frozen=True)
@@ -52,12 +57,17 @@ class L2Settings:
     :ivar radius: l2 radius of the published ``mmcert/l2_certification`` mask, same units.
     :ivar booster: booster checkpoint ('' = none).
     :ivar num_samples: estimation samples N; 0 = the engine's ``certify.num_samples``.
+    :ivar joint: one ensemble for both certificates: the l0 votes are taken from the l2
+        certificate's N noisy sub-sampled passes (:meth:`L2Certifier.certify_joint`), about
+        half the forward passes, at the price of l0 votes on noisy inputs; False = two
+        separate ensembles (the l0 one noise-free).
     """
 
     sigma: float = 0.0
     radius: float = 0.0
     booster: str = ''
     num_samples: int = 0
+    joint: bool = False
 
     def __post_init__(self) -> None:
         for name in ('sigma', 'radius'):
@@ -71,6 +81,8 @@ class L2Settings:
         if isinstance(self.num_samples, bool) or not isinstance(self.num_samples, int) \
                 or self.num_samples < 0:
             raise ValueError(f'fs.num_samples must be an integer >= 0, got {self.num_samples!r}')
+        if not isinstance(self.joint, bool):
+            raise ValueError(f'fs.joint must be true or false, got {self.joint!r}')
 
     @property
     def enabled(self) -> bool:
@@ -100,20 +112,39 @@ class L2Settings:
 class L2Certificate:
     """The l2 certificate of one frame (pixel arrays at the RGB size, on the CPU).
 
-    With probability at least ``1 - alpha`` over the noise and the masks, every pixel in
-    ``certified`` has smoothed label ``labels`` at every RGB image within l2 distance
+    What is certified is the *l2-smoothed label*: at a cell, the argmax of the cosine head on
+    the expected unit feature ``E[f(M(clamp(x + eps)))]`` of the (boosted) network over the
+    noise eps and the exact-k masks M, carried to pixels by the bilinear upsampling. With
+    probability at least ``1 - alpha`` over the noise and the masks, every pixel in
+    ``certified`` has l2-smoothed label ``labels`` at every RGB image within l2 distance
     ``l2_radius`` of the observed one (RGB in [0, 1] units; depth unchanged), and,
-    simultaneously for all pixels, ``labels[p]`` holds within ``radius[p]`` (0 = none).
-    The smoothed label is the argmax of the cosine head on the expected (boosted) feature.
+    simultaneously for all pixels, ``labels[p]`` holds at every RGB image at l2 distance
+    strictly less than ``radius[p]``. Outside ``certified``, ``labels`` is only the head's
+    label of the reference direction (a Monte-Carlo estimate of the mean feature's); it
+    equals the published (l0 majority-vote) label where :meth:`agreeing` says so.
 
-    :ivar labels: ``(H, W)`` uint8 smoothed-feature class ids.
+    **Sentinel: radius 0 = not certified.** The radius map is the supremum of an open ball
+    (the guarantee holds strictly inside it), so 0 certifies nothing, not even the observed
+    image, every positive value certifies a ball, and no value is negative. (The l0
+    :class:`~mmcert_ros.certify.Certificate` counts changed pixels, where t = 0 is a real
+    budget, and uses -1 for none.) :meth:`summary` reports ``radius_map.median`` and
+    ``max`` over the pixels with radius > 0, 0.0 when there are none. The Holm mask
+    ``certified`` is a separate statement and may hold pixels whose map radius is 0.
+
+    :ivar labels: ``(H, W)`` uint8 l2-smoothed class ids.
     :ivar certified: ``(H, W)`` bool, certified (Holm over cells) at ``l2_radius``.
-    :ivar radius: ``(H, W)`` float32 certified l2 radius per pixel (Bonferroni), 0 = none;
-        rounded down from the float64 supremum, so it never claims more.
+    :ivar radius: ``(H, W)`` float32 certified l2 radius per pixel (Bonferroni), 0 = none
+        (see the sentinel above); rounded down from the float64 supremum, so it never claims
+        more.
     :ivar cells: the per-cell :class:`~mmcert_ros.certify.feature_smoothing.CosineCertificate`
         (scores, FCSB map, margins) from which other radii are evaluated.
-    :ivar timings: seconds: 'sampling_inference' (noise, masks and forward passes),
-        'certification' and 'total'.
+    :ivar sigma: noise standard deviation, RGB in [0, 1] units.
+    :ivar l2_radius: the l2 radius of ``certified``, same units.
+    :ivar num_samples: N estimation samples; ``num_selection`` more chose the reference.
+    :ivar alpha: family-wise error rate over the cells of the frame.
+    :ivar boosted: whether a booster wrapped the network.
+    :ivar timings: seconds: 'sampling_inference' (noise, masks and forward passes; in the
+        joint ensemble these are also the l0 votes' passes), 'certification' and 'total'.
     """
 
     labels: np.ndarray
@@ -162,7 +193,7 @@ class L2Certificate:
             'certified_fraction': self.certified_fraction,
             'score_mean': float(cells.smoothed.score_mean.mean()),
             'fcsb': _distribution(cells.fcsb),
-            'radius_map': {'uncertified_fraction': float(np.mean(self.radius <= 0)),
+            'radius_map': {'uncertified_fraction': float(np.mean(self.radius == 0)),
                            'median': float(np.median(certified_radius))
                            if certified_radius.size else 0.0,
                            'max': float(certified_radius.max()) if certified_radius.size else 0.0},
@@ -170,68 +201,218 @@ class L2Certificate:
         }
 
 
-def certify_l2(model: torch.nn.Module, rgb: np.ndarray, depth: np.ndarray,
-               config: CertifyConfig, sigma: float, radius: float,
-               booster: torch.nn.Module | None = None, *,
-               num_selection: int = DEFAULT_NUM_SELECTION,
-               method: str = 'hoeffding', cancel: CancelToken | None = None) -> L2Certificate:
-    """Certify one frame against l2-bounded RGB perturbations (see :class:`L2Certificate`).
+class L2Certifier:
+    """Certifies frames against l2-bounded RGB perturbations with one network and settings.
+
+    Built once per model, booster and settings (moving the network to the device and wrapping
+    it with the booster happen here, never per frame); :meth:`certify_frame` (or
+    :meth:`certify`) then certifies one frame against l2-bounded RGB perturbations
+    (:class:`L2Certificate`). With ``settings.joint`` (``fs.joint``), :meth:`certify_joint`
+    takes the l0 votes from the same noisy sub-sampled passes (docs/feature_smoothing.md,
+    "One ensemble, two certificates").
 
     :param model: base network with ``features``, ``classify`` and ``prototypes``
         (:class:`~mmcert_ros.models.SparseRGBDNet`). When it (and the booster wrapper) has
         ``features_kept``, the noise is drawn only at the kept RGB pixels
         (:func:`~mmcert_ros.certify.feature_smoothing.kept_pixel_rgbd_encoder`): the same
         distribution of features, hence the same certificate semantics, at a fraction of
-        the cost.
-    :param rgb: ``(H, W, 3)`` uint8 RGB.
-    :param depth: ``(Hd, Wd)`` float32 metres; NaN, Inf and values <= 0 are invalid.
-    :param config: N = ``config.num_samples`` estimation samples, keep fractions, alpha,
-        seed, batch size and device.
-    :param sigma: Gaussian noise standard deviation, RGB in [0, 1] units (> 0).
-    :param radius: l2 radius R >= 0 of the ``certified`` mask, same units.
+        the cost. The module is shared, not copied: it is put on the device in eval mode.
+    :param settings: ``fs.*`` (``sigma`` > 0, ``radius``, ``num_samples``, ``joint``).
+    :param config: the l0 engine's settings; the l2 engine runs with
+        ``settings.engine_config(config)`` (N estimation samples, keep fractions, alpha, seed,
+        batch size, device).
     :param booster: optional :class:`~mmcert_ros.models.booster.SmoothnessBooster` (trained
         for this sigma); the base network stays frozen.
     :param num_selection: noisy samples choosing the reference vectors (not reused).
-    :param cancel: checked before every batch of noisy forward passes; when it is cancelled
-        or past its deadline the frame is abandoned with
-        :class:`~mmcert_ros.certify.cancel.FrameCancelled` (nothing partial is returned).
-    :raises ValueError: bad image, sigma, radius or method (the message says which).
+    :param method: confidence bound of the scores, 'hoeffding' (KL form) or 'bernstein'.
+    :raises ValueError: sigma 0 (the certificate is off), a booster that does not fit the
+        model, or ``joint`` with a model that has no ``classify`` head.
     """
-    from mmcert_ros.models.booster import BoostedModel
 
-    validate_rgb(rgb)
-    validate_depth(depth)
-    start = time.perf_counter()
-    device = resolve_device(config.device)
-    network = BoostedModel(model, booster) if booster is not None else model
-    network = network.to(device).eval()
-    rgb_t, depth_t = frame_tensors(rgb, depth, device)
-    height, width = rgb.shape[:2]
-    k_rgb = kept_count(config.keep_fraction_rgb, height * width)
-    k_depth = kept_count(config.keep_fraction_depth, depth.shape[0] * depth.shape[1])
-    token = cancel or CancelToken()
-    if callable(getattr(network, 'features_kept', None)):  # noise only at the kept pixels
-        encoder = fs.kept_pixel_rgbd_encoder(network.features_kept, depth_t, k_rgb, k_depth,
-                                             sigma)
-    else:
-        encoder = fs.joint_rgbd_encoder(network.features, depth_t, k_rgb, k_depth, sigma)
-    smoother = fs.FeatureSmoother(_checked(encoder, token), sigma, config.batch_size,
-                                  adds_noise=True)
-    generator = make_generator(config.seed, device)
-    reference = smoother.select_reference(rgb_t, num_selection, generator)
-    smoothed = smoother.estimate(rgb_t, reference, config.num_samples, generator)
-    sampled = time.perf_counter()
-    cells = fs.certify_cosine_head(smoothed, network.prototypes, radius, config.alpha, method)
-    labels, certified, pixel_radius = fs.cells_to_pixels(
-        cells.labels, cells.certified, cells.certified_radius, (height, width))
-    done = time.perf_counter()
-    return L2Certificate(
-        labels=labels.astype(np.uint8), certified=certified,
-        radius=round_down_float32(pixel_radius), cells=cells, sigma=float(sigma),
-        l2_radius=float(radius), num_samples=config.num_samples, num_selection=num_selection,
-        alpha=config.alpha, boosted=booster is not None,
-        timings={'sampling_inference': sampled - start, 'certification': done - sampled,
-                 'total': done - start})
+    def __init__(self, model: torch.nn.Module, settings: L2Settings, config: CertifyConfig,
+                 booster: torch.nn.Module | None = None, *,
+                 num_selection: int = DEFAULT_NUM_SELECTION, method: str = 'hoeffding') -> None:
+        from mmcert_ros.models.booster import BoostedModel
+
+        if not settings.enabled:
+            raise ValueError('the l2 certificate needs fs.sigma > 0')
+        confidence.check_method(method)
+        self.settings = settings
+        self.config = settings.engine_config(config)
+        self.num_selection = num_selection
+        self.method = method
+        self.device = resolve_device(config.device)
+        network = BoostedModel(model, booster) if booster is not None else model
+        self.network = network.to(self.device).eval()
+        self.boosted = booster is not None
+        if settings.joint and not callable(getattr(self.network, 'classify', None)):
+            raise ValueError('fs.joint needs a model with a classify head (its l0 votes)')
+
+    def certify_frame(self, frame: Frame, cancel: CancelToken | None = None,
+                      tensors: FrameTensors | None = None) -> L2Certificate:
+        """:meth:`certify` on a :class:`~mmcert_ros.data.frame.Frame` (its depth image)."""
+        return self.certify(frame.rgb, frame.depth, cancel, tensors)
+
+    def certify(self, rgb: np.ndarray, depth: np.ndarray, cancel: CancelToken | None = None,
+                tensors: FrameTensors | None = None) -> L2Certificate:
+        """Certify one frame against l2 perturbations of its RGB (see :class:`L2Certificate`).
+
+        :param rgb: ``(H, W, 3)`` uint8 RGB.
+        :param depth: ``(Hd, Wd)`` float32 metres; NaN, Inf and values <= 0 are invalid.
+        :param cancel: checked before every batch of noisy forward passes; when it is
+            cancelled or past its deadline the frame is abandoned with
+            :class:`~mmcert_ros.certify.cancel.FrameCancelled` (nothing partial is returned).
+        :param tensors: the frame already uploaded to :attr:`device` by
+            :func:`~mmcert_ros.certify.engine.frame_tensors` (e.g. by the l0 engine), so that
+            it is not uploaded twice; None uploads it here.
+        :raises ValueError: bad image (the message says which).
+        """
+        return self._run(rgb, depth, cancel, tensors, votes=False)[1]
+
+    def certify_joint(self, rgb: np.ndarray, depth: np.ndarray,
+                      cancel: CancelToken | None = None, tensors: FrameTensors | None = None
+                      ) -> tuple[Certificate, L2Certificate]:
+        """Both certificates from one ensemble: the l0 :class:`~mmcert_ros.certify.Certificate`
+        and the :class:`L2Certificate` of the same N noisy sub-sampled passes.
+
+        The l2 certificate is exactly :meth:`certify`'s (same draws for the same seed). The
+        l0 one certifies the majority vote of the per-sample label
+        ``argmax_c upsample_bilinear(classify(f(M(clamp(x + eps)))))`` (``f`` the unit
+        features of the, possibly boosted, network, M the exact-k masks, eps the noise), from
+        the N estimation samples (``Certificate.num_samples`` = the l2 N; the selection
+        samples do not vote), with the l0 settings' budget, ray and alpha; the passes run
+        in fp32 whatever ``precision`` says. Arguments as :meth:`certify`.
+        """
+        return self._run(rgb, depth, cancel, tensors, votes=True)
+
+    def _run(self, rgb: np.ndarray, depth: np.ndarray, cancel: CancelToken | None,
+             tensors: FrameTensors | None, votes: bool
+             ) -> tuple[Certificate | None, L2Certificate]:
+        validate_rgb(rgb)
+        validate_depth(depth)
+        config, settings, network = self.config, self.settings, self.network
+        start = time.perf_counter()
+        if tensors is None:
+            tensors = frame_tensors(rgb, depth, self.device)
+        elif tensors[0].device != self.device:
+            raise ValueError(f'frame tensors on {tensors[0].device}, the l2 engine runs on '
+                             f'{self.device}')
+        rgb_t, depth_t = tensors
+        height, width = rgb.shape[:2]
+        n = (height * width, depth.shape[0] * depth.shape[1])
+        k = (kept_count(config.keep_fraction_rgb, n[0]),
+             kept_count(config.keep_fraction_depth, n[1]))
+        token = cancel or CancelToken()
+        if callable(getattr(network, 'features_kept', None)):  # noise only at the kept pixels
+            encoder = fs.kept_pixel_rgbd_encoder(network.features_kept, depth_t, k[0], k[1],
+                                                 settings.sigma)
+        else:
+            encoder = fs.joint_rgbd_encoder(network.features, depth_t, k[0], k[1],
+                                            settings.sigma)
+        smoother = fs.FeatureSmoother(_checked(encoder, token), settings.sigma,
+                                      config.batch_size, adds_noise=True)
+        counter = fs.VoteCounter(network.classify, (height, width)) if votes else None
+        generator = make_generator(config.seed, self.device)
+        reference = smoother.select_reference(rgb_t, self.num_selection, generator)
+        smoothed = smoother.estimate(rgb_t, reference, config.num_samples, generator, counter)
+        sampled = time.perf_counter()
+        cells = fs.certify_cosine_head(smoothed, network.prototypes, settings.radius,
+                                       config.alpha, self.method)
+        labels, certified, pixel_radius = fs.cells_to_pixels(
+            cells.labels, cells.certified, cells.certified_radius, (height, width))
+        done = time.perf_counter()
+        l2 = L2Certificate(
+            labels=labels.astype(np.uint8), certified=certified,
+            radius=round_down_float32(pixel_radius), cells=cells, sigma=settings.sigma,
+            l2_radius=settings.radius, num_samples=config.num_samples,
+            num_selection=self.num_selection, alpha=config.alpha, boosted=self.boosted,
+            timings={'sampling_inference': sampled - start, 'certification': done - sampled,
+                     'total': done - start})
+        if counter is None:
+            return None, l2
+        l0 = certify_votes(counter.counts, n, k, config)
+        finished = time.perf_counter()
+        l0.timings = {'preprocess': 0.0, 'sampling': 0.0, 'inference': sampled - start,
+                      'certification': finished - done, 'total': finished - start}
+        return l0, l2
+
+
+class FrameCertification:
+    """One frame through the l0 engine and, when given, the l2 certifier: the one call
+    pattern of the node, ``mmcert-ros certify``, ``evaluate`` and the benchmarks::
+
+        run = FrameCertification(segmenter, l2_certifier, frame, cancel)
+        certificate = run.l0()    # publish the l0 outputs
+        l2_certificate = run.l2() # None while the l2 certificate is off
+
+    The frame is uploaded to the device once and shared by both engines (a frame whose depth
+    is a LiDAR cloud, ``extras['points']``, is uploaded by the l0 engine itself, which
+    z-buffers it). With ``fs.joint`` (:meth:`L2Certifier.certify_joint`), :meth:`l0` runs the
+    one ensemble of both certificates and :meth:`l2` returns its l2 half; otherwise :meth:`l0`
+    runs the l0 engine and :meth:`l2` the separate l2 ensemble, so the l0 outputs never wait
+    for the l2 stage. Both raise :class:`~mmcert_ros.certify.cancel.FrameCancelled` when
+    ``cancel`` is cancelled or runs out. The upload's time is counted in the timings of the
+    certificate whose call made it (the l0 one: 'preprocess' and 'total').
+
+    :raises ValueError: from :meth:`l0`, ``fs.joint`` on a frame whose depth is a LiDAR cloud
+        (the joint ensemble masks depth pixels).
+    """
+
+    def __init__(self, segmenter: CertifiedSegmenter, l2: L2Certifier | None, frame: Frame,
+                 cancel: CancelToken | None = None) -> None:
+        if l2 is not None and l2.device != segmenter.device:
+            raise ValueError(f'the l0 engine runs on {segmenter.device}, the l2 engine on '
+                             f'{l2.device}')
+        self.segmenter, self.l2_certifier, self.frame, self.cancel = segmenter, l2, frame, cancel
+        self._tensors: FrameTensors | None = None
+        self._upload_s = 0.0      # upload time not yet counted in a certificate's timings
+        self._l2: L2Certificate | None = None
+
+    @property
+    def joint(self) -> bool:
+        return self.l2_certifier is not None and self.l2_certifier.settings.joint
+
+    def l0(self) -> Certificate:
+        """The l0 certificate (joint: together with the l2 one, kept for :meth:`l2`)."""
+        frame = self.frame
+        if self.joint:
+            if 'points' in frame.extras:
+                raise ValueError('fs.joint needs a depth image; this frame\'s depth is a '
+                                 'LiDAR cloud')
+            l0, self._l2 = self.l2_certifier.certify_joint(frame.rgb, frame.depth, self.cancel,
+                                                           self._upload())
+        elif 'points' in frame.extras:
+            l0 = self.segmenter.certify_frame(frame, self.cancel)
+        else:
+            l0 = self.segmenter.certify_frame(frame, self.cancel, self._upload())
+        return self._counting_upload(l0, 'preprocess')
+
+    def l2(self) -> L2Certificate | None:
+        """The l2 certificate, None while it is off (joint: after :meth:`l0`)."""
+        if self.l2_certifier is None:
+            return None
+        if self.joint:
+            if self._l2 is None:
+                raise RuntimeError('the joint ensemble runs in l0(); call it first')
+            return self._l2
+        certificate = self.l2_certifier.certify_frame(self.frame, self.cancel, self._upload())
+        return self._counting_upload(certificate, 'sampling_inference')
+
+    def _upload(self) -> FrameTensors:
+        if self._tensors is None:
+            tic = time.perf_counter()
+            self._tensors = frame_tensors(self.frame.rgb, self.frame.depth,
+                                          self.segmenter.device)
+            self._upload_s = time.perf_counter() - tic
+        return self._tensors
+
+    def _counting_upload(self, certificate, stage: str):
+        """``certificate`` with the upload time not yet counted added to ``stage`` and
+        'total' of its timings."""
+        certificate.timings[stage] = certificate.timings.get(stage, 0.0) + self._upload_s
+        certificate.timings['total'] = certificate.timings.get('total', 0.0) + self._upload_s
+        self._upload_s = 0.0
+        return certificate
 
 
 def _checked(encoder, cancel: CancelToken):

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from mmcert_ros.bags import BagError
 from mmcert_ros.bags.frames import FrameTopics
-from mmcert_ros.certify.l2 import L2Certificate
+from mmcert_ros.certify.l2 import FrameCertification, L2Certifier
 from mmcert_ros.data.frame import Frame
 from mmcert_ros.errors import UserError
 from mmcert_ros.evaluation.accumulate import MetricsAccumulator
@@ -54,7 +54,7 @@ class EvaluationIncomplete(BagError):
 def evaluate(source: FrameSource, segmenter, out_dir: str | Path, *, model: str = '',
              input_id: str | None = None, max_frames: int | None = None,
              write_bag: bool = False, force: bool = False, progress: bool = True,
-             l2: Callable[[Frame], L2Certificate] | None = None) -> dict:
+             l2: L2Certifier | None = None) -> dict:
     """Certify every frame of ``source`` with ``segmenter`` and write the reports to ``out_dir``.
 
     Writes ``metrics.json``, ``frames.csv``, ``curves.png`` and, with ``write_bag``, the MCAP
@@ -67,9 +67,12 @@ def evaluate(source: FrameSource, segmenter, out_dir: str | Path, *, model: str 
     :param input_id: the input's name in the per-frame seeds (default: :func:`input_name`
         of the source's path).
     :param max_frames: stop after this many evaluated frames.
-    :param l2: optional l2 certifier of a frame (e.g. a closure over
-        :func:`~mmcert_ros.certify.l2.certify_l2`); its pooled figures go into the ``l2``
-        section of metrics.json and ``l2_*`` columns of frames.csv
+    :param l2: optional :class:`~mmcert_ros.certify.l2.L2Certifier` on the segmenter's
+        device (``build_engines(settings).l2``); each frame runs through both as
+        :class:`~mmcert_ros.certify.l2.FrameCertification` (with ``fs.joint`` from one
+        ensemble: the recorded ``config.num_samples`` is then the l2 N that the l0 votes
+        come from). Its pooled figures go into the ``l2`` section of metrics.json and
+        ``l2_*`` columns of frames.csv
         (:class:`~mmcert_ros.evaluation.l2_metrics.L2Accumulator`).
     :returns: the content of ``metrics.json``.
     :raises UserError: an output exists and ``force`` is false (nothing is written then).
@@ -96,7 +99,8 @@ def evaluate(source: FrameSource, segmenter, out_dir: str | Path, *, model: str 
 
         outcome = replay(source, segmenter, input_id=input_id, max_frames=max_frames, l2=l2,
                          on_frame=record)
-    metrics = build_metrics(source.describe(), model, segmenter.config, outcome)
+    metrics = build_metrics(source.describe(), model,
+                            l2.config if outcome.joint else segmenter.config, outcome)
     write_reports(out_dir, metrics, outcome.rows)
     if outcome.interrupted:
         raise KeyboardInterrupt(f'interrupted after {outcome.frames} frames; their reports '
@@ -126,6 +130,8 @@ class Replay:
     skipped: dict[str, int]
     failure: str | None = None
     interrupted: bool = False
+    #: the certificates came from one joint ensemble (``fs.joint``)
+    joint: bool = False
 
     @property
     def frames(self) -> int:
@@ -144,10 +150,11 @@ class Replay:
         self.skipped = dict(sorted((Counter(self.skipped) + Counter(later.skipped)).items()))
         self.failure = self.failure or later.failure
         self.interrupted = self.interrupted or later.interrupted
+        self.joint = self.joint or later.joint
 
 
 def replay(source: FrameSource, segmenter, *, input_id: str | None = None,
-           max_frames: int | None = None, l2: Callable[[Frame], L2Certificate] | None = None,
+           max_frames: int | None = None, l2: L2Certifier | None = None,
            on_frame: Callable[[Frame, object], object] | None = None) -> Replay:
     """Certify the frames of ``source`` (see :func:`evaluate`) and pool them; writes nothing.
 
@@ -159,16 +166,21 @@ def replay(source: FrameSource, segmenter, *, input_id: str | None = None,
     input_id = input_name(source.describe()['path']) if input_id is None else input_id
     accumulator = MetricsAccumulator()
     l2_accumulator = L2Accumulator() if l2 is not None else None
-    outcome = Replay(accumulator, l2_accumulator, rows=[], skipped={})
-    config = segmenter.config
+    joint = l2 is not None and l2.settings.joint
+    outcome = Replay(accumulator, l2_accumulator, rows=[], skipped={}, joint=joint)
+    config, l2_config = segmenter.config, None if l2 is None else l2.config
     try:
         for frame in source:
             segmenter.config = config.replace(
                 seed=frame_seed(config.seed, input_id, frame.stamp_ns))
-            certificate = segmenter.certify_frame(frame)
+            if l2 is not None:
+                l2.config = l2_config.replace(
+                    seed=frame_seed(l2_config.seed, input_id, frame.stamp_ns))
+            run = FrameCertification(segmenter, l2, frame)
+            certificate = run.l0()
             row = accumulator.add(frame, certificate)
             if l2_accumulator is not None:
-                row.update(l2_accumulator.add(frame, l2(frame), certificate.labels))
+                row.update(l2_accumulator.add(frame, run.l2(), certificate.labels))
             outcome.rows.append(row)
             if on_frame is not None:
                 on_frame(frame, certificate)
@@ -180,12 +192,15 @@ def replay(source: FrameSource, segmenter, *, input_id: str | None = None,
         outcome.failure, outcome.interrupted = 'interrupted', True
     finally:
         segmenter.config = config
+        if l2 is not None:
+            l2.config = l2_config
     outcome.skipped = source.skipped()
     return outcome
 
 
 def build_metrics(source: dict, model: str, config, outcome: Replay) -> dict:
-    """The content of ``metrics.json`` (docs/evaluation.md) of a replay with ``config``."""
+    """The content of ``metrics.json`` (docs/evaluation.md) of a replay whose l0 votes
+    came from an engine with ``config`` (with ``fs.joint``: the l2 engine's)."""
     skipped = outcome.skipped
     metrics = {
         'source': source,
@@ -198,7 +213,7 @@ def build_metrics(source: dict, model: str, config, outcome: Replay) -> dict:
         **outcome.accumulator.summary(),
     }
     if outcome.l2_accumulator is not None:
-        metrics['l2'] = outcome.l2_accumulator.summary()
+        metrics['l2'] = {**outcome.l2_accumulator.summary(), 'joint': outcome.joint}
     return metrics
 
 

@@ -21,6 +21,7 @@ from mmcert_ros.errors import UserError
 from mmcert_ros.evaluation.accumulate import MetricsAccumulator
 from mmcert_ros.evaluation.inputs import InputSpec, check_unique
 from mmcert_ros.evaluation.runner import Replay, build_metrics
+from mmcert_ros.pipeline.engines import voting_config
 from mmcert_ros.fleet import DEFAULT_CHUNK_FRAMES
 from mmcert_ros.fleet.plan import content_key, plan_input
 from mmcert_ros.fleet.report import InputOutcome, write_fleet_report
@@ -89,7 +90,7 @@ def run_fleet(specs: Sequence[InputSpec], settings, out_dir: str | Path, executo
         if spec.id in results:
             pooled.merge(results[spec.id].replay)
     metrics = build_metrics({'kind': 'fleet', 'inputs': len(results)}, settings.checkpoint,
-                            settings.certify, pooled)
+                            voting_config(settings), pooled)
     report = write_fleet_report(out_dir, metrics, ordered, settings.checkpoint,
                                 metrics['config'])
     if interrupted:
@@ -162,7 +163,8 @@ def _finish(chunks: list[ChunkResult], settings, store: ResultStore, key: str,
     merged = chunks[0].replay
     for chunk in chunks[1:]:
         merged.merge(chunk.replay)
-    metrics = build_metrics(chunks[0].source, settings.checkpoint, settings.certify, merged)
+    metrics = build_metrics(chunks[0].source, settings.checkpoint, voting_config(settings),
+                            merged)
     result = InputResult(key, metrics, merged)
     store.save(chunks[0].item.input.id, result)
     results[chunks[0].item.input.id] = result

@@ -1,9 +1,9 @@
 """The units of fleet work: one input, or one window of a long input, evaluated in one process.
 
 Everything here runs alike in the driver (the in-process path) and on a Ray worker; it
-imports no Ray. The engines (model, MMCert segmenter, l2 certifier) are built in one place,
-:func:`build_engines`, and kept for the next work item of the same settings in the same
-process (a Ray worker runs many).
+imports no Ray. The engines (model, MMCert segmenter, l2 certifier) come from the one factory,
+:func:`mmcert_ros.pipeline.engines.build_engines`, and are kept for the next work item of the
+same settings in the same process (:func:`engines_for`; a Ray worker runs many).
 """
 from __future__ import annotations
 
@@ -14,40 +14,24 @@ from pathlib import Path
 
 from mmcert_ros.evaluation.inputs import InputSpec
 from mmcert_ros.evaluation.runner import Replay, evaluate, replay
-
-
-@dataclasses.dataclass(frozen=True)
-class Engines:
-    """What certifies frames: the MMCert segmenter, the l2 certifier (None when ``fs.sigma``
-    is 0) and the checkpoint they were built from ('' = the shipped model)."""
-
-    segmenter: object
-    l2: Callable | None
-    checkpoint: str
+from mmcert_ros.pipeline.engines import Engines
 
 
 _built: tuple[bytes, Engines] | None = None   # this process's engines and their settings
 
 
-def build_engines(settings) -> Engines:
-    """The engines of ``settings`` (a :class:`~mmcert_ros.pipeline.parameters.NodeSettings`),
-    built once per process and settings.
+def engines_for(settings) -> Engines:
+    """The engines of ``settings`` (:func:`~mmcert_ros.pipeline.engines.build_engines`),
+    built once per process and settings: a Ray worker runs many work items.
 
     :raises UserError: the checkpoint or booster cannot be loaded.
     """
     global _built
     key = pickle.dumps(settings)
-    if _built is not None and _built[0] == key:
-        return _built[1]
-    from mmcert_ros.certify import CertifiedSegmenter
-    from mmcert_ros.models import load_model
-    from mmcert_ros.tools.evaluate import l2_certifier
-
-    model = load_model(settings.checkpoint or None, settings.certify.device)
-    engines = Engines(CertifiedSegmenter(model, settings.certify),
-                      l2_certifier(settings, model), settings.checkpoint)
-    _built = (key, engines)
-    return engines
+    if _built is None or _built[0] != key:
+        from mmcert_ros.pipeline.engines import build_engines
+        _built = (key, build_engines(settings))
+    return _built[1]
 
 
 def evaluate_input(spec: InputSpec, settings, out_dir: str | Path, *,
@@ -64,8 +48,8 @@ def evaluate_input(spec: InputSpec, settings, out_dir: str | Path, *,
 
     with user_input(f'--{spec.kind}'):
         source = spec.open(settings.slop_s)
-    engines = build_engines(settings)
-    return evaluate(source, engines.segmenter, out_dir, model=engines.checkpoint,
+    engines = engines_for(settings)
+    return evaluate(source, engines.segmenter, out_dir, model=engines.settings.checkpoint,
                     input_id=spec.id, max_frames=max_frames, write_bag=write_bag,
                     force=force, progress=progress, l2=engines.l2)
 
@@ -105,7 +89,7 @@ def evaluate_chunk(item: WorkItem, settings,
     """
     try:
         source = item.input.open(settings.slop_s, item.first, item.stop)
-        engines = build_engines(settings)
+        engines = engines_for(settings)
     except Exception as error:   # a corrupt input must not fail the fleet
         return ChunkResult(item, error=_describe(error))
     done = 0

@@ -124,6 +124,9 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
                   constraints='an existing booster checkpoint, or empty'),
     ParameterSpec('fs.num_samples', L2Settings.num_samples,
                   'l2 estimation samples; 0 = certify.num_samples', 0, 1_000_000),
+    ParameterSpec('fs.joint', L2Settings.joint,
+                  'one ensemble for both certificates: the l0 votes come from the l2 '
+                  "certificate's noisy passes (about half the work; l0 votes on noisy inputs)"),
 ) + (
     # -- run-time robustness: time faults, frame budget, input health ----------------------
     ParameterSpec('sync.jump_back', 1.0,

@@ -17,9 +17,12 @@ pairing and are certified alone, depth all invalid (``degraded: rgb-only``, WARN
 Threading: the image callbacks only pair messages by stamp
 (:class:`~mmcert_ros.data.pairing.StampPairer`) and put the newest pair into a drop-oldest
 :class:`~mmcert_ros.data.pairing.LatestSlot`; one worker thread decodes, certifies and
-publishes: first the l0 outputs, then (while ``fs.sigma`` > 0) it runs the l2 certificate
-(:func:`~mmcert_ros.certify.l2.certify_l2`) and publishes its mask, then the frame's times on
-``mmcert/debug/frame_times``. No lock is held during inference, so the executor keeps
+publishes: first the l0 outputs, then (while ``fs.sigma`` > 0) the l2 certificate's mask,
+then the frame's times on ``mmcert/debug/frame_times``. The engines come from
+:func:`~mmcert_ros.pipeline.engines.build_engines` and a frame runs through them as
+:class:`~mmcert_ros.certify.l2.FrameCertification` (``run.l0()``, publish, ``run.l2()``;
+with ``fs.joint`` one ensemble gives both, so the l0 outputs then wait for it).
+No lock is held during inference, so the executor keeps
 serving parameters, diagnostics and shutdown while the engine runs, and a slow engine drops
 old pairs (counted) instead of falling behind. The pairer is used by the input callbacks, an
 age-expiry timer (both in one mutually exclusive callback group), the clock-jump callback
@@ -37,7 +40,6 @@ counted, reported at ERROR in ``/diagnostics`` and nothing is published for it.
 """
 from __future__ import annotations
 
-import copy
 import threading
 import time
 from typing import NoReturn
@@ -53,15 +55,14 @@ from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
-from mmcert_ros.certify import CancelToken, CertifiedSegmenter, FrameCancelled
-from mmcert_ros.certify.l2 import certify_l2
-from mmcert_ros.data.frame import Frame
+from mmcert_ros.certify import CancelToken, FrameCancelled
+from mmcert_ros.certify.l2 import FrameCertification
 from mmcert_ros.data.pairing import LatestSlot, Pair, StampPairer, TimeJump
 from mmcert_ros.data.projection import Extrinsic
-from mmcert_ros.device import resolve_device
 from mmcert_ros.errors import UserError
 from mmcert_ros.pipeline import outputs
 from mmcert_ros.pipeline.depth_watch import DepthWatch
+from mmcert_ros.pipeline.engines import Engines, build_engines
 from mmcert_ros.pipeline.frames import FrameDecodeError, frame_from_pair
 from mmcert_ros.pipeline.message_fields import stamp_to_ns
 from mmcert_ros.pipeline.parameters import (PARAMETER_NAMES, PARAMETERS, NodeSettings,
@@ -108,11 +109,11 @@ class SegmenterNode(Node):
         super().__init__(NODE_NAME, **node_kwargs)
         declare_parameters(self, PARAMETERS)
         self._given_model = model
-        self._settings = NodeSettings.from_parameters(self._parameter_values())
-        self._segmenter = self._build_segmenter(self._settings)
-        self._booster = self._load_booster(self._settings, self._segmenter)
-        #: (settings, segmenter, booster) accepted by the parameter callback, not yet in use
-        self._pending: tuple[NodeSettings, CertifiedSegmenter, object] | None = None
+        #: the engines in use; their ``settings`` are the node's (:attr:`_settings`)
+        self._engines = build_engines(NodeSettings.from_parameters(self._parameter_values()),
+                                      model, warn=self.get_logger().warning)
+        #: engines (and their settings) accepted by the parameter callback, not yet in use
+        self._pending: Engines | None = None
         #: settings whose ``sync.*`` values the input callbacks hand to the pairer next
         #: (:meth:`_take_sync_update`); guarded by _pending_lock
         self._sync_update: NodeSettings | None = None
@@ -173,13 +174,18 @@ class SegmenterNode(Node):
         self._worker.start()
         config = self._settings.certify
         self.get_logger().info(
-            f'ready on {self._segmenter.device}: N={config.num_samples}, alpha={config.alpha}, '
+            f'ready on {self._engines.device}: N={config.num_samples}, alpha={config.alpha}, '
             f'radius=({config.radius_rgb}, {config.radius_depth}), '
             f'model={self._settings.checkpoint or _SHIPPED[self._settings.depth.source]}, '
             f'depth from {self._topics["depth"]}{_describe_timeout(self._settings)}, '
             f'l2 certificate {_describe_l2(self._settings)}')
 
     # -- parameters ---------------------------------------------------------------------
+
+    @property
+    def _settings(self) -> NodeSettings:
+        """The settings of the engines in use (accepted changes apply at the next frame)."""
+        return self._engines.settings
 
     def _parameter_values(self, changes=()) -> dict:
         values = {name: self.get_parameter(name).value for name in PARAMETER_NAMES}
@@ -189,23 +195,20 @@ class SegmenterNode(Node):
     def _on_set_parameters(self, params) -> SetParametersResult:
         """Validate a change against all other parameters; a valid one applies from the next frame.
 
-        A new checkpoint, booster (``fs.booster``) or device is loaded here, so a file that
-        does not load, or a booster that does not fit the model, is rejected with the reason
-        instead of failing later.
+        The engines are rebuilt here (:func:`~mmcert_ros.pipeline.engines.build_engines`,
+        reusing what did not change), so a checkpoint, booster (``fs.booster``) or device
+        that does not load, or a booster that does not fit the model, is rejected with the
+        reason instead of failing later.
         """
         changed = ', '.join(f'{param.name}={param.value!r}' for param in params)
         with self._pending_lock:
-            current, segmenter, booster = self._pending or (
-                self._settings, self._segmenter, self._booster)
+            engines = self._pending or self._engines
+        current = engines.settings
         try:
             settings = NodeSettings.from_parameters(self._parameter_values(params))
             self._check_extrinsic_source(settings)
-            device_changed = settings.certify.device != current.certify.device
-            if device_changed or settings.checkpoint != current.checkpoint:
-                segmenter = self._build_segmenter(settings)
-            if device_changed or settings.checkpoint != current.checkpoint \
-                    or settings.l2.booster != current.l2.booster:
-                booster = self._load_booster(settings, segmenter)
+            engines = build_engines(settings, self._given_model, previous=engines,
+                                    warn=self.get_logger().warning)
         except Exception as error:  # any reason a value cannot be used is a rejection
             reason = f'rejected {changed}: {error}'
             self.get_logger().warning(reason)
@@ -213,7 +216,7 @@ class SegmenterNode(Node):
         replaced = (settings.certify != current.certify or settings.checkpoint != current.checkpoint
                     or settings.l2 != current.l2)
         with self._pending_lock:
-            self._pending = (settings, segmenter, booster)
+            self._pending = engines
             self._sync_update = settings
             if replaced and self._frame_token is not None:
                 self._frame_token.cancel('parameter change')
@@ -227,34 +230,6 @@ class SegmenterNode(Node):
                                f'{"; the frame in flight is cancelled" if replaced else ""})')
         return SetParametersResult(successful=True)
 
-    def _build_segmenter(self, settings: NodeSettings) -> CertifiedSegmenter:
-        device = resolve_device(settings.certify.device)
-        if not settings.checkpoint and self._given_model is not None:
-            model = copy.deepcopy(self._given_model)
-        else:
-            from mmcert_ros.models import POINTS_CHECKPOINT, load_model
-            shipped = POINTS_CHECKPOINT if settings.depth.source == 'points' else None
-            model = load_model(settings.checkpoint or shipped, device)
-        return CertifiedSegmenter(model, settings.certify, warn=self.get_logger().warning)
-
-    @staticmethod
-    def _load_booster(settings: NodeSettings, segmenter: CertifiedSegmenter):
-        """The ``fs.booster`` checkpoint on the segmenter's device, checked to fit its model
-        (None when ``fs.booster`` is ''); loaded even while ``fs.sigma`` is 0, so that a bad
-        file is refused when it is set.
-
-        :raises UserError: missing, corrupt or incompatible booster (the message says which).
-        """
-        if not settings.l2.booster:
-            return None
-        from mmcert_ros.models.booster import BoostedModel, load_booster
-        booster = load_booster(settings.l2.booster, segmenter.device)[0]
-        try:
-            BoostedModel(segmenter.model, booster)
-        except ValueError as error:
-            raise UserError(f'fs.booster {settings.l2.booster}: {error}') from error
-        return booster
-
     def _start_frame(self) -> CancelToken | None:
         """Apply accepted parameter changes and issue the next frame's token (None once
         closing); one lock with the parameter callback, so a change cancels exactly the
@@ -264,8 +239,8 @@ class SegmenterNode(Node):
                 return None
             pending, self._pending = self._pending, None
             if pending is not None:
-                self._settings, self._segmenter, self._booster = pending
-                self._segmenter.config = self._settings.certify
+                self._engines = pending
+                self._engines.segmenter.config = self._settings.certify
             self._frame_token = CancelToken.with_budget(self._settings.runtime.time_budget_s)
             return self._frame_token
 
@@ -436,7 +411,7 @@ class SegmenterNode(Node):
     def _process(self, pair: Pair, token: CancelToken) -> None:
         """Decode, certify and publish one pair; :class:`FrameCancelled` when ``token`` is
         cancelled or runs out (nothing more is published for the frame)."""
-        settings, segmenter, booster = self._settings, self._segmenter, self._booster
+        settings, engines = self._settings, self._engines
         stages: dict[str, float] = {}
         tic = time.perf_counter()
         try:
@@ -446,8 +421,9 @@ class SegmenterNode(Node):
             return self._fail(error.kind, f'{self._topics[error.stream]}: {error}')
         rgb = frame.rgb
         stages['decode'] = time.perf_counter() - tic
+        run = engines.start(frame, token)
         try:
-            certificate = segmenter.certify_frame(frame, token)
+            certificate = run.l0()
         except FrameCancelled:
             raise
         except Exception as error:  # a failing model or device must not stop the node
@@ -480,8 +456,7 @@ class SegmenterNode(Node):
         latency_s = (self.get_clock().now().nanoseconds - pair.rgb_stamp_ns) / 1e9
         l2_stats = None
         if settings.l2.enabled:
-            l2_stats = self._certify_l2(settings, segmenter, booster, frame,
-                                        certificate.labels, pair.rgb.header, stages, token)
+            l2_stats = self._certify_l2(run, certificate.labels, pair.rgb.header, stages)
         self._stats.record_frame(stages, latency_s, certificate.certified_fraction,
                                  certificate.delta, l2_stats)
         self._publish(self._frame_times_pub, frame_times_array(
@@ -494,22 +469,21 @@ class SegmenterNode(Node):
             return None
         return settings.depth.extrinsic or self._tf_extrinsics.get(pair.depth.header.frame_id)
 
-    def _certify_l2(self, settings: NodeSettings, segmenter: CertifiedSegmenter, booster,
-                    frame: Frame, labels: np.ndarray, header, stages: dict[str, float],
-                    token: CancelToken) -> L2FrameStats | None:
-        """Certify ``frame`` against l2 perturbations and publish ``mmcert/l2_certification``
-        (the l2 mask agreeing with the published ``labels``); adds its times to ``stages``.
-        :raises FrameCancelled: ``token`` was cancelled or ran out (the l0 outputs stand).
+    def _certify_l2(self, run: FrameCertification, labels: np.ndarray, header,
+                    stages: dict[str, float]) -> L2FrameStats | None:
+        """The l2 certificate of ``run``'s frame; publish ``mmcert/l2_certification`` (the
+        l2 mask agreeing with the published ``labels``) and add its times to ``stages``
+        (with ``fs.joint`` the ensemble ran in ``run.l0()``: 'l2' is then only the wait for
+        its result, about 0).
+        :raises FrameCancelled: the frame's token was cancelled or ran out (the l0 outputs
+            stand).
 
         :returns: the frame's l2 figures, or None after a failure (reported as ``engine``;
             the frame's l0 outputs, already published, stand).
         """
-        l2 = settings.l2
         tic = time.perf_counter()
         try:
-            l2_certificate = certify_l2(segmenter.model, frame.rgb, frame.depth,
-                                        l2.engine_config(settings.certify), l2.sigma,
-                                        l2.radius, booster, cancel=token)
+            l2_certificate = run.l2()
         except FrameCancelled:
             raise
         except Exception as error:  # a failing model or device must not stop the node
@@ -554,7 +528,7 @@ class SegmenterNode(Node):
             'radius': f'({config.radius_rgb}, {config.radius_depth})',
             'alpha': f'{config.alpha:g}',
             'seed': 'os-entropy' if config.seed is None else str(config.seed),
-            'device': str(self._segmenter.device),
+            'device': str(self._engines.device),
             'precision': config.precision,
             'l2': _describe_l2(self._settings),
             'depth_source': self._settings.depth.source,
@@ -564,7 +538,7 @@ class SegmenterNode(Node):
         rgb_only_s = self._depth_watch.silence_s() if self._depth_watch.lost else None
         with self._diagnostics_lock:
             self._last_error_report = time.monotonic()
-            warning = self._segmenter.keep_fraction_warning
+            warning = self._engines.segmenter.keep_fraction_warning
             report = self._stats.report(counters, self._slot.dropped, settings,
                                         [warning] if warning else [], rgb_only_s)
             self._publish(self._diagnostics_pub, diagnostic_array(
@@ -610,7 +584,7 @@ def _describe_l2(settings: NodeSettings) -> str:
         return 'off'
     return (f'sigma={l2.sigma:g}, radius={l2.radius:g}, '
             f'N={l2.engine_config(settings.certify).num_samples}, '
-            f'booster={l2.booster or "none"}')
+            f'booster={l2.booster or "none"}{", joint ensemble" if l2.joint else ""}')
 
 
 def main(args: list[str] | None = None) -> NoReturn:

@@ -21,8 +21,17 @@ from mmcert_ros.tools.arguments import positive_int
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--width', type=positive_int, default=1242, help='frame width (default 1242)')
     parser.add_argument('--height', type=positive_int, default=375, help='frame height (default 375)')
-    parser.add_argument('--num-samples', type=positive_int, default=100, help='N (default 100)')
-    parser.add_argument('--checkpoint', default='', help="model checkpoint ('' = shipped default)")
+    parser.add_argument('--config', type=Path, metavar='YAML',
+                        help="the node's parameter file (config/mmcert.yaml), read as the node "
+                             'and the other tools read it: engine settings, model.checkpoint '
+                             '(default: built-in defaults)')
+    parser.add_argument('--num-samples', type=positive_int,
+                        help='N (default: certify.num_samples of --config, else 100)')
+    parser.add_argument('--checkpoint',
+                        help="model checkpoint (default: the config's model.checkpoint, "
+                             "else the shipped model)")
+    parser.add_argument('--seed', type=int, default=0,
+                        help='sub-sampling seed of every timed run (default 0)')
     parser.add_argument('--skip-engine', action='store_true',
                         help='skip the end-to-end engine run (no model needed)')
     parser.add_argument('--repeats', type=int, default=3,
@@ -66,11 +75,15 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from mmcert_ros.benchmark.core import bench_certification, bench_sampling
-    from mmcert_ros.certify.config import CertifyConfig
+    from mmcert_ros.pipeline.settings import load_settings
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    config = CertifyConfig(num_samples=args.num_samples, seed=0)
+    overrides = {'certify.num_samples': args.num_samples, 'model.checkpoint': args.checkpoint,
+                 'certify.seed': args.seed, 'model.device': 'cpu'}   # the CPU benchmark
+    with user_input('--config'):
+        settings = load_settings(args.config, overrides)
+    config = settings.certify
     figures: dict[str, object] = {
         'frame': f'{args.width}x{args.height}', 'num_samples': config.num_samples,
         'batch_size': config.batch_size, 'torch_threads': torch.get_num_threads(),
@@ -80,19 +93,19 @@ def run(args: argparse.Namespace) -> int:
     figures['sampling'] = bench_sampling(config, args.height, args.width)
     if not args.skip_engine:
         from mmcert_ros.sim.synthetic import SceneConfig, drive
-        from mmcert_ros.models import load_model
 
         scene = SceneConfig().with_image_size(args.width, args.height)
         frame = next(drive(seed=0, num_frames=1, config=scene))
         from mmcert_ros.benchmark.engine_speed import (bench_batch_sizes, bench_l2, bench_speed,
                                                         ops_per_frame)
+        from mmcert_ros.pipeline.engines import build_engines
 
-        model = load_model(args.checkpoint or None, 'cpu')
+        model = build_engines(settings).model
         figures['engine'] = bench_speed(model, frame, config.num_samples, config.batch_size,
                                         args.modes, args.repeats)
         figures['ops_per_frame'] = ops_per_frame(model, frame, config.num_samples,
                                                  config.batch_size)
-        figures['l2'] = bench_l2(model, frame, config.num_samples, config.batch_size,
+        figures['l2'] = bench_l2(model, frame, config, settings.l2.sigma or 0.25,
                                  repeats=max(1, args.repeats - 1))
         if args.batch_sizes:
             sizes = [int(size) for size in args.batch_sizes.split(',')]
@@ -155,7 +168,7 @@ def format_report(figures: dict) -> str:
                      f"proxy), {ops['host_reads']} host reads of tensor values")
     if 'l2' in figures:
         l2 = figures['l2']
-        lines += [f"l2 certificate (certify_l2 defaults, sigma {l2['sigma']}, one frame)",
+        lines += [f"l2 certificate (L2Certifier defaults, sigma {l2['sigma']}, one frame)",
                   f"  noise at kept pixels  {l2['fast_s'] * 1e3:9.1f} ms",
                   f"  noise on every pixel  {l2['reference_s'] * 1e3:9.1f} ms",
                   f"  speed-up              {l2['speedup']:9.2f} x    (target >= 3 x)"]

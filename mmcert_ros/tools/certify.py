@@ -18,7 +18,10 @@ smoothing runs too (docs/feature_smoothing.md) and adds:
   l2_certification.png  mono8 255 = certified against every RGB change of l2 norm
                         <= --fs-radius (RGB in [0, 1]) with the published label, 0 = not
   report.json "l2"      sigma, radius, N, certified fraction, Gaussian robustness score,
-                        FCSB statistics, radius map summary and, with --gt, metrics
+                        FCSB statistics, radius map summary (radius 0 = not
+                        certified) and, with --gt, metrics
+With --fs-joint (fs.joint) both certificates come from one ensemble of noisy sub-sampled
+passes (report.json "joint": true; its N is the l2 N).
 
 Settings come from --config (the node's YAML parameter file, including model.checkpoint)
 with the options below taking precedence.
@@ -33,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from mmcert_ros.errors import UserError, user_input
-from mmcert_ros.tools.l2_options import add_l2_arguments, l2_overrides, load_l2_booster
+from mmcert_ros.tools.l2_options import add_l2_arguments, l2_overrides
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -62,11 +65,11 @@ OVERRIDES = {'checkpoint': 'model.checkpoint', 'num_samples': 'certify.num_sampl
 
 
 def run(args: argparse.Namespace) -> int:
-    from mmcert_ros.certify import CertifiedSegmenter
     from mmcert_ros.certify.metrics import certified_confusion, plain_confusion
     from mmcert_ros.data.frame import Frame
     from mmcert_ros.data.kitti import read_depth_u16, read_rgb
-    from mmcert_ros.models import DEFAULT_CHECKPOINT, load_model
+    from mmcert_ros.models import DEFAULT_CHECKPOINT
+    from mmcert_ros.pipeline.engines import build_engines
     from mmcert_ros.pipeline.settings import load_settings
 
     if args.out.exists() and not args.out.is_dir():
@@ -85,9 +88,9 @@ def run(args: argparse.Namespace) -> int:
                             f'the RGB size {rgb.shape[:2]} of {args.rgb}')
         frame = Frame(rgb=rgb, depth=read_depth_u16(args.depth), road_mask=road,
                       name=args.rgb.stem)
-    model = load_model(checkpoint or None, config.device)  # device checked by load_settings
-    booster = load_l2_booster(settings, config.device)
-    certificate = CertifiedSegmenter(model, config).certify_frame(frame)
+    engines = build_engines(node_settings)
+    run = engines.start(frame)
+    certificate = run.l0()
 
     report: dict[str, Any] = {
         'rgb': str(args.rgb), 'depth': str(args.depth),
@@ -98,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
         'radius': {'rgb': certificate.radius_budget[0], 'depth': certificate.radius_budget[1]},
         'ray': list(certificate.ray), 'delta': certificate.delta,
         'seed': config.seed, 'device': config.device, 'precision': config.precision,
+        'joint': engines.l2 is not None and settings.joint,
         'certified_fraction': certificate.certified_fraction,
         'radius_t': _radius_summary(certificate.radius),
         'timings_s': certificate.timings,
@@ -108,9 +112,10 @@ def run(args: argparse.Namespace) -> int:
         report['certified'] = certified_confusion(certificate.labels, certificate.certified,
                                                   frame.road_mask).as_dict()
     l2_mask = None
-    if settings.enabled:
-        report['l2'], l2_mask = l2_report(model, booster, frame, certificate.labels, config,
-                                          settings)
+    l2_certificate = run.l2()
+    if l2_certificate is not None:
+        report['l2'], l2_mask = l2_report(l2_certificate, frame, certificate.labels,
+                                          settings.booster)
     write_outputs(args.out, frame.rgb, certificate, report, l2_mask)
     print(f'certified {certificate.certified_fraction:.1%} of the pixels at radius '
           f'{certificate.radius_budget} with N = {certificate.num_samples} in '
@@ -125,17 +130,14 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def l2_report(model, booster, frame, published_labels: np.ndarray, config,
-              settings) -> tuple[dict[str, Any], np.ndarray]:
-    """Run :func:`~mmcert_ros.certify.l2.certify_l2` on ``frame``; return the report section
-    and the published l2 mask (certified and agreeing with ``published_labels``)."""
-    from mmcert_ros.certify.l2 import certify_l2
+def l2_report(certificate, frame, published_labels: np.ndarray,
+              booster: str) -> tuple[dict[str, Any], np.ndarray]:
+    """The report section of ``frame``'s :class:`~mmcert_ros.certify.l2.L2Certificate` and
+    the published l2 mask (certified and agreeing with ``published_labels``)."""
     from mmcert_ros.certify.metrics import certified_confusion, plain_confusion
 
-    certificate = certify_l2(model, frame.rgb, frame.depth, settings.engine_config(config),
-                             settings.sigma, settings.radius, booster)
     mask = certificate.agreeing(published_labels)
-    section = {**certificate.summary(), 'booster': settings.booster,
+    section = {**certificate.summary(), 'booster': booster,
                'published_certified_fraction': float(mask.mean())}
     if frame.road_mask is not None:
         section['plain'] = plain_confusion(certificate.labels, frame.road_mask).as_dict()
@@ -191,3 +193,4 @@ def _radius_summary(radius: np.ndarray) -> dict[str, float]:
     return {'uncertified_fraction': float(np.mean(radius < 0)),
             'median': float(np.median(certified)) if certified.size else -1.0,
             'max': int(certified.max()) if certified.size else -1}
+

@@ -27,7 +27,7 @@ from mmcert_ros.bags.frames import FrameTopics
 from mmcert_ros.errors import UserError, user_input
 from mmcert_ros.fleet import DEFAULT_CHUNK_FRAMES
 from mmcert_ros.tools.arguments import positive_float, positive_int
-from mmcert_ros.tools.l2_options import add_l2_arguments, l2_overrides, load_l2_booster
+from mmcert_ros.tools.l2_options import add_l2_arguments, l2_overrides
 
 _DEFAULT_TOPICS = FrameTopics()
 
@@ -210,20 +210,6 @@ def fleet_summary_line(report: dict, out_dir: Path) -> str:
     if 'certified' in pooled:
         parts.append(f"certified IoU {pooled['certified']['iou']:.3f}")
     return f"evaluate: {', '.join(parts)}; fleet report in {out_dir}"
-
-
-def l2_certifier(settings, model):
-    """``frame -> L2Certificate`` from the settings' ``fs.*`` parameters, or None when the
-    l2 certificate is off (sigma 0)."""
-    from mmcert_ros.certify.l2 import certify_l2
-
-    l2 = settings.l2
-    if not l2.enabled:
-        return None
-    booster = load_l2_booster(l2, settings.certify.device)
-    l2_config = l2.engine_config(settings.certify)
-    return lambda frame: certify_l2(model, frame.rgb, frame.depth, l2_config, l2.sigma,
-                                    l2.radius, booster)
 
 
 def summary_line(metrics: dict, out_dir: Path) -> str:

@@ -10,7 +10,7 @@ from typing import Any
 
 #: option (argparse dest) -> the fs.* parameter it overrides
 L2_OVERRIDES = {'fs_sigma': 'fs.sigma', 'fs_radius': 'fs.radius', 'fs_booster': 'fs.booster',
-                'fs_samples': 'fs.num_samples'}
+                'fs_samples': 'fs.num_samples', 'fs_joint': 'fs.joint'}
 
 
 def add_l2_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,6 +24,9 @@ def add_l2_arguments(parser: argparse.ArgumentParser) -> None:
                        help="smoothness booster checkpoint ('' = none; default fs.booster)")
     group.add_argument('--fs-samples', type=int, metavar='N',
                        help="l2 estimation samples (default fs.num_samples, else the engine's N)")
+    group.add_argument('--fs-joint', action=argparse.BooleanOptionalAction, default=None,
+                       help='one ensemble for both certificates: the l0 votes from the l2 '
+                            'noisy passes (default fs.joint or off)')
 
 
 def l2_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -31,11 +34,3 @@ def l2_overrides(args: argparse.Namespace) -> dict[str, Any]:
     return {name: getattr(args, option) for option, name in L2_OVERRIDES.items()
             if getattr(args, option) is not None}
 
-
-def load_l2_booster(settings, device: str):
-    """The booster named by ``settings.booster`` on ``device`` ('auto' resolved), or None."""
-    from mmcert_ros.models.booster import load_booster
-
-    if not (settings.enabled and settings.booster):
-        return None
-    return load_booster(settings.booster, device)[0]
