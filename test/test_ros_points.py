@@ -246,7 +246,7 @@ def test_clouds_get_the_shipped_points_model_by_default():
         Parameter('depth.source', value='points'), Parameter('depth.extrinsic', value=IDENTITY),
         Parameter('model.device', value='cpu')])
     try:
-        loaded = node._segmenter.model.state_dict()
+        loaded = node._engines.segmenter.model.state_dict()
         shipped = load_model(POINTS_CHECKPOINT).state_dict()
         assert loaded.keys() == shipped.keys()
         assert all(torch.equal(loaded[key], shipped[key]) for key in shipped)

@@ -61,7 +61,7 @@ def in_process_node(params, monkeypatch):
 def node_settings(params, monkeypatch):
     """The settings, engine device and booster of a SegmenterNode started with ``params``."""
     with in_process_node(params, monkeypatch) as node:
-        return node._settings, node._segmenter.device, node._booster
+        return node._settings, node._engines.device, node._engines.booster
 
 
 def test_node_evaluate_and_certify_read_one_params_file_alike(home, monkeypatch):
