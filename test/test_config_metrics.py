@@ -53,7 +53,7 @@ def test_ros_parameter_file_and_plain_mapping(tmp_path):
     plain = tmp_path / 'plain.yaml'
     plain.write_text('num_samples: 12\nseed: 4\nradius_rgb: 2\n')
     assert load_settings(plain).certify == CertifyConfig(num_samples=12, seed=4, radius_rgb=2)
-    assert CertifyConfig.from_dict(config.to_parameters()) == config
+    assert CertifyConfig.from_parameters(config.to_parameters()) == config
 
 
 def test_config_file_errors(tmp_path, caplog):
@@ -103,4 +103,4 @@ def test_backend_and_its_precisions_are_validated_by_name():
         CertifyConfig(backend='onnxruntime', precision='bf16')
     with pytest.raises(ValueError, match="backend 'openvino' runs precision fp32 or bf16"):
         CertifyConfig(backend='openvino', precision='fp16')
-    assert CertifyConfig.from_dict({'model.backend': 'onnxruntime'}).backend == 'onnxruntime'
+    assert CertifyConfig.from_parameters({'model.backend': 'onnxruntime'}).backend == 'onnxruntime'

@@ -39,9 +39,6 @@ PARAMETER_FIELDS = {
     'model.precision': 'precision',
     'model.backend': 'backend',
 }
-#: Parameter namespaces of a params file that configure something other than the engine.
-OTHER_NAMESPACES = ('model.', 'sync.', 'qos.', 'publish.', 'fs.', 'diagnostics.', 'use_sim_time',
-                    'certify.time_budget')  # node-only settings
 #: Node whose section of a ROS parameter file is read when a file holds several nodes.
 DEFAULT_NODE = 'mmcert_segmenter'
 
@@ -124,34 +121,16 @@ class CertifyConfig:
         return dataclasses.replace(self, **changes)
 
     @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> 'CertifyConfig':
-        """Build from field names (``num_samples``) and/or ROS parameter names
-        (``certify.num_samples``, nested ``certify: {num_samples: ...}`` too).
-
-        Parameters of other namespaces (``sync.*``, ``qos.*``, ``publish.*``, ``fs.*``,
-        ``model.checkpoint``) are ignored; anything else unknown raises ``ValueError``.
-        ``certify.seed: -1`` means fresh OS entropy per frame (seed None).
+    def from_parameters(cls, values: Mapping[str, Any]) -> 'CertifyConfig':
+        """Build from ROS parameter names (the keys of :data:`PARAMETER_FIELDS`, e.g.
+        ``certify.num_samples``), the inverse of :meth:`to_parameters`; other keys are
+        ignored, missing ones take the defaults. ``certify.seed: -1`` means fresh OS entropy
+        per frame (seed None). Files are read by
+        :func:`mmcert_ros.pipeline.settings.load_settings`, which also takes field names.
         """
-        fields = {f.name for f in dataclasses.fields(cls)}
-        chosen: dict[str, Any] = {}
-        unknown = []
-        for key, value in _flatten(values).items():
-            if key in PARAMETER_FIELDS:
-                name = PARAMETER_FIELDS[key]
-                if name == 'seed' and value is not None and value == -1:
-                    value = None
-            elif key in fields:
-                name = key
-            elif key.startswith(OTHER_NAMESPACES):
-                continue
-            else:
-                unknown.append(key)
-                continue
-            if name in chosen:
-                raise ValueError(f'{name} is given twice (as a field and as a ROS parameter)')
-            chosen[name] = value
-        if unknown:
-            raise ValueError(f'unknown configuration keys: {", ".join(sorted(unknown))}')
+        chosen = {name: values[key] for key, name in PARAMETER_FIELDS.items() if key in values}
+        if chosen.get('seed') == -1:
+            chosen['seed'] = None
         return cls(**chosen)
 
     def to_parameters(self) -> dict[str, Any]:

@@ -300,7 +300,7 @@ class NodeSettings:
         engine = {name: values[name] for name in _ENGINE}
         engine['certify.ray'] = list(values['certify.ray'])
         try:
-            certify = CertifyConfig.from_dict(engine)
+            certify = CertifyConfig.from_parameters(engine)
         except ValueError as error:    # name the ROS parameter, not only the engine field
             parameter = _PARAMETER_OF_FIELD.get(str(error).split(' ', 1)[0])
             raise UserError(f'{parameter}: {error}' if parameter else str(error)) from error
