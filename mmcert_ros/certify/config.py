@@ -14,9 +14,9 @@ from typing import Any
 
 import yaml
 
-from mmcert_ros.models.backends import BACKENDS, EXPORTED_PRECISIONS
+from mmcert_ros.models.backends import BACKEND_PRECISIONS, BACKENDS
 
-PRECISIONS = ('fp32', 'fp16', 'bf16')
+PRECISIONS = ('fp32', 'fp16', 'bf16', 'int8')
 
 DEVICE_PATTERN = re.compile(r'^(auto|cpu|cuda(:\d+)?)$')
 
@@ -59,11 +59,13 @@ class CertifyConfig:
     :ivar seed: fixed seed for reproducible evaluation, or None for fresh OS entropy per frame.
     :ivar batch_size: samples per forward pass (bounds memory whatever N is).
     :ivar device: 'auto', 'cpu', 'cuda' or 'cuda:N'.
-    :ivar precision: of the forward passes: 'fp32' (exact mode), 'bf16' (fastest on CPUs with
-        AVX-512 BF16 / AMX) or 'fp16' (GPUs). ``SparseRGBDNet`` runs with its weights in that
-        dtype (batch norm folded); other models under autocast.
-    :ivar backend: 'torch', 'onnxruntime' (the model's dense part exported to ONNX, CPU, fp32)
-        or 'openvino' (the same export, CPU, fp32 or bf16); see
+    :ivar precision: of the forward passes: 'fp32' (exact mode), 'bf16' (CPUs with AVX-512
+        BF16 / AMX), 'fp16' (GPUs) or 'int8' (backend 'openvino' only: post-training
+        quantized convolutions, the fastest CPU mode). With backend 'torch'
+        ``SparseRGBDNet`` runs with its weights in that dtype (batch norm folded); other
+        models under autocast.
+    :ivar backend: 'torch' (fp32, bf16, fp16), 'onnxruntime' (the model's dense part exported
+        to ONNX, CPU, fp32) or 'openvino' (the same export, CPU, fp32, bf16 or int8); see
         :mod:`mmcert_ros.models.backends`.
     """
 
@@ -112,10 +114,11 @@ class CertifyConfig:
             raise ValueError(f'precision must be one of {PRECISIONS}, got {self.precision!r}')
         if self.backend not in BACKENDS:
             raise ValueError(f'backend must be one of {BACKENDS}, got {self.backend!r}')
-        if self.precision not in EXPORTED_PRECISIONS.get(self.backend, PRECISIONS):
+        if self.precision not in BACKEND_PRECISIONS[self.backend]:
+            runners = [name for name, runs in BACKEND_PRECISIONS.items() if self.precision in runs]
             raise ValueError(f'backend {self.backend!r} runs precision '
-                             f'{" or ".join(EXPORTED_PRECISIONS[self.backend])}, '
-                             f'got {self.precision!r}')
+                             f'{" or ".join(BACKEND_PRECISIONS[self.backend])}, got '
+                             f'{self.precision!r} (which backend {" or ".join(runners)} runs)')
 
     def replace(self, **changes: Any) -> 'CertifyConfig':
         """A validated copy with ``changes`` applied (field names)."""
