@@ -117,8 +117,8 @@ class CertifyConfig:
         if self.precision not in BACKEND_PRECISIONS[self.backend]:
             runners = [name for name, runs in BACKEND_PRECISIONS.items() if self.precision in runs]
             raise ValueError(f'backend {self.backend!r} runs precision '
-                             f'{" or ".join(BACKEND_PRECISIONS[self.backend])}, got '
-                             f'{self.precision!r} (which backend {" or ".join(runners)} runs)')
+                             f'{_either(BACKEND_PRECISIONS[self.backend])}, got '
+                             f'{self.precision!r} (run by backend {_either(runners)})')
 
     def replace(self, **changes: Any) -> 'CertifyConfig':
         """A validated copy with ``changes`` applied (field names)."""
@@ -200,6 +200,12 @@ def _flatten(values: Mapping[str, Any], prefix: str = '') -> dict[str, Any]:
         else:
             flat[name] = value
     return flat
+
+
+def _either(names) -> str:
+    """``'a, b or c'`` of a sequence of names."""
+    names = list(names)
+    return ' or '.join([', '.join(names[:-1]), names[-1]] if len(names) > 1 else names)
 
 
 def _integer(name: str, value: Any, low: int, high: int | None = None) -> int:
