@@ -7,7 +7,7 @@ activations (per tensor, symmetric) at every convolution but the first, with a b
 correction. The first convolution reads the raw level-0 input, whose channels (mean colour,
 log1p of kept-pixel counts, inverse depth, row coordinate) span very different ranges: one
 int8 scale for all of them changed about four times as many labels as every other
-convolution together, for about 10 % of the int8 speed. It and the ops between
+convolution together, for 5 % to 10 % of the int8 trunk's speed. It and the ops between
 convolutions (pooling, bilinear resizes, the feature normalization and the cosine head) run
 in the backend's float precision (:class:`~mmcert_ros.models.backends.OpenVinoNet`).
 The activation ranges come from calibration inputs that are the engine's own: the pyramid inputs of :data:`CALIBRATION_SAMPLES_PER_FRAME` sub-sampled copies (kept
