@@ -3,6 +3,8 @@
 The int8 model is quantized from the shipped network by NNCF on synthetic calibration frames
 (mmcert_ros.models.quantization); these tests build it as the engine does.
 """
+import os
+import subprocess
 import sys
 
 import numpy as np
@@ -107,6 +109,22 @@ def test_unsupported_int8_combinations_are_refused_by_name(changes, message):
         CertifyConfig(**changes)
     assert CertifyConfig.from_dict({'model.backend': 'openvino',
                                     'model.precision': 'int8'}).precision == 'int8'
+
+
+def test_nncf_is_imported_with_its_telemetry_off():
+    """In a fresh interpreter (NNCF also turns telemetry off under pytest, so not here): no
+    usage events leave a node that runs int8, and the environment is left as it was."""
+    script = ('import os\n'
+              'from mmcert_ros.models.quantization import import_nncf\n'
+              'import_nncf()\n'
+              'from nncf.telemetry import wrapper\n'
+              'print(isinstance(wrapper.telemetry, wrapper.NNCFTelemetry), '
+              'os.environ.get("NNCF_CI"))\n')
+    environment = {key: value for key, value in os.environ.items() if key != 'NNCF_CI'}
+    result = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True,
+                            env=environment, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ['False', 'None']  # the stub, not the sender
 
 
 def test_int8_without_nncf_says_what_to_install(model, monkeypatch):

@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import os
 
 import torch
 from torch import nn
@@ -68,9 +69,7 @@ def quantize_int8(network: nn.Module, model):
     """The int8 OpenVINO model of ``model`` (the OpenVINO model of ``network``'s dense part,
     inputs ``level0..level3``), calibrated on :func:`calibration_levels` (module docstring).
     Needs the ``nncf`` package; raises ``ValueError`` saying how to install it."""
-    from mmcert_ros.models.backends import require_package
-
-    nncf = require_package('nncf', 'precision int8')
+    nncf = import_nncf()
     nncf.set_log_level(logging.ERROR)
     batches = calibration_levels(network)
     dataset = nncf.Dataset(batches, lambda levels: {f'level{number}': level.numpy()
@@ -78,6 +77,25 @@ def quantize_int8(network: nn.Module, model):
     with contextlib.redirect_stdout(io.StringIO()):  # NNCF's progress bars, not a node's log
         return nncf.quantize(model, dataset, subset_size=len(batches),
                              ignored_scope=nncf.IgnoredScope(names=[first_convolution(model)]))
+
+
+def import_nncf():
+    """The ``nncf`` module, imported with its usage telemetry off: NNCF otherwise sends usage
+    events to its developers unless the user opted out, which a node on a vehicle must not
+    do behind its user's back. NNCF reads ``NNCF_CI`` once, when it is first imported (nothing
+    else in it depends on that variable); the environment is restored afterwards.
+    Raises ``ValueError`` saying how to install the package."""
+    from mmcert_ros.models.backends import require_package
+
+    saved = os.environ.get('NNCF_CI')
+    os.environ['NNCF_CI'] = '1'
+    try:
+        return require_package('nncf', 'precision int8')
+    finally:
+        if saved is None:
+            del os.environ['NNCF_CI']
+        else:
+            os.environ['NNCF_CI'] = saved
 
 
 def first_convolution(model) -> str:
