@@ -10,8 +10,9 @@ int8 scale for all of them changed about four times as many labels as every othe
 convolution together, for 5 % to 10 % of the int8 trunk's speed. It and the ops between
 convolutions (pooling, bilinear resizes, the feature normalization and the cosine head) run
 in the backend's float precision (:class:`~mmcert_ros.models.backends.OpenVinoNet`).
-The activation ranges come from calibration inputs that are the engine's own: the pyramid inputs of :data:`CALIBRATION_SAMPLES_PER_FRAME` sub-sampled copies (kept
-at ``CertifyConfig``'s default keep fractions) of each of the synthetic frames
+The activation ranges come from calibration inputs that are the engine's own: the pyramid
+inputs of :data:`CALIBRATION_SAMPLES_PER_FRAME` sub-sampled copies (kept at
+``CertifyConfig``'s default keep fractions) of each of the synthetic frames
 :data:`CALIBRATION_FRAMES` of drive :data:`CALIBRATION_DRIVE_SEED` (1242x375, dense and
 LiDAR depth), drawn with fixed seeds.
 
@@ -29,7 +30,8 @@ import os
 import torch
 from torch import nn
 
-#: synthetic drive whose frames calibrate the int8 ranges (a seed no training run uses)
+#: synthetic drive whose frames calibrate the int8 ranges (not a seed of the default training
+#: and validation drives, 0.. and 100000.., nor of the held-out evaluation drives, 900000..)
 CALIBRATION_DRIVE_SEED = 800_000
 #: (frame index, depth mode) of the calibration frames of that drive
 CALIBRATION_FRAMES = ((0, 'dense'), (40, 'dense'), (20, 'lidar'), (60, 'lidar'))
