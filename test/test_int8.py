@@ -131,3 +131,19 @@ def test_int8_without_nncf_says_what_to_install(model, monkeypatch):
     monkeypatch.setitem(sys.modules, 'nncf', None)  # import nncf now raises ImportError
     with pytest.raises(ValueError, match='precision int8 needs the nncf package'):
         CertifiedSegmenter(model, CONFIG.replace(precision='int8'))
+
+
+def test_bench_reports_the_int8_mode_beside_fp32(model):
+    """``mmcert-ros bench`` times int8 in the same run as the reference and fp32 and reports
+    its changed labels against both."""
+    from mmcert_ros.benchmark.engine_speed import bench_speed
+    from mmcert_ros.sim.synthetic import SceneConfig, drive
+
+    frame = next(drive(seed=3, num_frames=1, config=SceneConfig().with_image_size(160, 48)))
+    engine = bench_speed(model, frame, num_samples=8, batch_size=4,
+                         modes=('fp32', 'openvino_int8'), repeats=1)
+    int8 = engine['openvino_int8']
+    assert int8['total_s'] > 0 and int8['engine_total_s'] > 0 and int8['speedup'] > 0
+    assert 0 <= int8['changed_labels_vs_fp32'] <= 0.05
+    assert int8['changed_labels'] == pytest.approx(int8['changed_labels_vs_fp32'])
+    assert engine['fp32']['changed_top_counts'] == 0.0
