@@ -14,6 +14,13 @@ r = (t, 2 t) and reported at the requested r_rgb, with the plain majority-vote m
 With --keep-points K (needs --depth lidar) the depth modality is the LiDAR scan as points:
 the valid pixels of the simulator's LiDAR depth (one return per pixel) are certified as a
 point cloud, K points kept per sample, and r_depth counts points.
+
+With --modes PRECISION/BACKEND,... every frame is certified in each mode with the same draws
+(e.g. the int8 ensemble against the fp32 one); the figures of the first mode are the
+top-level ones, each mode's are under 'modes', and 'agreement' gives, per further mode, the
+fraction of pixels whose label, top count and certification (at r = 0) equal the first mode's:
+
+    python bench/certified_accuracy.py --modes fp32/torch,int8/openvino --json FILE
 """
 from __future__ import annotations
 
@@ -21,6 +28,8 @@ import argparse
 import json
 import time
 from pathlib import Path
+
+import numpy as np
 
 from mmcert_ros.certify import CertifiedSegmenter, CertifyConfig
 from mmcert_ros.data.projection import points_from_depth_image
@@ -49,6 +58,8 @@ def main() -> int:
                         help='r_rgb values to report (r_depth = 2 r_rgb)')
     parser.add_argument('--seed', type=int, default=0, help='sampling seed')
     parser.add_argument('--device', default='cpu')
+    parser.add_argument('--modes', type=mode_list, default=[('fp32', 'torch')],
+                        help='PRECISION/BACKEND pairs, comma-separated (default fp32/torch)')
     parser.add_argument('--json', type=Path, help='also write the figures here')
     args = parser.parse_args()
 
@@ -58,8 +69,13 @@ def main() -> int:
     config = CertifyConfig(num_samples=args.num_samples, alpha=args.alpha, ray=(1, 2),
                            seed=args.seed, device=args.device,
                            keep_points=args.keep_points or CertifyConfig.keep_points)
-    segmenter = CertifiedSegmenter(load_model(checkpoint, args.device), config)
-    accumulator = MetricsAccumulator()
+    model = load_model(checkpoint, args.device)
+    names = [f'{precision}/{backend}' for precision, backend in args.modes]
+    segmenters = {name: CertifiedSegmenter(model, config.replace(
+        precision=precision, backend=backend)) for name, (precision, backend)
+        in zip(names, args.modes)}
+    accumulators = {name: MetricsAccumulator() for name in names}
+    agreement = {name: {'labels': [], 'top_counts': [], 'certified': []} for name in names[1:]}
     started = time.perf_counter()
     for seed in range(args.first_seed, args.first_seed + args.drives):
         frames, _ = synthetic_frames(seed, args.frames_per_drive, args.width, args.height,
@@ -67,39 +83,82 @@ def main() -> int:
         for frame in frames:
             depth = frame.depth if args.keep_points is None else points_from_depth_image(
                 frame.depth, frame.name)
-            row = accumulator.add(frame, segmenter.certify(frame.rgb, depth))
-            print(f"{frame.name}: certified IoU at r=0 {row['certified_iou']:.4f}, "
-                  f"plain IoU {row['plain_iou']:.4f}, {row['total_s']:.1f} s", flush=True)
-    summary = accumulator.summary()
-    curve = {point['r_rgb']: point for point in summary['curve']}
-    collapse = next((p['r_rgb'] for p in summary['curve'] if p['certified_fraction'] == 0.0), None)
+            certificates = {}
+            for name, segmenter in segmenters.items():
+                certificates[name] = segmenter.certify(frame.rgb, depth)
+                row = accumulators[name].add(frame, certificates[name])
+                print(f"{frame.name} {name}: certified IoU at r=0 {row['certified_iou']:.4f}, "
+                      f"plain IoU {row['plain_iou']:.4f}, {row['total_s']:.1f} s", flush=True)
+            first = certificates[names[0]]
+            for name in names[1:]:
+                for key in agreement[name]:
+                    agreement[name][key].append(float(np.mean(
+                        getattr(certificates[name], key) == getattr(first, key))))
+    per_mode = {name: _figures(accumulator.summary(), args.radii)
+                for name, accumulator in accumulators.items()}
     figures = {
-        'checkpoint': checkpoint, 'frames': summary['frames'],
+        'checkpoint': checkpoint, 'frames': accumulators[names[0]].summary()['frames'],
         'drive_seeds': [args.first_seed, args.first_seed + args.drives - 1],
         'frame_stride': args.frame_stride, 'size': f'{args.width}x{args.height}',
         'depth': args.depth, 'num_samples': args.num_samples, 'alpha': args.alpha,
         'keep_fraction': [config.keep_fraction_rgb, config.keep_fraction_depth],
         'keep_points': args.keep_points,
-        'sampling_seed': args.seed, 'plain': summary['plain'],
-        'certified': {str(r): _point(curve.get(r)) for r in args.radii},
-        'first_r_rgb_with_nothing_certified': collapse,
-        'latency_s': summary['latency_s']['total'], 'wall_s': time.perf_counter() - started,
+        'sampling_seed': args.seed, **per_mode[names[0]],
+        'wall_s': time.perf_counter() - started,
     }
-    plain = figures['plain']
-    print(f"\nplain (majority vote): IoU {plain['iou']:.4f}, F1 {plain['f1']:.4f}, "
-          f"pixel accuracy {plain['pixel_accuracy']:.4f}")
-    print(f"{'r_rgb':>5} {'r_depth':>7} {'cert. acc':>9} {'cert. F1':>8} {'cert. IoU':>9} "
-          f"{'certified':>9}")
-    for r in args.radii:
-        point = figures['certified'][str(r)]
-        print(f"{r:>5} {2 * r:>7} {point['pixel_accuracy']:>9.4f} {point['f1']:>8.4f} "
-              f"{point['iou']:>9.4f} {point['certified_fraction']:>9.4f}")
-    print(f'nothing certified from r_rgb = {collapse}; {figures["frames"]} frames, N = '
-          f'{args.num_samples}, median {figures["latency_s"]["p50"]:.1f} s per frame')
+    if len(names) > 1:
+        figures['modes'] = per_mode
+        figures['agreement'] = {name: {key: float(np.mean(values)) for key, values in
+                                       fractions.items()} for name, fractions in agreement.items()}
+    for name in names:
+        _print_mode(name, per_mode[name], args.radii, figures['frames'], args.num_samples)
+    for name, fractions in figures.get('agreement', {}).items():
+        print(f"{name} against {names[0]}, mean fraction of pixels per frame with the same "
+              f"label {fractions['labels']:.5f}, top count {fractions['top_counts']:.5f}, "
+              f"certification at r = 0 {fractions['certified']:.5f}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(figures, indent=2) + '\n')
     return 0
+
+
+def mode_list(text: str) -> list[tuple[str, str]]:
+    """``--modes``: comma-separated PRECISION/BACKEND pairs, each a valid CertifyConfig."""
+    modes = []
+    for item in text.split(','):
+        precision, _, backend = item.partition('/')
+        try:
+            CertifyConfig(precision=precision, backend=backend or 'torch')
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(f'{item!r}: {error}') from None
+        modes.append((precision, backend or 'torch'))
+    return modes
+
+
+def _figures(summary: dict, radii: list[int]) -> dict:
+    """The plain metrics, the certified ones at ``radii``, the collapse and the latency."""
+    curve = {point['r_rgb']: point for point in summary['curve']}
+    return {'plain': summary['plain'],
+            'certified': {str(r): _point(curve.get(r)) for r in radii},
+            'first_r_rgb_with_nothing_certified': next(
+                (p['r_rgb'] for p in summary['curve'] if p['certified_fraction'] == 0.0), None),
+            'latency_s': summary['latency_s']['total']}
+
+
+def _print_mode(name: str, figures: dict, radii: list[int], frames: int,
+                num_samples: int) -> None:
+    plain = figures['plain']
+    print(f"\n{name}: plain (majority vote): IoU {plain['iou']:.4f}, F1 {plain['f1']:.4f}, "
+          f"pixel accuracy {plain['pixel_accuracy']:.4f}")
+    print(f"{'r_rgb':>5} {'r_depth':>7} {'cert. acc':>9} {'cert. F1':>8} {'cert. IoU':>9} "
+          f"{'certified':>9}")
+    for r in radii:
+        point = figures['certified'][str(r)]
+        print(f"{r:>5} {2 * r:>7} {point['pixel_accuracy']:>9.4f} {point['f1']:>8.4f} "
+              f"{point['iou']:>9.4f} {point['certified_fraction']:>9.4f}")
+    print(f"nothing certified from r_rgb = {figures['first_r_rgb_with_nothing_certified']}; "
+          f"{frames} frames, N = {num_samples}, median {figures['latency_s']['p50']:.1f} s "
+          'per frame')
 
 
 def _point(point: dict | None) -> dict:

@@ -24,6 +24,7 @@ import platform
 import tempfile
 from pathlib import Path
 
+from mmcert_ros.certify.config import BACKENDS, PRECISIONS
 from mmcert_ros.ros.diagnostics import STAGES
 from mmcert_ros.ros.pipeline_run import run_pipeline
 
@@ -37,8 +38,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--num-samples', type=int, default=100)
     parser.add_argument('--batch-size', type=int, default=20)
     parser.add_argument('--device', default='cpu')
-    parser.add_argument('--precision', default='fp32', choices=('fp32', 'fp16', 'bf16'))
-    parser.add_argument('--backend', default='torch', choices=('torch', 'onnxruntime', 'openvino'))
+    parser.add_argument('--precision', default='fp32', choices=PRECISIONS)
+    parser.add_argument('--backend', default='torch', choices=BACKENDS)
     parser.add_argument('--frames', type=int, default=4,
                         help='frames to record; the first is a warm-up and not counted')
     parser.add_argument('--rate', type=float, default=1.0, help='simulator frames per second')

@@ -1,7 +1,8 @@
 """The dense trunk and head alone (pyramid in, grid logits out) in every way this package can
 run it, side by side: the training module, the inference copy (batch norm folded,
 channels-last) in float32 and bfloat16, ``torch.jit.freeze`` of the copy, optionally
-``torch.compile``, and the ONNX export in ONNX Runtime and OpenVINO.
+``torch.compile``, and the ONNX export in ONNX Runtime and OpenVINO (fp32, bf16, and int8:
+post-training quantized, ``mmcert_ros.models.quantization``).
 
 Inputs: one batch of pyramid levels for a 1242x375 frame (random, the trunk's cost does not
 depend on the values). Each figure is the median of --repeats interleaved runs after two
@@ -62,7 +63,8 @@ def main() -> int:
             runs['torch.compile of folded'] = lambda: compiled(*channels_last)
     for name, build in (('onnxruntime fp32', lambda: OnnxRuntimeNet(model)),
                         ('openvino fp32', lambda: OpenVinoNet(model, 'fp32')),
-                        ('openvino bf16', lambda: OpenVinoNet(model, 'bf16'))):
+                        ('openvino bf16', lambda: OpenVinoNet(model, 'bf16')),
+                        ('openvino int8', lambda: OpenVinoNet(model, 'int8'))):
         try:
             backend = build()
         except ValueError as error:

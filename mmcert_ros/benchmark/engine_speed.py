@@ -28,7 +28,7 @@ from mmcert_ros.models.network import KeptPixels, upsample_bilinear
 #: mode name -> (precision, backend); 'fp32' is the exact mode
 MODES = {'fp32': ('fp32', 'torch'), 'bf16': ('bf16', 'torch'),
          'onnxruntime': ('fp32', 'onnxruntime'), 'openvino': ('fp32', 'openvino'),
-         'openvino_bf16': ('bf16', 'openvino')}
+         'openvino_bf16': ('bf16', 'openvino'), 'openvino_int8': ('int8', 'openvino')}
 STAGES = ('sampling', 'densification', 'trunk_head', 'votes', 'certification')
 
 

@@ -14,9 +14,9 @@ from typing import Any
 import yaml
 
 from mmcert_ros.device import check_device_name
-from mmcert_ros.models.backends import BACKENDS, EXPORTED_PRECISIONS
+from mmcert_ros.models.backends import BACKEND_PRECISIONS, BACKENDS
 
-PRECISIONS = ('fp32', 'fp16', 'bf16')
+PRECISIONS = ('fp32', 'fp16', 'bf16', 'int8')
 #: MMCert's KITTI keep fractions of RGB and depth pixels: the default of certification and of
 #: training (base model and booster), and what a checkpoint that does not record the fractions
 #: it was trained for is taken to have been trained at
@@ -59,11 +59,13 @@ class CertifyConfig:
     :ivar seed: fixed seed for reproducible evaluation, or None for fresh OS entropy per frame.
     :ivar batch_size: samples per forward pass (bounds memory whatever N is).
     :ivar device: 'auto', 'cpu', 'cuda' or 'cuda:N'.
-    :ivar precision: of the forward passes: 'fp32' (exact mode), 'bf16' (fastest on CPUs with
-        AVX-512 BF16 / AMX) or 'fp16' (GPUs). ``SparseRGBDNet`` runs with its weights in that
-        dtype (batch norm folded); other models under autocast.
-    :ivar backend: 'torch', 'onnxruntime' (the model's dense part exported to ONNX, CPU, fp32)
-        or 'openvino' (the same export, CPU, fp32 or bf16); see
+    :ivar precision: of the forward passes: 'fp32' (exact mode), 'bf16' (CPUs with AVX-512
+        BF16 / AMX), 'fp16' (GPUs) or 'int8' (backend 'openvino' only: post-training
+        quantized convolutions, the fastest CPU mode). With backend 'torch'
+        ``SparseRGBDNet`` runs with its weights in that dtype (batch norm folded); other
+        models under autocast.
+    :ivar backend: 'torch' (fp32, bf16, fp16), 'onnxruntime' (the model's dense part exported
+        to ONNX, CPU, fp32) or 'openvino' (the same export, CPU, fp32, bf16 or int8); see
         :mod:`mmcert_ros.models.backends`.
     """
 
@@ -111,10 +113,11 @@ class CertifyConfig:
             raise ValueError(f'precision must be one of {PRECISIONS}, got {self.precision!r}')
         if self.backend not in BACKENDS:
             raise ValueError(f'backend must be one of {BACKENDS}, got {self.backend!r}')
-        if self.precision not in EXPORTED_PRECISIONS.get(self.backend, PRECISIONS):
+        if self.precision not in BACKEND_PRECISIONS[self.backend]:
+            runners = [name for name, runs in BACKEND_PRECISIONS.items() if self.precision in runs]
             raise ValueError(f'backend {self.backend!r} runs precision '
-                             f'{" or ".join(EXPORTED_PRECISIONS[self.backend])}, '
-                             f'got {self.precision!r}')
+                             f'{_either(BACKEND_PRECISIONS[self.backend])}, got '
+                             f'{self.precision!r} (run by backend {_either(runners)})')
 
     def replace(self, **changes: Any) -> 'CertifyConfig':
         """A validated copy with ``changes`` applied (field names)."""
@@ -178,6 +181,12 @@ def _flatten(values: Mapping[str, Any], prefix: str = '') -> dict[str, Any]:
         else:
             flat[name] = value
     return flat
+
+
+def _either(names) -> str:
+    """``'a, b or c'`` of a sequence of names."""
+    names = list(names)
+    return ' or '.join([', '.join(names[:-1]), names[-1]] if len(names) > 1 else names)
 
 
 def _integer(name: str, value: Any, low: int, high: int | None = None) -> int:

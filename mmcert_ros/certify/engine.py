@@ -51,7 +51,7 @@ class Certificate:
     - ``certified``: for every pixel in the mask, the ensemble label at every input changing
       at most ``radius_budget = (r_rgb, r_depth)`` pixels is ``labels[p]`` (Holm over all
       pixels); with point-cloud depth r_depth counts in-view points moved, deleted or
-      injected (docs/certification.md section 12).
+      injected (docs/certification.md section 13).
     - ``radius``: simultaneously for every pixel, its ensemble label is ``labels[p]`` at every
       input within ``(t * ray[0], t * ray[1])`` for ``t = radius[p]`` (Bonferroni); -1 = not
       certified at 0. The Holm mask at a budget on the ray certifies at least the pixels the

@@ -10,13 +10,16 @@ the engine calls (``CertifyConfig.precision`` and ``CertifyConfig.backend``):
   is, under autocast for 'fp16' / 'bf16'.
 - backends ``'onnxruntime'`` and ``'openvino'``: the dense part of ``SparseRGBDNet`` (pyramid
   in, grid logits out) exported to ONNX (:func:`export_onnx`) and run by ONNX Runtime (fp32)
-  or OpenVINO (fp32 or bf16) on the CPU; densification stays in torch. They need the
-  ``onnx`` and ``onnxruntime`` / ``openvino`` packages (requirements-test.txt). The exported
-  file also lets other engines (TensorRT, ...) run the model.
+  or OpenVINO (fp32, bf16, or 'int8': post-training quantized convolutions,
+  :mod:`mmcert_ros.models.quantization`) on the CPU; densification stays in torch. They need
+  the ``onnx`` and ``onnxruntime`` / ``openvino`` (and for int8 ``nncf``) packages
+  (requirements-test.txt). The exported file also lets other engines (TensorRT, ...) run
+  the model.
 
 Every backend is a deterministic function of the sub-sampled input, so the certificate's
-guarantee holds for it as for any base model; only which labels it predicts may differ in
-the last bits between backends.
+guarantee holds for it as for any base model: the certificate speaks about the ensemble of
+the model as that backend runs it. fp32 backends differ only in the last bits; bf16 and int8
+change the labels of some near-tied cells (README, Performance).
 """
 from __future__ import annotations
 
@@ -26,10 +29,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
+#: precisions each backend runs (``CertifyConfig.backend`` -> ``CertifyConfig.precision``)
+BACKEND_PRECISIONS = {'torch': ('fp32', 'bf16', 'fp16'), 'onnxruntime': ('fp32',),
+                      'openvino': ('fp32', 'bf16', 'int8')}
 #: what can run the forward passes (``CertifyConfig.backend``)
-BACKENDS = ('torch', 'onnxruntime', 'openvino')
-#: precisions each exported backend runs (the torch backend runs them all)
-EXPORTED_PRECISIONS = {'onnxruntime': ('fp32',), 'openvino': ('fp32', 'bf16')}
+BACKENDS = tuple(BACKEND_PRECISIONS)
+#: the backends that run the ONNX export of the dense part
+EXPORTED_BACKENDS = ('onnxruntime', 'openvino')
 
 PRECISION_DTYPES = {'fp32': torch.float32, 'bf16': torch.bfloat16, 'fp16': torch.float16}
 
@@ -38,7 +44,7 @@ def prepare_model(model: nn.Module, precision: str, backend: str,
                   device: torch.device) -> nn.Module:
     """The object the engine runs for ``model`` (see the module docstring); ``precision`` and
     ``backend`` as validated by :class:`~mmcert_ros.certify.CertifyConfig`."""
-    if backend in EXPORTED_PRECISIONS:  # the combination was validated by CertifyConfig
+    if backend in EXPORTED_BACKENDS:  # the combination was validated by CertifyConfig
         if not all(callable(getattr(model, name, None))
                    for name in ('for_inference', 'pyramid_inputs', 'grid_logits_from_levels')):
             raise ValueError(f'backend {backend!r} exports SparseRGBDNet-like models only '
@@ -92,15 +98,15 @@ def export_onnx(network: nn.Module, path: str | Path | io.BytesIO | None = None)
     return data
 
 
-def _require(package: str):
-    """Import the engine package of a backend, or say how to install it (ValueError)."""
+def require_package(package: str, needed_by: str):
+    """Import ``package``, or say what needs it and how to install it (ValueError)."""
     import importlib
 
     try:
         return importlib.import_module(package)
     except ImportError as error:
-        raise ValueError(f'backend {package!r} needs the {package} package '
-                         f'(pip install onnx {package})') from error
+        raise ValueError(f'{needed_by} needs the {package} package (requirements-test.txt: '
+                         f'pip install onnx onnxruntime openvino nncf)') from error
 
 
 class _ExportedNet(nn.Module):
@@ -144,7 +150,7 @@ class OnnxRuntimeNet(_ExportedNet):
 
     def __init__(self, network: nn.Module, threads: int | None = None) -> None:
         super().__init__(network)
-        onnxruntime = _require('onnxruntime')
+        onnxruntime = require_package('onnxruntime', "backend 'onnxruntime'")
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads or torch.get_num_threads()
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -158,7 +164,10 @@ class OnnxRuntimeNet(_ExportedNet):
 
 class OpenVinoNet(_ExportedNet):
     """The dense part in OpenVINO on the CPU, with inference precision float32 or bfloat16
-    (bf16 needs a CPU with AVX-512 BF16 or AMX; OpenVINO keeps float32 elsewhere).
+    (bf16 needs a CPU with AVX-512 BF16 or AMX; OpenVINO keeps float32 elsewhere), or 'int8':
+    the model quantized once, here, by :func:`~mmcert_ros.models.quantization.quantize_int8`
+    (int8 convolutions but the first; about 2 s on one core, calibration frames included),
+    with the other ops in bfloat16 where the CPU has it (float32 elsewhere).
 
     The model is compiled once per set of input shapes (a frame size and micro-batch size;
     an engine frame sees at most two: the full and the last micro-batch), with the shapes
@@ -171,7 +180,7 @@ class OpenVinoNet(_ExportedNet):
     def __init__(self, network: nn.Module, precision: str = 'fp32',
                  threads: int | None = None) -> None:
         super().__init__(network)
-        openvino = _require('openvino')
+        openvino = require_package('openvino', "backend 'openvino'")
         import tempfile
 
         self._core = openvino.Core()
@@ -179,8 +188,12 @@ class OpenVinoNet(_ExportedNet):
             path = Path(folder) / 'network.onnx'
             export_onnx(network, path)
             self._model = self._core.read_model(str(path))
+        if precision == 'int8':
+            from mmcert_ros.models.quantization import quantize_int8
+
+            self._model = quantize_int8(network, self._model)
         self._settings = {
-            'INFERENCE_PRECISION_HINT': {'fp32': 'f32', 'bf16': 'bf16'}[precision],
+            'INFERENCE_PRECISION_HINT': {'fp32': 'f32', 'bf16': 'bf16', 'int8': 'bf16'}[precision],
             'INFERENCE_NUM_THREADS': threads or torch.get_num_threads()}
         self._compiled: dict[tuple, object] = {}
 

@@ -4,7 +4,8 @@ Reports the certification step (p-values + Holm + radius map) against Holm by so
 per-pixel p-values, drawing the N exact-k masks against numpy.random.choice per sample (the
 MMCert reference code's way), and the engine with the shipped model against its previous hot
 path (mmcert_ros.benchmark.reference), per stage and end to end, in every mode (fp32 exact,
-bf16, ONNX Runtime), with the labels that change and the radius a 1 s frame buys.
+bf16, ONNX Runtime, OpenVINO fp32 / bf16 / int8), with the labels that change and the radius
+a 1 s frame buys.
 Targets: certification < 20 ms and >= 10x; sampling < 300 ms and >= 4x; engine fp32 >= 2.5x
 with unchanged votes, fastest mode >= 5x.
 """
@@ -37,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--repeats', type=int, default=3,
                         help='interleaved runs per engine mode, median reported (default 3)')
     parser.add_argument('--modes', type=mode_list,
-                        default='fp32,bf16,onnxruntime,openvino,openvino_bf16',
+                        default='fp32,bf16,onnxruntime,openvino,openvino_bf16,openvino_int8',
                         help='engine modes to compare with the reference (default all)')
     parser.add_argument('--batch-sizes', default='',
                         help='also time the fp32 engine at these batch sizes, e.g. 8,16,32,64')
