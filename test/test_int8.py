@@ -107,7 +107,7 @@ def test_int8_quantizes_every_convolution_but_the_first(model):
 def test_unsupported_int8_combinations_are_refused_by_name(changes, message):
     with pytest.raises(ValueError, match=message):
         CertifyConfig(**changes)
-    assert CertifyConfig.from_dict({'model.backend': 'openvino',
+    assert CertifyConfig.from_parameters({'model.backend': 'openvino',
                                     'model.precision': 'int8'}).precision == 'int8'
 
 
