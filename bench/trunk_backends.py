@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from mmcert_ros.certify.calibration import calibration_levels
 from mmcert_ros.models import load_model
 from mmcert_ros.models.backends import OnnxRuntimeNet, OpenVinoNet, _GridHead
 
@@ -64,7 +65,8 @@ def main() -> int:
     for name, build in (('onnxruntime fp32', lambda: OnnxRuntimeNet(model)),
                         ('openvino fp32', lambda: OpenVinoNet(model, 'fp32')),
                         ('openvino bf16', lambda: OpenVinoNet(model, 'bf16')),
-                        ('openvino int8', lambda: OpenVinoNet(model, 'int8'))):
+                        ('openvino int8', lambda: OpenVinoNet(
+                            model, 'int8', calibration=calibration_levels))):
         try:
             backend = build()
         except ValueError as error:

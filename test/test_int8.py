@@ -75,10 +75,11 @@ def test_int8_quantizes_every_convolution_but_the_first(model):
     import openvino
 
     from mmcert_ros.models.backends import export_onnx
+    from mmcert_ros.certify.calibration import calibration_levels
     from mmcert_ros.models.quantization import first_convolution, quantize_int8
 
     dense = openvino.Core().read_model(export_onnx(model), b'')
-    quantized = quantize_int8(model, dense)
+    quantized = quantize_int8(dense, calibration_levels(model))
 
     def stored_weight_type(op) -> str | None:
         """Element type of the constant behind the weight input (through dequantization),

@@ -26,7 +26,7 @@ from scipy import stats
 
 from mmcert_ros.certify import CertifyConfig
 from mmcert_ros.certify import feature_smoothing as fs
-from mmcert_ros.certify.engine import frame_tensors
+from mmcert_ros.certify.tensors import frame_tensors
 from mmcert_ros.certify.l2 import L2Certifier, L2Settings
 from mmcert_ros.certify.sampling import kept_count, make_generator
 from mmcert_ros.models import load_model

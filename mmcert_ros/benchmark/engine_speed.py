@@ -16,6 +16,7 @@ import torch
 from mmcert_ros.benchmark.reference import (ReferenceVotes, reference_kept_indices,
                                             reference_pyramid_inputs)
 from mmcert_ros.certify.bounds import radius_table
+from mmcert_ros.certify.calibration import calibration_levels
 from mmcert_ros.certify.config import CertifyConfig
 from mmcert_ros.certify.engine import (CertifiedSegmenter, certify_votes, draw_sample_indices,
                                        frame_tensors)
@@ -97,7 +98,8 @@ def bench_speed(model: torch.nn.Module, frame: Frame, num_samples: int = 100,
     n = (size[0] * size[1], depth.shape[-2] * depth.shape[-1])
     k = (kept_count(config.keep_fraction_rgb, n[0]), kept_count(config.keep_fraction_depth, n[1]))
     draws = list(draw_sample_indices(num_samples, n, k, make_generator(seed, 'cpu')))
-    prepared = {mode: prepare_model(model, *MODES[mode], torch.device('cpu')) for mode in modes}
+    prepared = {mode: prepare_model(model, *MODES[mode], torch.device('cpu'),
+                                   calibration=calibration_levels) for mode in modes}
     segmenters = {mode: CertifiedSegmenter(model, config.replace(
         precision=MODES[mode][0], backend=MODES[mode][1])) for mode in modes}
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in ['reference', *modes]}

@@ -25,6 +25,8 @@ from mmcert_ros.certify.config import KEEP_FRACTION_DEPTH, KEEP_FRACTION_RGB, Ce
 from mmcert_ros.certify.points import ablate_points, free_pixel, kept_point_count, point_frames
 from mmcert_ros.certify.sampling import ablate, draw_kept_indices, kept_count, make_generator
 from mmcert_ros.certify.votes import DenseVotes, GridVotes, predict_labels  # noqa: F401
+from mmcert_ros.certify.calibration import calibration_levels
+from mmcert_ros.certify.tensors import FrameTensors, frame_tensors
 from mmcert_ros.models.backends import prepare_model
 from mmcert_ros.data.frame import Frame, validate_depth, validate_rgb
 from mmcert_ros.data.projection import ProjectedPoints, zbuffer
@@ -33,9 +35,6 @@ from mmcert_ros.device import resolve_device
 _AUTOCAST_DTYPES = {'fp16': torch.float16, 'bf16': torch.bfloat16}
 _LOG = logging.getLogger(__name__)
 
-#: a frame on the engine's device, as :func:`frame_tensors` makes it: ``(1, 3, H, W)`` RGB in
-#: [0, 1] and ``(1, 1, Hd, Wd)`` metres with invalid depth 0
-FrameTensors = tuple[torch.Tensor, torch.Tensor]
 
 
 @dataclass
@@ -274,7 +273,7 @@ class CertifiedSegmenter:
         key = (config.precision, config.backend)
         if getattr(self, '_prepared_key', None) != key:
             self._prepared = prepare_model(self.model, config.precision, config.backend,
-                                           self.device)
+                                           self.device, calibration=calibration_levels)
             self._prepared_key = key
         return self._prepared
 
@@ -317,20 +316,6 @@ def check_logits(logits: torch.Tensor, batch: int, expected: tuple[int, int]) ->
     if logits.ndim != 4 or logits.shape[0] != batch or tuple(logits.shape[-2:]) != expected:
         raise ValueError(f'model returned logits of shape {tuple(logits.shape)}, '
                          f'expected ({batch}, C, {expected[0]}, {expected[1]})')
-
-
-def frame_tensors(rgb: np.ndarray, depth: np.ndarray, device: torch.device
-                  ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(1, 3, H, W)`` float RGB in [0, 1] (channels-last memory, so that reading the kept
-    pixels' values is one row gather) and ``(1, 1, Hd, Wd)`` metres with every invalid depth
-    (NaN, Inf, <= 0) set to 0, on ``device``, from a frame's uint8 RGB and float depth."""
-    rgb_t = torch.from_numpy(np.ascontiguousarray(rgb)).to(device)
-    rgb_t = rgb_t.permute(2, 0, 1).unsqueeze(0).float().div_(255.0).contiguous(
-        memory_format=torch.channels_last)
-    depth_t = torch.from_numpy(np.ascontiguousarray(depth)).to(device)
-    valid = torch.isfinite(depth_t) & (depth_t > 0)
-    depth_t = torch.where(valid, depth_t, torch.zeros_like(depth_t))[None, None]
-    return rgb_t, depth_t
 
 
 def keep_fraction_mismatch(model: torch.nn.Module, config: CertifyConfig) -> str | None:

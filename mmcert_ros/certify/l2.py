@@ -35,8 +35,8 @@ from mmcert_ros.certify import feature_smoothing as fs
 from mmcert_ros.certify.cancel import CancelToken
 from mmcert_ros.certify.confidence import round_down_float32
 from mmcert_ros.certify.config import CertifyConfig
-from mmcert_ros.certify.engine import (Certificate, CertifiedSegmenter, FrameTensors,
-                                       certify_votes, frame_tensors)
+from mmcert_ros.certify.engine import Certificate, CertifiedSegmenter, certify_votes
+from mmcert_ros.certify.tensors import FrameTensors, frame_tensors
 from mmcert_ros.device import resolve_device
 from mmcert_ros.certify.sampling import kept_count, make_generator
 from mmcert_ros.data.frame import Frame, validate_depth, validate_rgb

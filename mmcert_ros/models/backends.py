@@ -24,10 +24,13 @@ change the labels of some near-tied cells (README, Performance).
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from torch import nn
+
+from mmcert_ros.models.packages import require_package
 
 #: precisions each backend runs (``CertifyConfig.backend`` -> ``CertifyConfig.precision``)
 BACKEND_PRECISIONS = {'torch': ('fp32', 'bf16', 'fp16'), 'onnxruntime': ('fp32',),
@@ -40,10 +43,11 @@ EXPORTED_BACKENDS = ('onnxruntime', 'openvino')
 PRECISION_DTYPES = {'fp32': torch.float32, 'bf16': torch.bfloat16, 'fp16': torch.float16}
 
 
-def prepare_model(model: nn.Module, precision: str, backend: str,
-                  device: torch.device) -> nn.Module:
+def prepare_model(model: nn.Module, precision: str, backend: str, device: torch.device,
+                  calibration: Callable[[nn.Module], list] | None = None) -> nn.Module:
     """The object the engine runs for ``model`` (see the module docstring); ``precision`` and
-    ``backend`` as validated by :class:`~mmcert_ros.certify.CertifyConfig`."""
+    ``backend`` as validated by :class:`~mmcert_ros.certify.CertifyConfig`; ``calibration``
+    gives the int8 calibration inputs of a network (:class:`OpenVinoNet`)."""
     if backend in EXPORTED_BACKENDS:  # the combination was validated by CertifyConfig
         if not all(callable(getattr(model, name, None))
                    for name in ('for_inference', 'pyramid_inputs', 'grid_logits_from_levels')):
@@ -53,7 +57,7 @@ def prepare_model(model: nn.Module, precision: str, backend: str,
         if device.type != 'cpu':
             raise ValueError(f"backend {backend!r} runs on the CPU here; use device 'cpu'")
         if backend == 'openvino':
-            return OpenVinoNet(model, precision)
+            return OpenVinoNet(model, precision, calibration=calibration)
         return OnnxRuntimeNet(model)
     if backend != 'torch':
         raise ValueError(f'backend must be one of {BACKENDS}, got {backend!r}')
@@ -96,17 +100,6 @@ def export_onnx(network: nn.Module, path: str | Path | io.BytesIO | None = None)
         else:
             Path(path).write_bytes(data)
     return data
-
-
-def require_package(package: str, needed_by: str):
-    """Import ``package``, or say what needs it and how to install it (ValueError)."""
-    import importlib
-
-    try:
-        return importlib.import_module(package)
-    except ImportError as error:
-        raise ValueError(f'{needed_by} needs the {package} package (requirements-test.txt: '
-                         f'pip install onnx onnxruntime openvino nncf)') from error
 
 
 class _ExportedNet(nn.Module):
@@ -178,7 +171,8 @@ class OpenVinoNet(_ExportedNet):
     MAX_SHAPES = 8
 
     def __init__(self, network: nn.Module, precision: str = 'fp32',
-                 threads: int | None = None) -> None:
+                 threads: int | None = None,
+                 calibration: Callable[[nn.Module], list] | None = None) -> None:
         super().__init__(network)
         openvino = require_package('openvino', "backend 'openvino'")
         import tempfile
@@ -191,7 +185,10 @@ class OpenVinoNet(_ExportedNet):
         if precision == 'int8':
             from mmcert_ros.models.quantization import quantize_int8
 
-            self._model = quantize_int8(network, self._model)
+            if calibration is None:
+                raise ValueError('precision int8 needs calibration inputs (the engine passes '
+                                 'mmcert_ros.certify.calibration.calibration_levels)')
+            self._model = quantize_int8(self._model, calibration(network))
         self._settings = {
             'INFERENCE_PRECISION_HINT': {'fp32': 'f32', 'bf16': 'bf16', 'int8': 'bf16'}[precision],
             'INFERENCE_NUM_THREADS': threads or torch.get_num_threads()}

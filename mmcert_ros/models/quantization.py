@@ -10,11 +10,8 @@ int8 scale for all of them changed about four times as many labels as every othe
 convolution together, for 5 % to 10 % of the int8 trunk's speed. It and the ops between
 convolutions (pooling, bilinear resizes, the feature normalization and the cosine head) run
 in the backend's float precision (:class:`~mmcert_ros.models.backends.OpenVinoNet`).
-The activation ranges come from calibration inputs that are the engine's own: the pyramid
-inputs of :data:`CALIBRATION_SAMPLES_PER_FRAME` sub-sampled copies (kept at
-``CertifyConfig``'s default keep fractions) of each of the synthetic frames
-:data:`CALIBRATION_FRAMES` of drive :data:`CALIBRATION_DRIVE_SEED` (1242x375, dense and
-LiDAR depth), drawn with fixed seeds.
+The activation ranges come from calibration inputs that are the engine's own, which the
+engine hands over (:mod:`mmcert_ros.certify.calibration`: fixed synthetic frames and seeds).
 
 The calibration is a pure function of the network's weights: the same network gives the same
 int8 model, and the int8 model is a deterministic function of each sub-sampled input, so it
@@ -28,52 +25,16 @@ import logging
 import os
 
 import torch
-from torch import nn
 
-#: synthetic drive whose frames calibrate the int8 ranges (not a seed of the default training
-#: and validation drives, 0.. and 100000.., nor of the held-out evaluation drives, 900000..)
-CALIBRATION_DRIVE_SEED = 800_000
-#: (frame index, depth mode) of the calibration frames of that drive
-CALIBRATION_FRAMES = ((0, 'dense'), (40, 'dense'), (20, 'lidar'), (60, 'lidar'))
-#: sub-sampled copies of each calibration frame (one micro-batch)
-CALIBRATION_SAMPLES_PER_FRAME = 16
+from mmcert_ros.models.packages import require_package
 
-
-def calibration_levels(network: nn.Module) -> list[list[torch.Tensor]]:
-    """Per calibration frame the four pyramid levels (``network.pyramid_inputs``, float32,
-    NCHW-contiguous) of its :data:`CALIBRATION_SAMPLES_PER_FRAME` sub-sampled copies."""
-    from mmcert_ros.certify.config import CertifyConfig
-    from mmcert_ros.certify.engine import frame_tensors
-    from mmcert_ros.certify.sampling import draw_kept_indices, kept_count, make_generator
-    from mmcert_ros.models.network import KeptPixels
-    from mmcert_ros.sim.synthetic import SyntheticDrive
-
-    defaults = CertifyConfig()
-    drive = SyntheticDrive(CALIBRATION_DRIVE_SEED)
-    batches = []
-    for number, (index, depth_mode) in enumerate(CALIBRATION_FRAMES):
-        frame = drive.frame(index, depth_mode)
-        rgb, depth = frame_tensors(frame.rgb, frame.depth, torch.device('cpu'))
-        generator = make_generator(number, 'cpu')
-        kept = []
-        for image, fraction in ((rgb, defaults.keep_fraction_rgb),
-                                (depth, defaults.keep_fraction_depth)):
-            n = image.shape[-2] * image.shape[-1]
-            indices = draw_kept_indices(CALIBRATION_SAMPLES_PER_FRAME, n,
-                                        kept_count(fraction, n), generator)
-            kept.append(KeptPixels.from_indices(image, indices))
-        with torch.inference_mode():
-            batches.append([level.contiguous() for level in network.pyramid_inputs(*kept)])
-    return batches
-
-
-def quantize_int8(network: nn.Module, model):
-    """The int8 OpenVINO model of ``model`` (the OpenVINO model of ``network``'s dense part,
-    inputs ``level0..level3``), calibrated on :func:`calibration_levels` (module docstring).
+def quantize_int8(model, batches: list[list[torch.Tensor]]):
+    """The int8 OpenVINO model of ``model`` (the OpenVINO model of a network's dense part,
+    inputs ``level0..level3``), calibrated on ``batches``: per calibration input its four
+    pyramid levels (the engine's own, :func:`mmcert_ros.certify.calibration.calibration_levels`).
     Needs the ``nncf`` package; raises ``ValueError`` saying how to install it."""
     nncf = import_nncf()
     nncf.set_log_level(logging.ERROR)
-    batches = calibration_levels(network)
     dataset = nncf.Dataset(batches, lambda levels: {f'level{number}': level.numpy()
                                                     for number, level in enumerate(levels)})
     with contextlib.redirect_stdout(io.StringIO()):  # NNCF's progress bars, not a node's log
@@ -87,8 +48,6 @@ def import_nncf():
     do behind its user's back. NNCF reads ``NNCF_CI`` once, when it is first imported (nothing
     else in it depends on that variable); the environment is restored afterwards.
     Raises ``ValueError`` saying how to install the package."""
-    from mmcert_ros.models.backends import require_package
-
     saved = os.environ.get('NNCF_CI')
     os.environ['NNCF_CI'] = '1'
     try:

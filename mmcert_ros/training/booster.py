@@ -140,7 +140,7 @@ def train_booster(model: torch.nn.Module, frames: list[Frame], config: BoosterTr
 def _stack(frames: list[Frame]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """RGB ``(F, 3, H, W)`` in [0, 1], depth ``(F, 1, Hd, Wd)`` (invalid = 0) and road
     ``(F, H, W)`` int64 tensors of the frames."""
-    from mmcert_ros.certify.engine import frame_tensors
+    from mmcert_ros.certify.tensors import frame_tensors
 
     if not frames:
         raise ValueError('no training frames')
