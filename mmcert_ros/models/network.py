@@ -137,8 +137,9 @@ def _conv_bn_relu(in_channels: int, out_channels: int, stride: int = 1,
 class KeptPixels:
     """The kept pixels of a batch of sub-sampled images, in batch-major, row-major order.
 
-    :ivar b: ``(K,)`` int32 sample of each kept pixel; ``pixel``: ``(K,)`` its flat index
-        ``y * width + x`` in its image (``y``, ``x``: its row and column).
+    :ivar b: ``(K,)`` int32 sample of each kept pixel; ``pixel``: ``(K,)`` int32 its flat
+        index ``y * width + x`` in its image (``y``, ``x``: its row and column; an image has
+        fewer than 2^31 pixels).
     :ivar values: ``(K, C)`` the pixel values.
     :ivar batch: samples in the batch; ``height``, ``width``: the image size.
     """
@@ -152,20 +153,20 @@ class KeptPixels:
 
     @property
     def y(self) -> torch.Tensor:
-        """``(K,)`` row of each kept pixel."""
-        return torch.div(self.pixel, self.width, rounding_mode='floor')
+        """``(K,)`` int64 row of each kept pixel."""
+        return torch.div(self.pixel.long(), self.width, rounding_mode='floor')
 
     @property
     def x(self) -> torch.Tensor:
-        """``(K,)`` column of each kept pixel."""
-        return self.pixel % self.width
+        """``(K,)`` int64 column of each kept pixel."""
+        return self.pixel.long() % self.width
 
     @classmethod
     def from_mask(cls, image: torch.Tensor, keep: torch.Tensor) -> 'KeptPixels':
         """From dense ``(B, C, H, W)`` values and a ``(B, 1, H, W)`` keep-mask (non-zero = kept)."""
         batch, _, height, width = image.shape
         b, _, y, x = torch.nonzero(keep, as_tuple=True)
-        return cls(b.int(), y * width + x, image[b, :, y, x], batch, height, width)
+        return cls(b.int(), (y * width + x).int(), image[b, :, y, x], batch, height, width)
 
     @classmethod
     def from_indices(cls, frame: torch.Tensor, indices: torch.Tensor) -> 'KeptPixels':
@@ -174,21 +175,20 @@ class KeptPixels:
         the same order as :meth:`from_mask` of the ablated batch, without building it."""
         frames, channels, height, width = frame.shape
         batch, k = indices.shape
-        flat = indices.reshape(-1)
-        b = torch.arange(batch, device=indices.device, dtype=torch.int32).repeat_interleave(k)
-        # one row of C values per pixel: a view for a channels-last frame, else one copy;
-        # int32 row indices (the frame has < 2^31 pixels) gather about twice as fast
         if frames not in (1, batch):
             raise ValueError(f'need one frame or one per sample: {frames} frames, {batch} rows')
+        flat = indices.reshape(-1).int()  # int32 indices gather about twice as fast as int64
+        b = torch.arange(batch, device=indices.device, dtype=torch.int32).repeat_interleave(k)
+        # one row of C values per pixel: a view for a channels-last frame, else one copy
         pixels = frame.permute(0, 2, 3, 1).reshape(frames * height * width, channels)
-        source = flat.int() if frames == 1 else (flat + b * (height * width)).int()
+        source = flat if frames == 1 else flat + b.long() * (height * width)
         return cls(b, flat, pixels.index_select(0, source), batch, height, width)
 
 
 @functools.lru_cache(maxsize=16)
 def cell_of_pixel(height: int, width: int, grid: tuple[int, int],
                   device: torch.device) -> torch.Tensor:
-    """``(height * width,)`` int64: the flat cell ``row * cols + col`` of a ``(rows, cols)``
+    """``(height * width,)`` int32: the flat cell ``row * cols + col`` of a ``(rows, cols)``
     grid laid over an ``height x width`` image in which each flat pixel ``y * width + x``
     falls: cell ``(floor(y * rows / height), floor(x * cols / width))``, so images of
     different sizes map onto the same grid. One table per image size and grid (cached),
@@ -196,14 +196,14 @@ def cell_of_pixel(height: int, width: int, grid: tuple[int, int],
     rows, cols = grid
     row = torch.div(torch.arange(height) * rows, height, rounding_mode='floor')
     col = torch.div(torch.arange(width) * cols, width, rounding_mode='floor')
-    return (row[:, None] * cols + col[None, :]).reshape(-1).to(device)
+    return (row[:, None] * cols + col[None, :]).reshape(-1).to(torch.int32).to(device)
 
 
 def cell_index(kept: KeptPixels, grid: tuple[int, int]) -> torch.Tensor:
     """``(K,)`` int64 flat index ``(b, row, col)`` into a ``(B, rows, cols)`` grid of each kept
     pixel (its cell as :func:`cell_of_pixel` maps it)."""
     table = cell_of_pixel(kept.height, kept.width, tuple(grid), kept.pixel.device)
-    return table.index_select(0, kept.pixel) + kept.b.long() * (grid[0] * grid[1])
+    return torch.add(table.index_select(0, kept.pixel), kept.b, alpha=grid[0] * grid[1]).long()
 
 
 def cell_sums(kept: KeptPixels, grid: tuple[int, int],
