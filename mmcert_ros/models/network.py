@@ -265,12 +265,21 @@ def densify(modalities: Sequence[tuple[KeptPixels, Callable[[torch.Tensor], torc
         start = 0
         for width in widths:  # features start .. start + width - 2, then the weight
             weight = cells[..., start + width - 1:start + width]
-            torch.div(cells[..., start:start + width - 1], weight.clamp(min=1.0),
-                      out=out[..., start:start + width - 1])
-            torch.log1p(weight, out=out[..., start + width - 1:start + width])
+            _write(out[..., start:start + width - 1], torch.div,
+                   cells[..., start:start + width - 1], weight.clamp(min=1.0))
+            _write(out[..., start + width - 1:start + width], torch.log1p, weight)
             start += width
         pyramid.append(out.permute(0, 3, 1, 2))
     return pyramid
+
+
+def _write(target: torch.Tensor, operation: Callable[..., torch.Tensor], *args) -> None:
+    """``target[...] = operation(*args)``: straight into ``target`` (``out=``), or through a
+    copy when gradients are recorded (``out=`` does not record them; e.g. booster training)."""
+    if torch.is_grad_enabled() and any(arg.requires_grad for arg in args):
+        target.copy_(operation(*args))
+    else:
+        operation(*args, out=target)
 
 
 def encode_rgb(values: torch.Tensor) -> torch.Tensor:
