@@ -387,3 +387,24 @@ def test_kept_pixels_from_one_frame_per_sample_read_each_sample_its_own_frame():
     assert pixels.y.tolist() == [0, 2, 1, 1] and pixels.x.tolist() == [0, 3, 1, 2]
     with pytest.raises(ValueError, match='one frame or one per sample'):
         KeptPixels.from_indices(frames, torch.tensor([[0], [1], [2]]))
+
+
+def test_densification_passes_the_gradients_of_the_per_pixel_formula(model):
+    """With gradients recorded (booster training, noisy kept RGB values) the levels are written
+    through copies: values and gradients equal the reference's."""
+    import dataclasses
+
+    from mmcert_ros.benchmark.reference import reference_pyramid_inputs
+    from mmcert_ros.models.network import KeptPixels
+
+    rgb, rgb_indices, depth, depth_indices = _kept_batch(5, batch=2, height=37, width=53)
+    pixels = KeptPixels.from_indices(rgb, rgb_indices)
+    depth_pixels = KeptPixels.from_indices(depth, depth_indices)
+    gradients = []
+    for densify in (model.pyramid_inputs, reference_pyramid_inputs):
+        values = pixels.values.clone().requires_grad_(True)
+        levels = densify(dataclasses.replace(pixels, values=values), depth_pixels)
+        sum((level * (index + 1)).sum() for index, level in enumerate(levels)).backward()
+        gradients.append(values.grad)
+    assert gradients[0].abs().sum() > 0
+    assert torch.equal(gradients[0], gradients[1])

@@ -19,6 +19,8 @@ Both keep the counts on the model's device until :meth:`counts` is called.
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from mmcert_ros.models.network import BilinearTaps, upsample_bilinear
@@ -109,6 +111,14 @@ class _Pairs:
         return table
 
 
+@functools.lru_cache(maxsize=16)
+def _axis_runs(out_size: int, in_size: int, device: torch.device) -> tuple[_Pairs, torch.Tensor]:
+    """The runs of one axis and :meth:`_Pairs.runs_by_low`, built once per size and device
+    (read only; a frame's counter then costs no host read)."""
+    pairs = _Pairs(BilinearTaps.build(out_size, in_size, device), in_size)
+    return pairs, pairs.runs_by_low(in_size)
+
+
 class GridVotes:
     """Counts votes from grid logits ``(B, C, h, w)`` whose pixels' logits are
     ``upsample_bilinear(grid, size)`` (see the module docstring for why it is exact)."""
@@ -128,14 +138,12 @@ class GridVotes:
             self._num_classes_pixels = num_classes * size[0] * size[1]
             self._pixel_votes = torch.zeros(self._num_classes_pixels + 1, dtype=torch.int32,
                                             device=device)
-            self._rows = _Pairs(BilinearTaps.build(size[0], grid[0], device), grid[0])
-            self._cols = _Pairs(BilinearTaps.build(size[1], grid[1], device), grid[1])
             # a block's four corners are its grid cells (low, high) x (low, high); since
             # high = min(low + 1, size - 1) (BilinearTaps), a block is named by its low
             # corner, and all blocks are judged at once on the grid (see add); per grid row
             # (column) the runs whose low cell it is
-            self._row_runs = self._rows.runs_by_low(grid[0])
-            self._col_runs = self._cols.runs_by_low(grid[1])
+            self._rows, self._row_runs = _axis_runs(size[0], grid[0], device)
+            self._cols, self._col_runs = _axis_runs(size[1], grid[1], device)
             self._corner_counts = torch.zeros(num_classes, *grid, dtype=torch.int32,
                                               device=device)
 
