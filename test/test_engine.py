@@ -220,7 +220,7 @@ def test_fp32_engine_votes_equal_the_previous_path_for_the_same_draws(backend):
     n = (rgb.shape[0] * rgb.shape[1], depth.size)
     k = (kept_count(0.05, n[0]), kept_count(0.02, n[1]))
     draws = draw_sample_indices(24, n, k, make_generator(7, 'cpu'))
-    counts = timed_votes(model.eval(), ReferenceVotes(rgb.shape[:2], upsample_bilinear),
+    counts = timed_votes(model.eval(), lambda: ReferenceVotes(rgb.shape[:2], upsample_bilinear),
                          rgb_t, depth_t, draws, 5, {}, reference_pyramid_inputs)
     previous = certify_votes(counts, n, k, config)
     assert 0.05 < previous.labels.mean() < 0.95  # both classes are voted for

@@ -337,3 +337,74 @@ def test_joint_densification_equals_the_per_modality_one_bit_for_bit(model):
     assert [level.shape[1] for level in joint] == [7, 6, 6, 6]
     for got, expected in zip(joint, separate):
         assert torch.equal(got, expected)
+
+
+@pytest.mark.parametrize('size,depth_size,kept', [
+    ((61, 99), (30, 49), (90, 20)),    # odd sizes, depth smaller than RGB, cells left empty
+    ((8, 8), (8, 8), (64, 64)),        # one cell, every pixel kept (including both borders)
+    ((17, 9), (40, 23), (1, 1)),       # a single kept pixel, depth larger than RGB
+    ((375, 1242), (375, 1242), (300, 40)),  # the KITTI size: grid 47 x 156 does not divide it
+])
+def test_densification_equals_the_per_pixel_division_formula(model, size, depth_size, kept):
+    """pyramid_inputs reads each kept pixel's cell from a per-frame-size lookup table; the
+    benchmark's reference divides per pixel ((floor(y rows / H), floor(x cols / W))): the same
+    float32 values bit for bit, with the last row and column and invalid depth kept."""
+    from mmcert_ros.benchmark.reference import reference_pyramid_inputs
+    from mmcert_ros.certify.sampling import draw_kept_indices, make_generator
+    from mmcert_ros.models.network import KeptPixels, cell_of_pixel
+
+    generator = make_generator(sum(size) + kept[0], 'cpu')
+    (height, width), (depth_height, depth_width) = size, depth_size
+    rgb = torch.rand(1, 3, height, width, generator=generator).contiguous(
+        memory_format=torch.channels_last)
+    depth = torch.rand(1, 1, depth_height, depth_width, generator=generator) * 40
+    depth[0, 0, :, ::4] = 0.0  # invalid depth: weight 0
+    rgb_indices = draw_kept_indices(4, height * width, kept[0], generator)
+    depth_indices = draw_kept_indices(4, depth_height * depth_width, kept[1], generator)
+    rgb_indices[0, -1] = height * width - 1  # the bottom-right pixel: last row and column
+    depth_indices[0, -1] = depth_height * depth_width - 1
+    pixels = (KeptPixels.from_indices(rgb, rgb_indices),
+              KeptPixels.from_indices(depth, depth_indices))
+    with torch.no_grad():
+        joint, reference = model.pyramid_inputs(*pixels), reference_pyramid_inputs(*pixels)
+    for got, expected in zip(joint, reference):
+        assert got.shape == expected.shape
+        assert torch.equal(got, expected)
+    grid = joint[0].shape[2:]
+    table = cell_of_pixel(depth_height, depth_width, tuple(grid), torch.device('cpu'))
+    y, x = np.divmod(np.arange(depth_height * depth_width), depth_width)
+    np.testing.assert_array_equal(table.numpy(), (y * grid[0] // depth_height) * grid[1]
+                                  + x * grid[1] // depth_width)
+
+
+def test_kept_pixels_from_one_frame_per_sample_read_each_sample_its_own_frame():
+    from mmcert_ros.models.network import KeptPixels
+
+    frames = torch.arange(2 * 2 * 3 * 4, dtype=torch.float32).view(2, 2, 3, 4)
+    indices = torch.tensor([[0, 11], [5, 6]])
+    pixels = KeptPixels.from_indices(frames, indices)
+    assert pixels.values.tolist() == [[0.0, 12.0], [11.0, 23.0], [29.0, 41.0], [30.0, 42.0]]
+    assert pixels.y.tolist() == [0, 2, 1, 1] and pixels.x.tolist() == [0, 3, 1, 2]
+    with pytest.raises(ValueError, match='one frame or one per sample'):
+        KeptPixels.from_indices(frames, torch.tensor([[0], [1], [2]]))
+
+
+def test_densification_passes_the_gradients_of_the_per_pixel_formula(model):
+    """With gradients recorded (booster training, noisy kept RGB values) the levels are written
+    through copies: values and gradients equal the reference's."""
+    import dataclasses
+
+    from mmcert_ros.benchmark.reference import reference_pyramid_inputs
+    from mmcert_ros.models.network import KeptPixels
+
+    rgb, rgb_indices, depth, depth_indices = _kept_batch(5, batch=2, height=37, width=53)
+    pixels = KeptPixels.from_indices(rgb, rgb_indices)
+    depth_pixels = KeptPixels.from_indices(depth, depth_indices)
+    gradients = []
+    for densify in (model.pyramid_inputs, reference_pyramid_inputs):
+        values = pixels.values.clone().requires_grad_(True)
+        levels = densify(dataclasses.replace(pixels, values=values), depth_pixels)
+        sum((level * (index + 1)).sum() for index, level in enumerate(levels)).backward()
+        gradients.append(values.grad)
+    assert gradients[0].abs().sum() > 0
+    assert torch.equal(gradients[0], gradients[1])

@@ -28,7 +28,9 @@ def near_tied_grid(batch, classes, grid, seed):
 
 @pytest.mark.parametrize('classes', [2, 3])
 @pytest.mark.parametrize('size,grid', [((37, 61), (5, 8)), ((48, 160), (6, 20)),
-                                       ((24, 19), (24, 19))])  # upsampling factor 1 too
+                                       ((24, 19), (24, 19)),  # upsampling factor 1 too
+                                       # large, uneven factors: up to 4 runs per cell; one row
+                                       ((41, 9), (3, 2)), ((7, 50), (1, 7))])
 @pytest.mark.parametrize('compact', [True, False])
 def test_grid_votes_equal_full_resolution_votes_with_forced_near_ties(classes, size, grid,
                                                                       compact):

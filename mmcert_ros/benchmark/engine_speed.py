@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from functools import partial
 
 import numpy as np
 import torch
@@ -33,14 +34,18 @@ MODES = {'fp32': ('fp32', 'torch'), 'bf16': ('bf16', 'torch'),
 STAGES = ('sampling', 'densification', 'trunk_head', 'votes', 'certification')
 
 
-def timed_votes(model, counter, rgb: torch.Tensor, depth: torch.Tensor,
-                draws: Iterable[tuple[torch.Tensor, torch.Tensor]], batch_size: int,
-                stages: dict[str, float], densify=None) -> torch.Tensor:
+def timed_votes(model, new_counter: Callable[[], object], rgb: torch.Tensor,
+                depth: torch.Tensor, draws: Iterable[tuple[torch.Tensor, torch.Tensor]],
+                batch_size: int, stages: dict[str, float], densify=None) -> torch.Tensor:
     """Run the engine's micro-batches stage by stage: densification (``densify``, default
     ``model.pyramid_inputs``), trunk and head (``model.grid_logits_from_levels``) and vote
-    counting (``counter.add``); seconds are added to ``stages``. Returns the counts."""
+    counting (the counter ``new_counter()`` makes, its ``add`` per micro-batch and its final
+    ``counts()``, all timed as votes); seconds are added to ``stages``. Returns the counts."""
     clock = time.perf_counter
     densify = densify or model.pyramid_inputs
+    tic = clock()
+    counter = new_counter()
+    seconds = {'densification': 0.0, 'trunk_head': 0.0, 'votes': clock() - tic}
     for rgb_chunk, depth_chunk in draws:
         for first in range(0, rgb_chunk.shape[0], batch_size):
             rows = slice(first, first + batch_size)
@@ -53,10 +58,15 @@ def timed_votes(model, counter, rgb: torch.Tensor, depth: torch.Tensor,
                 t2 = clock()
                 counter.add(grid)
                 t3 = clock()
-            for stage, seconds in (('densification', t1 - tic), ('trunk_head', t2 - t1),
-                                   ('votes', t3 - t2)):
-                stages[stage] = stages.get(stage, 0.0) + seconds
-    return counter.counts()
+            seconds['densification'] += t1 - tic
+            seconds['trunk_head'] += t2 - t1
+            seconds['votes'] += t3 - t2
+    tic = clock()
+    counts = counter.counts()
+    seconds['votes'] += clock() - tic
+    for stage, value in seconds.items():
+        stages[stage] = stages.get(stage, 0.0) + value
+    return counts
 
 
 def _reference_draws(num_samples: int, n: tuple[int, int], k: tuple[int, int],
@@ -113,11 +123,11 @@ def bench_speed(model: torch.nn.Module, frame: Frame, num_samples: int = 100,
             else:
                 list(draw_sample_indices(num_samples, n, k, make_generator(seed, 'cpu')))
             stages['sampling'] = time.perf_counter() - tic
-            counter = ReferenceVotes(size) if name == 'reference' else \
-                GridVotes(model.num_classes, size, (-(-size[0] // 8), -(-size[1] // 8)),
-                          torch.device('cpu'))
+            new_counter = (partial(ReferenceVotes, size) if name == 'reference' else
+                           partial(GridVotes, model.num_classes, size,
+                                   (-(-size[0] // 8), -(-size[1] // 8)), torch.device('cpu')))
             network = model if name == 'reference' else prepared[name]
-            counts = timed_votes(network, counter, rgb, depth, draws, batch_size, stages,
+            counts = timed_votes(network, new_counter, rgb, depth, draws, batch_size, stages,
                                  reference_pyramid_inputs if name == 'reference' else None)
             tic = time.perf_counter()
             certificates[name] = certify_votes(counts, n, k, config)
@@ -138,8 +148,8 @@ def bench_speed(model: torch.nn.Module, frame: Frame, num_samples: int = 100,
         figures[name] = entry
     # the reference's votes once more (untimed) with the model's own upsampling rule: the
     # same base model as the engine's, so the exact modes must match it everywhere
-    reference = certify_votes(timed_votes(model, ReferenceVotes(size, upsample_bilinear), rgb,
-                                          depth, draws, batch_size, {},
+    reference = certify_votes(timed_votes(model, partial(ReferenceVotes, size, upsample_bilinear),
+                                          rgb, depth, draws, batch_size, {},
                                           reference_pyramid_inputs), n, k, config)
     interpolated = certificates['reference']
     for mode in modes:

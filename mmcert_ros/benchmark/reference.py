@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 
 from mmcert_ros.certify.votes import predict_labels
-from mmcert_ros.models.network import (GRID_STRIDE, PYRAMID_LEVELS, KeptPixels, cell_sums,
-                                       encode_depth, encode_rgb)
+from mmcert_ros.models.network import (GRID_STRIDE, PYRAMID_LEVELS, KeptPixels, encode_depth,
+                                       encode_rgb)
 
 
 def reference_kept_indices(batch: int, n: int, k: int, generator: torch.Generator) -> torch.Tensor:
@@ -46,14 +46,30 @@ def reference_kept_indices(batch: int, n: int, k: int, generator: torch.Generato
     return kept.sort(dim=1).values
 
 
+def reference_cell_sums(kept: KeptPixels, grid: tuple[int, int],
+                        encode: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """The previous cell sums: each kept pixel's cell ``(floor(y rows / H), floor(x cols / W))``
+    computed by integer division per pixel, its encoded values ``index_add_``-ed in the order
+    of the kept pixels: ``(B, F, rows, cols)``, channels-last."""
+    rows, cols = grid
+    y, x = kept.y, kept.x
+    cell = kept.b.long() * (rows * cols) \
+        + torch.div(y * rows, kept.height, rounding_mode='floor') * cols \
+        + torch.div(x * cols, kept.width, rounding_mode='floor')
+    part = encode(kept.values.float())
+    sums = torch.zeros(kept.batch * rows * cols, part.shape[1], dtype=torch.float32,
+                       device=part.device).index_add_(0, cell, part)
+    return sums.view(kept.batch, rows, cols, -1).permute(0, 3, 1, 2)
+
+
 def reference_pyramid_inputs(rgb: KeptPixels, depth: KeptPixels) -> list[torch.Tensor]:
-    """The previous densification: each modality on its own (cell sums, pooling, means and
-    ``log1p`` weight concatenated), the modalities concatenated level by level, then the row
-    coordinate; the same values as ``SparseRGBDNet.pyramid_inputs``."""
+    """The previous densification: each modality on its own (:func:`reference_cell_sums`,
+    pooling, means and ``log1p`` weight concatenated), the modalities concatenated level by
+    level, then the row coordinate; the same values as ``SparseRGBDNet.pyramid_inputs``."""
     grid = (math.ceil(rgb.height / GRID_STRIDE), math.ceil(rgb.width / GRID_STRIDE))
     pyramids = []
     for kept, encode in ((rgb, encode_rgb), (depth, encode_depth)):
-        sums, pyramid = cell_sums(kept, grid, encode), []
+        sums, pyramid = reference_cell_sums(kept, grid, encode), []
         for level in range(PYRAMID_LEVELS):
             if level:
                 sums = F.avg_pool2d(sums, 2, ceil_mode=True, divisor_override=1)

@@ -133,7 +133,8 @@ def uniform_below(bound: int, shape: tuple[int, ...], generator: torch.Generator
     if not 1 <= bound <= span:
         raise ValueError(f'bound must lie in [1, 2^{RANDOM_BITS}], got {bound}')
     values = torch.randint(0, span, shape, generator=generator, device=generator.device)
-    return values % bound, values < span - span % bound
+    keep = values < span - span % bound
+    return values.remainder_(bound), keep
 
 
 def _draw_sparse(n: int, k_rows: torch.Tensor, k_max: int, generator: torch.Generator
@@ -150,28 +151,35 @@ def _draw_sparse(n: int, k_rows: torch.Tensor, k_max: int, generator: torch.Gene
     shift = draws.bit_length()
     if n.bit_length() + shift > 62:
         raise ValueError(f'n = {n} is too large for the sparse sampler')
-    keys = torch.where(accepted, values, n) << shift | torch.arange(draws, device=values.device)
-    keys = sort_rows(keys)
-    ordered, position = keys >> shift, keys & ((1 << shift) - 1)
+    # in place where possible: every fresh tensor of this size costs page faults on the CPU
+    keys = values.masked_fill_(accepted.logical_not_(), n).bitwise_left_shift_(shift)
+    keys = sort_rows(keys.bitwise_or_(torch.arange(draws, device=values.device)))
+    ordered = keys >> shift
+    position = keys.bitwise_and_((1 << shift) - 1)
     first = torch.ones_like(ordered, dtype=torch.bool)
     first[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
     first &= ordered < n
-    # rank of each distinct value by its first appearance in the draw sequence
+    # a distinct value ranks among the first k by first appearance in the draw sequence iff
+    # its first position is at most that of the k-th first appearance (draws if none)
     appears_first = torch.zeros_like(first).scatter_(1, position, first)
-    rank = appears_first.cumsum(dim=1).gather(1, position)
-    keep = first & (rank <= k_rows[:, None])
-    complete = keep.sum(dim=1) == k_rows
-    column = torch.where(keep, keep.cumsum(dim=1) - 1, k_max)
+    seen = appears_first.cumsum(dim=1, dtype=torch.int32)
+    kth = torch.searchsorted(seen, k_rows[:, None].to(torch.int32))
+    keep = first.logical_and_(position <= kth)
+    slot = keep.cumsum(dim=1)
+    complete = slot[:, -1] == k_rows
+    column = slot.sub_(1).masked_fill_(keep.logical_not_(), k_max)
     kept = torch.zeros(rows, k_max + 1, dtype=torch.long, device=values.device)
     kept.scatter_(1, column, ordered)
     return kept[:, :k_max], complete
 
 
 def sort_rows(values: torch.Tensor) -> torch.Tensor:
-    """Each row of a 2-D int64 tensor sorted ascending (values only). On the CPU through
-    NumPy, whose vectorised integer sort is about ten times faster than ``torch.sort`` there."""
+    """Each row of a 2-D int64 tensor sorted ascending (values only), in place on the CPU
+    (through NumPy, whose vectorised integer sort is about ten times faster than
+    ``torch.sort`` there; ``values`` must then be contiguous), a new tensor elsewhere."""
     if values.device.type == 'cpu':
-        return torch.from_numpy(np.sort(values.numpy(), axis=1))
+        values.numpy().sort(axis=1)
+        return values
     return values.sort(dim=1).values
 
 

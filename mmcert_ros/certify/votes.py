@@ -19,6 +19,8 @@ Both keep the counts on the model's device until :meth:`counts` is called.
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from mmcert_ros.models.network import BilinearTaps, upsample_bilinear
@@ -79,7 +81,7 @@ _BLOCK_SIDE = 4
 class _Pairs:
     """Along one axis: runs of at most ``_BLOCK_SIDE`` consecutive output indices that read
     the same (low, high) source pair, each run's pair and its output indices (padded
-    with -1)."""
+    with -1); runs are in output order, so their low sources ascend."""
 
     def __init__(self, taps: BilinearTaps, in_size: int) -> None:
         code = taps.low * in_size + taps.high
@@ -96,6 +98,25 @@ class _Pairs:
         self.members = torch.where(offsets[None, :] < count[:, None],
                                    starts[:, None] + offsets[None, :], -1)
         self.taps = taps
+
+    def runs_by_low(self, in_size: int) -> torch.Tensor:
+        """``(in_size, P)``: per source index the runs whose low source it is (ascending),
+        padded with -1."""
+        per_low = torch.bincount(self.low, minlength=in_size)
+        first_run = torch.cumsum(per_low, 0) - per_low
+        run = torch.arange(self.low.numel(), device=self.low.device)
+        table = torch.full((in_size, max(1, int(per_low.max()))), -1, dtype=torch.long,
+                           device=self.low.device)
+        table[self.low, run - first_run[self.low]] = run
+        return table
+
+
+@functools.lru_cache(maxsize=16)
+def _axis_runs(out_size: int, in_size: int, device: torch.device) -> tuple[_Pairs, torch.Tensor]:
+    """The runs of one axis and :meth:`_Pairs.runs_by_low`, built once per size and device
+    (read only; a frame's counter then costs no host read)."""
+    pairs = _Pairs(BilinearTaps.build(out_size, in_size, device), in_size)
+    return pairs, pairs.runs_by_low(in_size)
 
 
 class GridVotes:
@@ -117,13 +138,12 @@ class GridVotes:
             self._num_classes_pixels = num_classes * size[0] * size[1]
             self._pixel_votes = torch.zeros(self._num_classes_pixels + 1, dtype=torch.int32,
                                             device=device)
-            self._rows = _Pairs(BilinearTaps.build(size[0], grid[0], device), grid[0])
-            self._cols = _Pairs(BilinearTaps.build(size[1], grid[1], device), grid[1])
             # a block's four corners are its grid cells (low, high) x (low, high); since
             # high = min(low + 1, size - 1) (BilinearTaps), a block is named by its low
-            # corner, and all blocks are judged at once on the grid (see add)
-            self._block_cells = (self._rows.low[:, None] * grid[1]
-                                 + self._cols.low[None, :]).reshape(-1)
+            # corner, and all blocks are judged at once on the grid (see add); per grid row
+            # (column) the runs whose low cell it is
+            self._rows, self._row_runs = _axis_runs(size[0], grid[0], device)
+            self._cols, self._col_runs = _axis_runs(size[1], grid[1], device)
             self._corner_counts = torch.zeros(num_classes, *grid, dtype=torch.int32,
                                               device=device)
 
@@ -145,13 +165,14 @@ class GridVotes:
                                   low, -1)  # (B, h, w) by low corner, -1 = unclear
         for label in range(self.num_classes):
             self._corner_counts[label] += (block_label == label).sum(0, dtype=torch.int32)
-        # (blocks, B): a gather along the first axis is far cheaper than along the second
-        blocks = block_label.view(labels.shape[0], -1).t().contiguous().index_select(
-            0, self._block_cells)
-        block, sample = torch.nonzero(blocks < 0, as_tuple=True)
-        columns = self._cols.low.numel()
-        self._add_pixels(grid_logits, sample, torch.div(block, columns, rounding_mode='floor'),
-                         block % columns)
+        # the unclear blocks: every run pair whose low corner is an unclear cell (the cells
+        # are few, so this is far cheaper than judging every block of every sample)
+        sample, cell_row, cell_col = torch.nonzero(block_label < 0, as_tuple=True)
+        row_runs, col_runs = self._row_runs[cell_row], self._col_runs[cell_col]  # (U, P)
+        cell, row_run, col_run = torch.nonzero((row_runs >= 0)[:, :, None]
+                                               & (col_runs >= 0)[:, None, :], as_tuple=True)
+        self._add_pixels(grid_logits, sample[cell], row_runs[cell, row_run],
+                         col_runs[cell, col_run])
 
     def _add_pixels(self, grid_logits: torch.Tensor, sample: torch.Tensor,
                     row_pair: torch.Tensor, col_pair: torch.Tensor) -> None:

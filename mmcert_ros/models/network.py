@@ -29,6 +29,7 @@ certification runs about 100 forwards per frame.
 """
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -136,25 +137,36 @@ def _conv_bn_relu(in_channels: int, out_channels: int, stride: int = 1,
 class KeptPixels:
     """The kept pixels of a batch of sub-sampled images, in batch-major, row-major order.
 
-    :ivar b: ``(K,)`` sample of each kept pixel; ``y``, ``x``: its row and column.
+    :ivar b: ``(K,)`` int32 sample of each kept pixel; ``pixel``: ``(K,)`` int32 its flat
+        index ``y * width + x`` in its image (``y``, ``x``: its row and column; an image has
+        fewer than 2^31 pixels).
     :ivar values: ``(K, C)`` the pixel values.
     :ivar batch: samples in the batch; ``height``, ``width``: the image size.
     """
 
     b: torch.Tensor
-    y: torch.Tensor
-    x: torch.Tensor
+    pixel: torch.Tensor
     values: torch.Tensor
     batch: int
     height: int
     width: int
+
+    @property
+    def y(self) -> torch.Tensor:
+        """``(K,)`` int64 row of each kept pixel."""
+        return torch.div(self.pixel.long(), self.width, rounding_mode='floor')
+
+    @property
+    def x(self) -> torch.Tensor:
+        """``(K,)`` int64 column of each kept pixel."""
+        return self.pixel.long() % self.width
 
     @classmethod
     def from_mask(cls, image: torch.Tensor, keep: torch.Tensor) -> 'KeptPixels':
         """From dense ``(B, C, H, W)`` values and a ``(B, 1, H, W)`` keep-mask (non-zero = kept)."""
         batch, _, height, width = image.shape
         b, _, y, x = torch.nonzero(keep, as_tuple=True)
-        return cls(b, y, x, image[b, :, y, x], batch, height, width)
+        return cls(b.int(), (y * width + x).int(), image[b, :, y, x], batch, height, width)
 
     @classmethod
     def from_indices(cls, frame: torch.Tensor, indices: torch.Tensor) -> 'KeptPixels':
@@ -163,32 +175,42 @@ class KeptPixels:
         the same order as :meth:`from_mask` of the ablated batch, without building it."""
         frames, channels, height, width = frame.shape
         batch, k = indices.shape
-        flat = indices.reshape(-1)
-        b = torch.arange(batch, device=indices.device).repeat_interleave(k)
-        y = torch.div(flat, width, rounding_mode='floor')
-        x = flat - y * width
+        if frames not in (1, batch):
+            raise ValueError(f'need one frame or one per sample: {frames} frames, {batch} rows')
+        flat = indices.reshape(-1).int()  # int32 indices gather about twice as fast as int64
+        b = torch.arange(batch, device=indices.device, dtype=torch.int32).repeat_interleave(k)
         # one row of C values per pixel: a view for a channels-last frame, else one copy
         pixels = frame.permute(0, 2, 3, 1).reshape(frames * height * width, channels)
-        source = flat + b * (height * width) if frames == batch else flat
-        return cls(b, y, x, pixels.index_select(0, source), batch, height, width)
+        source = flat if frames == 1 else flat + b.long() * (height * width)
+        return cls(b, flat, pixels.index_select(0, source), batch, height, width)
+
+
+@functools.lru_cache(maxsize=16)
+def cell_of_pixel(height: int, width: int, grid: tuple[int, int],
+                  device: torch.device) -> torch.Tensor:
+    """``(height * width,)`` int32: the flat cell ``row * cols + col`` of a ``(rows, cols)``
+    grid laid over an ``height x width`` image in which each flat pixel ``y * width + x``
+    falls: cell ``(floor(y * rows / height), floor(x * cols / width))``, so images of
+    different sizes map onto the same grid. One table per image size and grid (cached),
+    so densification gathers instead of dividing per kept pixel."""
+    rows, cols = grid
+    row = torch.div(torch.arange(height) * rows, height, rounding_mode='floor')
+    col = torch.div(torch.arange(width) * cols, width, rounding_mode='floor')
+    return (row[:, None] * cols + col[None, :]).reshape(-1).to(torch.int32).to(device)
 
 
 def cell_index(kept: KeptPixels, grid: tuple[int, int]) -> torch.Tensor:
-    """``(K,)`` flat index ``(b, row, col)`` into a ``(B, rows, cols)`` grid laid over the image
-    of each kept pixel: pixel ``(y, x)`` of an ``H x W`` image falls in cell
-    ``(floor(y * rows / H), floor(x * cols / W))``, so images of different sizes map onto the
-    same grid."""
-    rows, cols = grid
-    return kept.b * (rows * cols) \
-        + torch.div(kept.y * rows, kept.height, rounding_mode='floor') * cols \
-        + torch.div(kept.x * cols, kept.width, rounding_mode='floor')
+    """``(K,)`` int64 flat index ``(b, row, col)`` into a ``(B, rows, cols)`` grid of each kept
+    pixel (its cell as :func:`cell_of_pixel` maps it)."""
+    table = cell_of_pixel(kept.height, kept.width, tuple(grid), kept.pixel.device)
+    return torch.add(table.index_select(0, kept.pixel), kept.b, alpha=grid[0] * grid[1]).long()
 
 
 def cell_sums(kept: KeptPixels, grid: tuple[int, int],
               encode: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
     """Sum encoded kept pixels over the cells of a ``grid`` laid over the image
-    (:func:`cell_index`). Only kept pixels are read (the input is sparse): dropped pixels
-    cannot influence the result.
+    (:func:`cell_index`), in the order of the kept pixels. Only kept pixels are read (the
+    input is sparse): dropped pixels cannot influence the result.
 
     :param encode: maps the kept pixels' values ``(K, C)`` to float32 features ``(K, F)``.
     :returns: ``(B, F, rows, cols)`` float32 sums per cell (channels-last memory).
@@ -213,7 +235,7 @@ def _cell_sums(modalities: Sequence[tuple[KeptPixels, Callable[[torch.Tensor], t
 
 
 def densify(modalities: Sequence[tuple[KeptPixels, Callable[[torch.Tensor], torch.Tensor]]],
-            grid: tuple[int, int], levels: int) -> list[torch.Tensor]:
+            grid: tuple[int, int], levels: int, extra: int = 0) -> list[torch.Tensor]:
     """Normalized convolution with box kernels onto a pyramid of grids, for one or more
     modalities of a batch at once.
 
@@ -223,23 +245,41 @@ def densify(modalities: Sequence[tuple[KeptPixels, Callable[[torch.Tensor], torc
 
     :param levels: number of levels; the first is ``grid`` (cells as in :func:`cell_index`),
         each further one sums 2x2 cells of the previous (rounding up).
+    :param extra: channels left unset after the densified ones in the first level (for the
+        caller to fill, e.g. a coordinate channel).
     :returns: per level ``(B, F_1 + F_2 + ..., h, w)`` in channels-last memory: per modality,
         the weighted mean of each encoded feature per cell (0 in a cell without weight)
-        and, last, ``log1p(total weight in the cell)``.
+        and, last, ``log1p(total weight in the cell)``; per cell ``mean = sum / max(1,
+        weight)`` and ``log1p(weight)``, each one float32 operation.
     """
     sums, widths = _cell_sums(modalities, grid)
+    channels = sums.shape[1]
     pyramid = []
     for level in range(levels):
         if level:
             sums = F.avg_pool2d(sums, 2, ceil_mode=True, divisor_override=1)
-        parts, start = [], 0
+        batch, _, rows, cols = sums.shape
+        cells = sums.permute(0, 2, 3, 1)  # (B, h, w, F), contiguous
+        out = torch.empty(batch, rows, cols, channels + (extra if level == 0 else 0),
+                          device=sums.device, dtype=sums.dtype)
+        start = 0
         for width in widths:  # features start .. start + width - 2, then the weight
-            weight = sums[:, start + width - 1:start + width]
-            parts += [sums[:, start:start + width - 1] / weight.clamp(min=1.0),
-                      torch.log1p(weight)]
+            weight = cells[..., start + width - 1:start + width]
+            _write(out[..., start:start + width - 1], torch.div,
+                   cells[..., start:start + width - 1], weight.clamp(min=1.0))
+            _write(out[..., start + width - 1:start + width], torch.log1p, weight)
             start += width
-        pyramid.append(torch.cat(parts, dim=1))
+        pyramid.append(out.permute(0, 3, 1, 2))
     return pyramid
+
+
+def _write(target: torch.Tensor, operation: Callable[..., torch.Tensor], *args) -> None:
+    """``target[...] = operation(*args)``: straight into ``target`` (``out=``), or through a
+    copy when gradients are recorded (``out=`` does not record them; e.g. booster training)."""
+    if torch.is_grad_enabled() and any(arg.requires_grad for arg in args):
+        target.copy_(operation(*args))
+    else:
+        operation(*args, out=target)
 
 
 def encode_rgb(values: torch.Tensor) -> torch.Tensor:
@@ -327,10 +367,10 @@ class SparseRGBDNet(nn.Module):
         """Densify both modalities: per pyramid level ``(B, 6, h_l, w_l)`` float32 (the finest
         level also carries the row coordinate, 7 channels), in channels-last memory."""
         grid = (math.ceil(rgb.height / GRID_STRIDE), math.ceil(rgb.width / GRID_STRIDE))
-        inputs = densify([(rgb, encode_rgb), (depth, encode_depth)], grid, PYRAMID_LEVELS)
+        inputs = densify([(rgb, encode_rgb), (depth, encode_depth)], grid, PYRAMID_LEVELS,
+                         extra=1)
         rows = torch.linspace(-1.0, 1.0, grid[0], device=inputs[0].device, dtype=inputs[0].dtype)
-        rows = rows.view(1, 1, grid[0], 1).expand(rgb.batch, 1, grid[0], grid[1])
-        inputs[0] = torch.cat([inputs[0], rows], dim=1)
+        inputs[0][:, -1] = rows.view(1, grid[0], 1)
         return inputs
 
     def dense_trunk(self, inputs: list[torch.Tensor]) -> torch.Tensor:
