@@ -32,6 +32,9 @@ def run(tmp_path_factory):
     segmenter = NodeProcess('segmenter', DOMAIN_ID, root / 'segmenter.log', {
         'model.checkpoint': checkpoint, 'model.device': 'cpu', 'certify.num_samples': 8,
         'model.batch_size': 8, 'qos.reliability': 'reliable'})
+    # outputs are volatile: this client must hear the segmenter's publishers before the first
+    # frame, or a frame processed in a few ms is published before the match and lost
+    client.wait_for_node()
     # the drive starts once the segmenter and this client listen to every camera topic and
     # this client to the ground truth
     sim = NodeProcess('sim_drive', DOMAIN_ID, root / 'sim.log', {
