@@ -1,17 +1,17 @@
-"""l2 attacks on the shipped model and booster: the smoothed label of the weakest certified cells.
+"""l2 attacks on the shipped model and booster: the smoothed label of the weakest certified pixels.
 
 The shipped network with its sigma = 0.25 booster is certified on a held-out synthetic frame
-(:class:`~mmcert_ros.certify.l2.L2Certifier`). For the road cells and the other cells with
-the smallest certified radii, l2 PGD on the whole RGB image minimises the cell's *smoothed
-label margin*,
-``s_y <g(x'), a>`` for the antipodal head ``(-a, a)`` (``s_y = +1`` for road, -1 otherwise),
-the expectation estimated on fresh noise and masks every step, at budgets of 1, 8 and 64
-times the certified radius; and a gradient-free *transplant* attack blends the 9 x 9-cell
-window around the cell towards the same window around the most robust cell of the other label,
+(:class:`~mmcert_ros.certify.l2.L2Certifier`). For the road pixels and the other pixels with
+the smallest certified radii, l2 PGD on the whole RGB image minimises the pixel's *smoothed
+label margin* ``s_y sum_j a_pj <g_j(x'), a>`` for the antipodal head ``(-a, a)`` (``a_pj``
+the bilinear weights of its cells, ``s_y = +1`` for road, -1 otherwise), the expectation
+estimated on fresh noise and masks every step, at budgets of 1, 8 and 64 times the certified
+radius; and a gradient-free *transplant* attack blends the 9 x 9-cell window around the
+pixel's cell towards the same window around the most robust pixel of the other label,
 ``x + t (donor - x)``, for growing t. The margin at each attacked image is measured on fresh
 samples with a Hoeffding upper bound. Within the certified radius the label must hold: a
-cell fails only if the certificate (probability <= alpha) or the measurement
-(probability <= MEASURE_DELTA) is wrong. The smallest budget that flips each cell's label is
+pixel fails only if the certificate (probability <= alpha) or the measurement
+(probability <= MEASURE_DELTA) is wrong. The smallest budget that flips each pixel's label is
 printed next to its certified radius (``pytest -s``; the figures are in
 docs/feature_smoothing.md).
 """
@@ -31,13 +31,14 @@ from mmcert_ros.certify.l2 import L2Certifier, L2Settings
 from mmcert_ros.certify.sampling import kept_count, make_generator
 from mmcert_ros.models import load_model
 from mmcert_ros.models.booster import BoostedModel, default_booster_path, load_booster
+from mmcert_ros.models.network import BilinearTaps
 from mmcert_ros.training.data import synthetic_frames
 
 SIGMA = 0.25
 ALPHA = 0.01
 MEASURE_DELTA = 0.01
 BUDGET_FACTORS = (1.0, 8.0, 64.0)
-ROAD_CELLS, OTHER_CELLS = 4, 2
+ROAD_PIXELS, OTHER_PIXELS = 4, 2
 
 
 @pytest.fixture(scope='module')
@@ -57,37 +58,53 @@ def setup():
     return cert, network, encoder, rgb_t
 
 
-def _weakest_cells(cert):
-    """The certified road cells and other cells with the smallest certified radii."""
-    cells = cert.cells
+def _weakest_pixels(cert):
+    """Certified road pixels and other pixels with the smallest certified radii, one per cell."""
     chosen = []
-    for label, count in ((1, ROAD_CELLS), (0, OTHER_CELLS)):
-        candidates = np.argwhere((cells.labels == label) & (cells.certified_radius > 0))
-        order = np.argsort(cells.certified_radius[tuple(candidates.T)])
-        chosen += [tuple(int(v) for v in candidates[i]) for i in order[:count]]
+    for label, count in ((1, ROAD_PIXELS), (0, OTHER_PIXELS)):
+        candidates = np.argwhere((cert.labels == label) & (cert.radius > 0))
+        order = np.argsort(cert.radius[tuple(candidates.T)])
+        cells = set()
+        for i in order:
+            pixel = tuple(int(v) for v in candidates[i])
+            if (pixel[0] // 8, pixel[1] // 8) not in cells and len(cells) < count:
+                cells.add((pixel[0] // 8, pixel[1] // 8))
+                chosen.append(pixel)
     return chosen
 
 
-def _margins(encoder, images, cells, signs, axis, copies, generator):
-    """Per image b, the Monte-Carlo mean of ``s_b <f(M(images_b + eps)), a>`` at its cell."""
+def _pixel_weights(pixels, grid, size):
+    """``(P, h, w)`` bilinear weights of the cells in each pixel's upsampled logits."""
+    rows = BilinearTaps.build(size[0], grid[0], 'cpu')
+    cols = BilinearTaps.build(size[1], grid[1], 'cpu')
+    weights = torch.zeros(len(pixels), *grid)
+    for index, (row, col) in enumerate(pixels):
+        for r, wr in ((rows.low[row], rows.weight_low[row]), (rows.high[row], rows.weight_high[row])):
+            for c, wc in ((cols.low[col], cols.weight_low[col]),
+                          (cols.high[col], cols.weight_high[col])):
+                weights[index, r, c] += wr * wc
+    return weights
+
+
+def _margins(encoder, images, weights, signs, axis, copies, generator):
+    """Per image b, the Monte-Carlo mean of ``s_b sum_j a_bj <f_j(M(images_b + eps)), a>``
+    (its pixel's bilinear weights ``a_bj``)."""
     batch = images.shape[0]
     copied = images.repeat_interleave(copies, dim=0)
     features = torch.nn.functional.normalize(encoder(copied, batch * copies, generator), dim=1)
-    rows = torch.tensor([c[0] for c in cells]).repeat_interleave(copies)
-    cols = torch.tensor([c[1] for c in cells]).repeat_interleave(copies)
-    at_cell = features[torch.arange(batch * copies), :, rows, cols]            # (B * copies, D)
-    projections = (at_cell @ axis) * signs.repeat_interleave(copies)
-    return projections.view(batch, copies)
+    projections = torch.einsum('bdhw,d->bhw', features, axis)                   # (B * copies, h, w)
+    at_pixel = (projections * weights.repeat_interleave(copies, dim=0)).sum(dim=(1, 2))
+    return (at_pixel * signs.repeat_interleave(copies)).view(batch, copies)
 
 
-def _attack(encoder, rgb, cells, signs, axis, budget, steps=10, copies=8, seed=0):
+def _attack(encoder, rgb, weights, signs, axis, budget, steps=10, copies=8, seed=0):
     """l2 PGD (normalised gradient steps of 2.5 budget / steps, projection on the ball)."""
     generator = make_generator(seed, 'cpu')
-    start = rgb.expand(len(cells), -1, -1, -1)
+    start = rgb.expand(len(weights), -1, -1, -1)
     offset = torch.zeros_like(start)
     for _ in range(steps):
         offset.requires_grad_(True)
-        loss = _margins(encoder, start + offset, cells, signs, axis, copies, generator).sum()
+        loss = _margins(encoder, start + offset, weights, signs, axis, copies, generator).sum()
         (gradient,) = torch.autograd.grad(loss, offset)
         with torch.no_grad():
             norm = gradient.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)
@@ -98,16 +115,17 @@ def _attack(encoder, rgb, cells, signs, axis, budget, steps=10, copies=8, seed=0
     return (start + offset).detach()
 
 
-def _transplants(rgb, cert, cells, steps=(0.125, 0.25, 0.5, 0.75, 1.0)):
-    """Per cell, images blending its 72 x 72-pixel window (9 x 9 cells) towards the same window
-    around the most robust cell of the other label, with their l2 distances from ``rgb``:
-    ``(len(steps), cells, 3, H, W)``."""
-    labels = cert.cells.labels
+def _transplants(rgb, cert, pixels, steps=(0.125, 0.25, 0.5, 0.75, 1.0)):
+    """Per pixel, images blending the 72 x 72-pixel window (9 x 9 cells) around its cell
+    towards the same window around the cell of the most robust pixel of the other label, with
+    their l2 distances from ``rgb``: ``(len(steps), pixels, 3, H, W)``."""
+    labels = cert.labels
     height, width = rgb.shape[-2:]
     images, norms = [], []
-    for row, col in cells:
-        others = np.argwhere(labels != labels[row, col])   # the most robust cell of the other
-        donor = others[np.argmax(cert.cells.certified_radius[tuple(others.T)])]   # label
+    for pixel in pixels:
+        others = np.argwhere(labels != labels[pixel])       # the most robust pixel of the other
+        donor = others[np.argmax(cert.radius[tuple(others.T)])] // 8             # label's cell
+        row, col = pixel[0] // 8, pixel[1] // 8
         shift = ((donor[0] - row) * 8, (donor[1] - col) * 8)
         top, left = max(0, row * 8 - 32), max(0, col * 8 - 32)
         bottom, right = min(height, row * 8 + 40), min(width, col * 8 + 40)
@@ -123,43 +141,44 @@ def _transplants(rgb, cert, cells, steps=(0.125, 0.25, 0.5, 0.75, 1.0)):
 
 
 @pytest.mark.slow
-def test_no_attack_flips_a_weak_cell_within_its_certified_radius(setup, capsys):
+def test_no_attack_flips_a_weak_pixel_within_its_certified_radius(setup, capsys):
     cert, network, encoder, rgb = setup
-    cells = _weakest_cells(cert)
-    assert len(cells) == ROAD_CELLS + OTHER_CELLS
-    labels = np.array([cert.cells.labels[c] for c in cells])
-    radii = np.array([cert.cells.certified_radius[c] for c in cells])
+    pixels = _weakest_pixels(cert)
+    assert len(pixels) == ROAD_PIXELS + OTHER_PIXELS
+    labels = np.array([cert.labels[p] for p in pixels])
+    radii = np.array([cert.radius[p] for p in pixels], dtype=np.float64)
+    weights = _pixel_weights(pixels, cert.cells.labels.shape, cert.labels.shape)
     signs = torch.tensor(np.where(labels == 1, 1.0, -1.0), dtype=torch.float32)
     axis = network.prototypes[1].detach()
     measure = 300
     slack = 2.0 * math.sqrt(math.log(1.0 / MEASURE_DELTA) / (2 * measure))   # values in [-1, 1]
-    flipped_at = np.full(len(cells), np.inf)
+    flipped_at = np.full(len(pixels), np.inf)
     failures = 0
     for factor in BUDGET_FACTORS:
         budget = torch.tensor(radii * factor, dtype=torch.float32)
-        attacked = _attack(encoder, rgb, cells, signs, axis, budget)
+        attacked = _attack(encoder, rgb, weights, signs, axis, budget)
         with torch.no_grad():
-            margin = _margins(encoder, attacked, cells, signs, axis, measure,
+            margin = _margins(encoder, attacked, weights, signs, axis, measure,
                               make_generator(1, 'cpu')).mean(dim=1).numpy()
         if factor <= 1.0:
             failures += int(np.sum(margin + slack < 0))   # the label provably flipped
         flipped_at = np.where(np.isinf(flipped_at) & (margin < 0), factor, flipped_at)
-    transplanted, norms = _transplants(rgb, cert, cells)
-    flipped_norm = np.full(len(cells), np.inf)
+    transplanted, norms = _transplants(rgb, cert, pixels)
+    flipped_norm = np.full(len(pixels), np.inf)
     for images, norm in zip(transplanted, norms):
         with torch.no_grad():
-            margin = _margins(encoder, images, cells, signs, axis, measure,
+            margin = _margins(encoder, images, weights, signs, axis, measure,
                               make_generator(2, 'cpu')).mean(dim=1).numpy()
         failures += int(np.sum((norm <= radii) & (margin + slack < 0)))
         flipped_norm = np.where(np.isinf(flipped_norm) & (margin < 0), norm, flipped_norm)
     with capsys.disabled():
-        print('\ncell (row, col) | label | certified radius | smallest flipping PGD budget / '
+        print('\npixel (row, col) | label | certified radius | smallest flipping PGD budget / '
               'radius | smallest flipping transplant, l2 (/ radius)')
-        for cell, label, radius, flip, norm in zip(cells, labels, radii, flipped_at,
-                                                   flipped_norm):
+        for index, (pixel, label, radius, flip, norm) in enumerate(
+                zip(pixels, labels, radii, flipped_at, flipped_norm)):
             pgd = flip if np.isfinite(flip) else f'> {BUDGET_FACTORS[-1]}'
             blend = f'{norm:.3f} ({norm / radius:.0f}x)' if np.isfinite(norm) else \
-                f'none up to {norms[-1][cells.index(cell)]:.2f}'
-            print(f'{cell} | {"road" if label == 1 else "other"} | {radius:.4f} | {pgd} | {blend}')
-    # a sound certificate fails a cell with probability <= ALPHA + MEASURE_DELTA
-    assert failures <= stats.binom.ppf(1 - 1e-6, len(cells), ALPHA + MEASURE_DELTA)
+                f'none up to {norms[-1][index]:.2f}'
+            print(f'{pixel} | {"road" if label == 1 else "other"} | {radius:.4f} | {pgd} | {blend}')
+    # a sound certificate fails a pixel with probability <= ALPHA + MEASURE_DELTA
+    assert failures <= stats.binom.ppf(1 - 1e-6, len(pixels), ALPHA + MEASURE_DELTA)

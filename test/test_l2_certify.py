@@ -8,11 +8,13 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from scipy import special
+from scipy import optimize, special
 
 from mmcert_ros.certify import CertifyConfig
 from mmcert_ros.certify import feature_smoothing as fs
+from mmcert_ros.certify.confidence import round_down_float32
 from mmcert_ros.certify.l2 import L2Certifier, L2Settings
+from mmcert_ros.certify.pixel_margin import FEATURE_NORM_SLACK, pixel_margins
 from mmcert_ros.certify.sampling import kept_count, make_generator
 from mmcert_ros.models import NetworkConfig, build_model
 from mmcert_ros.models.booster import BoosterConfig, SmoothnessBooster
@@ -53,10 +55,18 @@ def test_a_noise_proof_encoder_is_certified_up_to_the_closed_form_radius():
     sigma = 0.25
     cert = L2Certifier(ConstantRoadModel(), L2Settings(sigma=sigma, radius=0.1),
                        CONFIG).certify(rgb, depth)
-    cells = math.ceil(20 / 8) * math.ceil(36 / 8)
-    # mean score 1: the KL lower bound solves N ln(1/s) = ln(m / alpha), s = (alpha/m)^(1/N);
-    # margin pi: FCSB must exceed cos(pi/2) = 0, i.e. R < sigma * Phi^{-1}(s).
-    expected = sigma * special.ndtri((CONFIG.alpha / cells) ** (1 / CONFIG.num_samples))
+    cells, pixels = math.ceil(20 / 8) * math.ceil(36 / 8), 20 * 36
+    # every pixel's margin is 1 in every sample: score 1 - slack / (2 (1 + slack)) after the
+    # norm slack. The KL lower bound s solves N kl(score, s) = ln(m / alpha) over the m pixels
+    # (SciPy's root; at score 1 exactly it would be (alpha/m)^(1/N)), and the label holds
+    # while R < sigma * Phi^{-1}(s).
+    score = 1 - FEATURE_NORM_SLACK / (2 * (1 + FEATURE_NORM_SLACK))
+    budget = math.log(pixels / CONFIG.alpha) / CONFIG.num_samples
+    lower = optimize.brentq(lambda q: special.rel_entr(score, q)
+                            + special.rel_entr(1 - score, 1 - q) - budget, 0.5, score,
+                            xtol=1e-15)
+    expected = sigma * special.ndtri(lower)
+    assert expected < sigma * special.ndtri((CONFIG.alpha / pixels) ** (1 / CONFIG.num_samples))
     assert cert.labels.shape == (20, 36) and (cert.labels == 1).all()
     assert cert.certified.all() and cert.certified_fraction == 1.0
     np.testing.assert_allclose(cert.radius, expected, rtol=1e-6)
@@ -87,11 +97,11 @@ def test_the_l2_certifier_is_the_documented_recipe_and_a_fixed_seed_reproduces_i
     smoother = fs.FeatureSmoother(encoder, 0.12, CONFIG.batch_size, adds_noise=True)
     recipe = smoother.certify(rgb_t, model.prototypes, 0.01, CONFIG.alpha, 16,
                               CONFIG.num_samples, make_generator(CONFIG.seed, 'cpu'))
-    labels, certified, radius = fs.cells_to_pixels(recipe.labels, recipe.certified,
-                                                   recipe.certified_radius, (20, 36))
-    np.testing.assert_array_equal(cert.labels, labels)
-    np.testing.assert_array_equal(cert.certified, certified)
-    np.testing.assert_allclose(cert.radius, radius, rtol=1e-6)
+    pixels = pixel_margins(recipe.smoothed, model.prototypes, (20, 36))
+    np.testing.assert_array_equal(cert.labels, pixels.labels)
+    np.testing.assert_array_equal(cert.certified, pixels.certified_at(0.01, CONFIG.alpha))
+    np.testing.assert_array_equal(cert.radius, round_down_float32(pixels.radius(CONFIG.alpha)))
+    np.testing.assert_array_equal(cert.cells.certified, recipe.certified)
     np.testing.assert_array_equal(cert.cells.smoothed.score_mean, recipe.smoothed.score_mean)
     again = L2Certifier(model, L2Settings(sigma=0.12, radius=0.01), CONFIG).certify(rgb, depth)
     np.testing.assert_array_equal(again.cells.smoothed.score_mean, cert.cells.smoothed.score_mean)

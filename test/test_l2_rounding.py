@@ -5,7 +5,6 @@ import numpy as np
 import torch
 
 from mmcert_ros.certify import CertifyConfig
-from mmcert_ros.certify import feature_smoothing as fs
 from mmcert_ros.certify.confidence import round_down_float32
 from mmcert_ros.certify.l2 import L2Certifier, L2Settings
 from mmcert_ros.models import NetworkConfig, build_model
@@ -31,8 +30,8 @@ def test_round_down_never_exceeds_and_loses_at_most_one_ulp():
 
 class FixedFeatureModel(torch.nn.Module):
     """Each 1/8 cell's feature is a fixed vector near class 0's prototype whatever the input,
-    so every score is 1 and the cell radii are closed forms of the margins (many distinct
-    float64 values)."""
+    so every sample has the same margins and the pixel radii take many distinct float64
+    values."""
 
     num_classes = 2
     feature_dim = 6
@@ -48,16 +47,14 @@ class FixedFeatureModel(torch.nn.Module):
         return self.cell_features.expand(rgb.shape[0], -1, -1, -1)
 
 
-def test_the_l2_radius_map_is_rounded_down_from_the_cell_radii():
+def test_the_l2_radius_map_is_rounded_down_from_the_pixel_radii():
     rng = np.random.default_rng(1)
     rgb = rng.integers(0, 256, (48, 80, 3), dtype=np.uint8)
     depth = rng.uniform(2, 40, (24, 40)).astype(np.float32)
     config = CertifyConfig(num_samples=64, alpha=0.05, seed=2, batch_size=32)
     cert = L2Certifier(FixedFeatureModel((6, 10)), L2Settings(sigma=0.5, radius=0.0),
                        config).certify(rgb, depth)
-    cells = cert.cells
-    _, _, exact = fs.cells_to_pixels(cells.labels, cells.certified, cells.certified_radius,
-                                     cert.labels.shape)
+    exact = cert.pixels.radius(config.alpha)
     assert cert.radius.dtype == np.float32 and (exact > 0).mean() > 0.2
     assert np.all(cert.radius.astype(np.float64) <= exact)
     np.testing.assert_array_equal(cert.radius, round_down_float32(exact))

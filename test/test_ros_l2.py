@@ -64,8 +64,8 @@ def expected_l2(model, booster=None):
 def mixed_model():
     """A tiny SparseRGBDNet with antipodal prototypes placed so that 20 % to 80 % of the pixels
     of the test frame are l2-certified at the test's settings (the features do not depend on the
-    prototypes, so the smoothed features are estimated once and the head is re-certified)."""
-    from mmcert_ros.certify import feature_smoothing as fs
+    prototypes, so the smoothed features are estimated once and the pixels re-certified)."""
+    from mmcert_ros.certify.pixel_margin import pixel_margins
     from mmcert_ros.models import NetworkConfig, build_model
     torch.manual_seed(0)
     model = build_model(NetworkConfig(width=4, feature_dim=4)).eval()
@@ -82,9 +82,8 @@ def mixed_model():
         return np.stack([prototype, -prototype]).astype(np.float32)
 
     def certified_share(angle):
-        cells = fs.certify_cosine_head(smoothed, prototypes(angle), RADIUS, config().alpha)
-        return fs.cells_to_pixels(cells.labels, cells.certified, cells.certified_radius,
-                                  (H, W))[1].mean()
+        return pixel_margins(smoothed, prototypes(angle), (H, W)).certified_at(
+            RADIUS, config().alpha).mean()
 
     # the middle of the widest range of angles over which the share stays constant between
     # 0.2 and 0.8: far from every jump, so rounding differences between processes (thread

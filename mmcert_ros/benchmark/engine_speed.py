@@ -196,8 +196,8 @@ def bench_l2(model: torch.nn.Module, frame: Frame, config: CertifyConfig,
     against the previous recipe (noise on every RGB pixel, dense masks, features from the
     masks), interleaved."""
     from mmcert_ros.benchmark.reference import reference_l2_smoother
-    from mmcert_ros.certify import feature_smoothing as fs
     from mmcert_ros.certify.l2 import DEFAULT_NUM_SELECTION, L2Certifier, L2Settings
+    from mmcert_ros.certify.pixel_margin import pixel_margins
 
     config = config.replace(device='cpu')
     num_samples, batch_size = config.num_samples, config.batch_size
@@ -212,7 +212,8 @@ def bench_l2(model: torch.nn.Module, frame: Frame, config: CertifyConfig,
     def previous():
         cells = smoother.certify(rgb, model.prototypes, 0.0, config.alpha,
                                  DEFAULT_NUM_SELECTION, num_samples, make_generator(seed, 'cpu'))
-        return fs.cells_to_pixels(cells.labels, cells.certified, cells.certified_radius, size)
+        pixels = pixel_margins(cells.smoothed, model.prototypes, size)
+        return pixels.certified_at(0.0, config.alpha), pixels.radius(config.alpha)
 
     def current():
         return certifier.certify_frame(frame)

@@ -17,7 +17,7 @@ For a cosine head with unit class prototypes ``w_c``, the label ``y = argmax_c <
 smoothed prediction ``argmax_c cos(g(x'), w_c)`` at every x' within R if the angular margin of u,
 ``min_{c != y} angle(u, w_c) - angle(u, w_y)``, exceeds ``2 arccos(FCSB)`` (spherical triangle
 inequality; x itself lies in the ball, so y is also the smoothed prediction at x).
-:func:`cells_to_pixels` carries a certificate on a feature grid to bilinearly upsampled pixels.
+:mod:`mmcert_ros.certify.pixel_margin` certifies the labels of bilinearly upsampled pixels.
 
 Units: sigma and every radius are l2 norms in the units of the smoothed input tensor (for RGB
 scaled to [0, 1], a radius of 1 is e.g. one pixel channel moved from black to white).
@@ -249,54 +249,6 @@ def certify_cosine_head(smoothed: SmoothedFeatures, prototypes: np.ndarray | tor
         certified_radius=certified_l2_radius(score_lower, smoothed.sigma, margin_cosine(margin)),
         fcsb=fcsb(score_lower, radius, smoothed.sigma),
         radius=float(radius), alpha=float(alpha), method=method)
-
-
-def cells_to_pixels(labels: np.ndarray, certified: np.ndarray, radius: np.ndarray,
-                    size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Carry a certificate from feature cells to pixels under bilinear upsampling of the logits.
-
-    When a pixel's logits are the bilinear (``align_corners=False``) interpolation of its cells'
-    logits, as in ``SparseRGBDNet.forward``, they are a convex combination of at most four cell
-    logits. If each of those cells has smoothed label y with a positive margin, so has the
-    pixel. Hence a pixel is certified iff every cell that can contribute to it is certified
-    with one common label, and its radius is the smallest of those cells' radii. A cell is
-    counted as contributing unless the upsampling gives it weight exactly 0 (the clamped first
-    rows and columns), which can only make the result more conservative.
-
-    :param labels: ``(h, w)`` cell labels; ``certified`` ``(h, w)`` bool; ``radius`` ``(h, w)``
-        float certified radii (0 = none).
-    :param size: ``(H, W)`` of the pixel grid.
-    :returns: pixel ``labels`` (of the cell nearest to the pixel centre), ``certified`` and
-        ``radius``, each ``(H, W)``.
-    """
-    labels, certified, radius = np.asarray(labels), np.asarray(certified, bool), np.asarray(radius)
-    if not labels.shape == certified.shape == radius.shape or labels.ndim != 2:
-        raise ValueError(f'labels, certified and radius must share one (h, w) shape, got '
-                         f'{labels.shape}, {certified.shape}, {radius.shape}')
-    rows = _bilinear_taps(size[0], labels.shape[0])
-    cols = _bilinear_taps(size[1], labels.shape[1])
-    nearest = labels[np.ix_(rows[2], cols[2])]
-    pixel_certified = np.ones(size, dtype=bool)
-    pixel_radius = np.full(size, np.inf)
-    for row in rows[:2]:
-        for col in cols[:2]:
-            index = np.ix_(row, col)
-            pixel_certified &= certified[index] & (labels[index] == nearest)
-            pixel_radius = np.minimum(pixel_radius, radius[index])
-    return nearest, pixel_certified, np.where(pixel_certified, pixel_radius, 0.0)
-
-
-def _bilinear_taps(out_size: int, in_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per output index: the two source cells the bilinear upsampling (``upsample_bilinear``)
-    may read, and the nearest one (``align_corners=False``, source ``(i + 0.5) in/out - 0.5``
-    clamped at 0)."""
-    if out_size < 1 or in_size < 1:
-        raise ValueError(f'sizes must be positive, got {out_size} and {in_size}')
-    source = (np.arange(out_size) + 0.5) * (in_size / out_size) - 0.5
-    low = np.clip(np.floor(source).astype(np.int64), 0, in_size - 1)
-    high = np.where(source > 0, np.minimum(low + 1, in_size - 1), low)  # weight 0 when clamped
-    nearest = np.clip(np.round(np.maximum(source, 0.0)).astype(np.int64), 0, in_size - 1)
-    return low, high, nearest
 
 
 class FeatureSmoother:

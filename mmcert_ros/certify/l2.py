@@ -5,9 +5,10 @@ benchmarks build (once, through :func:`mmcert_ros.pipeline.engines.build_engines
 certificate (docs/feature_smoothing.md): Gaussian noise of standard deviation ``sigma`` on the
 full RGB image (in [0, 1] units), then MMCert's exact-k sub-sampling, then the base network's
 unit features on its 1/8 grid (optionally through a
-:class:`~mmcert_ros.models.booster.SmoothnessBooster`); the cosine head's label per cell is
-certified with Holm across cells and carried to pixels under the network's bilinear
-upsampling (:func:`~mmcert_ros.certify.feature_smoothing.cells_to_pixels`).
+:class:`~mmcert_ros.models.booster.SmoothnessBooster`); each pixel's label under the cosine
+head and the bilinear upsampling of its logits is certified on the pixel's own margin
+(:mod:`~mmcert_ros.certify.pixel_margin`), with Holm across pixels, and the per-cell feature
+certificate (FCSB) is kept beside it.
 :class:`FrameCertification` runs one frame through the l0 engine and the l2 certifier,
 separately or as one joint ensemble (``fs.joint``).
 
@@ -30,8 +31,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from mmcert_ros.certify import confidence
 from mmcert_ros.certify import feature_smoothing as fs
+from mmcert_ros.certify.pixel_margin import PixelMargins, pixel_margins
 from mmcert_ros.certify.cancel import CancelToken
 from mmcert_ros.certify.confidence import round_down_float32
 from mmcert_ros.certify.config import CertifyConfig
@@ -112,16 +113,17 @@ class L2Settings:
 class L2Certificate:
     """The l2 certificate of one frame (pixel arrays at the RGB size, on the CPU).
 
-    What is certified is the *l2-smoothed label*: at a cell, the argmax of the cosine head on
-    the expected unit feature ``E[f(M(clamp(x + eps)))]`` of the (boosted) network over the
-    noise eps and the exact-k masks M, carried to pixels by the bilinear upsampling. With
+    What is certified is the *l2-smoothed label*: at a pixel, the argmax of the bilinearly
+    upsampled cosine-head logits of the expected unit features ``E[f(M(clamp(x + eps)))]``
+    of the (boosted) network's cells, over the noise eps and the exact-k masks M. With
     probability at least ``1 - alpha`` over the noise and the masks, every pixel in
     ``certified`` has l2-smoothed label ``labels`` at every RGB image within l2 distance
     ``l2_radius`` of the observed one (RGB in [0, 1] units; depth unchanged), and,
     simultaneously for all pixels, ``labels[p]`` holds at every RGB image at l2 distance
-    strictly less than ``radius[p]``. Outside ``certified``, ``labels`` is only the head's
-    label of the reference direction (a Monte-Carlo estimate of the mean feature's); it
-    equals the published (l0 majority-vote) label where :meth:`agreeing` says so.
+    strictly less than ``radius[p]``. Outside ``certified``, ``labels`` is only the label of
+    the upsampled reference logits (a Monte-Carlo estimate of the smoothed label from the
+    selection samples); it equals the published (l0 majority-vote) label where
+    :meth:`agreeing` says so.
 
     **Sentinel: radius 0 = not certified.** The radius map is the supremum of an open ball
     (the guarantee holds strictly inside it), so 0 certifies nothing, not even the observed
@@ -132,12 +134,15 @@ class L2Certificate:
     ``certified`` is a separate statement and may hold pixels whose map radius is 0.
 
     :ivar labels: ``(H, W)`` uint8 l2-smoothed class ids.
-    :ivar certified: ``(H, W)`` bool, certified (Holm over cells) at ``l2_radius``.
+    :ivar certified: ``(H, W)`` bool, certified (Holm over pixels) at ``l2_radius``.
     :ivar radius: ``(H, W)`` float32 certified l2 radius per pixel (Bonferroni), 0 = none
         (see the sentinel above); rounded down from the float64 supremum, so it never claims
         more.
-    :ivar cells: the per-cell :class:`~mmcert_ros.certify.feature_smoothing.CosineCertificate`
-        (scores, FCSB map, margins) from which other radii are evaluated.
+    :ivar pixels: the :class:`~mmcert_ros.certify.pixel_margin.PixelMargins` (per-pixel margin
+        scores) from which the masks at other radii are evaluated.
+    :ivar cells: the per-cell feature certificate
+        (:class:`~mmcert_ros.certify.feature_smoothing.CosineCertificate`: scores, FCSB map,
+        the cells' own labels and radii).
     :ivar sigma: noise standard deviation, RGB in [0, 1] units.
     :ivar l2_radius: the l2 radius of ``certified``, same units.
     :ivar num_samples: N estimation samples; ``num_selection`` more chose the reference.
@@ -150,6 +155,7 @@ class L2Certificate:
     labels: np.ndarray
     certified: np.ndarray
     radius: np.ndarray
+    pixels: PixelMargins
     cells: fs.CosineCertificate
     sigma: float
     l2_radius: float
@@ -167,9 +173,7 @@ class L2Certificate:
     def certified_at(self, l2_radius: float) -> np.ndarray:
         """``(H, W)`` Holm mask at another l2 radius, from the stored statistics (same
         guarantee as ``certified``)."""
-        cell_mask = self.cells.certified_at(l2_radius)
-        return fs.cells_to_pixels(self.cells.labels, cell_mask, self.cells.certified_radius,
-                                  self.labels.shape)[1]
+        return self.pixels.certified_at(l2_radius, self.alpha)
 
     def fcsb_at(self, l2_radius: float) -> np.ndarray:
         """Per-cell FCSB at another radius (simultaneous over cells, probability 1 - alpha)."""
@@ -224,23 +228,20 @@ class L2Certifier:
     :param booster: optional :class:`~mmcert_ros.models.booster.SmoothnessBooster` (trained
         for this sigma); the base network stays frozen.
     :param num_selection: noisy samples choosing the reference vectors (not reused).
-    :param method: confidence bound of the scores, 'hoeffding' (KL form) or 'bernstein'.
     :raises ValueError: sigma 0 (the certificate is off), a booster that does not fit the
         model, or ``joint`` with a model that has no ``classify`` head.
     """
 
     def __init__(self, model: torch.nn.Module, settings: L2Settings, config: CertifyConfig,
                  booster: torch.nn.Module | None = None, *,
-                 num_selection: int = DEFAULT_NUM_SELECTION, method: str = 'hoeffding') -> None:
+                 num_selection: int = DEFAULT_NUM_SELECTION) -> None:
         from mmcert_ros.models.booster import BoostedModel
 
         if not settings.enabled:
             raise ValueError('the l2 certificate needs fs.sigma > 0')
-        confidence.check_method(method)
         self.settings = settings
         self.config = settings.engine_config(config)
         self.num_selection = num_selection
-        self.method = method
         self.device = resolve_device(config.device)
         network = BoostedModel(model, booster) if booster is not None else model
         self.network = network.to(self.device).eval()
@@ -317,13 +318,15 @@ class L2Certifier:
         smoothed = smoother.estimate(rgb_t, reference, config.num_samples, generator, counter)
         sampled = time.perf_counter()
         cells = fs.certify_cosine_head(smoothed, network.prototypes, settings.radius,
-                                       config.alpha, self.method)
-        labels, certified, pixel_radius = fs.cells_to_pixels(
-            cells.labels, cells.certified, cells.certified_radius, (height, width))
+                                       config.alpha)
+        pixels = pixel_margins(smoothed, network.prototypes, (height, width))
+        certified = pixels.certified_at(settings.radius, config.alpha)
+        pixel_radius = pixels.radius(config.alpha)
         done = time.perf_counter()
         l2 = L2Certificate(
-            labels=labels.astype(np.uint8), certified=certified,
-            radius=round_down_float32(pixel_radius), cells=cells, sigma=settings.sigma,
+            labels=pixels.labels.astype(np.uint8), certified=certified,
+            radius=round_down_float32(pixel_radius), pixels=pixels, cells=cells,
+            sigma=settings.sigma,
             l2_radius=settings.radius, num_samples=config.num_samples,
             num_selection=self.num_selection, alpha=config.alpha, boosted=self.boosted,
             timings={'sampling_inference': sampled - start, 'certification': done - sampled,

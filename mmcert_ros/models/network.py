@@ -426,9 +426,9 @@ class SparseRGBDNet(nn.Module):
         relative), with a much cheaper backward pass.
 
         The upsampling is bilinear, so each pixel's logits are a convex combination of the
-        logits of at most four grid cells: a pixel whose contributing cells all keep label
-        ``y`` with a positive margin keeps ``y`` too (what a feature-space certificate on the
-        grid needs to cover pixels).
+        logits of at most four grid cells, and a pixel's label margin is a bounded linear
+        function of its cells' features (what the l2 certificate of
+        :mod:`mmcert_ros.certify.pixel_margin` uses).
         """
         coarse = self.classify(self.features(rgb, rgb_keep, depth, depth_keep))
         if self.training:  # the same bilinear map up to float32 rounding, far cheaper to train
@@ -487,7 +487,8 @@ class BilinearTaps:
     Half-pixel centres (``align_corners=False``): output ``i`` of ``out`` reads source
     position ``s = max(0, (i + 0.5) in / out - 0.5)``, cells ``low = floor(s)`` and
     ``high = min(low + 1, in - 1)`` with weights ``1 - (s - low)`` and ``s - low`` (computed in
-    float64, stored in float32). Clamped positions give ``high`` weight exactly 0.
+    float64, stored in ``dtype``, float32 unless asked). Clamped positions give ``high`` weight
+    exactly 0.
     """
 
     low: torch.Tensor
@@ -496,13 +497,14 @@ class BilinearTaps:
     weight_high: torch.Tensor
 
     @classmethod
-    def build(cls, out_size: int, in_size: int, device: torch.device | str) -> 'BilinearTaps':
+    def build(cls, out_size: int, in_size: int, device: torch.device | str,
+              dtype: torch.dtype = torch.float32) -> 'BilinearTaps':
         source = ((torch.arange(out_size, dtype=torch.float64) + 0.5) * (in_size / out_size)
                   - 0.5).clamp(min=0.0)
         low = source.floor().long().clamp(max=in_size - 1)
         lam = (source - low).clamp(0.0, 1.0)
         return cls(low.to(device), (low + 1).clamp(max=in_size - 1).to(device),
-                   (1.0 - lam).float().to(device), lam.float().to(device))
+                   (1.0 - lam).to(device, dtype), lam.to(device, dtype))
 
 
 def upsample_bilinear(grid: torch.Tensor, size: tuple[int, int] | torch.Size) -> torch.Tensor:
@@ -512,9 +514,11 @@ def upsample_bilinear(grid: torch.Tensor, size: tuple[int, int] | torch.Size) ->
     and add, no fused multiply-add), so any subset of pixels computed the same way (the
     engine's grid vote counting) is bit-identical to the full result. Real-valued it equals
     ``F.interpolate(..., mode='bilinear', align_corners=False)``; in float32 it is slightly
-    more accurate (weights from float64 source positions)."""
-    rows = BilinearTaps.build(int(size[0]), grid.shape[2], grid.device)
-    cols = BilinearTaps.build(int(size[1]), grid.shape[3], grid.device)
+    more accurate (weights from float64 source positions). A float64 grid gets float64
+    weights."""
+    weights = torch.float64 if grid.dtype == torch.float64 else torch.float32
+    rows = BilinearTaps.build(int(size[0]), grid.shape[2], grid.device, weights)
+    cols = BilinearTaps.build(int(size[1]), grid.shape[3], grid.device, weights)
     return upsample_rows(upsample_columns(grid, cols), rows.low, rows.high,
                          rows.weight_low[:, None], rows.weight_high[:, None])
 
