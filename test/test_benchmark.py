@@ -7,6 +7,7 @@ from mmcert_ros.benchmark.baselines import choice_keep_masks, sorted_holm_certif
 from mmcert_ros.benchmark.core import realistic_votes
 from mmcert_ros.certify import CertifyConfig, holm_certify
 from mmcert_ros.certify.engine import certify_votes
+from mmcert_ros.tools.bench import isa_class
 from mmcert_ros.tools.cli import main
 
 
@@ -40,7 +41,18 @@ def test_bench_command_writes_its_figures(tmp_path, capsys):
     for key in ('certification_s', 'sorted_holm_s', 'certification_speedup'):
         assert figures['certification'][key] > 0
     assert figures['sampling']['sampling_speedup'] > 0
-    assert 'speed-up' in capsys.readouterr().out
+    assert figures['isa'] == isa_class(figures['cpu_features']) and figures['cpu']
+    report = capsys.readouterr().out
+    assert 'speed-up' in report and figures['isa'] in report and figures['cpu'] in report
+
+
+def test_isa_class_names_the_widest_level_a_figure_ran_on():
+    assert isa_class(['avx2', 'avx512f', 'avx512_vnni', 'amx_int8', 'amx_tile']) == 'AMX'
+    assert isa_class(['avx2', 'avx512_bf16', 'avx512_vnni', 'avx512f']) == 'AVX-512 VNNI'
+    assert isa_class(['avx2', 'avx512f']) == 'AVX-512'
+    assert isa_class(['avx2', 'avx_vnni']) == 'AVX2 VNNI'
+    assert isa_class(['avx2']) == 'AVX2'
+    assert isa_class([]) == 'pre-AVX2'
 
 
 def test_bench_compares_the_engine_modes_with_the_reference_on_one_frame(tmp_path, capsys):

@@ -75,7 +75,11 @@ def test_every_imported_ros_package_is_declared():
         pytest.skip('no ament index here to tell ROS packages from others')
     runtime = imported_modules([*(ROOT / 'mmcert_ros').rglob('*.py'),
                                 *(ROOT / 'launch').glob('*.launch.py')]) & index
-    assert {'rclpy', 'launch_ros'} <= runtime     # the oracle sees ROS packages
+    assert 'rclpy' in runtime                     # the oracle sees ROS packages
+    # launch_ros comes with a ROS distro or ../shared/ros-tools; a user's pip-only clone has
+    # neither, and then the launch files' import of it cannot be told from a non-ROS one.
+    if 'launch_ros' in index:
+        assert 'launch_ros' in runtime
     assert runtime <= dependencies('exec_depend')
     tests = imported_modules((ROOT / 'test').glob('*.py')) & index
     assert tests <= dependencies('exec_depend') | dependencies('test_depend')

@@ -65,13 +65,38 @@ def cpu_features() -> list[str]:
         flags = Path('/proc/cpuinfo').read_text().split('flags', 2)[1].split('\n', 1)[0].split()
     except (OSError, IndexError):
         return []
-    return sorted(flag for flag in flags if flag.startswith(('amx', 'avx512_bf16', 'avx512f',
-                                                             'avx2', 'avx512_fp16')))
+    return sorted(flag for flag in flags if flag.startswith(
+        ('amx', 'avx512_bf16', 'avx512f', 'avx512_vnni', 'avx_vnni', 'avx2', 'avx512_fp16')))
+
+
+def cpu_model() -> str:
+    """The CPU's model name as the kernel reports it (Linux), else the platform's word."""
+    import platform
+
+    try:
+        for line in Path('/proc/cpuinfo').read_text().splitlines():
+            if line.startswith('model name'):
+                return line.split(':', 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def isa_class(features: list[str]) -> str:
+    """The widest matrix/vector level of ``features``: 'AMX', 'AVX-512 VNNI', 'AVX-512',
+    'AVX2 VNNI', 'AVX2' or 'pre-AVX2': the class every figure in docs/performance.md names."""
+    present = set(features)
+    if any(flag.startswith('amx') for flag in present):
+        return 'AMX'
+    if 'avx512f' in present:
+        return 'AVX-512 VNNI' if 'avx512_vnni' in present else 'AVX-512'
+    if 'avx2' in present:
+        return 'AVX2 VNNI' if 'avx_vnni' in present else 'AVX2'
+    return 'pre-AVX2'
 
 
 def run(args: argparse.Namespace) -> int:
     import os
-    import platform
 
     import torch
 
@@ -88,8 +113,9 @@ def run(args: argparse.Namespace) -> int:
     figures: dict[str, object] = {
         'frame': f'{args.width}x{args.height}', 'num_samples': config.num_samples,
         'batch_size': config.batch_size, 'torch_threads': torch.get_num_threads(),
-        'cpu': platform.processor() or platform.machine(), 'torch': torch.__version__,
-        'cpu_features': cpu_features(), 'load_average_start': list(os.getloadavg())}
+        'cpu': cpu_model(), 'isa': isa_class(cpu_features()), 'cpu_features': cpu_features(),
+        'cores': os.cpu_count(), 'torch': torch.__version__,
+        'load_average_start': list(os.getloadavg())}
     figures['certification'] = bench_certification(config, args.height, args.width)
     figures['sampling'] = bench_sampling(config, args.height, args.width)
     if not args.skip_engine:
@@ -126,7 +152,9 @@ def format_report(figures: dict) -> str:
     lines = [
         f"mmcert-ros bench: {figures['frame']}, N = {figures['num_samples']}, "
         f"batch {figures['batch_size']}, {figures['torch_threads']} torch threads, "
-        f"load {figures['load_average_start'][0]:.1f}, CPU {' '.join(figures['cpu_features'])}",
+        f"load {figures['load_average_start'][0]:.1f}",
+        f"CPU {figures['cpu']} ({figures['isa']}; {' '.join(figures['cpu_features'])}), "
+        f"{figures['cores']} cores",
         '',
         f"certification (p-values + Holm + radius map, {cert['pixels']} px)",
         f"  histogram Holm        {cert['certification_s'] * 1e3:9.2f} ms   (target < 20 ms)",
