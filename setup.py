@@ -27,7 +27,7 @@ setup(
         'matplotlib',
         'tqdm',
     ],
-    extras_require={'test': ['pytest', 'hypothesis', 'statsmodels', 'mcap', 'mcap-ros2-support',
+    extras_require={'test': ['pytest', 'hypothesis', 'flake8', 'statsmodels', 'mcap', 'mcap-ros2-support',
                              'ray>=2.9'],
                     # fleet evaluation on Ray (mmcert-ros evaluate --workers / --ray-address)
                     'evaluation': ['ray>=2.9']},
