@@ -27,8 +27,8 @@ setup(
         'matplotlib',
         'tqdm',
     ],
-    extras_require={'test': ['pytest', 'hypothesis', 'flake8', 'statsmodels', 'mcap', 'mcap-ros2-support',
-                             'ray>=2.9'],
+    extras_require={'test': ['pytest', 'hypothesis', 'flake8', 'statsmodels', 'mcap',
+                             'mcap-ros2-support', 'ray>=2.9'],
                     # fleet evaluation on Ray (mmcert-ros evaluate --workers / --ray-address)
                     'evaluation': ['ray>=2.9']},
     zip_safe=True,

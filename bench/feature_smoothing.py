@@ -39,7 +39,8 @@ def bounds_table(num_samples: int, num_pixels: int, alpha: float) -> list[str]:
                                                       delta)
     bernstein_worst = confidence.bernstein_lower_bound(means, means * (1 - means), num_samples,
                                                        delta)
-    lines = [f'N = {num_samples}, m = {num_pixels} pixels, alpha = {alpha} (each bound at alpha/m)',
+    lines = [f'N = {num_samples}, m = {num_pixels} pixels, alpha = {alpha} '
+             '(each bound at alpha/m)',
              '  mean S | additive Hoeffding | KL Hoeffding | Bernstein V=0 | Bernstein V=S(1-S) | '
              + ' | '.join(f'R(s={s}) m=pi/2, pi' for s in SIGMAS)]
     for i, mean in enumerate(means):

@@ -2,8 +2,9 @@
 
 Writes ``--bags`` synthetic drives of ``--frames`` frames each (``mmcert-ros synth`` scenes at
 ``--size``, through ``kitti2bag``), then evaluates them with the shipped model at N =
-``--samples``: in this process (the plain path, with torch's threads and with one), and on a fresh local Ray runtime of 1 and of
-2 workers. Prints frames/s of each, cold (worker start-up and model loading included; the
+``--samples``: in this process (the plain path, with torch's threads and with one), and on a
+fresh local Ray runtime of 1 and of 2 workers. Prints frames/s of each, cold (worker start-up
+and model loading included; the
 runtime's own start excluded) and warm (the same run again on the same runtime), the warm
 2-worker speed-up, and the load average.
 

@@ -148,7 +148,8 @@ def print_table(figures: dict) -> None:
     results = figures['results']
     print(f"{len(figures['frames'])} frames {figures['size']}, N = {figures['num_samples']} "
           f"(+16 selection), sigma {figures['sigma']}, fs.radius {figures['fs_radius']}, "
-          f"{figures['torch_threads']} torch thread(s), load {figures['load_average_start'][0]:.1f}"
+          f"{figures['torch_threads']} torch thread(s), "
+          f"load {figures['load_average_start'][0]:.1f}"
           f" -> {figures['load_average_end'][0]:.1f} on {figures['cpus']} CPUs")
     print(f"{'':10s}{'s/frame':>9s}{'plain IoU':>11s}{'l0 cIoU r=0':>13s}"
           f"{'l0 cIoU r=' + str(tuple(figures['l0_radius'])):>18s}{'l0 cert.':>10s}"

@@ -81,7 +81,8 @@ def main() -> int:
         'threads': torch.get_num_threads(), 'cpu': platform.processor() or platform.machine(),
         'load_average_1min': os.getloadavg()[0],
         'gflops_per_sample': gflops_per_sample(
-            model, sampled_inputs(1, args.height, args.width, KEEP_FRACTION_RGB, KEEP_FRACTION_DEPTH)),
+            model, sampled_inputs(1, args.height, args.width, KEEP_FRACTION_RGB,
+                                  KEEP_FRACTION_DEPTH)),
         'forward_ms_per_sample': {},
     }
     for batch in args.batches:

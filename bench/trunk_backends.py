@@ -76,7 +76,8 @@ def main() -> int:
     times: dict[str, list[float]] = {name: [] for name in runs}
     with torch.inference_mode():
         reference = runs['training module']()
-        error = {name: float((run().float() - reference).abs().max()) for name, run in runs.items()}
+        error = {name: float((run().float() - reference).abs().max())
+                 for name, run in runs.items()}
         for name, run in runs.items():
             run()
         for _ in range(args.repeats):

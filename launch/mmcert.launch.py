@@ -5,8 +5,9 @@
 Arguments: ``params_file`` (default: the package's config/mmcert.yaml), ``namespace``,
 ``rgb_topic``, ``depth_topic``, ``points_topic``, ``camera_info_topic``, ``depth_source``
 ('' = keep the params file's ``depth.source``; ``points`` reads ``points_topic``),
-``device`` ('' = keep the params file's ``model.device``) and ``use_sim_time``. The parameter file's ``mmcert_segmenter``
-section (or ``/**``, or ``/<namespace>/mmcert_segmenter``) applies under any namespace.
+``device`` ('' = keep the params file's ``model.device``) and ``use_sim_time``. The parameter
+file's ``mmcert_segmenter`` section (or ``/**``, or ``/<namespace>/mmcert_segmenter``) applies
+under any namespace.
 """
 import os
 

@@ -4,10 +4,10 @@
 
 ``preset`` (mmcert, carla, realsense, kitti) selects the parameter file both nodes read, so
 sim_drive mimics that source's encodings, sizes and topic names (the LiDAR presets
-``velodyne`` and ``ouster`` have no sim_drive section: sim_drive publishes no clouds). The defaults fit a CPU
-without losing input: both nodes use reliable QoS (best-effort delivery of full-size frames
-loses most of them), sim_drive waits until the segmenter subscribes and publishes 1 frame
-per second, and N is 40 (enough to certify at the KITTI size, as in
+``velodyne`` and ``ouster`` have no sim_drive section: sim_drive publishes no clouds). The
+defaults fit a CPU without losing input: both nodes use reliable QoS (best-effort delivery
+of full-size frames loses most of them), sim_drive waits until the segmenter subscribes and
+publishes 1 frame per second, and N is 40 (enough to certify at the KITTI size, as in
 ``mmcert-ros demo``). With ``num_frames`` > 0 the launch shuts down by itself ``linger_s``
 seconds after sim_drive has delivered its last frame, time for the segmenter to certify the
 frames still in flight. Every argument: ``ros2 launch mmcert_ros sim_demo.launch.py

@@ -16,7 +16,8 @@ from mmcert_ros.tools import cli
 from ros_harness import tiny_checkpoint
 
 mcap_reader = pytest.importorskip('mcap.reader', reason='pip install mcap')
-mcap_ros2_decoder = pytest.importorskip('mcap_ros2.decoder', reason='pip install mcap-ros2-support')
+mcap_ros2_decoder = pytest.importorskip('mcap_ros2.decoder',
+                                        reason='pip install mcap-ros2-support')
 
 FRAMES = 2
 WIDTH, HEIGHT = 64, 24

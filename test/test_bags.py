@@ -50,7 +50,8 @@ def test_written_bag_reads_back_topics_counts_stamps_and_pixels(tmp_path, storag
     with BagReader(path) as bag:
         assert {name: (t.msgtype, t.count) for name, t in bag.topics.items()} == {
             '/cam/rgb': ('sensor_msgs/msg/Image', 4), '/cam/depth': ('sensor_msgs/msg/Image', 4),
-            '/cam/gt': ('sensor_msgs/msg/Image', 4), '/cam/info': ('sensor_msgs/msg/CameraInfo', 4)}
+            '/cam/gt': ('sensor_msgs/msg/Image', 4),
+            '/cam/info': ('sensor_msgs/msg/CameraInfo', 4)}
         messages = list(bag.messages(['/cam/rgb', '/cam/depth', '/cam/gt', '/cam/info']))
     assert all(m.error is None for m in messages)
     by_topic = {topic: [m for m in messages if m.topic == topic]

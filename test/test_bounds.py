@@ -87,7 +87,8 @@ def test_pvalues_match_scipy_pmf_sums_at_n_100():
     np.testing.assert_allclose(pvalues, np.minimum(1.0, expected), rtol=1e-9)
     # the majority bound never exceeds the union bound, and is strictly tighter there
     union = np.minimum(1.0, 3 * binom.sf(np.arange(101) - 1, 100, 0.7))
-    assert np.all(pvalues <= union) and np.all(pvalues[majority & (union < 1)] < union[majority & (union < 1)])
+    assert np.all(pvalues <= union) and np.all(pvalues[majority & (union < 1)]
+                                               < union[majority & (union < 1)])
 
 
 def compositions(total, parts):

@@ -57,7 +57,7 @@ def _compositions(total, parts):
 
 @pytest.mark.parametrize('num_classes,num_samples', [(2, 15), (3, 12), (4, 9)])
 def test_the_selected_class_bounds_fail_with_probability_at_most_alpha(num_classes,
-                                                                     num_samples):
+                                                                       num_samples):
     """Exact multinomial enumeration: P(p_A < p_A_lower or some p_B > p_B_upper) <= alpha for
     A picked from the same votes, on random and corner probability vectors."""
     rng = np.random.default_rng(num_classes)

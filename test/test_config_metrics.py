@@ -101,6 +101,7 @@ def test_backend_and_its_precisions_are_validated_by_name():
         CertifyConfig(backend='tensorrt')
     with pytest.raises(ValueError, match="backend 'onnxruntime' runs precision fp32"):
         CertifyConfig(backend='onnxruntime', precision='bf16')
-    with pytest.raises(ValueError, match="backend 'openvino' runs precision fp32, bf16 or int8, got 'fp16'"):
+    with pytest.raises(ValueError,
+                       match="backend 'openvino' runs precision fp32, bf16 or int8, got 'fp16'"):
         CertifyConfig(backend='openvino', precision='fp16')
     assert CertifyConfig.from_parameters({'model.backend': 'onnxruntime'}).backend == 'onnxruntime'

@@ -95,7 +95,10 @@ def test_the_bound_holds_at_the_worst_point_measured_by_monte_carlo(half_spaces)
 
 def test_token_features_on_the_last_axis_give_the_same_certificate(half_spaces):
     encoder, x = half_spaces
-    tokens = lambda z: encoder(z).transpose(1, 2)             # (B, P, D): features last
+
+    def tokens(z):                                            # (B, P, D): features last
+        return encoder(z).transpose(1, 2)
+
     first = certify_encoder(encoder, x, SIGMA, num_samples=200, seed=3)
     second = certify_encoder(tokens, x, SIGMA, num_samples=200, seed=3, feature_axis=-1)
     np.testing.assert_array_equal(first.fcsb, second.fcsb)
@@ -131,6 +134,7 @@ def test_a_booster_plugs_in_around_a_vision_encoder():
                            seed=5)
     assert cert.fcsb.shape == (4, 6) and cert.reference.shape == (4, 4, 6)
     # the documented composition, step by step: purify, encode, normalise, map, smooth
+
     def composed(noisy, generator):
         return booster.map(F.normalize(encoder(booster.purify(noisy)), dim=1))
 

@@ -22,7 +22,8 @@ class BrightIsRoad(torch.nn.Module):
 
 
 class AnyDepthKept(torch.nn.Module):
-    """Every pixel votes class 1 iff a valid (non-zero) depth pixel was kept: one vote per sample."""
+    """Every pixel votes class 1 iff a valid (non-zero) depth pixel was kept: one vote per
+    sample."""
 
     num_classes = 3
 

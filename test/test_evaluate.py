@@ -251,7 +251,8 @@ def test_write_bag_holds_inputs_and_outputs_with_the_frame_stamps(tmp_path, fram
     for item in items:
         by_topic.setdefault(item.topic, []).append(item.message)
     for topic, messages in by_topic.items():
-        assert [stamp_to_ns(m.header.stamp) for m in messages] == [f.stamp_ns for f in frames], topic
+        assert ([stamp_to_ns(m.header.stamp) for m in messages]
+                == [f.stamp_ns for f in frames]), topic
     for index, (frame, cert) in enumerate(zip(frames, certificates)):
         np.testing.assert_array_equal(decode_rgb(by_topic['/cam/rgb'][index]), frame.rgb)
         assert by_topic['/cam/depth'][index].encoding == '32FC1'  # exactly the evaluated depth
@@ -313,7 +314,8 @@ def test_unpaired_and_corrupt_messages_are_skipped_and_counted(tmp_path):
     ]
     path = tmp_path / 'drive'
     _write_raw_bag(path, items)
-    metrics = run_evaluation(BagFrames(path, '/cam/rgb', '/cam/depth', '/cam/gt'), tmp_path / 'out')
+    metrics = run_evaluation(BagFrames(path, '/cam/rgb', '/cam/depth', '/cam/gt'),
+                             tmp_path / 'out')
     assert metrics['frames'] == 3  # frames 0, 1 and 8
     assert metrics['skipped']['reasons'] == {
         'corrupt depth message': 1,
@@ -357,7 +359,8 @@ def test_nothing_is_overwritten_without_force(tmp_path, frames):
     source = BagFrames(bag, '/cam/rgb', '/cam/depth', '/cam/gt')
     run_evaluation(source, out, write_bag=True)
     before = {p.relative_to(out): p.read_bytes() for p in out.rglob('*') if p.is_file()}
-    with pytest.raises(ValueError, match='already holds metrics.json, frames.csv, curves.png, bag'):
+    with pytest.raises(ValueError,
+                       match='already holds metrics.json, frames.csv, curves.png, bag'):
         run_evaluation(source, out, write_bag=True, max_frames=1)
     assert {p.relative_to(out): p.read_bytes() for p in out.rglob('*') if p.is_file()} == before
     metrics = run_evaluation(source, out, write_bag=True, max_frames=1, force=True)

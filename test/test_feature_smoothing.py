@@ -112,7 +112,7 @@ def test_bad_arguments_raise_clear_errors(call, message):
         call()
 
 
-# ------------------------------------------------------------ Lipschitz property (1-D, closed form)
+# ----------------------------------------------------- Lipschitz property (1-D, closed form)
 @pytest.mark.parametrize('sigma', SIGMAS)
 def test_step_encoder_attains_the_lipschitz_bound_exactly(sigma):
     """f(z) = e1 if z > 0 else -e1 and u = e1: S(x) = Phi(x / sigma), <u, g(x)> = 2 S(x) - 1.
@@ -148,6 +148,7 @@ def test_rotating_encoder_respects_fcsb(sigma, omega):
 
 def test_monte_carlo_estimate_matches_the_closed_form_smoothed_encoder():
     sigma, omega, x0 = 0.25, 2.0, 0.3
+
     def encoder(z, generator):
         return torch.cat([torch.cos(omega * z), torch.sin(omega * z)], 1)
     smoother = fs.FeatureSmoother(encoder, sigma, batch_size=4096)
@@ -243,7 +244,8 @@ _ALLOWED = int(stats.binom.ppf(1 - 1e-6, 4000, _DELTA))
                          ['beta_near_one', 'bernoulli', 'two_point', 'narrow_middle'])
 def test_lower_bound_coverage_by_simulation(method, distribution):
     """Over 4000 simulated runs of n = 40 draws, the bound exceeds the true mean in at most a
-    fraction delta = 0.05 of runs; the check allows ``binom.ppf(1 - 1e-6, 4000, 0.05)`` failures."""
+    fraction delta = 0.05 of runs; the check allows ``binom.ppf(1 - 1e-6, 4000, 0.05)``
+    failures."""
     def bound(mean, variance, n):
         return confidence.lower_bound(method, mean, variance, n, _DELTA)
     assert _coverage_failures(bound, distribution) <= _ALLOWED
@@ -425,8 +427,10 @@ def test_joint_ensemble_adds_noise_to_the_full_input_then_masks():
                       torch.Generator().manual_seed(1), on_batch=votes)
     # Oracle: the same generator drawing noise for the full image, then masks, batch by batch.
     generator = torch.Generator().manual_seed(1)
-    for (seen_rgb, seen_keep, seen_depth, seen_depth_keep), batch in zip(recorder.calls, (4, 4, 2)):
-        noisy = rgb + 0.25 * torch.randn((batch, 3, 6, 8), generator=generator, dtype=torch.float64)
+    for (seen_rgb, seen_keep, seen_depth, seen_depth_keep), batch in zip(recorder.calls,
+                                                                         (4, 4, 2)):
+        noisy = rgb + 0.25 * torch.randn((batch, 3, 6, 8), generator=generator,
+                                         dtype=torch.float64)
         expected = sampling.subsample(noisy.clamp(0, 1), depth.expand(batch, -1, -1, -1), 5, 2,
                                       generator)
         torch.testing.assert_close(seen_rgb, expected.rgb)

@@ -192,7 +192,8 @@ def test_ray_is_imported_by_nothing_but_the_ray_executor():
     code = ('import sys\n'
             'import mmcert_ros.tools.cli as cli\n'
             'cli.build_parser()\n'
-            'import mmcert_ros.fleet.driver, mmcert_ros.fleet.local, mmcert_ros.fleet.ray_cluster\n'
+            'import mmcert_ros.fleet.driver, mmcert_ros.fleet.local, '
+            'mmcert_ros.fleet.ray_cluster\n'
             'import mmcert_ros.ros.segmenter_node\n'
             'assert "ray" not in sys.modules, "ray imported"\n')
     subprocess.run([sys.executable, '-c', code], check=True, timeout=120)

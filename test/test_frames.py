@@ -102,7 +102,7 @@ def test_every_failure_names_its_stream_and_kind():
     assert failure(pair(short, depth)) == ('rgb', 'size_mismatch')
     assert failure(pair(rgb, message(encode_image(RGB, 'rgb8')))) == ('depth', 'unknown_encoding')
     assert failure(pair(rgb, cloud), 'points', None, LIDAR_TO_OPTICAL) == ('depth',
-                                                                          'no_camera_info')
+                                                                           'no_camera_info')
     assert failure(pair(rgb, cloud), 'points', camera_info()) == ('depth', 'no_extrinsic')
     assert failure(pair(rgb, cloud), 'points', camera_info(W * 2, H * 2), LIDAR_TO_OPTICAL) \
         == ('camera_info', 'size_differs_from_rgb')

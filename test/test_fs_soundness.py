@@ -74,7 +74,8 @@ class ProbitEncoder:
 
     With u = e1 the per-sample score is h, and ``S(x) = Phi(-<a, x> / sqrt(tau^2 + sigma^2))``:
     ``Phi^{-1}(S)`` has Lipschitz constant ``1 / sqrt(tau^2 + sigma^2)``, just below FS's
-    ``1 / sigma``, so the certificate is nearly tight and the attack's optimum ``x + R a`` is known.
+    ``1 / sigma``, so the certificate is nearly tight and the attack's optimum ``x + R a`` is
+    known.
     """
 
     def __init__(self, direction: torch.Tensor, tau: float):
@@ -114,7 +115,7 @@ def test_pgd_never_beats_the_certificate_on_a_nearly_tight_encoder():
         attacked = pgd_minimize(objective, x, radius, steps=40)
         assert (attacked - x).norm() <= radius * (1 + 1e-9)
         draws = encoder(attacked + sigma * torch.randn((20000, dim), generator=torch_rng,
-                                                        dtype=torch.float64))[:, 0]
+                                                       dtype=torch.float64))[:, 0]
         measured_upper = float(upper_bound_on_inner_product(draws, MEASURE_DELTA))
         sound_failures += measured_upper < certified
         unsound_failures += measured_upper < unsound

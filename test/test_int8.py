@@ -109,7 +109,7 @@ def test_unsupported_int8_combinations_are_refused_by_name(changes, message):
     with pytest.raises(ValueError, match=message):
         CertifyConfig(**changes)
     assert CertifyConfig.from_parameters({'model.backend': 'openvino',
-                                    'model.precision': 'int8'}).precision == 'int8'
+                                          'model.precision': 'int8'}).precision == 'int8'
 
 
 def test_nncf_is_imported_with_its_telemetry_off():

@@ -57,13 +57,14 @@ def test_bag_holds_every_frame_with_exact_values(tmp_path, kitti, storage, suffi
     for topic, items in messages.items():
         if topic == '/tf_static':
             continue
-        assert [stamp_to_ns(m.header.stamp) for m in items] == [i * 100_000_000 for i in range(FRAMES)]
+        assert [stamp_to_ns(m.header.stamp) for m in items] == [i * 100_000_000
+                                                                for i in range(FRAMES)]
         assert {m.header.frame_id for m in items} == {'velodyne' if topic == '/points'
                                                       else 'camera'}
     base = root / 'training'
     for index, name in enumerate(names):
         rgb, depth, gt = (messages[t][index] for t in ('/rgb/image', '/depth/image',
-                                                        '/road_gt/image'))
+                                                       '/road_gt/image'))
         assert (rgb.encoding, depth.encoding, gt.encoding) == ('rgb8', '16UC1', 'mono8')
         png = cv2.imread(str(base / 'image_2' / f'{name}.png'), cv2.IMREAD_UNCHANGED)
         np.testing.assert_array_equal(rgb.data.reshape(HEIGHT, WIDTH, 3), png[:, :, ::-1])

@@ -53,7 +53,8 @@ def setup():
     network = BoostedModel(model, booster).eval()
     rgb_t, depth_t = frame_tensors(rgb, depth, torch.device('cpu'))
     encoder = fs.joint_rgbd_encoder(network.features, depth_t,
-                                    kept_count(config.keep_fraction_rgb, rgb.shape[0] * rgb.shape[1]),
+                                    kept_count(config.keep_fraction_rgb,
+                                               rgb.shape[0] * rgb.shape[1]),
                                     kept_count(config.keep_fraction_depth, depth.size), SIGMA)
     return cert, network, encoder, rgb_t
 
@@ -79,7 +80,8 @@ def _pixel_weights(pixels, grid, size):
     cols = BilinearTaps.build(size[1], grid[1], 'cpu')
     weights = torch.zeros(len(pixels), *grid)
     for index, (row, col) in enumerate(pixels):
-        for r, wr in ((rows.low[row], rows.weight_low[row]), (rows.high[row], rows.weight_high[row])):
+        for r, wr in ((rows.low[row], rows.weight_low[row]),
+                      (rows.high[row], rows.weight_high[row])):
             for c, wc in ((cols.low[col], cols.weight_low[col]),
                           (cols.high[col], cols.weight_high[col])):
                 weights[index, r, c] += wr * wc
@@ -92,7 +94,7 @@ def _margins(encoder, images, weights, signs, axis, copies, generator):
     batch = images.shape[0]
     copied = images.repeat_interleave(copies, dim=0)
     features = torch.nn.functional.normalize(encoder(copied, batch * copies, generator), dim=1)
-    projections = torch.einsum('bdhw,d->bhw', features, axis)                   # (B * copies, h, w)
+    projections = torch.einsum('bdhw,d->bhw', features, axis)  # (B * copies, h, w)
     at_pixel = (projections * weights.repeat_interleave(copies, dim=0)).sum(dim=(1, 2))
     return (at_pixel * signs.repeat_interleave(copies)).view(batch, copies)
 
@@ -130,8 +132,10 @@ def _transplants(rgb, cert, pixels, steps=(0.125, 0.25, 0.5, 0.75, 1.0)):
         top, left = max(0, row * 8 - 32), max(0, col * 8 - 32)
         bottom, right = min(height, row * 8 + 40), min(width, col * 8 + 40)
         top_d, left_d = top + shift[0], left + shift[1]
-        if top_d < 0 or left_d < 0 or top_d + bottom - top > height or left_d + right - left > width:
-            top_d, left_d = min(max(top_d, 0), height - (bottom - top)), min(max(left_d, 0), width - (right - left))
+        if (top_d < 0 or left_d < 0 or top_d + bottom - top > height
+                or left_d + right - left > width):
+            top_d, left_d = (min(max(top_d, 0), height - (bottom - top)),
+                             min(max(left_d, 0), width - (right - left)))
         target = rgb.clone()
         target[..., top:bottom, left:right] = rgb[..., top_d:top_d + bottom - top,
                                                   left_d:left_d + right - left]
@@ -179,6 +183,7 @@ def test_no_attack_flips_a_weak_pixel_within_its_certified_radius(setup, capsys)
             pgd = flip if np.isfinite(flip) else f'> {BUDGET_FACTORS[-1]}'
             blend = f'{norm:.3f} ({norm / radius:.0f}x)' if np.isfinite(norm) else \
                 f'none up to {norms[-1][index]:.2f}'
-            print(f'{pixel} | {"road" if label == 1 else "other"} | {radius:.4f} | {pgd} | {blend}')
+            print(f'{pixel} | {"road" if label == 1 else "other"} | {radius:.4f} | {pgd} '
+                  f'| {blend}')
     # a sound certificate fails a pixel with probability <= ALPHA + MEASURE_DELTA
     assert failures <= stats.binom.ppf(1 - 1e-6, len(pixels), ALPHA + MEASURE_DELTA)

@@ -7,7 +7,6 @@ import torch
 from mmcert_ros.certify import CertifyConfig
 from mmcert_ros.certify.confidence import round_down_float32
 from mmcert_ros.certify.l2 import L2Certifier, L2Settings
-from mmcert_ros.models import NetworkConfig, build_model
 
 torch.set_num_threads(1)
 
@@ -41,7 +40,8 @@ class FixedFeatureModel(torch.nn.Module):
         generator = torch.Generator().manual_seed(4)
         self.cell_features = 0.1 * torch.randn(self.feature_dim, *cells, generator=generator)
         self.cell_features[0] = 1.0
-        self.prototypes = torch.nn.Parameter(torch.eye(2, self.feature_dim) * torch.tensor([[1.0], [-1.0]]))
+        self.prototypes = torch.nn.Parameter(torch.eye(2, self.feature_dim)
+                                             * torch.tensor([[1.0], [-1.0]]))
 
     def features(self, rgb, rgb_keep, depth, depth_keep):
         return self.cell_features.expand(rgb.shape[0], -1, -1, -1)

@@ -118,8 +118,8 @@ def test_colcon_test_runs_the_package_tests_in_the_workspace(colcon_workspace):
          '--install-base', str(colcon_workspace.install), '--event-handlers', 'console_direct+',
          '--pytest-args', 'test/test_launch_files.py', 'test/test_package.py', '-k',
          'not colcon and not ros2', '-p', 'no:cacheprovider'],
-        cwd=colcon_workspace.root, env=dict(colcon_workspace.env(0), PYTHONDONTWRITEBYTECODE='1'), capture_output=True, text=True,
-        timeout=300)
+        cwd=colcon_workspace.root, env=dict(colcon_workspace.env(0), PYTHONDONTWRITEBYTECODE='1'),
+        capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert re.search(r'\d+ passed', result.stdout) and ' failed' not in result.stdout, \
         result.stdout[-4000:]

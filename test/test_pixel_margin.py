@@ -84,7 +84,10 @@ def test_radius_is_sigma_times_the_probit_of_the_kl_bound_at_alpha_over_m():
         radii = []
         for k in range(2):
             mean = margins.scores[(k, *index)]
-            kl = lambda s: special.rel_entr(mean, s) + special.rel_entr(1 - mean, 1 - s) - budget
+
+            def kl(s, mean=mean):
+                return special.rel_entr(mean, s) + special.rel_entr(1 - mean, 1 - s) - budget
+
             lower = 0.0 if kl(1e-300) <= 0 else optimize.brentq(kl, 1e-300, mean, xtol=1e-15)
             radii.append(max(0.0, 0.25 * special.ndtri(lower)))
         expected[index] = min(radii)

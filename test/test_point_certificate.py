@@ -110,7 +110,7 @@ def test_subsample_keeps_exactly_k_points_and_zbuffers_them():
         for index in kept[row].tolist():
             pixel = pixels[index]
             expected[pixel] = depth[index] if expected[pixel] == 0 else min(expected[pixel],
-                                                                             depth[index])
+                                                                            depth[index])
         np.testing.assert_array_equal(inputs.depth[row, 0].reshape(-1).numpy(), expected)
         np.testing.assert_array_equal(inputs.depth_keep[row, 0].reshape(-1).numpy(),
                                       (expected > 0).astype(np.float32))

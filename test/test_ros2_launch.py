@@ -2,10 +2,11 @@
 
 ``--show-args`` of every file describes every argument, and carla.launch.py shows only the
 arguments a user can set; sim_demo.launch.py (tiny model, small frames, small N through its
-arguments) certifies at least 90 % of the frames sim_drive sends and ends by itself; Ctrl-C while frames are being
-certified ends every process cleanly with exit status 0; mmcert.launch.py and carla.launch.py
-start the segmenter with the namespace, remappings and parameter values their arguments and
-parameter files say (read back with ``ros2 node info`` and ``ros2 param get``).
+arguments) certifies at least 90 % of the frames sim_drive sends and ends by itself; Ctrl-C
+while frames are being certified ends every process cleanly with exit status 0;
+mmcert.launch.py and carla.launch.py start the segmenter with the namespace, remappings and
+parameter values their arguments and parameter files say (read back with ``ros2 node info``
+and ``ros2 param get``).
 """
 import re
 import time

@@ -100,7 +100,7 @@ def test_frame_times_arrive_stamped_like_the_frame(graph):
         values = {item.key: float(item.value) for item in array.status[0].values}
         stages = sum(value for key, value in values.items()
                      if key.endswith('_ms') and key not in ('processing_time_ms',
-                                                             'pipeline_latency_ms'))
+                                                            'pipeline_latency_ms'))
         assert values['processing_time_ms'] == pytest.approx(stages, abs=0.01)
         assert values['processing_time_ms'] > 0 and values['inference_ms'] > 0
 

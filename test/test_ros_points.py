@@ -21,7 +21,8 @@ import pytest
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 
 from ros_cloud_echo import ECHOED_FRAME, IDENTITY, H, K, W, POINTS, cloud_message, scene_points
-from ros_harness import REPO, WAIT_S, NodeProcess, RosClient, image_msg, ros_env, stamp, tiny_checkpoint
+from ros_harness import (REPO, WAIT_S, NodeProcess, RosClient, image_msg, ros_env, stamp,
+                         tiny_checkpoint)
 
 pytestmark = pytest.mark.ros   # the node over Fast DDS, a LiDAR process and a client
 DOMAIN_ID = 118

@@ -69,7 +69,8 @@ def abandoned(client, reason):
 
 
 def stop_mid_frame(tmp_path, sig, name):
-    """Start a node, signal it while a frame is in flight; (exit status, seconds, client, stamp)."""
+    """Start a node, signal it while a frame is in flight; (exit status, seconds, client,
+    stamp)."""
     node = NodeProcess('segmenter', DOMAIN_ID, tmp_path / f'{name}.log', PARAMS)
     client = RosClient(DOMAIN_ID)
     try:
@@ -128,7 +129,7 @@ def test_a_parameter_change_cancels_the_frame_in_flight(running):
 def test_a_frame_over_its_time_budget_is_abandoned_and_counted(running):
     node, client = running
     results = client.set_parameters('mmcert_segmenter', {'certify.num_samples': 1000,
-                                                          'certify.time_budget': 0.5})
+                                                         'certify.time_budget': 0.5})
     assert all(result.successful for result in results), [r.reason for r in results]
     stamp_ns = send_paired_frame(client)
     client.spin_until(lambda: abandoned(client, 'time_budget') == 1,

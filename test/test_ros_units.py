@@ -6,7 +6,7 @@ from diagnostic_msgs.msg import DiagnosticStatus
 
 from mmcert_ros.ros.diagnostics import PipelineStats, diagnostic_array, should_log, values_of
 from mmcert_ros.pipeline.outputs import (CERTIFICATION, CERTIFIED_RADIUS, OUTPUT_TOPICS, OVERLAY,
-                                    SEGMENTATION, output_images, radius_image)
+                                         SEGMENTATION, output_images, radius_image)
 from mmcert_ros.pipeline.overlay import render_overlay
 from mmcert_ros.pipeline.parameters import PARAMETERS, NodeSettings
 from mmcert_ros.ros.parameters import descriptor as parameter_descriptor
@@ -206,7 +206,7 @@ def test_l2_figures_appear_in_diagnostics_only_for_a_frame_with_the_l2_certifica
                                                           '300.00')
     stats.record_frame({'inference': 0.1}, 0.5, 0.8, 0.01)
     values = values_of(diagnostic_array(stats.report(dict(PAIRING, paired=2), 0), 'n', '/n',
-                                         stamp=_time()))
+                                        stamp=_time()))
     assert 'l2_fcsb_mean' not in values and values['l2_ms'] == '0.00'
 
 
@@ -228,7 +228,8 @@ def test_input_health_levels_stale_inputs_budget_faults_and_abandoned_frames():
                           processing_error_ms=500.0)
     stats = PipelineStats(clock, limits, watch_inputs=True)
     report = stats.report(PAIRING, 0)
-    assert report.level == DiagnosticStatus.WARN and 'no rgb message received yet' in report.summary
+    assert (report.level == DiagnosticStatus.WARN
+            and 'no rgb message received yet' in report.summary)
     assert values_of(diagnostic_array(report, 'n', '/n', _time()))['input_age_rgb_s'] == 'never'
 
     def inputs_then_report(at, frame_s=None, pairing=PAIRING):
@@ -243,7 +244,8 @@ def test_input_health_levels_stale_inputs_budget_faults_and_abandoned_frames():
     report = inputs_then_report(2.0, 0.200)                       # over the WARN budget
     assert report.level == DiagnosticStatus.WARN and 'processing 200 ms > 100 ms' in report.summary
     report = inputs_then_report(3.0, 0.600)
-    assert report.level == DiagnosticStatus.ERROR and 'processing 600 ms > 500 ms' in report.summary
+    assert (report.level == DiagnosticStatus.ERROR
+            and 'processing 600 ms > 500 ms' in report.summary)
     clock.now = 4.5                                                # 1.5 s silent
     report = stats.report(PAIRING, 0)
     assert report.level == DiagnosticStatus.WARN and report.input_age_s['rgb'] == 1.5

@@ -11,7 +11,8 @@ from mmcert_ros.certify.sampling import (RANDOM_BITS, draw_keep_masks, draw_kept
                                          kept_count, make_generator, subsample, uniform_below)
 
 
-@pytest.mark.parametrize('n,k', [(1000, 20), (5000, 11), (30, 29), (50, 1), (200, 200), (997, 240)])
+@pytest.mark.parametrize('n,k', [(1000, 20), (5000, 11), (30, 29), (50, 1), (200, 200),
+                                 (997, 240)])
 def test_every_row_keeps_exactly_k(n, k):
     masks = draw_keep_masks(64, n, k, make_generator(0, 'cpu'))
     assert masks.shape == (64, n) and masks.dtype == torch.bool
@@ -29,7 +30,7 @@ def test_inclusion_frequencies_are_uniform(n, k):
     draws = 6000
     masks = draw_keep_masks(draws, n, k, make_generator(2, 'cpu'))
     counts = masks.sum(dim=0).numpy()
-    assert chisquare(counts, np.full(n, draws * k / n) ).pvalue > 1e-4
+    assert chisquare(counts, np.full(n, draws * k / n)).pvalue > 1e-4
     # pairs are included uniformly too: each pair with probability k(k-1)/(n(n-1))
     first_two = (masks[:, 0] & masks[:, 1]).sum().item()
     expected = draws * k * (k - 1) / (n * (n - 1))

@@ -186,6 +186,7 @@ def test_road_heading_is_the_integral_of_its_curvature():
 
     from mmcert_ros.sim.scene import World
     world = World(4, SceneConfig())
+
     def curvature(x):
         return world.curvature(np.array([x]))[0]
 

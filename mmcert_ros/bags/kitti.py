@@ -1,10 +1,10 @@
 """Convert a KITTI Road folder into a rosbag2 bag (what ``mmcert-ros kitti2bag`` runs).
 
 Per frame, in name order, stamped 100 ms apart (10 Hz, as
-:class:`~mmcert_ros.data.kitti.KittiRoad` spaces them) from ``start_ns``: RGB ``rgb8``, depth ``16UC1`` millimetres
-(0 = invalid), ROS ``CameraInfo`` from the calibration's ``P2`` and, where the frame
-has ground truth, ``mono8`` (255 = road). Evaluating the bag gives the same figures as
-evaluating the folder: every value survives the conversion exactly.
+:class:`~mmcert_ros.data.kitti.KittiRoad` spaces them) from ``start_ns``: RGB ``rgb8``, depth
+``16UC1`` millimetres (0 = invalid), ROS ``CameraInfo`` from the calibration's ``P2`` and,
+where the frame has ground truth, ``mono8`` (255 = road). Evaluating the bag gives the same
+figures as evaluating the folder: every value survives the conversion exactly.
 
 A frame with a velodyne scan also gets it as ROS ``PointCloud2`` on ``/points``
 (frame ``velodyne``; x, y, z and intensity FLOAT32, the reflectance as intensity), and the

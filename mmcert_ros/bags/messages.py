@@ -24,7 +24,6 @@ TF_TYPE = 'tf2_msgs/msg/TFMessage'
 TF_STATIC_TOPIC = '/tf_static'
 
 
-
 def header(stamp_ns: int, frame_id: str):
     """``std_msgs/Header`` for a stamp in integer nanoseconds (must be >= 0)."""
     sec, nanosec = ns_to_sec_nanosec(stamp_ns)
@@ -84,4 +83,3 @@ def static_transform_message(extrinsic: Extrinsic, parent: str, child: str, stam
     stamped = types['geometry_msgs/msg/TransformStamped'](
         header=header(stamp_ns, parent), child_frame_id=child, transform=transform)
     return types[TF_TYPE](transforms=[stamped])
-

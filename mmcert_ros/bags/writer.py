@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 
 from rosbags.interfaces import (Qos, QosDurability, QosHistory, QosLiveliness, QosReliability,
-                               QosTime)
+                                QosTime)
 from rosbags.rosbag2 import StoragePlugin, Writer, WriterError
 
 from mmcert_ros.bags.errors import BagError

@@ -109,7 +109,7 @@ def bench_speed(model: torch.nn.Module, frame: Frame, num_samples: int = 100,
     k = (kept_count(config.keep_fraction_rgb, n[0]), kept_count(config.keep_fraction_depth, n[1]))
     draws = list(draw_sample_indices(num_samples, n, k, make_generator(seed, 'cpu')))
     prepared = {mode: prepare_model(model, *MODES[mode], torch.device('cpu'),
-                                   calibration=calibration_levels) for mode in modes}
+                                    calibration=calibration_levels) for mode in modes}
     segmenters = {mode: CertifiedSegmenter(model, config.replace(
         precision=MODES[mode][0], backend=MODES[mode][1])) for mode in modes}
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in ['reference', *modes]}

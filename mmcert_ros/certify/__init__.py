@@ -28,7 +28,8 @@ from mmcert_ros.certify.metrics import Confusion, certified_confusion, plain_con
 
 __all__ = [
     'CancelToken', 'Certificate', 'CertifiedClassifier', 'CertifiedSegmenter', 'ClassBounds',
-    'ClassCertificate', 'EncoderCertificate', 'FrameCancelled', 'CertifyConfig', 'Confusion', 'Modality', 'ablate',
+    'ClassCertificate', 'EncoderCertificate', 'FrameCancelled', 'CertifyConfig', 'Confusion',
+    'Modality', 'ablate',
     'certified_confusion', 'certify_encoder', 'class_probability_bounds', 'delta', 'holm_certify',
     'largest_ray_budget', 'plain_confusion', 'radius_table', 'top_count_pvalues',
 ]

@@ -34,7 +34,8 @@ def delta(n: Sequence[int], k: Sequence[int], r: Sequence[int]) -> float:
     :returns: delta in [0, 1].
     """
     if not len(n) == len(k) == len(r):
-        raise ValueError(f'n, k and r need one entry per modality, got {len(n)}, {len(k)}, {len(r)}')
+        raise ValueError(f'n, k and r need one entry per modality, '
+                         f'got {len(n)}, {len(k)}, {len(r)}')
     log_survival = 0.0
     for n_i, k_i, r_i in zip(n, k, r):
         n_i, k_i, r_i = int(n_i), int(k_i), int(r_i)

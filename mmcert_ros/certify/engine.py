@@ -36,7 +36,6 @@ _AUTOCAST_DTYPES = {'fp16': torch.float16, 'bf16': torch.bfloat16}
 _LOG = logging.getLogger(__name__)
 
 
-
 @dataclass
 class Certificate:
     """The certified segmentation of one frame (all arrays at the RGB resolution, on the CPU).
@@ -325,7 +324,8 @@ def keep_fraction_mismatch(model: torch.nn.Module, config: CertifyConfig) -> str
     The certificate stays valid (it holds for any base model), but a model fed sub-samples of
     another density than in training degrades silently: fewer pixels are correct and
     certified. The training fractions come from the checkpoint
-    (``model.trained_keep_fractions``, :class:`~mmcert_ros.models.checkpoint.TrainedKeepFractions`);
+    (``model.trained_keep_fractions``,
+    :class:`~mmcert_ros.models.checkpoint.TrainedKeepFractions`);
     a checkpoint that does not record them is taken to be trained at the defaults
     (:data:`~mmcert_ros.certify.config.KEEP_FRACTION_RGB` / ``KEEP_FRACTION_DEPTH``) and the
     warning says so; a model not loaded from a checkpoint is never flagged.
@@ -372,4 +372,3 @@ def certify_votes(counts: torch.Tensor | np.ndarray, n: tuple[int, int], k: tupl
         labels=labels, certified=certified, radius=np.take(table, top_counts),
         top_counts=top_counts, delta=bound, n=n, k=k, num_samples=config.num_samples,
         num_classes=num_classes, alpha=config.alpha, radius_budget=budget, ray=config.ray)
-

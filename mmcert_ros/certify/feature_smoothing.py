@@ -165,7 +165,8 @@ class SmoothedFeatures:
         return confidence.lower_bound(method, self.score_mean, self.score_variance,
                                       self.num_samples, delta)
 
-    def score_pvalues(self, threshold: np.ndarray | float, method: str = 'hoeffding') -> np.ndarray:
+    def score_pvalues(self, threshold: np.ndarray | float,
+                      method: str = 'hoeffding') -> np.ndarray:
         """Per-location p-values of ``H0: S <= threshold`` (for Holm across locations)."""
         return confidence.pvalue(method, self.score_mean, self.score_variance,
                                  self.num_samples, threshold)
@@ -212,7 +213,8 @@ class CosineCertificate:
         return float(self.certified.mean())
 
     def certified_at(self, radius: float) -> np.ndarray:
-        """Holm-certified mask at another l2 radius, from the stored statistics (same guarantee)."""
+        """Holm-certified mask at another l2 radius, from the stored statistics (same
+        guarantee)."""
         return holm_certified(self.smoothed, self.margin, radius, self.alpha, self.method)
 
 

@@ -11,7 +11,6 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
 #: Above this fraction k/n the rejection sampler wastes draws; rank all n priorities instead.

@@ -299,8 +299,8 @@ class StampPairer:
         return len(self._pending[stream])
 
     def counters(self) -> dict[str, int]:
-        """Running counters: ``received_<stream>``, ``unpaired_<stream>``, pairs made, rejected stamps by
-        kind and reported time jumps. Per stream, received = paired + unpaired + rejected
+        """Running counters: ``received_<stream>``, ``unpaired_<stream>``, pairs made, rejected
+        stamps by kind and reported time jumps. Per stream, received = paired + unpaired + rejected
         (of that stream) + pending."""
         return {**{f'received_{s}': self.received[s] for s in self.streams},
                 **{f'unpaired_{s}': self.unpaired[s] for s in self.streams},

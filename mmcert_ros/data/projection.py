@@ -67,7 +67,8 @@ class Extrinsic:
         """From metres ``(tx, ty, tz)`` and a unit quaternion ``(qx, qy, qz, qw)`` (ROS order)."""
         q = np.asarray(quaternion, dtype=np.float64).reshape(-1)
         if q.shape != (4,) or not np.isfinite(q).all():
-            raise ValueError(f'quaternion needs 4 finite values (qx, qy, qz, qw), got {q.tolist()}')
+            raise ValueError(f'quaternion needs 4 finite values (qx, qy, qz, qw), '
+                             f'got {q.tolist()}')
         norm = float(np.linalg.norm(q))
         if abs(norm - 1.0) > QUATERNION_TOLERANCE:
             raise ValueError(f'quaternion must have unit norm, got norm {norm:.6g}')
@@ -86,7 +87,8 @@ class Extrinsic:
             raise ValueError(f'extrinsic matrix needs 16 values (4x4), got {matrix.size}')
         matrix = matrix.reshape(4, 4)
         if not np.allclose(matrix[3], [0, 0, 0, 1], atol=1e-9, rtol=0):
-            raise ValueError(f'extrinsic matrix last row must be 0 0 0 1, got {matrix[3].tolist()}')
+            raise ValueError(f'extrinsic matrix last row must be 0 0 0 1, '
+                             f'got {matrix[3].tolist()}')
         return cls(matrix[:3, :3], matrix[:3, 3])
 
     @classmethod

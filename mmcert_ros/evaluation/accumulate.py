@@ -91,7 +91,8 @@ class MetricsAccumulator:
         return row
 
     def _add_curve(self, certificate: Certificate, gt: np.ndarray | None) -> None:
-        nothing = (certified_confusion(certificate.labels, np.zeros_like(certificate.certified), gt)
+        nothing = (certified_confusion(certificate.labels,
+                                       np.zeros_like(certificate.certified), gt)
                    if gt is not None else Confusion())
         t = 0
         while True:

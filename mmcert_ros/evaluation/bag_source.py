@@ -110,7 +110,8 @@ class BagFrames:
         #: where a result bag re-publishes these inputs: under their own names (a cloud
         #: topic's z-buffered depth as an image on <topic>/depth)
         self.frame_topics = FrameTopics(rgb=rgb_topic,
-                                        depth=f'{depth_topic}/depth' if self.cloud else depth_topic,
+                                        depth=(f'{depth_topic}/depth' if self.cloud
+                                               else depth_topic),
                                         camera_info=self.camera_info_topic, gt=gt_topic or None)
         #: frames to expect at most (for a progress bar): the smallest topic's message count
         #: (within the window)

@@ -238,7 +238,7 @@ def _prepare_output(out_dir: Path, write_bag: bool, force: bool) -> None:
     existing = [name for name in names if (out_dir / name).exists()]
     if existing and not force:
         raise UserError(f'output folder {out_dir} already holds {", ".join(existing)}; '
-                         'pass --force to overwrite them')
+                        'pass --force to overwrite them')
     bag = out_dir / RESULT_BAG
     if RESULT_BAG in existing:
         if not (bag / 'metadata.yaml').is_file():

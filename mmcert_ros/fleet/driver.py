@@ -29,7 +29,6 @@ from mmcert_ros.fleet.store import InputResult, ResultStore
 from mmcert_ros.fleet.work import ChunkResult, WorkItem
 
 
-
 def run_fleet(specs: Sequence[InputSpec], settings, out_dir: str | Path, executor, *,
               chunk_frames: int | None = DEFAULT_CHUNK_FRAMES, max_frames: int | None = None,
               force: bool = False, progress: bool = True,

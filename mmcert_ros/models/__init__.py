@@ -18,5 +18,6 @@ from mmcert_ros.models.network import NetworkConfig, SparseRGBDNet, build_model
 
 __all__ = [
     'DEFAULT_CHECKPOINT', 'POINTS_CHECKPOINT', 'CheckpointError', 'NetworkConfig',
-    'SparseRGBDNet', 'build_model', 'load_checkpoint', 'load_model', 'read_checkpoint', 'save_checkpoint',
+    'SparseRGBDNet', 'build_model', 'load_checkpoint', 'load_model', 'read_checkpoint',
+    'save_checkpoint',
 ]

@@ -82,7 +82,8 @@ def export_onnx(network: nn.Module, path: str | Path | io.BytesIO | None = None)
     """Export the dense part of ``network`` (a ``SparseRGBDNet``) to ONNX, float32, with
     batch and spatial sizes dynamic; inputs ``level0..level3`` (``pyramid_inputs``), output
     ``grid_logits``. Writes ``path`` when given and returns the serialized model."""
-    head = _GridHead(network.for_inference(torch.float32).to(memory_format=torch.contiguous_format))
+    head = _GridHead(network.for_inference(torch.float32)
+                     .to(memory_format=torch.contiguous_format))
     levels = [torch.zeros(2, 7 if level == 0 else 6, max(1, 24 >> level), max(1, 40 >> level))
               for level in range(4)]
     names = [f'level{level}' for level in range(4)]

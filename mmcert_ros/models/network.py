@@ -21,8 +21,9 @@ MMCert feeds the base model copies of a frame in which only about 2 % of the RGB
    possible angular margin, pi, which the feature-space (l2) certificate needs.
 5. **Upsample** the logits bilinearly to the RGB size (:func:`upsample_bilinear`).
 
-``model(...) == upsample_bilinear(model.classify(model.features(...)))`` exactly, so the feature-space
-(l2) certificate can smooth the features and reuse the same head. Features live on the grid,
+``model(...) == upsample_bilinear(model.classify(model.features(...)))`` exactly, so the
+feature-space (l2) certificate can smooth the features and reuse the same head. Features live
+on the grid,
 not per RGB pixel, on purpose: upsampling and normalizing ``feature_dim`` channels at
 1242x375 costs ~60 ms per sample on a 2-core CPU, upsampling two logit channels ~2 ms, and
 certification runs about 100 forwards per frame.
@@ -163,7 +164,8 @@ class KeptPixels:
 
     @classmethod
     def from_mask(cls, image: torch.Tensor, keep: torch.Tensor) -> 'KeptPixels':
-        """From dense ``(B, C, H, W)`` values and a ``(B, 1, H, W)`` keep-mask (non-zero = kept)."""
+        """From dense ``(B, C, H, W)`` values and a ``(B, 1, H, W)`` keep-mask (non-zero =
+        kept)."""
         batch, _, height, width = image.shape
         b, _, y, x = torch.nonzero(keep, as_tuple=True)
         return cls(b.int(), (y * width + x).int(), image[b, :, y, x], batch, height, width)
@@ -293,7 +295,8 @@ def encode_depth(values: torch.Tensor) -> torch.Tensor:
     Inverse depth is ``min(1, 3 m / depth)``; a pixel <= 0 or NaN is invalid (weight 0).
     """
     valid = values > 0
-    inverse = INVERSE_DEPTH_NEAR_M / torch.where(valid, values, 1.0).clamp(min=INVERSE_DEPTH_NEAR_M)
+    inverse = INVERSE_DEPTH_NEAR_M / torch.where(valid, values, 1.0).clamp(
+        min=INVERSE_DEPTH_NEAR_M)
     valid = valid.float()
     return torch.cat([inverse * valid, valid], dim=1)
 
@@ -403,7 +406,7 @@ class SparseRGBDNet(nn.Module):
         """
         self._check_inputs(rgb, rgb_keep, depth, depth_keep)
         return self.features_kept(KeptPixels.from_mask(rgb, rgb_keep),
-                           KeptPixels.from_mask(depth, depth_keep))
+                                  KeptPixels.from_mask(depth, depth_keep))
 
     def classify(self, features: torch.Tensor) -> torch.Tensor:
         """Cosine head: logits ``(B, num_classes, h, w) = scale * <features, unit prototype>``.
@@ -546,4 +549,3 @@ def build_model(config: NetworkConfig | dict | None = None) -> SparseRGBDNet:
     if isinstance(config, dict):
         config = NetworkConfig.from_dict(config)
     return SparseRGBDNet(config)
-

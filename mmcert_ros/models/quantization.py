@@ -28,6 +28,7 @@ import torch
 
 from mmcert_ros.models.packages import require_package
 
+
 def quantize_int8(model, batches: list[list[torch.Tensor]]):
     """The int8 OpenVINO model of ``model`` (the OpenVINO model of a network's dense part,
     inputs ``level0..level3``), calibrated on ``batches``: per calibration input its four

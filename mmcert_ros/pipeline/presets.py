@@ -4,8 +4,9 @@ A preset file (``carla.yaml``, ``realsense.yaml``, ``kitti.yaml``; the LiDAR pre
 ``velodyne.yaml`` and ``ouster.yaml``) is a ROS 2 parameter file with sections for
 ``mmcert_segmenter`` and (except the LiDAR presets: sim_drive publishes no clouds)
 ``mmcert_sim_drive`` and a section ``mmcert_topics`` naming the source's topics
-(``rgb_image``, ``depth_image`` or ``depth_points``, ``camera_info``). Remappings are not parameters, so launch files and ``mmcert-ros node
---preset`` read them from there. ROS-free (PyYAML only).
+(``rgb_image``, ``depth_image`` or ``depth_points``, ``camera_info``). Remappings are not
+parameters, so launch files and ``mmcert-ros node --preset`` read them from there. ROS-free
+(PyYAML only).
 """
 from __future__ import annotations
 

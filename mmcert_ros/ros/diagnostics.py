@@ -174,7 +174,8 @@ class Report:
         found.extend((warn, text) for text in self.standing_warnings)
         if self.abandoned_period:
             found.append((warn, f'{self.abandoned_period} frame(s) abandoned '
-                                f'({", ".join(f"{k} {v}" for k, v in self.abandoned_total.items())}'
+                                '('
+                                f'{", ".join(f"{k} {v}" for k, v in self.abandoned_total.items())}'
                                 ' so far)'))
         return sorted(found, key=lambda problem: -problem[0][0])
 
@@ -385,7 +386,8 @@ def frame_times_array(stage_s: Mapping[str, float], latency_s: float, name: str,
               'pipeline_latency_ms': 1000.0 * latency_s,
               **{f'{stage}_ms': 1000.0 * stage_s.get(stage, 0.0) for stage in STAGES}}
     status = DiagnosticStatus(level=DiagnosticStatus.OK, name=name, message='frame times',
-                              values=[KeyValue(key=k, value=f'{v:.3f}') for k, v in values.items()])
+                              values=[KeyValue(key=k, value=f'{v:.3f}')
+                                      for k, v in values.items()])
     array = DiagnosticArray(status=[status])
     array.header = header
     return array

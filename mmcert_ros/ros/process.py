@@ -170,7 +170,8 @@ def _init(args: list[str] | None) -> None:
     """``rclpy.init``; a command line that rcl cannot parse is the user's mistake."""
     try:
         rclpy.init(args=args)
-    except rclpy_implementation.RCLError as error:   # the arguments checked above cover the common cases
+    # the arguments checked above cover the common cases
+    except rclpy_implementation.RCLError as error:
         message = str(error)
         if "Couldn't parse" not in message:
             raise

@@ -68,8 +68,8 @@ from mmcert_ros.pipeline.message_fields import stamp_to_ns
 from mmcert_ros.pipeline.parameters import (PARAMETER_NAMES, PARAMETERS, NodeSettings,
                                             RuntimeSettings)
 from mmcert_ros.ros.diagnostics import (HealthLimits, L2FrameStats, PipelineStats,
-                                         diagnostic_array, frame_times_array, mode_status_array,
-                                         should_log)
+                                        diagnostic_array, frame_times_array, mode_status_array,
+                                        should_log)
 from mmcert_ros.ros.parameters import declare_parameters
 from mmcert_ros.ros.process import exit_process, run_node
 
@@ -213,7 +213,8 @@ class SegmenterNode(Node):
             reason = f'rejected {changed}: {error}'
             self.get_logger().warning(reason)
             return SetParametersResult(successful=False, reason=reason)
-        replaced = (settings.certify != current.certify or settings.checkpoint != current.checkpoint
+        replaced = (settings.certify != current.certify
+                    or settings.checkpoint != current.checkpoint
                     or settings.l2 != current.l2)
         with self._pending_lock:
             self._pending = engines

@@ -60,7 +60,8 @@ PARAMETERS = tuple(ParameterSpec(*spec, read_only=True) for spec in (
     ('depth_width', 0, 'depth width, pixels; 0 = the RGB width', 0, 8192),
     ('depth_height', 0, 'depth height, pixels; 0 = the RGB height', 0, 8192),
     ('rgb_encoding', 'rgb8', 'encoding of rgb/image', None, None, ', '.join(RGB_ENCODINGS)),
-    ('depth_encoding', '32FC1', 'encoding of depth/image', None, None, ', '.join(PUBLISHED_DEPTH_ENCODINGS)),
+    ('depth_encoding', '32FC1', 'encoding of depth/image', None, None,
+     ', '.join(PUBLISHED_DEPTH_ENCODINGS)),
     ('depth_mode', 'dense', "'dense' z-depth or sparse 'lidar' returns", None, None,
      ', '.join(DEPTH_MODES)),
     ('frame_id', 'camera', 'header frame_id of every message'),
@@ -123,7 +124,8 @@ class SimDriveNode(Node):
     def check(values: dict) -> None:
         """Raise :class:`UserError` naming the parameter if a choice-valued one is not allowed."""
         for name, allowed in (('rgb_encoding', tuple(RGB_ENCODINGS)),
-                              ('depth_encoding', PUBLISHED_DEPTH_ENCODINGS), ('depth_mode', DEPTH_MODES),
+                              ('depth_encoding', PUBLISHED_DEPTH_ENCODINGS),
+                              ('depth_mode', DEPTH_MODES),
                               ('qos.reliability', RELIABILITIES)):
             if values[name] not in allowed:
                 raise UserError(f'{name} must be one of {allowed}, got {values[name]!r}')

@@ -52,7 +52,7 @@ class LidarConfig:
 
 @lru_cache(maxsize=8)
 def beam_pixels(camera: CameraModel, lidar: LidarConfig) -> tuple[np.ndarray, np.ndarray,
-                                                                   np.ndarray]:
+                                                                  np.ndarray]:
     """Pixels hit by the scanner's beams: ``(rows, cols, range_per_depth)``, each unique.
 
     ``range_per_depth`` is the Euclidean length of the ray per metre of depth

@@ -11,12 +11,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from mmcert_ros.sim.scene import (STREAM_DRIVE, STREAM_LEAD, STREAM_ONCOMING, World,
-                                   random_generator, random_vehicle)
+                                  random_generator, random_vehicle)
 
 START_S_M = 200.0        #: smallest arc length a drive can start at (room to look back)
 LEAD_WINDOW_S = 16.0     #: a lead vehicle appears and leaves within one such window
 FAR_GAP_M = 170.0        #: gap at which a lead vehicle enters and leaves the view
-ONCOMING_CHUNK_M = 100.0 #: oncoming traffic is generated per this length of its own axis
+ONCOMING_CHUNK_M = 100.0  # : oncoming traffic is generated per this length of its own axis
 
 #: columns of :meth:`Motion.moving_vehicles` rows (``facing`` is +1 along the road, -1 against)
 MOVING_COLUMNS = ('s', 'l', 'length', 'width', 'height', 'color', 'yaw', 'kind', 'facing')

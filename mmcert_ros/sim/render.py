@@ -19,17 +19,17 @@ import numpy as np
 
 from mmcert_ros.sim import scene as sc
 from mmcert_ros.sim.materials import (ASPHALT_WALK, BUILDING0, CURB, FOLIAGE, GLASS,
-                                       GROUND_MATERIALS, HEADLIGHT, HILL, PAVING, POLE, ROAD0,
-                                       SHOULDER, SIDEWALK, SKY0, TAILLIGHT, TIRE, TREELINE,
-                                       TRUNK, VEHICLE0, VERGE_MATERIAL, base_palette,
-                                       frame_palette)
+                                      GROUND_MATERIALS, HEADLIGHT, HILL, PAVING, POLE, ROAD0,
+                                      SHOULDER, SIDEWALK, SKY0, TAILLIGHT, TIRE, TREELINE,
+                                      TRUNK, VEHICLE0, VERGE_MATERIAL, base_palette,
+                                      frame_palette)
 from mmcert_ros.sim.motion import EgoState, Motion
 from mmcert_ros.sim.primitives import MAX_OBJECT_Z_M, NEAR_Z_M, CameraRays
 from mmcert_ros.sim.roadview import RoadView
 from mmcert_ros.sim.shadows import ShadowMap
 from mmcert_ros.sim.textures import (COARSE_TEXEL_M, FINE_TEXEL_M, FOLIAGE_TEXEL_M,
-                                      RIDGE_TEXEL_M, WORLD_PERIOD_M, sample, sample_1d,
-                                      textures)
+                                     RIDGE_TEXEL_M, WORLD_PERIOD_M, sample, sample_1d,
+                                     textures)
 
 _FACADE_TEXEL_M = 0.05   # fine tile on facades: 25.6 m, divides WORLD_PERIOD_M
 _SKY_STEP = 4            # clouds are sampled on a grid this much coarser, then resized

@@ -35,14 +35,14 @@ class ShadowMap:
             rel = lighting.sun_azimuth - world.heading(np.asarray(s, dtype=np.float64))
             return -np.sin(rel) * cot, -np.cos(rel) * cot
 
-        def fixed(l, s):
+        def fixed(lateral, s):
             """Canvas coordinates in 1/16 pixel (cv2's ``shift=4``)."""
-            return np.stack([(np.asarray(l) + SHADOW_HALF_WIDTH_M) / res * 16,
+            return np.stack([(np.asarray(lateral) + SHADOW_HALF_WIDTH_M) / res * 16,
                              (np.asarray(s) - self.origin) / res * 16], -1
                             ).round().astype(np.int32)
 
-        def polygon(l, s):
-            cv2.fillConvexPoly(canvas, cv2.convexHull(fixed(l, s)), 255, cv2.LINE_AA, 4)
+        def polygon(lateral, s):
+            cv2.fillConvexPoly(canvas, cv2.convexHull(fixed(lateral, s)), 255, cv2.LINE_AA, 4)
 
         def width(s):
             return 0.5 * world.road_width(np.asarray(s, dtype=np.float64))

@@ -74,9 +74,9 @@ class SyntheticDrive:
 
     @property
     def lidar_calibration(self) -> KittiCalibration:
-        """The scanner's KITTI-style calibration (:func:`~mmcert_ros.data.kitti.lidar_calibration`):
-        ``calibration.camera_extrinsic()`` is its LiDAR-to-camera extrinsic and the camera's
-        K its intrinsics."""
+        """The scanner's KITTI-style calibration
+        (:func:`~mmcert_ros.data.kitti.lidar_calibration`): ``calibration.camera_extrinsic()``
+        is its LiDAR-to-camera extrinsic and the camera's K its intrinsics."""
         return lidar_calibration(self.config.camera.matrix)
 
     def lidar_scan(self, rendering: Rendering) -> np.ndarray:

@@ -20,8 +20,10 @@ from mmcert_ros.tools.arguments import positive_int
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument('--width', type=positive_int, default=1242, help='frame width (default 1242)')
-    parser.add_argument('--height', type=positive_int, default=375, help='frame height (default 375)')
+    parser.add_argument('--width', type=positive_int, default=1242,
+                        help='frame width (default 1242)')
+    parser.add_argument('--height', type=positive_int, default=375,
+                        help='frame height (default 375)')
     parser.add_argument('--config', type=Path, metavar='YAML',
                         help="the node's parameter file (config/mmcert.yaml), read as the node "
                              'and the other tools read it: engine settings, model.checkpoint '
@@ -124,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
         scene = SceneConfig().with_image_size(args.width, args.height)
         frame = next(drive(seed=0, num_frames=1, config=scene))
         from mmcert_ros.benchmark.engine_speed import (bench_batch_sizes, bench_l2, bench_speed,
-                                                        ops_per_frame)
+                                                       ops_per_frame)
         from mmcert_ros.pipeline.engines import build_engines
 
         model = build_engines(settings).model

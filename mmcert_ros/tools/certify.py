@@ -57,6 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--batch-size', type=int, help='samples per forward pass')
     add_l2_arguments(parser)
 
+
 #: option (argparse dest) -> the parameter it overrides
 OVERRIDES = {'checkpoint': 'model.checkpoint', 'num_samples': 'certify.num_samples',
              'radius_rgb': 'certify.radius_rgb', 'radius_depth': 'certify.radius_depth',
@@ -193,4 +194,3 @@ def _radius_summary(radius: np.ndarray) -> dict[str, float]:
     return {'uncertified_fraction': float(np.mean(radius < 0)),
             'median': float(np.median(certified)) if certified.size else -1.0,
             'max': int(certified.max()) if certified.size else -1}
-

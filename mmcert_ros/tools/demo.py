@@ -25,9 +25,12 @@ from mmcert_ros.tools.arguments import positive_float, positive_int
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument('--frames', type=positive_int, default=20, help='frames to certify (default 20)')
-    parser.add_argument('--width', type=positive_int, default=1242, help='image width (default 1242)')
-    parser.add_argument('--height', type=positive_int, default=375, help='image height (default 375)')
+    parser.add_argument('--frames', type=positive_int, default=20,
+                        help='frames to certify (default 20)')
+    parser.add_argument('--width', type=positive_int, default=1242,
+                        help='image width (default 1242)')
+    parser.add_argument('--height', type=positive_int, default=375,
+                        help='image height (default 375)')
     parser.add_argument('--num-samples', type=positive_int, default=40, help='N (default 40)')
     parser.add_argument('--rate', type=positive_float, default=1.0,
                         help='simulator frames per second (default 1; pairs the engine cannot '
@@ -39,7 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='folder for overlays, logs and summary.json (default demo_out)')
     parser.add_argument('--domain-id', type=int, default=None,
                         help='ROS_DOMAIN_ID (default: $ROS_DOMAIN_ID, else 61)')
-    parser.add_argument('--timeout', type=positive_float, default=900.0, help='give up after SECONDS')
+    parser.add_argument('--timeout', type=positive_float, default=900.0,
+                        help='give up after SECONDS')
 
 
 def run(args: argparse.Namespace) -> int:

@@ -15,7 +15,8 @@ Several inputs (or --workers / --ray-address) give one fleet report over all of 
 RGB and depth (and ground truth: mono8, non-zero = road) are paired by header stamp exactly
 as the segmenter node pairs them (parameter sync.slop). A --depth-topic holding
 ROS PointCloud2 (kitti2bag writes /points) is certified as LiDAR points, projected
-with the CameraInfo beside the RGB topic and the bag's /tf_static (or --extrinsic). See docs/evaluation.md.
+with the CameraInfo beside the RGB topic and the bag's /tf_static (or --extrinsic). See
+docs/evaluation.md.
 """
 from __future__ import annotations
 

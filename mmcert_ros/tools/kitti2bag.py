@@ -41,7 +41,7 @@ def start_time_ns(text: str) -> int:
             moment = datetime.fromisoformat(text.replace('Z', '+00:00'))
         except ValueError:
             raise UserError(f"--start-time: expected 'now', seconds since 1970 or an ISO 8601 "
-                             f'date-time, got {text!r}') from None
+                            f'date-time, got {text!r}') from None
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=timezone.utc)
         stamp_ns = (moment - _EPOCH) // timedelta(microseconds=1) * 1000

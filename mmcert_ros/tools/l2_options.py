@@ -33,4 +33,3 @@ def l2_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """``{fs.* parameter: value}`` of the ``--fs-*`` options given on the command line."""
     return {name: getattr(args, option) for option, name in L2_OVERRIDES.items()
             if getattr(args, option) is not None}
-

@@ -8,8 +8,8 @@ Everything after the node name is passed to ROS, e.g.
     mmcert-ros node sim_drive --ros-args --params-file config/realsense.yaml
 
 `--preset carla|realsense|kitti|velodyne|ouster|FILE.yaml` loads that parameter file and
-remaps the input topics to those its `mmcert_topics` section names (ROS args given after it still win); with
-sim_drive this mimics the source, encodings, sizes and topic names:
+remaps the input topics to those its `mmcert_topics` section names (ROS args given after it
+still win); with sim_drive this mimics the source, encodings, sizes and topic names:
 
     mmcert-ros node --preset carla sim_drive &
     mmcert-ros node --preset carla segmenter

@@ -27,8 +27,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--seed', type=int, default=0, help='drive seed (default 0)')
     parser.add_argument('--depth', choices=('dense', 'lidar'), default='dense',
                         help='depth written to depth_u16 / drawn (default dense)')
-    parser.add_argument('--width', type=positive_int, default=1242, help='image width (default 1242)')
-    parser.add_argument('--height', type=positive_int, default=375, help='image height (default 375)')
+    parser.add_argument('--width', type=positive_int, default=1242,
+                        help='image width (default 1242)')
+    parser.add_argument('--height', type=positive_int, default=375,
+                        help='image height (default 375)')
     parser.add_argument('--stride', type=positive_int, default=1,
                         help='keep every STRIDE-th frame of the 10 Hz drive (default 1)')
     parser.add_argument('--category', default='um', help='file name prefix (default um)')

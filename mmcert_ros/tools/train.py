@@ -32,16 +32,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument('--kitti-root', type=Path, help='KITTI Road folder (with --data kitti)')
     data.add_argument('--data-seed', type=int, default=0,
                       help='first synthetic drive seed (default 0)')
-    data.add_argument('--train-drives', type=positive_int, default=16, help='synthetic training drives')
+    data.add_argument('--train-drives', type=positive_int, default=16,
+                      help='synthetic training drives')
     data.add_argument('--frames-per-drive', type=positive_int, default=16,
                       help='frames rendered per synthetic training drive')
     data.add_argument('--frame-stride', type=positive_int, default=5,
                       help='keep every this many simulator frames (5 = two a second at 10 Hz)')
-    data.add_argument('--val-drives', type=positive_int, default=2, help='synthetic validation drives')
+    data.add_argument('--val-drives', type=positive_int, default=2,
+                      help='synthetic validation drives')
     data.add_argument('--val-frames', type=positive_int, default=4,
                       help='validation frames per drive (synthetic) or in all (KITTI)')
-    data.add_argument('--width', type=positive_int, default=1242, help='synthetic frame width (pixels)')
-    data.add_argument('--height', type=positive_int, default=375, help='synthetic frame height (pixels)')
+    data.add_argument('--width', type=positive_int, default=1242,
+                      help='synthetic frame width (pixels)')
+    data.add_argument('--height', type=positive_int, default=375,
+                      help='synthetic frame height (pixels)')
     data.add_argument('--depth', choices=('dense', 'lidar'), default='dense',
                       help='synthetic depth: dense or a sparse LiDAR pattern (default dense)')
     data.add_argument('--cache', type=Path, help='frame cache directory (default OUT/frames)')
@@ -178,7 +182,7 @@ def _load_data(args: argparse.Namespace) -> tuple[list, list, dict]:
         return loaded, described
 
     train, train_described = drives(range(args.data_seed, args.data_seed + args.train_drives),
-                                     args.frames_per_drive)
+                                    args.frames_per_drive)
     first_val = args.data_seed + VALIDATION_SEED_OFFSET
     val, val_described = drives(range(first_val, first_val + args.val_drives), args.val_frames)
     return train, val, {'train': train_described, 'validation': val_described}

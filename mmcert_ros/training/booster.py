@@ -1,4 +1,4 @@
-"""Training of a :class:`~mmcert_ros.models.booster.SmoothnessBooster` with the base network frozen.
+"""Training a :class:`~mmcert_ros.models.booster.SmoothnessBooster`, base network frozen.
 
 Every training input is made by the function the l2 certificate uses
 (:func:`mmcert_ros.certify.sampling.noisy_subsample`, inside

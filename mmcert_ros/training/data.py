@@ -41,7 +41,8 @@ class FrameCache:
         try:
             stored = json.loads(self.manifest.read_text())
         except json.JSONDecodeError as error:
-            raise ValueError(f'frame cache manifest {self.manifest} is corrupt: {error}') from error
+            raise ValueError(
+                f'frame cache manifest {self.manifest} is corrupt: {error}') from error
         count = stored.get('num_frames')
         if not isinstance(count, int) or not all(self._path(i).is_file() for i in range(count)):
             return None
@@ -55,8 +56,8 @@ class FrameCache:
         for index, frame in enumerate(frames):
             if frame.road_mask is None:
                 raise ValueError(f'frame {index} ({frame.name!r}) has no road mask to train on')
-            np.savez(self._path(index), rgb=frame.rgb, depth=frame.depth, road_mask=frame.road_mask,
-                     name=np.array(frame.name))
+            np.savez(self._path(index), rgb=frame.rgb, depth=frame.depth,
+                     road_mask=frame.road_mask, name=np.array(frame.name))
             stored.append(frame)
         self.manifest.write_text(json.dumps(dict(description, num_frames=len(stored)), indent=1))
         return stored

@@ -115,7 +115,8 @@ class TrainConfig:
             raise ValueError(
                 f'random_keep_probability must lie in [0, 1], got {self.random_keep_probability}')
         if self.depth_source not in ('image', 'points'):
-            raise ValueError(f"depth_source must be 'image' or 'points', got {self.depth_source!r}")
+            raise ValueError(
+                f"depth_source must be 'image' or 'points', got {self.depth_source!r}")
         if self.keep_points < 1:
             raise ValueError(f'keep_points must be >= 1, got {self.keep_points}')
         if not 0.0 <= self.depth_dropout < 1.0:
@@ -192,6 +193,7 @@ class Trainer:
                                            weight_decay=config.weight_decay)
         total = config.epochs * config.steps_per_epoch
         warmup = max(1, total // 20)
+
         def learning_rate_factor(step: int) -> float:
             cosine = 0.5 * (1 + math.cos(math.pi * min(step, total) / total))
             return min((step + 1) / warmup, cosine)
@@ -338,6 +340,8 @@ def drop_depth(inputs: ModelInputs, dropped: np.ndarray) -> ModelInputs:
     keep = torch.from_numpy(~dropped).to(inputs.depth.device, inputs.depth.dtype)
     keep = keep[:, None, None, None]
     return ModelInputs(inputs.rgb, inputs.rgb_keep, inputs.depth * keep, inputs.depth_keep * keep)
+
+
 def _initial_weights(config: TrainConfig) -> SparseRGBDNet:
     """The network of ``config.init_checkpoint``, with the run's head (see the module doc)."""
     model, _ = load_checkpoint(config.init_checkpoint, 'cpu')

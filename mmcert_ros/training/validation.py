@@ -34,7 +34,7 @@ def validate(model: torch.nn.Module, frames: list[Frame], keep_fraction_rgb: flo
     confusion, agreement = Confusion(), []
     for frame in frames:
         depth = frame.depth if keep_points is None else points_from_depth_image(frame.depth,
-                                                                                 frame.name)
+                                                                                frame.name)
         certificate = segmenter.certify(frame.rgb, depth)
         confusion = confusion + plain_confusion(certificate.labels, frame.road_mask)
         agreement.append(float(np.mean(certificate.top_counts)) / num_samples)
