@@ -97,13 +97,29 @@ def test_kitti2bag_stamps_start_at_the_given_time_or_now(bags):
 
 @pytest.mark.parametrize('name', ['fixed', 'result'])
 def test_metadata_records_the_offered_qos_in_rosbag2_form(bags, name):
-    for entry in metadata(bags[name])['topics_with_message_count']:
+    """rmw enums: reliability 1 = reliable; durability 1 = transient local, 2 = volatile;
+    history 1 = keep last. /tf_static is latched as tf2's static broadcaster offers it."""
+    entries = metadata(bags[name])['topics_with_message_count']
+    assert any(entry['topic_metadata']['name'] == '/tf_static' for entry in entries) == (
+        name == 'fixed')                                 # kitti2bag writes the calibration
+    for entry in entries:
         (profile,) = yaml.safe_load(entry['topic_metadata']['offered_qos_profiles'])
-        assert profile['reliability'] == 1 and profile['durability'] == 2   # reliable, volatile
-        assert profile['history'] == 1 and profile['depth'] > 0            # keep last N
+        latched = entry['topic_metadata']['name'] == '/tf_static'
+        assert profile['reliability'] == 1 and profile['durability'] == (1 if latched else 2)
+        assert profile['history'] == 1 and profile['depth'] == (1 if latched else 10)
         assert set(profile) == {'history', 'depth', 'reliability', 'durability', 'deadline',
                                 'lifespan', 'liveliness', 'liveliness_lease_duration',
                                 'avoid_ros_namespace_conventions'}
+
+
+def test_mcap_channels_offer_tf_static_transient_local(bags):
+    """What ``ros2 bag play`` reads from an MCAP file: each channel's offered QoS."""
+    summary, _ = read_mcap(bags['fixed'])
+    durability = {channel.topic: yaml.safe_load(
+        channel.metadata['offered_qos_profiles'])[0]['durability']
+        for channel in summary.channels.values()}
+    assert durability.pop('/tf_static') == 1                      # transient local
+    assert durability and set(durability.values()) == {2}         # volatile
 
 
 def test_result_bag_carries_the_inputs_camera_info(bags):

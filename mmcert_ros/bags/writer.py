@@ -2,9 +2,13 @@
 
 Bags carry their message definitions (readable without a typestore by ``ros2 bag``, Foxglove
 and ``rosbags``) and ``metadata.yaml`` version 8, whose QoS encoding Humble's reader parses.
-Every topic records the QoS profile it is offered with (:data:`OFFERED_QOS`: reliable,
-volatile, keep-last 10, no deadline/lifespan/lease), in the YAML form rosbag2 writes, so
-``ros2 bag play`` offers reliable delivery, which reliable and best-effort subscribers accept.
+Every topic records the QoS profile it is offered with, in the YAML form rosbag2 writes (in
+metadata.yaml and, for MCAP, in the channel's ``offered_qos_profiles`` metadata), which
+``ros2 bag play`` offers again: :data:`OFFERED_QOS` (reliable, volatile, keep-last 10, no
+deadline/lifespan/lease), which reliable and best-effort subscribers accept, and for
+``/tf_static`` :data:`LATCHED_QOS` (reliable, transient local, keep-last 1), as tf2's static
+broadcaster offers it: tf2 listeners and the segmenter subscribe transient local, and a
+volatile publisher never reaches a transient-local subscriber.
 """
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ from rosbags.interfaces import (Qos, QosDurability, QosHistory, QosLiveliness, Q
 from rosbags.rosbag2 import StoragePlugin, Writer, WriterError
 
 from mmcert_ros.bags.errors import BagError
-from mmcert_ros.bags.messages import TYPESTORE, image_message
+from mmcert_ros.bags.messages import TF_STATIC_TOPIC, TYPESTORE, image_message
 from mmcert_ros.pipeline.codec import ImageFields
 from mmcert_ros.pipeline.message_fields import stamp_to_ns
 
@@ -29,6 +33,16 @@ OFFERED_QOS = Qos(history=QosHistory.KEEP_LAST, depth=10, reliability=QosReliabi
                   durability=QosDurability.VOLATILE, deadline=_UNSPECIFIED,
                   lifespan=_UNSPECIFIED, liveliness=QosLiveliness.AUTOMATIC,
                   liveliness_lease_duration=_UNSPECIFIED, avoid_ros_namespace_conventions=False)
+#: the profile of latched topics (``/tf_static``): late subscribers get the last message
+LATCHED_QOS = Qos(history=QosHistory.KEEP_LAST, depth=1, reliability=QosReliability.RELIABLE,
+                  durability=QosDurability.TRANSIENT_LOCAL, deadline=_UNSPECIFIED,
+                  lifespan=_UNSPECIFIED, liveliness=QosLiveliness.AUTOMATIC,
+                  liveliness_lease_duration=_UNSPECIFIED, avoid_ros_namespace_conventions=False)
+
+
+def offered_qos(topic: str) -> Qos:
+    """The QoS profile a bag records as offered on ``topic``."""
+    return LATCHED_QOS if topic == TF_STATIC_TOPIC else OFFERED_QOS
 
 
 class BagWriter:
@@ -78,7 +92,7 @@ class BagWriter:
         connection = self._connections.get(topic)
         if connection is None:
             connection = self._writer.add_connection(topic, msgtype, typestore=TYPESTORE,
-                                                     offered_qos_profiles=[OFFERED_QOS])
+                                                     offered_qos_profiles=[offered_qos(topic)])
             self._connections[topic] = connection
             self.counts[topic] = 0
         elif connection.msgtype != msgtype:
