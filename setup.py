@@ -30,7 +30,11 @@ setup(
     extras_require={'test': ['pytest', 'hypothesis', 'flake8', 'statsmodels', 'mcap',
                              'mcap-ros2-support', 'ray>=2.9'],
                     # fleet evaluation on Ray (mmcert-ros evaluate --workers / --ray-address)
-                    'evaluation': ['ray>=2.9']},
+                    'evaluation': ['ray>=2.9'],
+                    # model.backend openvino (fp32, bf16; int8 quantizes with NNCF)
+                    'openvino': ['onnx', 'openvino', 'nncf>=3.4'],
+                    # model.backend onnxruntime
+                    'onnxruntime': ['onnx', 'onnxruntime']},
     zip_safe=True,
     maintainer='mmcert_ros maintainers',
     maintainer_email='maintainers@mmcert-ros.dev',
