@@ -77,7 +77,7 @@ def test_every_imported_ros_package_is_declared():
                                 *(ROOT / 'launch').glob('*.launch.py')]) & index
     assert {'rclpy', 'launch_ros'} <= runtime     # the oracle sees ROS packages
     assert runtime <= dependencies('exec_depend')
-    tests = imported_modules((ROOT / 'test').glob('*.py')) & index
+    tests = imported_modules((ROOT / 'test').rglob('*.py')) & index
     assert tests <= dependencies('exec_depend') | dependencies('test_depend')
 
 
