@@ -3,7 +3,9 @@
 * ``colcon_workspace``: the package built once per test run, as a user builds it.
 * ``tiny_checkpoint`` / ``constant_checkpoint``: the small untrained network of the tests
   (:func:`ros_harness.tiny_checkpoint`), saved once per session.
-* ``node`` / ``client``: a test module's segmenter process on its ``DOMAIN_ID`` and a real
+* ``domain_id`` / ``fresh_domain_id``: private ROS domains, each handed out once per run, so
+  no two tests can hear each other.
+* ``node`` / ``client``: a test module's segmenter process on its ``domain_id`` and a real
   rclpy client that has seen it; the module says how (module attributes and fixtures listed
   at each fixture).
 """
@@ -11,8 +13,33 @@ from pathlib import Path
 
 import pytest
 
-from ros2_tools import Workspace, missing_tools
-from ros_harness import NodeProcess, RosClient, tiny_checkpoint as save_tiny_checkpoint
+from helpers.ros2_tools import Workspace, missing_tools
+from helpers.ros_harness import (FIRST_TEST_DOMAIN, LAST_TEST_DOMAIN, NodeProcess, RosClient,
+                                 tiny_checkpoint as save_tiny_checkpoint)
+
+#: the test domains not handed out yet in this run (every id once, in order)
+_FREE_DOMAINS = iter(range(FIRST_TEST_DOMAIN, LAST_TEST_DOMAIN + 1))
+
+
+def _allocate_domain() -> int:
+    """A ROS domain id that no other test of this run has been given."""
+    try:
+        return next(_FREE_DOMAINS)
+    except StopIteration:
+        raise RuntimeError(f'every test domain {FIRST_TEST_DOMAIN}..{LAST_TEST_DOMAIN} '
+                           'is taken') from None
+
+
+@pytest.fixture(scope='module')
+def domain_id() -> int:
+    """The test module's own ROS domain (shared by its module-scoped node and client)."""
+    return _allocate_domain()
+
+
+@pytest.fixture
+def fresh_domain_id() -> int:
+    """A ROS domain of this one test (a graph that must not meet the module's)."""
+    return _allocate_domain()
 
 
 @pytest.fixture(scope='session')
@@ -46,12 +73,12 @@ def node_params() -> dict:
 
 
 @pytest.fixture(scope='module')
-def node(request, node_params, tmp_path_factory):
-    """The segmenter in a subprocess on the module's ``DOMAIN_ID`` with its ``PARAMS``
+def node(request, node_params, tmp_path_factory, domain_id):
+    """The segmenter in a subprocess on the module's ``domain_id`` with its ``PARAMS``
     updated by ``node_params`` and the extra arguments ``NODE_ARGS`` (if the module has
     them); it must exit 0 when stopped at the end of the module."""
     module = request.module
-    process = NodeProcess('segmenter', module.DOMAIN_ID,
+    process = NodeProcess('segmenter', domain_id,
                           tmp_path_factory.mktemp('log') / 'node.log',
                           dict(module.PARAMS, **node_params),
                           extra_args=getattr(module, 'NODE_ARGS', None))
@@ -60,12 +87,12 @@ def node(request, node_params, tmp_path_factory):
 
 
 @pytest.fixture(scope='module')
-def client(request, node):
-    """A :class:`RosClient` on the module's ``DOMAIN_ID`` (with the module's
+def client(request, node, domain_id):
+    """A :class:`RosClient` on the module's ``domain_id`` (with the module's
     ``CLIENT_SUBSCRIPTIONS``, ``{topic: type}``) that has seen ``node`` publish on
     ``CLIENT_WAIT_TOPICS`` (default: segmentation and certification)."""
     module = request.module
-    client = RosClient(module.DOMAIN_ID,
+    client = RosClient(domain_id,
                        extra_subscriptions=getattr(module, 'CLIENT_SUBSCRIPTIONS', None))
     wait_topics = getattr(module, 'CLIENT_WAIT_TOPICS', None)
     if wait_topics:

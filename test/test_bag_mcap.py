@@ -13,7 +13,7 @@ import yaml
 
 from mmcert_ros.sim.synthetic import SceneConfig, export_kitti
 from mmcert_ros.tools import cli
-from ros_harness import tiny_checkpoint
+from helpers.ros_harness import tiny_checkpoint
 
 mcap_reader = pytest.importorskip('mcap.reader', reason='pip install mcap')
 mcap_ros2_decoder = pytest.importorskip('mcap_ros2.decoder',

@@ -7,17 +7,15 @@ import sqlite3
 
 import numpy as np
 import pytest
-import torch
-import torch.nn.functional as F
 from rosbags.rosbag2 import StoragePlugin, Writer
 from scipy.stats import binom
 from statsmodels.stats.multitest import multipletests
 
 from mmcert_ros.bags import BagError, BagReader, BagWriter, MissingTopicError
-from mmcert_ros.bags.frames import FrameTopics, write_frame
+from mmcert_ros.bags.frames import write_frame
 from mmcert_ros.bags.messages import TYPESTORE, image_message
 from mmcert_ros.pipeline.message_fields import stamp_to_ns
-from mmcert_ros.certify import CertifiedSegmenter, CertifyConfig, delta
+from mmcert_ros.certify import CertifiedSegmenter, delta
 from mmcert_ros.data import Frame
 from mmcert_ros.data.depth import metres_to_millimetres, millimetres_to_metres
 from mmcert_ros.bags.kitti import kitti_to_bag
@@ -28,45 +26,7 @@ from mmcert_ros.pipeline.codec import decode_depth, decode_mask, decode_rgb, enc
 from mmcert_ros.pipeline.overlay import render_overlay
 from mmcert_ros.tools import cli
 
-S = 1_000_000_000
-MS = 1_000_000
-TOPICS = FrameTopics(rgb='/cam/rgb', depth='/cam/depth', camera_info=None, gt='/cam/gt')
-CONFIG = CertifyConfig(num_samples=60, keep_fraction_rgb=0.1, keep_fraction_depth=0.02,
-                       alpha=0.001, radius_rgb=1, radius_depth=2, ray=(1, 2), seed=11,
-                       batch_size=30)
-
-
-class LocalBrightness(torch.nn.Module):
-    """Road where the kept pixels in a 9x9 window are mostly bright; no kept pixel: not road.
-
-    Deterministic given the keep masks, and its votes vary with them, so top counts spread
-    over many values and the certified curve has several points."""
-
-    num_classes = 2
-
-    def forward(self, rgb, rgb_keep, depth, depth_keep):
-        total = F.avg_pool2d(rgb.mean(1, keepdim=True) * rgb_keep, 9, 1, 4)
-        weight = F.avg_pool2d(rgb_keep, 9, 1, 4)
-        road = ((total > 0.5 * weight) & (weight > 0))[:, 0]
-        return F.one_hot(road.long(), 2).permute(0, 3, 1, 2).float()
-
-
-def make_frames(count=4, seed=0, height=16, width=24):
-    """Road in the lower half, bright; 10 % of pixels flipped in brightness; 10 Hz stamps."""
-    rng = np.random.default_rng(seed)
-    frames = []
-    for index in range(count):
-        gt = np.zeros((height, width), np.uint8)
-        gt[height // 2:] = 1
-        rgb = rng.integers(0, 100, (height, width, 3), dtype=np.uint8)
-        rgb[gt == 1] += 120
-        flip = rng.random((height, width)) < 0.1
-        rgb[flip] = 255 - rgb[flip]
-        depth = millimetres_to_metres(rng.integers(0, 30000, (height // 2, width // 2),
-                                                   dtype=np.uint16))
-        frames.append(Frame(rgb=rgb, depth=depth, road_mask=gt, stamp_ns=5 * S + index * 100 * MS,
-                            frame_id='cam', name=f'f{index}'))
-    return frames
+from helpers.evaluation_inputs import CONFIG, MS, S, TOPICS, LocalBrightness, make_frames
 
 
 def write_bag(path, frames, storage='mcap', topics=TOPICS):

@@ -9,8 +9,8 @@ import sys
 
 import numpy as np
 import pytest
-from fleet_inputs import fleet_settings, frame_rows, make_drives, without_timings
-from test_evaluate import CONFIG, TOPICS, LocalBrightness, make_frames
+from helpers.evaluation_inputs import CONFIG, TOPICS, LocalBrightness, make_frames
+from helpers.fleet_inputs import fleet_settings, frame_rows, make_drives, without_timings
 
 from mmcert_ros.bags import BagWriter
 from mmcert_ros.bags.frames import write_frame

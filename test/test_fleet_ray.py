@@ -13,8 +13,10 @@ from pathlib import Path
 import pytest
 
 ray = pytest.importorskip('ray')
+pytestmark = pytest.mark.slow   # a real Ray cluster: seconds to start, tens of seconds in all
 
-from fleet_inputs import fleet_settings, frame_rows, make_drives, without_timings  # noqa: E402
+from helpers.fleet_inputs import (fleet_settings, frame_rows, make_drives,  # noqa: E402
+                                  without_timings)
 
 from mmcert_ros.fleet.driver import run_fleet  # noqa: E402
 from mmcert_ros.fleet.local import LocalExecutor  # noqa: E402

@@ -25,6 +25,8 @@ from scipy import stats
 from mmcert_ros.certify import feature_smoothing as fs
 from mmcert_ros.certify.sampling import draw_keep_masks
 
+pytestmark = pytest.mark.slow   # statistical oracles over many noisy passes
+
 ALPHA = 0.01
 MEASURE_DELTA = 0.01
 FAILURE_RATE = ALPHA + MEASURE_DELTA

@@ -82,7 +82,7 @@ def test_every_imported_ros_package_is_declared():
     if 'launch_ros' in index:
         assert 'launch_ros' in runtime
     assert runtime <= dependencies('exec_depend')
-    tests = imported_modules((ROOT / 'test').glob('*.py')) & index
+    tests = imported_modules((ROOT / 'test').rglob('*.py')) & index
     assert tests <= dependencies('exec_depend') | dependencies('test_depend')
 
 

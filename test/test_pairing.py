@@ -376,3 +376,22 @@ def test_an_rgb_only_pair_has_no_depth():
     pair = Pair.rgb_only('image', 7)
     assert (pair.rgb, pair.depth, pair.rgb_stamp_ns, pair.depth_stamp_ns) == ('image', None, 7,
                                                                               None)
+
+
+def test_a_copy_re_sent_after_its_predecessor_expired_is_paired():
+    """A camera that re-sends one pair: once the first depth copy waited ``max_age_s`` in
+    vain (its RGB lost on the way), a later copy is taken and pairs with the RGB that comes."""
+    now = [0.0]
+    pairer = StampPairer(0.02, max_age_s=5.0, clock=lambda: now[0])
+    assert pairer.add_depth(7 * S, 'd') is None
+    now[0] = 1.0
+    assert pairer.add_depth(7 * S, 'd again') is None        # the first still waits
+    assert pairer.rejected['stamp_duplicate'] == 1
+    now[0] = 6.0
+    assert pairer.expire() == 1 and pairer.unpaired['depth'] == 1
+    assert pairer.add_depth(7 * S, 'd re-sent') is None      # its predecessor is gone
+    assert pairer.pending('depth') == 1 and pairer.rejected['stamp_duplicate'] == 1
+    assert pairer.add_rgb(7 * S, 'r').depth == 'd re-sent'
+    assert pairer.add_rgb(7 * S, 'r again') is None          # used: a duplicate
+    assert pairer.add_depth(7 * S, 'd once more') is None
+    assert pairer.rejected['stamp_duplicate'] == 3 and pairer.paired == 1

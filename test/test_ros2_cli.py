@@ -17,23 +17,22 @@ import pytest
 from sensor_msgs.msg import Image
 
 from mmcert_ros.pipeline.codec import decode_mask
-from ros2_tools import Launch
-from ros_harness import RosClient, tiny_checkpoint
+from helpers.ros2_tools import Launch
+from helpers.ros_harness import RosClient, tiny_checkpoint
 
 pytestmark = pytest.mark.ros   # needs ROS: rclpy over DDS, ROS message packages or the ROS CLI
 
-DOMAIN_ID = 139
 NODE = '/cli/mmcert_segmenter'
 CERTIFICATION = '/cli/mmcert/certification'
 RATE_HZ = 3.0
 
 
 @pytest.fixture(scope='module')
-def demo(colcon_workspace, tmp_path_factory):
+def demo(colcon_workspace, tmp_path_factory, domain_id):
     """sim_demo (endless, 3 Hz, 96x32, N = 40, constant model) and a recording client."""
     root = tmp_path_factory.mktemp('cli')
-    client = RosClient(DOMAIN_ID, inputs=False, extra_subscriptions={CERTIFICATION: Image})
-    launch = Launch(colcon_workspace, DOMAIN_ID, 'sim_demo.launch.py', {
+    client = RosClient(domain_id, inputs=False, extra_subscriptions={CERTIFICATION: Image})
+    launch = Launch(colcon_workspace, domain_id, 'sim_demo.launch.py', {
         'namespace': 'cli', 'width': 96, 'height': 32, 'num_samples': 40, 'device': 'cpu',
         'rate_hz': RATE_HZ, 'checkpoint': tiny_checkpoint(root / 'constant.pt', constant=True)},
         root / 'launch.log')
@@ -41,17 +40,19 @@ def demo(colcon_workspace, tmp_path_factory):
         client.spin_until(lambda: len(client.received[CERTIFICATION]) >= 2 or not launch.alive(),
                           what='the first certified frames')
         assert launch.alive(), launch.log()
-        yield colcon_workspace, launch, client
+        yield launch, client
     finally:
         launch.stop()
         client.close()
 
 
-def param(workspace, verb: str, *args: str) -> str:
-    """``ros2 param VERB NODE ARGS`` once the node is discovered; its output."""
-    result = workspace.ros2_until(DOMAIN_ID, 'param', verb, NODE, *args,
-                                  ok=lambda result: 'Node not found' not in result.stdout
-                                  + result.stderr and result.returncode == 0)
+def param(launch, verb: str, *args: str) -> str:
+    """``ros2 param VERB NODE ARGS`` on ``launch``'s domain once the node is discovered; its
+    output."""
+    result = launch.workspace.ros2_until(
+        launch.domain_id, 'param', verb, NODE, *args,
+        ok=lambda result: 'Node not found' not in result.stdout + result.stderr
+        and result.returncode == 0)
     return result.stdout + result.stderr
 
 
@@ -66,14 +67,14 @@ def certified_fractions_after(client, since_ns: int, count: int) -> list[float]:
 
 
 def test_param_set_changes_the_outputs_of_the_next_frames(demo):
-    workspace, launch, client = demo
+    launch, client = demo
     assert certified_fractions_after(client, 0, 2) == [1.0, 1.0]
     try:
-        reply = param(workspace, 'set', 'certify.radius_rgb', '1000000')
+        reply = param(launch, 'set', 'certify.radius_rgb', '1000000')
         assert reply.strip() == 'Set parameter successful'
         assert certified_fractions_after(client, time.time_ns(), 2) == [0.0, 0.0]
     finally:
-        param(workspace, 'set', 'certify.radius_rgb', '0')
+        param(launch, 'set', 'certify.radius_rgb', '0')
     assert certified_fractions_after(client, time.time_ns(), 1) == [1.0]
 
 
@@ -86,16 +87,17 @@ def test_param_set_changes_the_outputs_of_the_next_frames(demo):
 ])
 def test_param_set_of_an_invalid_value_is_rejected_naming_the_parameter(
         demo, name, value, reason, kept):
-    workspace, launch, client = demo
-    reply = param(workspace, 'set', name, value)
+    launch, client = demo
+    reply = param(launch, 'set', name, value)
     assert reply.startswith('Setting parameter failed') and re.search(reason, reply), reply
-    assert re.fullmatch(kept, param(workspace, 'get', name).strip())
+    assert re.fullmatch(kept, param(launch, 'get', name).strip())
     assert certified_fractions_after(client, time.time_ns(), 1) == [1.0]   # still serving
 
 
 def test_topic_hz_matches_the_rate_in_diagnostics(demo):
-    workspace, launch, client = demo
-    hz = subprocess.Popen(['ros2', 'topic', 'hz', CERTIFICATION], env=workspace.env(DOMAIN_ID),
+    launch, client = demo
+    hz = subprocess.Popen(['ros2', 'topic', 'hz', CERTIFICATION],
+                          env=launch.workspace.env(launch.domain_id),
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     reports = len(client.diagnostics)
     try:

@@ -14,12 +14,11 @@ import time
 import pytest
 from sensor_msgs.msg import CameraInfo, Image
 
-from ros2_tools import Launch
-from ros_harness import SETTLE_S, RosClient, tiny_checkpoint
+from helpers.ros2_tools import Launch
+from helpers.ros_harness import SETTLE_S, RosClient, tiny_checkpoint
 
-pytestmark = pytest.mark.ros   # needs ROS: rclpy over DDS, ROS message packages or the ROS CLI
+pytestmark = [pytest.mark.ros, pytest.mark.slow]   # whole launches over DDS: tens of seconds
 
-DEMO_DOMAIN, CTRL_C_DOMAIN, NODES_DOMAIN = 136, 137, 138
 SMALL = {'width': 96, 'height': 32, 'num_samples': 20, 'device': 'cpu'}
 CLEAN_EXIT = r'\[INFO\] \[{}-\d+\]: process has finished cleanly'
 
@@ -49,11 +48,12 @@ def test_show_args_describes_every_argument(colcon_workspace, launch_file):
         assert set(shown) == {'namespace', 'device', 'use_sim_time'}
 
 
-def test_sim_demo_certifies_the_drive_and_ends_by_itself(colcon_workspace, tmp_path):
+def test_sim_demo_certifies_the_drive_and_ends_by_itself(colcon_workspace, tmp_path,
+                                                         fresh_domain_id):
     frames = 10
-    outputs = RosClient(DEMO_DOMAIN, inputs=False,
+    outputs = RosClient(fresh_domain_id, inputs=False,
                         extra_subscriptions={'/demo/mmcert/certification': Image})
-    launch = Launch(colcon_workspace, DEMO_DOMAIN, 'sim_demo.launch.py', dict(
+    launch = Launch(colcon_workspace, fresh_domain_id, 'sim_demo.launch.py', dict(
         SMALL, namespace='demo', num_frames=frames, rate_hz=1.5, linger_s=3.0,
         checkpoint=tiny_checkpoint(tmp_path / 'tiny.pt'),
         wait_for_subscribers=2),       # the segmenter and this test's recorder, on every input
@@ -66,7 +66,7 @@ def test_sim_demo_certifies_the_drive_and_ends_by_itself(colcon_workspace, tmp_p
         outputs.spin_until(lambda: outputs.subscriptions['/demo/mmcert/certification']
                            .get_publisher_count() > 0, what='the segmenter to publish')
         outputs.spin_for(SETTLE_S)
-        recorder = RosClient(DEMO_DOMAIN, inputs=False, extra_subscriptions={
+        recorder = RosClient(fresh_domain_id, inputs=False, extra_subscriptions={
             '/demo/rgb/image': Image, '/demo/depth/image': Image,
             '/demo/rgb/camera_info': CameraInfo})
         deadline = time.monotonic() + 180.0
@@ -97,11 +97,12 @@ def test_sim_demo_certifies_the_drive_and_ends_by_itself(colcon_workspace, tmp_p
 
 # A terminal's Ctrl-C reaches every node, then launch sends each a second SIGINT: the nodes
 # must finish cleanly all the same (run_node ignores stop signals once shutdown has begun).
-def test_ctrl_c_while_certifying_ends_every_process_cleanly(colcon_workspace, tmp_path):
-    client = RosClient(CTRL_C_DOMAIN, inputs=False,
+def test_ctrl_c_while_certifying_ends_every_process_cleanly(colcon_workspace, tmp_path,
+                                                            fresh_domain_id):
+    client = RosClient(fresh_domain_id, inputs=False,
                        extra_subscriptions={'/mmcert/certification': Image})
     # frames arrive faster than they are certified, so the engine is busy when Ctrl-C comes
-    launch = Launch(colcon_workspace, CTRL_C_DOMAIN, 'sim_demo.launch.py', dict(
+    launch = Launch(colcon_workspace, fresh_domain_id, 'sim_demo.launch.py', dict(
         SMALL, width=320, height=96, num_samples=400, rate_hz=10.0,
         checkpoint=tiny_checkpoint(tmp_path / 'tiny.pt')), tmp_path / 'launch.log')
     try:
@@ -117,7 +118,7 @@ def test_ctrl_c_while_certifying_ends_every_process_cleanly(colcon_workspace, tm
 
 
 @pytest.fixture(scope='module')
-def segmenter_launches(colcon_workspace, tmp_path_factory):
+def segmenter_launches(colcon_workspace, tmp_path_factory, domain_id):
     """mmcert.launch.py (namespace, remapped topics, a parameter file) and carla.launch.py
     (another namespace), running side by side."""
     root = tmp_path_factory.mktemp('launches')
@@ -126,11 +127,11 @@ def segmenter_launches(colcon_workspace, tmp_path_factory):
                       f'    model:\n      checkpoint: {tiny_checkpoint(root / "tiny.pt")}\n'
                       '    certify:\n      num_samples: 24\n    sync:\n      slop: 0.05\n')
     launches = {
-        'mmcert': Launch(colcon_workspace, NODES_DOMAIN, 'mmcert.launch.py', {
+        'mmcert': Launch(colcon_workspace, domain_id, 'mmcert.launch.py', {
             'namespace': 'robot', 'params_file': params, 'rgb_topic': '/cam/rgb',
             'depth_topic': '/cam/depth', 'camera_info_topic': '/cam/info', 'device': 'cpu'},
             root / 'mmcert.log'),
-        'carla': Launch(colcon_workspace, NODES_DOMAIN, 'carla.launch.py',
+        'carla': Launch(colcon_workspace, domain_id, 'carla.launch.py',
                         {'namespace': 'ego', 'device': 'cpu'}, root / 'carla.log'),
     }
     try:
@@ -143,9 +144,9 @@ def segmenter_launches(colcon_workspace, tmp_path_factory):
         assert_clean_end(launch, statuses[name], processes=('segmenter',))
 
 
-def node_info(workspace, node: str) -> dict[str, set[str]]:
+def node_info(workspace, domain_id: int, node: str) -> dict[str, set[str]]:
     """``ros2 node info`` as ``{'Subscribers': {'/topic: type', ...}, 'Publishers': ...}``."""
-    result = workspace.ros2_until(NODES_DOMAIN, 'node', 'info', node,
+    result = workspace.ros2_until(domain_id, 'node', 'info', node,
                                   ok=lambda result: 'Subscribers:' in result.stdout,
                                   what=f'the info of {node}')
     sections, current = {}, None
@@ -157,8 +158,8 @@ def node_info(workspace, node: str) -> dict[str, set[str]]:
     return sections
 
 
-def param_get(workspace, node: str, name: str) -> str:
-    result = workspace.ros2_until(NODES_DOMAIN, 'param', 'get', node, name,
+def param_get(workspace, domain_id: int, node: str, name: str) -> str:
+    result = workspace.ros2_until(domain_id, 'param', 'get', node, name,
                                   ok=lambda result: 'value is:' in result.stdout,
                                   what=f'{node} {name}')
     return result.stdout.strip()
@@ -176,10 +177,10 @@ def param_get(workspace, node: str, name: str) -> str:
       'model.device': 'String value is: cpu', 'use_sim_time': 'Boolean value is: True'}),
 ], ids=['mmcert.launch.py', 'carla.launch.py'])
 def test_launched_segmenter_has_the_topics_and_parameters_the_arguments_say(
-        segmenter_launches, colcon_workspace, node, topics, parameters):
-    info = node_info(colcon_workspace, node)
+        segmenter_launches, colcon_workspace, domain_id, node, topics, parameters):
+    info = node_info(colcon_workspace, domain_id, node)
     found = {line.split(':')[0] for line in info['Subscribers'] | info['Publishers']}
     assert topics <= found, info
     assert 'sensor_msgs/msg/Image' in ' '.join(info['Subscribers']), info
     for name, expected in parameters.items():
-        assert param_get(colcon_workspace, node, name) == expected
+        assert param_get(colcon_workspace, domain_id, node, name) == expected

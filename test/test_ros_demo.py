@@ -7,22 +7,20 @@ import sys
 import cv2
 import pytest
 
-from ros_harness import REPO, ros_env, shifted_domain, tiny_checkpoint
+from helpers.ros_harness import REPO, ros_env, shifted_domain, tiny_checkpoint
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]   # nodes over DDS; tens of seconds
 
-DOMAIN_ID = 131
 
-
-def test_demo_records_overlays_and_prints_a_summary(tmp_path):
+def test_demo_records_overlays_and_prints_a_summary(tmp_path, domain_id):
     checkpoint = tiny_checkpoint(tmp_path / 'tiny.pt')
     out = tmp_path / 'demo'
     result = subprocess.run(
         [sys.executable, '-m', 'mmcert_ros.tools.cli', 'demo', '--frames', '3', '--width', '128',
          '--height', '48', '--num-samples', '8', '--rate', '5', '--checkpoint', str(checkpoint),
-         '--out', str(out), '--domain-id', str(shifted_domain(DOMAIN_ID)),
+         '--out', str(out), '--domain-id', str(shifted_domain(domain_id)),
          '--timeout', '240'],
-        cwd=REPO, env=ros_env(DOMAIN_ID), capture_output=True, text=True, timeout=300)
+        cwd=REPO, env=ros_env(domain_id), capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     for line in ('frames certified', 'certified fraction', 'latency', 'dropped pairs'):
         assert line in result.stdout

@@ -8,11 +8,10 @@ adapts to the machine and asserts nothing about speed.
 import numpy as np
 import pytest
 
-from ros_harness import NodeProcess, RosClient, image_msg, tiny_checkpoint
+from helpers.ros_harness import NodeProcess, RosClient, image_msg, tiny_checkpoint
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]   # nodes over DDS; tens of seconds
 
-DOMAIN_ID = 121
 RGB_SIZE = (120, 160)
 DEPTH_SIZE = (480, 640)           # 1.2 MB of 32FC1 per message: queues would show in RSS
 FLOOD_PAIRS = 90
@@ -21,13 +20,13 @@ RNG = np.random.default_rng(11)
 
 
 @pytest.fixture(scope='module')
-def setup(tmp_path_factory):
+def setup(tmp_path_factory, domain_id):
     root = tmp_path_factory.mktemp('flood')
-    node = NodeProcess('segmenter', DOMAIN_ID, root / 'node.log', {
+    node = NodeProcess('segmenter', domain_id, root / 'node.log', {
         'model.checkpoint': tiny_checkpoint(root / 'tiny.pt'), 'model.device': 'cpu',
         'certify.num_samples': 32,
         'model.batch_size': 8, 'qos.reliability': 'reliable', 'publish.overlay': False})
-    client = RosClient(DOMAIN_ID)
+    client = RosClient(domain_id)
     client.wait_for_node()
     yield node, client
     client.close()

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ros_harness import REPO
+from helpers.ros_harness import REPO
 
 #: the ROS client library and the message packages the node uses
 ROS_PACKAGES = ('rclpy', 'rcl_interfaces', 'sensor_msgs', 'std_msgs', 'diagnostic_msgs',

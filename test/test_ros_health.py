@@ -11,11 +11,10 @@ import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 
-from ros_harness import NodeProcess, RosClient, image_msg, tiny_checkpoint
+from helpers.ros_harness import NodeProcess, RosClient, image_msg, tiny_checkpoint
 
 pytestmark = pytest.mark.ros   # needs ROS: rclpy over DDS, ROS message packages or the ROS CLI
 
-DOMAIN_ID = 147
 FRAME_TIMES = 'mmcert/debug/frame_times'
 STALE_WARN_S, STALE_ERROR_S = 1.0, 2.5
 PARAMS = {'model.device': 'cpu', 'certify.num_samples': 8, 'model.batch_size': 8,
@@ -38,11 +37,11 @@ def wait_status(client, level, text, what):
 
 
 @pytest.fixture(scope='module')
-def graph(tmp_path_factory):
+def graph(tmp_path_factory, domain_id):
     root = tmp_path_factory.mktemp('health')
-    node = NodeProcess('segmenter', DOMAIN_ID, root / 'node.log',
+    node = NodeProcess('segmenter', domain_id, root / 'node.log',
                        dict(PARAMS, **{'model.checkpoint': tiny_checkpoint(root / 'tiny.pt')}))
-    client = RosClient(DOMAIN_ID, extra_subscriptions={FRAME_TIMES: DiagnosticArray})
+    client = RosClient(domain_id, extra_subscriptions={FRAME_TIMES: DiagnosticArray})
     client.wait_for_node()
     yield node, client, root
     client.close()
@@ -62,11 +61,11 @@ def set_limits(client, limits):
     assert all(result.successful for result in results), [r.reason for r in results]
 
 
-def test_a_camera_over_budget_then_killed(graph):
+def test_a_camera_over_budget_then_killed(graph, domain_id):
     """While the camera runs: OK, then the processing-time budget raises WARN and ERROR;
     once it is killed: stale WARN, then stale ERROR."""
     node, client, root = graph
-    camera = NodeProcess('sim_drive', DOMAIN_ID, root / 'camera.log', {
+    camera = NodeProcess('sim_drive', domain_id, root / 'camera.log', {
         'width': 64, 'height': 48, 'rate_hz': 5.0, 'wait_for_subscribers': 1})
     try:
         client.spin_until(lambda: len(client.received['mmcert/segmentation']) >= 5,

@@ -13,11 +13,10 @@ import pytest
 import torch
 from sensor_msgs.msg import Image
 
-from ros_harness import NodeProcess, image_msg
+from helpers.ros_harness import NodeProcess, image_msg
 
 pytestmark = pytest.mark.ros   # needs ROS: rclpy over DDS, ROS message packages or the ROS CLI
 
-DOMAIN_ID = 150
 H, W = 48, 64
 HD, WD = 24, 32
 SEED = 7
@@ -265,8 +264,9 @@ def test_sigma_zero_publishes_nothing_on_the_l2_topic(client):
                       what='diagnostics of a last frame without the l2 certificate')
 
 
-def test_a_missing_booster_at_start_up_stops_the_node_with_a_clear_error(tmp_path):
-    process = NodeProcess('segmenter', DOMAIN_ID + 1, tmp_path / 'bad.log',
+def test_a_missing_booster_at_start_up_stops_the_node_with_a_clear_error(
+        tmp_path, fresh_domain_id):
+    process = NodeProcess('segmenter', fresh_domain_id, tmp_path / 'bad.log',
                           dict(PARAMS, **{'fs.booster': '/nonexistent/booster.pt'}))
     assert process.process.wait(timeout=120) == 2
     process.stop()

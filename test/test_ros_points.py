@@ -20,12 +20,12 @@ import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 
-from ros_cloud_echo import ECHOED_FRAME, IDENTITY, H, K, W, POINTS, cloud_message, scene_points
-from ros_harness import (REPO, WAIT_S, NodeProcess, RosClient, image_msg, ros_env, stamp,
-                         tiny_checkpoint)
+from helpers.ros_cloud_echo import (ECHOED_FRAME, IDENTITY, H, K, W, POINTS, cloud_message,
+                                    scene_points)
+from helpers.ros_harness import (REPO, WAIT_S, NodeProcess, RosClient, image_msg, ros_env, stamp,
+                                 tiny_checkpoint)
 
 pytestmark = pytest.mark.ros   # the node over Fast DDS, a LiDAR process and a client
-DOMAIN_ID = 118
 SEED, N, KEEP_POINTS, R_DEPTH = 7, 8, 16, 3
 TIMEOUT_S = 1.0
 STATUS = 'mmcert/status'
@@ -40,10 +40,11 @@ _stamps = itertools.count(1_000_000_000, 100_000_000)
 class CloudEcho:
     """``ros_cloud_echo.py`` in its own process (the LiDAR)."""
 
-    def __init__(self, log_path):
+    def __init__(self, domain_id, log_path):
         self._log = open(log_path, 'ab')
-        self.process = subprocess.Popen([sys.executable, str(REPO / 'test' / 'ros_cloud_echo.py')],
-                                        cwd=REPO, env=ros_env(DOMAIN_ID), stdout=self._log,
+        script = REPO / 'test' / 'helpers' / 'ros_cloud_echo.py'
+        self.process = subprocess.Popen([sys.executable, str(script)],
+                                        cwd=REPO, env=ros_env(domain_id), stdout=self._log,
                                         stderr=subprocess.STDOUT)
 
     def kill(self):
@@ -56,8 +57,8 @@ class CloudEcho:
 class Client(RosClient):
     """RGB + CameraInfo + clouds of our own in, outputs and mmcert/status recorded."""
 
-    def __init__(self):
-        super().__init__(DOMAIN_ID, inputs=False, extra_subscriptions={STATUS: DiagnosticArray})
+    def __init__(self, domain_id):
+        super().__init__(domain_id, inputs=False, extra_subscriptions={STATUS: DiagnosticArray})
         from rclpy.qos import QoSProfile, ReliabilityPolicy
         from sensor_msgs.msg import CameraInfo, Image, PointCloud2
         qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
@@ -98,13 +99,13 @@ class Client(RosClient):
 
 
 @pytest.fixture(scope='module')
-def graph(tmp_path_factory):
+def graph(tmp_path_factory, domain_id):
     root = tmp_path_factory.mktemp('points')
     checkpoint = tiny_checkpoint(root / 'tiny.pt')
-    node = NodeProcess('segmenter', DOMAIN_ID, root / 'node.log',
+    node = NodeProcess('segmenter', domain_id, root / 'node.log',
                        dict(PARAMS, **{'model.checkpoint': checkpoint}))
-    echo = CloudEcho(root / 'echo.log')
-    client = Client()
+    echo = CloudEcho(domain_id, root / 'echo.log')
+    client = Client(domain_id)
     client.spin_until(lambda: client.publishers['rgb'].get_subscription_count() >= 2
                       and client.subscriptions[STATUS].get_publisher_count() > 0,
                       what='the node and the LiDAR to connect')
@@ -202,7 +203,7 @@ def test_extrinsic_changes_are_validated_at_run_time(graph):
     assert result.successful
 
 
-def test_a_lidar_that_stops_degrades_to_rgb_only_and_comes_back(graph, oracle):
+def test_a_lidar_that_stops_degrades_to_rgb_only_and_comes_back(graph, oracle, domain_id):
     node, client, state, root, _ = graph
     client.feed_until(lambda: client.frames_in_mode('rgb-d'), 'an RGB-D frame')
     state['echo'].kill()
@@ -221,7 +222,7 @@ def test_a_lidar_that_stops_degrades_to_rgb_only_and_comes_back(graph, oracle):
                          oracle.certify(RGB, np.zeros((H, W), dtype=np.float32)))
     assert 'degraded: rgb-only' in node.log()
 
-    state['echo'] = CloudEcho(root / 'echo.log')              # the LiDAR comes back
+    state['echo'] = CloudEcho(domain_id, root / 'echo.log')   # the LiDAR comes back
     last_degraded = max(client.received[STATUS])
     client.feed_until(lambda: client.frames_in_mode('rgb-d', last_degraded),
                       'RGB-D frames once the LiDAR is back')
@@ -232,7 +233,7 @@ def test_a_lidar_that_stops_degrades_to_rgb_only_and_comes_back(graph, oracle):
     assert node.alive()
 
 
-def test_clouds_get_the_shipped_points_model_by_default():
+def test_clouds_get_the_shipped_points_model_by_default(fresh_domain_id):
     """``model.checkpoint: ''`` with ``depth.source: points`` loads ``points.pt``, the model
     trained on point-sampled input (the node built in this process)."""
     import rclpy
@@ -241,9 +242,9 @@ def test_clouds_get_the_shipped_points_model_by_default():
 
     from mmcert_ros.models import POINTS_CHECKPOINT, load_model
     from mmcert_ros.ros.segmenter_node import SegmenterNode
-    from ros_harness import shifted_domain
+    from helpers.ros_harness import shifted_domain
     context = rclpy.Context()
-    rclpy.init(context=context, domain_id=shifted_domain(DOMAIN_ID))
+    rclpy.init(context=context, domain_id=shifted_domain(fresh_domain_id))
     node = SegmenterNode(context=context, parameter_overrides=[
         Parameter('depth.source', value='points'), Parameter('depth.extrinsic', value=IDENTITY),
         Parameter('model.device', value='cpu')])

@@ -14,11 +14,10 @@ import pytest
 from diagnostic_msgs.msg import DiagnosticStatus
 from scipy.stats import binom
 
-from ros_harness import NodeProcess, image_msg
+from helpers.ros_harness import NodeProcess, image_msg
 
 pytestmark = pytest.mark.ros   # needs ROS: rclpy over DDS, ROS message packages or the ROS CLI
 
-DOMAIN_ID = 101
 H, W = 48, 64            # RGB size
 HD, WD = 24, 32          # a depth size different from the RGB size
 SEED = 7
@@ -292,9 +291,10 @@ def test_valid_parameters_change_the_next_output(client, checkpoints):
     ({'certify.num_samples': 0}, 'certify.num_samples'),
     ({'model.checkpoint': '/nonexistent/model.pt'}, 'model.checkpoint'),
 ])
-def test_invalid_start_up_values_stop_the_node_with_a_clear_error(tmp_path, override, message):
+def test_invalid_start_up_values_stop_the_node_with_a_clear_error(tmp_path, fresh_domain_id,
+                                                                  override, message):
     # a domain of its own: a second 'mmcert_segmenter' must not meet the module's node
-    process = NodeProcess('segmenter', DOMAIN_ID + 1, tmp_path / 'bad.log',
+    process = NodeProcess('segmenter', fresh_domain_id, tmp_path / 'bad.log',
                           dict(PARAMS, **override))
     assert process.process.wait(timeout=120) == 2
     process.stop()

@@ -11,11 +11,9 @@ import shutil
 
 import pytest
 
-from ros_harness import shifted_domain
+from helpers.ros_harness import shifted_domain
 
 pytestmark = pytest.mark.ros   # needs ROS: the node runs on rclpy
-
-DOMAIN_ID = 127
 
 
 def plain(config) -> dict:
@@ -38,14 +36,14 @@ def home(tmp_path, monkeypatch, tiny_checkpoint):
 
 
 @contextlib.contextmanager
-def in_process_node(params, monkeypatch):
+def in_process_node(params, monkeypatch, domain_id):
     """A SegmenterNode in this process started with the params file ``params`` (not spun)."""
     import rclpy
 
     from mmcert_ros.ros.segmenter_node import SegmenterNode
     monkeypatch.setenv('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
     context = rclpy.Context()
-    rclpy.init(context=context, domain_id=shifted_domain(DOMAIN_ID))
+    rclpy.init(context=context, domain_id=shifted_domain(domain_id))
     try:
         node = SegmenterNode(context=context,
                              cli_args=['--ros-args', '--params-file', str(params)])
@@ -58,13 +56,13 @@ def in_process_node(params, monkeypatch):
         rclpy.shutdown(context=context)
 
 
-def node_settings(params, monkeypatch):
+def node_settings(params, monkeypatch, domain_id):
     """The settings, engine device and booster of a SegmenterNode started with ``params``."""
-    with in_process_node(params, monkeypatch) as node:
+    with in_process_node(params, monkeypatch, domain_id) as node:
         return node._settings, node._engines.device, node._engines.booster
 
 
-def test_node_evaluate_and_certify_read_one_params_file_alike(home, monkeypatch):
+def test_node_evaluate_and_certify_read_one_params_file_alike(home, monkeypatch, domain_id):
     from mmcert_ros.device import resolve_device
     from mmcert_ros.pipeline.settings import load_settings
     from mmcert_ros.tools import cli
@@ -78,7 +76,7 @@ def test_node_evaluate_and_certify_read_one_params_file_alike(home, monkeypatch)
         '    fs.sigma: 0.25\n    fs.num_samples: 8\n    fs.booster: ~/models/booster.pt\n')
     checkpoint, booster = home / 'models' / 'tiny.pt', home / 'models' / 'booster.pt'
 
-    settings, device, node_booster = node_settings(params, monkeypatch)
+    settings, device, node_booster = node_settings(params, monkeypatch, domain_id)
     assert settings == load_settings(params)          # the loader the tools use
     assert settings.checkpoint == str(checkpoint) and settings.l2.booster == str(booster)
     assert node_booster is not None
@@ -115,13 +113,13 @@ def test_node_evaluate_and_certify_read_one_params_file_alike(home, monkeypatch)
 
 
 def test_a_keep_fraction_the_model_was_not_trained_for_keeps_diagnostics_at_warn(
-        home, monkeypatch):
+        home, monkeypatch, domain_id):
     from diagnostic_msgs.msg import DiagnosticStatus
     params = home / 'fractions.yaml'
     params.write_text('mmcert_segmenter:\n  ros__parameters:\n'
                       '    model.checkpoint: ~/models/tiny.pt\n'
                       '    certify.keep_fraction_rgb: 0.05\n')
-    with in_process_node(params, monkeypatch) as node:
+    with in_process_node(params, monkeypatch, domain_id) as node:
         published = []
         node._diagnostics_pub.publish = published.append   # the array the timer would send
         node.publish_diagnostics()
@@ -131,12 +129,13 @@ def test_a_keep_fraction_the_model_was_not_trained_for_keeps_diagnostics_at_warn
         assert 'does not record its training keep fractions' in status.message
 
 
-def test_sync_changes_reach_the_pairer_from_the_input_callbacks(home, monkeypatch):
+def test_sync_changes_reach_the_pairer_from_the_input_callbacks(home, monkeypatch,
+                                                                domain_id):
     from rclpy.parameter import Parameter
     params = home / 'sync.yaml'
     params.write_text('mmcert_segmenter:\n  ros__parameters:\n'
                       '    model.checkpoint: ~/models/tiny.pt\n    sync.slop: 0.02\n')
-    with in_process_node(params, monkeypatch) as node:
+    with in_process_node(params, monkeypatch, domain_id) as node:
         result = node.set_parameters_atomically([Parameter('sync.slop', value=0.5),
                                                  Parameter('sync.max_age', value=3.0)])
         assert result.successful

@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticStatus
 
-from ros_harness import NodeProcess, RosClient, image_msg
+from helpers.ros_harness import NodeProcess, RosClient, image_msg
 
-pytestmark = pytest.mark.ros   # needs ROS: rclpy over DDS, ROS message packages or the ROS CLI
+# N = 1000 frames at 1242x375 on DDS: tens of seconds
+pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
-DOMAIN_ID = 145
 H, W = 375, 1242
 PARAMS = {'model.device': 'cpu', 'certify.num_samples': 1000, 'model.batch_size': 16,
           'qos.reliability': 'reliable', 'publish.overlay': False}
@@ -68,11 +68,11 @@ def abandoned(client, reason):
     return int(client.latest_diagnostics().get(f'frames_abandoned.{reason}', 0))
 
 
-def stop_mid_frame(tmp_path, sig, name):
+def stop_mid_frame(tmp_path, domain_id, sig, name):
     """Start a node, signal it while a frame is in flight; (exit status, seconds, client,
     stamp)."""
-    node = NodeProcess('segmenter', DOMAIN_ID, tmp_path / f'{name}.log', PARAMS)
-    client = RosClient(DOMAIN_ID)
+    node = NodeProcess('segmenter', domain_id, tmp_path / f'{name}.log', PARAMS)
+    client = RosClient(domain_id)
     try:
         client.wait_for_node()
         stamp_ns = send_frame_in_flight(client)
@@ -91,8 +91,9 @@ def stop_mid_frame(tmp_path, sig, name):
 
 
 @pytest.mark.parametrize('sig', [signal.SIGTERM, signal.SIGINT], ids=['SIGTERM', 'SIGINT'])
-def test_a_signal_mid_frame_ends_the_node_cleanly(tmp_path, sig):
-    node, status, elapsed, outputs, stamp_ns = stop_mid_frame(tmp_path, sig, sig.name)
+def test_a_signal_mid_frame_ends_the_node_cleanly(tmp_path, fresh_domain_id, sig):
+    node, status, elapsed, outputs, stamp_ns = stop_mid_frame(tmp_path, fresh_domain_id, sig,
+                                                              sig.name)
     print(f'{sig.name} mid-frame (N = 1000, {W}x{H}, shipped model, CPU): exit status '
           f'{status} after {elapsed:.2f} s')
     log = node.log()
@@ -102,10 +103,10 @@ def test_a_signal_mid_frame_ends_the_node_cleanly(tmp_path, sig):
 
 
 @pytest.fixture(scope='module')
-def running(tmp_path_factory):
-    node = NodeProcess('segmenter', DOMAIN_ID + 1,
+def running(tmp_path_factory, domain_id):
+    node = NodeProcess('segmenter', domain_id,
                        tmp_path_factory.mktemp('log') / 'node.log', PARAMS)
-    client = RosClient(DOMAIN_ID + 1)
+    client = RosClient(domain_id)
     client.wait_for_node()
     yield node, client
     client.close()

@@ -10,26 +10,25 @@ import cv2
 import numpy as np
 import pytest
 
-from ros_harness import NodeProcess, RosClient, tiny_checkpoint
+from helpers.ros_harness import NodeProcess, RosClient, tiny_checkpoint
 
 pytestmark = pytest.mark.ros   # needs ROS: rclpy over DDS, ROS message packages or the ROS CLI
 
-DOMAIN_ID = 111
 W, H, WD, HD = 128, 48, 64, 24
 FRAMES = 5
 SEED = 4
 
 
 @pytest.fixture(scope='module')
-def run(tmp_path_factory):
+def run(tmp_path_factory, domain_id):
     from sensor_msgs.msg import CameraInfo, Image
     root = tmp_path_factory.mktemp('sim')
     checkpoint = tiny_checkpoint(root / 'tiny.pt')
-    client = RosClient(DOMAIN_ID, inputs=False, extra_subscriptions={
+    client = RosClient(domain_id, inputs=False, extra_subscriptions={
         'rgb/image': Image, 'depth/image': Image, 'gt/road_mask': Image,
         'rgb/camera_info': CameraInfo})
     # reliable inputs: sim_drive exits only once the segmenter acknowledged the last frame
-    segmenter = NodeProcess('segmenter', DOMAIN_ID, root / 'segmenter.log', {
+    segmenter = NodeProcess('segmenter', domain_id, root / 'segmenter.log', {
         'model.checkpoint': checkpoint, 'model.device': 'cpu', 'certify.num_samples': 8,
         'model.batch_size': 8, 'qos.reliability': 'reliable'})
     # outputs are volatile: this client must hear the segmenter's publishers before the first
@@ -37,7 +36,7 @@ def run(tmp_path_factory):
     client.wait_for_node()
     # the drive starts once the segmenter and this client listen to every camera topic and
     # this client to the ground truth
-    sim = NodeProcess('sim_drive', DOMAIN_ID, root / 'sim.log', {
+    sim = NodeProcess('sim_drive', domain_id, root / 'sim.log', {
         'num_frames': FRAMES, 'seed': SEED, 'width': W, 'height': H, 'depth_width': WD,
         'depth_height': HD, 'rgb_encoding': 'bgra8', 'depth_encoding': '16UC1',
         'rate_hz': 5.0, 'wait_for_subscribers': 2, 'wait_for_gt_subscribers': 1,

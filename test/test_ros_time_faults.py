@@ -12,12 +12,10 @@ import time
 import numpy as np
 import pytest
 
-from ros_harness import NodeProcess, RosClient, image_msg
+from helpers.ros_harness import NodeProcess, RosClient, image_msg
 
 pytestmark = pytest.mark.ros   # needs ROS: rclpy over DDS, ROS message packages or the ROS CLI
 
-DOMAIN_ID = 141
-SIM_DOMAIN_ID = 142
 H, W = 24, 32
 S = 1_000_000_000
 PERIOD_NS = 100_000_000            # a 10 Hz camera
@@ -63,10 +61,10 @@ def checkpoint(tiny_checkpoint):
 
 
 @pytest.fixture(scope='module')
-def system_time(checkpoint, tmp_path_factory):
-    node = NodeProcess('segmenter', DOMAIN_ID, tmp_path_factory.mktemp('log') / 'node.log',
+def system_time(checkpoint, tmp_path_factory, domain_id):
+    node = NodeProcess('segmenter', domain_id, tmp_path_factory.mktemp('log') / 'node.log',
                        dict(PARAMS, **{'model.checkpoint': checkpoint}))
-    client = RosClient(DOMAIN_ID)
+    client = RosClient(domain_id)
     client.wait_for_node()
     yield node, client
     client.close()
@@ -117,15 +115,15 @@ def test_a_loop_of_the_same_stamps_and_an_older_bag_are_served(system_time):
     assert node.alive()
 
 
-def test_a_jump_back_of_ros_time_resets_pairing_once(checkpoint, tmp_path):
+def test_a_jump_back_of_ros_time_resets_pairing_once(checkpoint, tmp_path, fresh_domain_id):
     """use_sim_time: this test publishes /clock; ROS time jumps back 15 minutes."""
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from rosgraph_msgs.msg import Clock
 
-    from ros_harness import stamp
-    node = NodeProcess('segmenter', SIM_DOMAIN_ID, tmp_path / 'sim_node.log',
+    from helpers.ros_harness import stamp
+    node = NodeProcess('segmenter', fresh_domain_id, tmp_path / 'sim_node.log',
                        dict(PARAMS, **{'model.checkpoint': checkpoint, 'use_sim_time': True}))
-    client = RosClient(SIM_DOMAIN_ID)
+    client = RosClient(fresh_domain_id)
     try:
         clock_pub = client.node.create_publisher(
             Clock, '/clock', QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))

@@ -8,11 +8,10 @@ import sys
 import pytest
 import torch
 
-from ros_harness import REPO, NodeProcess, ros_env, tiny_checkpoint
+from helpers.ros_harness import REPO, NodeProcess, ros_env, tiny_checkpoint
 
 pytestmark = pytest.mark.ros   # needs ROS: rclpy over DDS, ROS message packages or the ROS CLI
 
-DOMAIN_ID = 141
 CPU = ['-p', 'model.device:=cpu']
 
 
@@ -41,10 +40,10 @@ def files(tmp_path_factory):
     return root
 
 
-def run_node(node, ros_args, timeout=120):
+def run_node(node, ros_args, domain_id, timeout=120):
     """Run ``mmcert-ros node <node> --ros-args ...`` to its end; (exit status, stderr lines)."""
     done = subprocess.run([sys.executable, '-m', 'mmcert_ros.tools.cli', 'node', node,
-                           '--ros-args', *ros_args], cwd=REPO, env=ros_env(DOMAIN_ID),
+                           '--ros-args', *ros_args], cwd=REPO, env=ros_env(domain_id),
                           capture_output=True, text=True, timeout=timeout)
     return done.returncode, [line for line in done.stderr.splitlines() if line.strip()]
 
@@ -108,7 +107,7 @@ except ImportError:
 
 
 @pytest.fixture(scope='module')
-def outcomes(files):
+def outcomes(files, domain_id):
     """Every case run to its end, a few processes at a time (start-up is mostly imports)."""
     from concurrent.futures import ThreadPoolExecutor
 
@@ -116,7 +115,7 @@ def outcomes(files):
         node, ros_args, _ = CASES[case]
         args = [arg.format(root=files) for arg in ros_args]
         return run_node(node, (CPU if node == 'segmenter' and 'model.device' not in
-                               ''.join(args) else []) + args)
+                               ''.join(args) else []) + args, domain_id)
 
     with ThreadPoolExecutor(max_workers=3) as pool:
         return dict(zip(CASES, pool.map(run, CASES)))
@@ -145,9 +144,10 @@ def wait_for(process, text, timeout=120):
     raise AssertionError(f'{text!r} not in the log within {timeout} s:\n{process.log()}')
 
 
-def test_unknown_start_up_parameters_are_warned_by_name_and_the_node_runs(files, tmp_path):
+def test_unknown_start_up_parameters_are_warned_by_name_and_the_node_runs(files, tmp_path,
+                                                                          fresh_domain_id):
     checkpoint = tiny_checkpoint(tmp_path / 'tiny.pt')
-    process = NodeProcess('segmenter', DOMAIN_ID, tmp_path / 'node.log',
+    process = NodeProcess('segmenter', fresh_domain_id, tmp_path / 'node.log',
                           {'model.device': 'cpu', 'model.checkpoint': checkpoint,
                            'sync.slopp': 0.5},
                           extra_args=['--params-file', str(files / 'unknown.yaml')])
@@ -163,9 +163,10 @@ def test_unknown_start_up_parameters_are_warned_by_name_and_the_node_runs(files,
         assert process.stop() == 0
 
 
-def test_an_integer_for_a_floating_point_parameter_is_taken_as_that_number(tmp_path):
+def test_an_integer_for_a_floating_point_parameter_is_taken_as_that_number(tmp_path,
+                                                                           fresh_domain_id):
     checkpoint = tiny_checkpoint(tmp_path / 'tiny.pt')
-    process = NodeProcess('segmenter', DOMAIN_ID, tmp_path / 'node.log',
+    process = NodeProcess('segmenter', fresh_domain_id, tmp_path / 'node.log',
                           {'model.device': 'cpu', 'model.checkpoint': checkpoint,
                            'fs.sigma': 1, 'sync.slop': 0})
     try:

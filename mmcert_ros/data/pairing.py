@@ -23,7 +23,9 @@ A pending message is dropped and counted as unpaired when it can no longer pair:
 Stamp faults. A message is rejected, counted under its kind in :attr:`rejected` and never
 paired, if its stamp is zero after its stream had a message (``stamp_zero``: the driver did
 not stamp it; a first stamp of 0 is a recording that starts at t = 0, as ``kitti2bag``
-writes), equal to the previous stamp of its stream (``stamp_duplicate``) or, when the caller
+writes), equal to the previous stamp of its stream while that message is still pending or was
+used (``stamp_duplicate``; a copy re-sent after its predecessor waited ``max_age_s`` in vain
+is taken: the predecessor is gone, and the copy can still meet its partner) or, when the caller
 passes the clock
 (``now_ns``), more than ``future_tolerance_s`` ahead of it (``stamp_in_future``). A stamp
 more than ``jump_back_s`` behind the previous one of its stream is a *time jump* (a bag loop,
@@ -159,6 +161,8 @@ class StampPairer:
         self._on_reject = on_reject
         self._pending: dict[str, list[_Pending]] = {s: [] for s in self.streams}
         self._last_ns: dict[str, int | None] = {s: None for s in self.streams}
+        #: streams whose latest message waited ``max_age_s`` in vain and was dropped
+        self._last_expired: set[str] = set()
         #: streams still on the old time line after a reported jump to ``_epoch_ns``
         self._following: set[str] = set()
         self._epoch_ns = 0
@@ -241,6 +245,7 @@ class StampPairer:
         if last is not None and stamp_ns < last - self._jump_ns:
             self._jumped(stream, last, stamp_ns)
         self._last_ns[stream] = stamp_ns
+        self._last_expired.discard(stream)
 
         other = self.streams[1 - self.streams.index(stream)]
         pair = None
@@ -279,8 +284,14 @@ class StampPairer:
         if self._max_age_s is None:
             return 0
         oldest_arrival = self._clock() - self._max_age_s
-        return sum(self._drop(stream, lambda entry: entry.arrived_s < oldest_arrival)
-                   for stream in self.streams)
+        dropped = 0
+        for stream in self.streams:
+            latest = self._last_ns[stream]
+            if any(entry.stamp_ns == latest and entry.arrived_s < oldest_arrival
+                   for entry in self._pending[stream]):
+                self._last_expired.add(stream)
+            dropped += self._drop(stream, lambda entry: entry.arrived_s < oldest_arrival)
+        return dropped
 
     def flush(self) -> int:
         """Count every pending message as unpaired and forget it (end of a bag).
@@ -311,7 +322,7 @@ class StampPairer:
     def _fault(self, stream: str, stamp_ns: int, now_ns: int | None) -> str | None:
         if stamp_ns <= 0 and self._last_ns[stream] is not None:
             return 'stamp_zero'
-        if stamp_ns == self._last_ns[stream]:
+        if stamp_ns == self._last_ns[stream] and stream not in self._last_expired:
             return 'stamp_duplicate'
         if self._future_ns and now_ns is not None and now_ns > 0 \
                 and stamp_ns > now_ns + self._future_ns:

@@ -3,7 +3,7 @@ hears on ``rgb/image`` with frame_id ``camera`` it publishes :func:`scene_points
 ``sensor_msgs/PointCloud2`` on ``depth/points`` (frame ``lidar``) with the image's stamp, so
 the segmenter pairs them exactly. Killing this process is a LiDAR that stops.
 
-    python test/ros_cloud_echo.py          (ROS_DOMAIN_ID etc. from the environment)
+    python test/helpers/ros_cloud_echo.py        (ROS_DOMAIN_ID etc. from the environment)
 """
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """Shared harness of the ROS tests: nodes in subprocesses, a real rclpy client in the test.
 
-Every process runs with ``ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST`` and the test module's own
-``ROS_DOMAIN_ID`` (range 100-149). Waits have generous ceilings so a loaded machine is slow,
+Every process runs with ``ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST`` and a ``ROS_DOMAIN_ID`` of
+its test alone (handed out by ``conftest.py`` from :data:`FIRST_TEST_DOMAIN` ..
+:data:`LAST_TEST_DOMAIN`). Waits have generous ceilings so a loaded machine is slow,
 not flaky; nothing asserts on wall-clock durations.
 """
 from __future__ import annotations
@@ -19,13 +20,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 WAIT_S = 90.0  # ceiling for anything to happen over DDS on a loaded 2-core machine
 SETTLE_S = 1.0  # after both ends of a connection are seen here, for the far end's discovery
 _client_numbers = itertools.count()   # a unique node name for every client of this process
 # Added to every test domain id, so two checkouts can run their ROS tests at once on one
 # machine without hearing each other (ids must stay within Fast DDS's 0..232).
 DOMAIN_SHIFT = int(os.environ.get('MMCERT_TEST_DOMAIN_SHIFT', '0'))
+#: the nominal test domains (before the shift); each is given to one test module or test
+FIRST_TEST_DOMAIN, LAST_TEST_DOMAIN = 100, 199
 
 
 def shifted_domain(domain_id: int) -> int:

@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ros_harness import REPO, WAIT_S, shifted_domain
+from helpers.ros_harness import REPO, WAIT_S, shifted_domain
 
 #: a venv's own ``bin`` (where the ros-tools wheels put ``ros2`` and ``colcon``), if any
 VENV_BIN = Path(sys.executable).parent if sys.prefix != sys.base_prefix else None
@@ -130,6 +130,7 @@ class Launch:
                  arguments: dict[str, object], log_path: Path) -> None:
         command = ['ros2', 'launch', 'mmcert_ros', launch_file,
                    *(f'{name}:={value}' for name, value in arguments.items())]
+        self.workspace, self.domain_id = workspace, domain_id
         self.log_path = log_path
         self._log = open(log_path, 'wb')
         self.process = subprocess.Popen(command, env=workspace.env(domain_id), cwd=workspace.root,
