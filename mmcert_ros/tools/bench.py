@@ -112,10 +112,11 @@ def run(args: argparse.Namespace) -> int:
     with user_input('--config'):
         settings = load_settings(args.config, overrides)
     config = settings.certify
+    features = cpu_features()
     figures: dict[str, object] = {
         'frame': f'{args.width}x{args.height}', 'num_samples': config.num_samples,
         'batch_size': config.batch_size, 'torch_threads': torch.get_num_threads(),
-        'cpu': cpu_model(), 'isa': isa_class(cpu_features()), 'cpu_features': cpu_features(),
+        'cpu': cpu_model(), 'isa': isa_class(features), 'cpu_features': features,
         'cores': os.cpu_count(), 'torch': torch.__version__,
         'load_average_start': list(os.getloadavg())}
     figures['certification'] = bench_certification(config, args.height, args.width)
