@@ -126,3 +126,35 @@ def test_bad_clouds_are_counted_by_kind(tmp_path, cloud_bag):
     assert len(list(source)) == FRAMES - 2
     assert source.skipped() == {'undecodable depth message (missing_field)': 1,
                                 'undecodable depth message (none_in_view)': 1}
+
+
+def test_cloud_bag_with_a_tf_tree_projects_through_the_chain(tmp_path, cloud_bag):
+    """The bag's camera <- velodyne transform replaced by camera <- camera_link <- base_link ->
+    velodyne (the same composition): the frames project exactly as the calibration files say."""
+    from mmcert_ros.bags.messages import static_transform_message
+    from mmcert_ros.data.projection import Extrinsic
+    root, names, bag = cloud_bag
+    chained = tmp_path / 'tree'
+    with BagReader(bag) as reader, BagWriter(chained) as writer:
+        for item in reader.messages(list(reader.topics)):
+            if item.topic != '/tf_static':
+                writer.write(item.topic, item.message, item.log_time_ns)
+                continue
+            (stamped,) = item.message.transforms
+            camera, lidar = stamped.header.frame_id, stamped.child_frame_id
+            lidar_in_camera = Extrinsic.from_transform(stamped).matrix
+            camera_in_link = np.array([[0, 0, 1, 0], [-1, 0, 0, 0], [0, -1, 0, 0], [0, 0, 0, 1.]])
+            link_in_base = np.array([[1, 0, 0, 1.5], [0, 1, 0, 0], [0, 0, 1, 1.2], [0, 0, 0, 1]])
+            lidar_in_base = link_in_base @ camera_in_link @ lidar_in_camera
+            for matrix, parent, child in [(camera_in_link, 'camera_link', camera),
+                                          (link_in_base, 'base_link', 'camera_link'),
+                                          (lidar_in_base, 'base_link', lidar)]:
+                writer.write('/tf_static', static_transform_message(
+                    Extrinsic.from_matrix(matrix), parent, child, item.log_time_ns),
+                    item.log_time_ns)
+    frames = list(BagFrames(chained, '/rgb/image', '/points', '/road_gt/image'))
+    assert len(frames) == FRAMES
+    for frame, name in zip(frames, names):
+        expected = _hand_projected(root, name)
+        np.testing.assert_array_equal(frame.extras['points'].pixels, expected.pixels)
+        np.testing.assert_allclose(frame.extras['points'].depth, expected.depth, rtol=1e-5)

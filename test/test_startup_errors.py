@@ -1,6 +1,7 @@
 """Start-up user errors of the real node processes (``mmcert-ros node ...``): each ends with exit
 status 2 and exactly one line on stderr naming the parameter or file and the reason, never a
 traceback; unknown start-up parameters are reported in a WARN and the node keeps running."""
+import importlib.util
 import os
 import subprocess
 import sys
@@ -97,13 +98,12 @@ CASES = {
                                    'rgb_encoding must be one of'),
 }
 
-try:
-    import tf2_msgs.msg  # noqa: F401  (a ROS distro has it; the PyPI wheels here do not)
-except ImportError:
-    CASES['points from /tf_static without tf2_msgs'] = (
+if not any(importlib.util.find_spec(name) for name in ('tf2_ros', 'tf2_msgs')):
+    # a ROS distro has both; the PyPI wheels of a pip install have neither
+    CASES['points from tf without tf2_ros or tf2_msgs'] = (
         'segmenter', ['-p', 'depth.source:=points'],
-        "depth.extrinsic is '' (take the transform from /tf_static), but tf2_msgs is not "
-        'installed here; give depth.extrinsic')
+        "depth.extrinsic is '' (take the transform from tf), but neither tf2_ros nor tf2_msgs "
+        'is installed here; give depth.extrinsic')
 
 
 @pytest.fixture(scope='module')

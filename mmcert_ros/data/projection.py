@@ -117,6 +117,16 @@ class Extrinsic:
         matrix[:3, 3] = self.translation
         return matrix
 
+    def then(self, outer: 'Extrinsic') -> 'Extrinsic':
+        """The composition ``outer after self``: if ``self`` maps frame a to b and ``outer``
+        maps b to c, the result maps a to c (``p_c = R_o (R_s p_a + t_s) + t_o``)."""
+        return Extrinsic(outer.rotation @ self.rotation,
+                         outer.rotation @ self.translation + outer.translation)
+
+    def inverse(self) -> 'Extrinsic':
+        """The transform back: ``p_lidar = R^T (p_cam - t)``."""
+        return Extrinsic(self.rotation.T, -(self.rotation.T @ self.translation))
+
     def apply(self, points: np.ndarray) -> np.ndarray:
         """``(M, 3)`` LiDAR-frame points -> ``(M, 3)`` float64 camera-frame points.
 

@@ -10,10 +10,12 @@ Where the bag has ROS ``CameraInfo`` beside the RGB topic (``/ns/image`` ->
 received, as the node keeps it: ``camera_matrix`` = K and ``extras['projection']`` = P (3x4).
 
 The depth topic may hold ROS ``PointCloud2`` instead of images: each cloud is then
-projected with that CameraInfo (required then) and the latest LiDAR-to-camera transform on
-``/tf_static`` for the cloud's frame, both as logged before the cloud (or a fixed extrinsic
-given by the caller), and its frame carries the in-view points in ``extras['points']``
-(certified as points, ``docs/certification.md``) and their z-buffer as ``depth``.
+projected with that CameraInfo (required then) and the camera <- cloud transform composed
+from the ``/tf_static`` tree (:class:`~mmcert_ros.data.transform_tree.StaticTransformTree`:
+the RGB image's frame <- the cloud's frame, chains composed), both as logged before the
+cloud (or a fixed extrinsic given by the caller), and its frame carries the in-view points
+in ``extras['points']`` (certified as points, ``docs/certification.md``) and their z-buffer
+as ``depth``.
 
 Nothing is dropped silently: every message that does not become part of a frame is counted
 under a reason in :meth:`BagFrames.skipped` (corrupt or undecodable messages, unpaired
@@ -40,6 +42,7 @@ from mmcert_ros.bags.messages import (CAMERA_INFO_TYPE, IMAGE_TYPE, POINT_CLOUD_
 from mmcert_ros.data.frame import Frame
 from mmcert_ros.data.pairing import Pair, StampPairer
 from mmcert_ros.data.projection import Extrinsic
+from mmcert_ros.data.transform_tree import StaticTransformTree, TransformLookupError
 from mmcert_ros.errors import UserError
 from mmcert_ros.pipeline.frames import FrameDecodeError, frame_from_pair
 from mmcert_ros.pipeline.message_fields import stamp_to_ns
@@ -187,7 +190,7 @@ class BagFrames:
             role_of[self.tf_topic] = 'tf'
             topics.append(self.tf_topic)
         self._camera_info = None
-        transforms = {}   # child frame -> the latest TransformStamped logged for it
+        transforms = StaticTransformTree()   # the /tf_static transforms logged so far
         ordinal = 0   # of the next ready pair
         for item in bag.messages(topics):
             role = role_of[item.topic]
@@ -201,12 +204,11 @@ class BagFrames:
                 self._problems[f'corrupt {role} message'] += 1
                 continue
             if role == 'tf':
-                transforms.update((t.child_frame_id, t) for t in item.message.transforms)
+                self._add_transforms(transforms, item.message)
                 continue
             message = item.message
             if self.cloud and role == 'depth':
-                message = _CloudArrival(message, self._camera_info,
-                                        transforms.get(message.header.frame_id))
+                message = _CloudArrival(message, self._camera_info, transforms.copy())
             stamp = stamp_to_ns(item.message.header.stamp)
             if role == 'gt':
                 pair = gt_pairer.add('gt', stamp, item.message)
@@ -238,7 +240,8 @@ class BagFrames:
         try:
             if self.cloud:
                 arrival = pair.depth
-                camera_info, extrinsic = arrival.camera_info, self._extrinsic_of(arrival)
+                camera_info = arrival.camera_info
+                extrinsic = self._extrinsic_of(arrival, pair.rgb.header.frame_id)
                 pair = Pair(dict(pair.items, depth=arrival.message), pair.stamps_ns)
             return frame_from_pair(pair, 'points' if self.cloud else 'image', camera_info,
                                    extrinsic, gt_message, name=f'{index:06d}')
@@ -250,26 +253,30 @@ class BagFrames:
                 self._decode_problems[f'undecodable {error.stream} message ({error.kind})'] += 1
             return None
 
-    def _extrinsic_of(self, arrival: '_CloudArrival') -> Extrinsic | None:
-        """The fixed extrinsic, else that of the transform logged for the cloud's frame
-        before it (None when there was none).
-
-        :raises FrameDecodeError: the logged transform is not a rigid transform.
-        """
-        if self.extrinsic is not None or arrival.transform is None:
+    def _extrinsic_of(self, arrival: '_CloudArrival', camera_frame: str) -> Extrinsic | None:
+        """The fixed extrinsic, else the camera <- cloud chain of the transforms logged before
+        the cloud (None when they do not join the two frames)."""
+        if self.extrinsic is not None:
             return self.extrinsic
         try:
-            return Extrinsic.from_transform(arrival.transform)
-        except ValueError as error:
-            raise FrameDecodeError('depth', 'bad_extrinsic',
-                                   f'cloud at {stamp_to_ns(arrival.message.header.stamp)} ns: '
-                                   f'{TF_STATIC_TOPIC}: {error}') from None
+            return arrival.transforms.lookup(camera_frame, arrival.message.header.frame_id)
+        except TransformLookupError:
+            return None
+
+    def _add_transforms(self, tree: StaticTransformTree, message) -> None:
+        """Add each transform of a ``/tf_static`` message; one that cannot be used (not
+        rigid, a cycle) is counted and left out."""
+        for stamped in message.transforms:
+            try:
+                tree.add(stamped)
+            except ValueError:
+                self._problems[f'unusable {TF_STATIC_TOPIC} transform'] += 1
 
 
 @dataclass(frozen=True)
 class _CloudArrival:
-    """A cloud with the camera_info and transform that were current when it was logged."""
+    """A cloud with the camera_info and the transforms that were current when it was logged."""
 
     message: object
     camera_info: object | None
-    transform: object | None
+    transforms: StaticTransformTree

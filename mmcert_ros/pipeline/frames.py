@@ -82,7 +82,7 @@ def frame_from_pair(pair: Pair, depth_source: str = 'image', camera_info=None,
         depth = _decoded('depth', decode_depth, pair.depth)
     else:
         points = _projected(pair.depth, f'cloud at {pair.depth_stamp_ns} ns', camera_info,
-                            extrinsic)
+                            extrinsic, pair.rgb.header.frame_id)
         if (points.height, points.width) != size:
             raise FrameDecodeError('camera_info', 'size_differs_from_rgb',
                                    f'camera_info is {points.width}x{points.height} but the RGB '
@@ -108,14 +108,16 @@ def _decoded(stream: str, decode, message):
         raise FrameDecodeError(stream, error.kind, str(error)) from None
 
 
-def _projected(cloud, source: str, camera_info, extrinsic: Extrinsic | None):
+def _projected(cloud, source: str, camera_info, extrinsic: Extrinsic | None,
+               camera_frame: str):
     """The in-view points of ``cloud`` (see the module docstring); every failure is the
     cloud's (stream ``'depth'``), as a cloud without a usable calibration cannot be used."""
     if camera_info is None:
         raise FrameDecodeError('depth', 'no_camera_info', f'{source}: no camera_info before it')
     if extrinsic is None:
         raise FrameDecodeError('depth', 'no_extrinsic', f'{source}: no LiDAR-to-camera '
-                               f'extrinsic for frame {cloud.header.frame_id!r}')
+                               f'extrinsic for frame {cloud.header.frame_id!r} (no tf chain '
+                               f'joins it to the camera frame {camera_frame!r} yet)')
     try:
         camera = CameraIntrinsics.from_camera_info(camera_info)
     except ValueError as error:

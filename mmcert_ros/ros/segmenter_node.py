@@ -1,12 +1,13 @@
 """ROS 2 node ``mmcert_segmenter``: synchronized RGB-D in, segmentation and certificate out.
 
 Subscribes (relative, remappable) ``rgb/image``, the depth input (``depth/image``, or
-``depth/points`` with ``depth.source: points``, then also ``/tf_static`` unless
-``depth.extrinsic`` is given) and ``rgb/camera_info`` (optional with depth images);
-publishes ``mmcert/segmentation``, ``mmcert/certification``, ``mmcert/certified_radius``,
-``mmcert/overlay`` and, while ``fs.sigma`` > 0, the l2 certificate ``mmcert/l2_certification``
-(see :mod:`mmcert_ros.pipeline.outputs`) with the RGB header, each frame's mode on
-``mmcert/status`` and ``/diagnostics``.
+``depth/points`` with ``depth.source: points``, then also tf for the camera <- cloud chain
+(:mod:`mmcert_ros.ros.extrinsics`) unless ``depth.extrinsic`` is given) and
+``rgb/camera_info`` (optional with depth images); publishes ``mmcert/segmentation``,
+``mmcert/certification``, ``mmcert/certified_radius``, ``mmcert/overlay`` and, while
+``fs.sigma`` > 0, the l2 certificate ``mmcert/l2_certification`` (see
+:mod:`mmcert_ros.pipeline.outputs`) with the RGB header, each frame's mode on ``mmcert/status``
+and ``/diagnostics``.
 
 Every pair is decoded by :func:`~mmcert_ros.pipeline.frames.frame_from_pair`, the function
 offline bag evaluation uses. With ``depth.timeout_s`` > 0, once no depth message has arrived
@@ -22,11 +23,11 @@ then the frame's times on ``mmcert/debug/frame_times``. The engines come from
 :func:`~mmcert_ros.pipeline.engines.build_engines` and a frame runs through them as
 :class:`~mmcert_ros.certify.l2.FrameCertification` (``run.l0()``, publish, ``run.l2()``;
 with ``fs.joint`` one ensemble gives both, so the l0 outputs then wait for it).
-No lock is held during inference, so the executor keeps
-serving parameters, diagnostics and shutdown while the engine runs, and a slow engine drops
-old pairs (counted) instead of falling behind. The pairer is used by the input callbacks, an
-age-expiry timer (both in one mutually exclusive callback group), the clock-jump callback
-and diagnostics: every call holds ``_pairer_lock``. The parameter callback never touches it:
+No lock is held during inference, so the executor (single-threaded: every callback
+is cheap) keeps serving inputs, parameters, diagnostics and shutdown while the engine runs,
+and a slow engine drops old pairs (counted) instead of falling behind. The pairer is used by
+the input callbacks, an age-expiry timer, the clock-jump callback and diagnostics: every call
+holds ``_pairer_lock``. The parameter callback never touches it:
 accepted ``sync.*`` values wait until the next input callback or expiry tick hands them over,
 so they apply from the next message paired.
 
@@ -47,12 +48,11 @@ from typing import NoReturn
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.clock import Clock, ClockType, JumpThreshold
 from rclpy.duration import Duration
-from rclpy.executors import MultiThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
 from mmcert_ros.certify import CancelToken, FrameCancelled
@@ -70,6 +70,7 @@ from mmcert_ros.pipeline.parameters import (PARAMETER_NAMES, PARAMETERS, NodeSet
 from mmcert_ros.ros.diagnostics import (HealthLimits, L2FrameStats, PipelineStats,
                                         diagnostic_array, frame_times_array, mode_status_array,
                                         should_log)
+from mmcert_ros.ros.extrinsics import CloudExtrinsics
 from mmcert_ros.ros.parameters import declare_parameters
 from mmcert_ros.ros.process import exit_process, run_node
 
@@ -87,7 +88,6 @@ INPUT_TOPICS = {'image': {'rgb': 'rgb/image', 'depth': 'depth/image',
                           'camera_info': 'rgb/camera_info'},
                 'points': {'rgb': 'rgb/image', 'depth': 'depth/points',
                            'camera_info': 'rgb/camera_info'}}
-TF_STATIC = '/tf_static'
 #: what ``model.checkpoint: ''`` loads, by ``depth.source`` (for the start-up line)
 _SHIPPED = {'image': 'shipped default', 'points': 'shipped points model'}
 
@@ -133,30 +133,23 @@ class SegmenterNode(Node):
         self._closing = False
         self._slot: LatestSlot[Pair] = LatestSlot()
         self._camera_info: CameraInfo | None = None
-        #: cloud frame_id -> its extrinsic from /tf_static (depth.source points)
-        self._tf_extrinsics: dict[str, Extrinsic] = {}
         self._depth_watch = DepthWatch(self._settings.depth.timeout_s)
         self._topics = INPUT_TOPICS[self._settings.depth.source]
         self._last_error_report = 0.0
 
         input_qos = (qos_profile_sensor_data if self._settings.reliability == 'best_effort'
                      else QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE))
-        inputs = MutuallyExclusiveCallbackGroup()  # input callbacks and the age timer in turn
-        self.create_subscription(Image, 'rgb/image', self._on_rgb, input_qos,
-                                 callback_group=inputs)
+        self.create_subscription(Image, 'rgb/image', self._on_rgb, input_qos)
         depth_type = PointCloud2 if self._settings.depth.source == 'points' else Image
-        self.create_subscription(depth_type, self._topics['depth'], self._on_depth, input_qos,
-                                 callback_group=inputs)
-        self.create_subscription(CameraInfo, 'rgb/camera_info', self._on_camera_info, input_qos,
-                                 callback_group=inputs)
-        #: whether /tf_static is read (clouds, where tf2_msgs is installed)
-        self._reads_tf_static = (self._settings.depth.source == 'points'
-                                 and self._subscribe_tf_static(inputs))
+        self.create_subscription(depth_type, self._topics['depth'], self._on_depth, input_qos)
+        self.create_subscription(CameraInfo, 'rgb/camera_info', self._on_camera_info, input_qos)
+        #: camera <- cloud transforms from tf (clouds only; None with depth images)
+        self._extrinsics = (CloudExtrinsics(self, self._bad_transform)
+                            if self._settings.depth.source == 'points' else None)
         self._check_extrinsic_source(self._settings)
         # steady clocks: under use_sim_time a stopped /clock must not stop expiry or reports
         self._steady = Clock(clock_type=ClockType.STEADY_TIME)
-        self.create_timer(EXPIRY_INTERVAL_S, self._expire_pending, callback_group=inputs,
-                          clock=self._steady)
+        self.create_timer(EXPIRY_INTERVAL_S, self._expire_pending, clock=self._steady)
         self._clock_jumps = self._watch_clock_jumps(runtime.jump_back_s)
         self._publishers_by_topic = {
             topic: self.create_publisher(Image, topic, OUTPUT_QOS)
@@ -166,8 +159,7 @@ class SegmenterNode(Node):
                                                       OUTPUT_QOS)
         self._status_pub = self.create_publisher(DiagnosticArray, outputs.STATUS, OUTPUT_QOS)
         self._diagnostics_lock = threading.Lock()
-        self.create_timer(1.0, self.publish_diagnostics,
-                          callback_group=MutuallyExclusiveCallbackGroup(), clock=self._steady)
+        self.create_timer(1.0, self.publish_diagnostics, clock=self._steady)
 
         # not a daemon: the interpreter never exits while the worker is inside torch
         self._worker = threading.Thread(target=self._work, name='mmcert_worker')
@@ -348,36 +340,16 @@ class SegmenterNode(Node):
     def _on_camera_info(self, msg: CameraInfo) -> None:
         self._camera_info = msg
 
-    def _subscribe_tf_static(self, group) -> bool:
-        """Keep the LiDAR-to-camera extrinsic of every frame on ``/tf_static`` (latched), for
-        ``depth.extrinsic: ''`` now or later; False where ``tf2_msgs`` is not installed (a
-        pip install without it)."""
-        try:
-            from tf2_msgs.msg import TFMessage
-        except ImportError:
-            return False
-        latched = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE,
-                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
-        self.create_subscription(TFMessage, TF_STATIC, self._on_tf_static, latched,
-                                 callback_group=group)
-        return True
-
     def _check_extrinsic_source(self, settings: NodeSettings) -> None:
-        """:raises UserError: clouds without ``depth.extrinsic`` where /tf_static cannot be
+        """:raises UserError: clouds without ``depth.extrinsic`` where tf cannot be
         read (at start-up: exit 2; at run time: the change is rejected)."""
         if settings.depth.source == 'points' and settings.depth.extrinsic is None \
-                and not self._reads_tf_static:
-            raise UserError("depth.extrinsic is '' (take the transform from /tf_static), but "
-                            'tf2_msgs is not installed here; give depth.extrinsic')
+                and not (self._extrinsics and self._extrinsics.available):
+            raise UserError("depth.extrinsic is '' (take the transform from tf), but neither "
+                            'tf2_ros nor tf2_msgs is installed here; give depth.extrinsic')
 
-    def _on_tf_static(self, msg) -> None:
-        """The latest transform of each child frame; one that is not rigid is an error."""
-        for stamped in msg.transforms:
-            try:
-                self._tf_extrinsics[stamped.child_frame_id] = Extrinsic.from_transform(stamped)
-            except ValueError as error:
-                self._fail('bad_extrinsic', f'{TF_STATIC} {stamped.header.frame_id} -> '
-                                            f'{stamped.child_frame_id}: {error}')
+    def _bad_transform(self, reason: str) -> None:
+        self._fail('bad_extrinsic', reason)
 
     # -- worker thread ------------------------------------------------------------------
 
@@ -465,10 +437,12 @@ class SegmenterNode(Node):
 
     def _extrinsic_for(self, pair: Pair, settings: NodeSettings) -> Extrinsic | None:
         """The LiDAR-to-camera extrinsic of the pair's cloud: ``depth.extrinsic``, else the
-        ``/tf_static`` transform of its frame (None: none yet, or depth images)."""
+        transform from tf between the RGB image's frame and the cloud's (chains composed; None:
+        no chain yet, or depth images)."""
         if settings.depth.source != 'points' or pair.depth is None:
             return None
-        return settings.depth.extrinsic or self._tf_extrinsics.get(pair.depth.header.frame_id)
+        return settings.depth.extrinsic or self._extrinsics.lookup(pair.rgb.header.frame_id,
+                                                                   pair.depth.header.frame_id)
 
     def _certify_l2(self, run: FrameCertification, labels: np.ndarray, header,
                     stages: dict[str, float]) -> L2FrameStats | None:
@@ -595,7 +569,9 @@ def main(args: list[str] | None = None) -> NoReturn:
 
 
 def _spin(node: SegmenterNode) -> None:
-    executor = MultiThreadedExecutor(num_threads=2)
+    # one thread for every callback: they are cheap, and rclpy's MultiThreadedExecutor
+    # (rclpy 9, Fast DDS 3) delivered reliable 1.5 Hz images to them seconds late, losing some
+    executor = SingleThreadedExecutor()
     executor.add_node(node)
     executor.spin()
 
