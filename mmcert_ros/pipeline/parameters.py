@@ -164,7 +164,7 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec('depth.extrinsic', '',
                   "with depth.source points: the LiDAR-to-camera transform p_cam = R p_lidar + t "
                   "as 'tx ty tz qx qy qz qw' or 16 values of a 4x4 matrix (row-major); '' = "
-                  'the /tf_static transform of the cloud frame',
+                  'tf: the cloud frame -> RGB frame chain',
                   constraints="7 or 16 numbers separated by spaces, or empty"),
     ParameterSpec('depth.timeout_s', 0.0,
                   'seconds without a depth message after which the node certifies RGB alone '
@@ -225,7 +225,8 @@ class DepthSettings:
 
     :ivar source: ``'image'`` (``depth/image``) or ``'points'`` (``depth/points``).
     :ivar extrinsic_values: the 7 or 16 numbers of ``depth.extrinsic`` (validated; empty =
-        the cloud frame's ``/tf_static`` transform); :attr:`extrinsic` is the transform.
+        the tf chain from the cloud's frame to the RGB frame); :attr:`extrinsic` is the
+        transform.
     :ivar timeout_s: seconds without depth before the RGB-only mode; 0 = never.
     """
 
@@ -235,7 +236,7 @@ class DepthSettings:
 
     @property
     def extrinsic(self) -> Extrinsic | None:
-        """The fixed LiDAR-to-camera transform, or None (from ``/tf_static``)."""
+        """The fixed LiDAR-to-camera transform, or None (from tf)."""
         return Extrinsic.from_values(self.extrinsic_values) if self.extrinsic_values else None
 
     @classmethod
