@@ -2,8 +2,8 @@
 
     ros2 launch mmcert_ros carla.launch.py [namespace:=ego] [device:=cuda]
 
-Runs mmcert.launch.py with config/carla.yaml as parameter file and the topics of its
-``mmcert_topics`` section; ``namespace``, ``device`` and ``use_sim_time`` (default true:
+Runs ``mmcert.launch.py preset:=carla`` (config/carla.yaml and the topics of its
+``mmcert_topics`` section); ``namespace``, ``device`` and ``use_sim_time`` (default true:
 CARLA publishes /clock) are passed on. The include happens at launch time, so
 ``--show-args`` lists only these three.
 """
@@ -15,27 +15,17 @@ from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription, Opaq
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration
 
-from mmcert_ros.pipeline.presets import preset_remappings
-
 PASSED = {'namespace': '', 'device': '', 'use_sim_time': 'true'}  # name -> CARLA default
 
 
-def share_path(*parts):
-    return os.path.join(get_package_share_directory('mmcert_ros'), *parts)
-
-
 def mmcert_launch():
-    return PythonLaunchDescriptionSource(share_path('launch', 'mmcert.launch.py'))
+    return PythonLaunchDescriptionSource(os.path.join(
+        get_package_share_directory('mmcert_ros'), 'launch', 'mmcert.launch.py'))
 
 
 def segmenter(context):
-    params_file = share_path('config', 'carla.yaml')
-    topics = dict(preset_remappings(params_file))
     return [IncludeLaunchDescription(mmcert_launch(), launch_arguments={
-        'params_file': params_file,
-        'rgb_topic': topics['rgb/image'],
-        'depth_topic': topics['depth/image'],
-        'camera_info_topic': topics['rgb/camera_info'],
+        'preset': 'carla',
         **{name: LaunchConfiguration(name).perform(context) for name in PASSED},
     }.items())]
 

@@ -1,53 +1,94 @@
 """Launch the certified segmenter (``mmcert_segmenter``).
 
+    ros2 launch mmcert_ros mmcert.launch.py preset:=velodyne
     ros2 launch mmcert_ros mmcert.launch.py rgb_topic:=/cam/image depth_topic:=/cam/depth
 
-Arguments: ``params_file`` (default: the package's config/mmcert.yaml), ``namespace``,
-``rgb_topic``, ``depth_topic``, ``points_topic``, ``camera_info_topic``, ``depth_source``
-('' = keep the params file's ``depth.source``; ``points`` reads ``points_topic``),
-``device`` ('' = keep the params file's ``model.device``) and ``use_sim_time``. The parameter
-file's ``mmcert_segmenter`` section (or ``/**``, or ``/<namespace>/mmcert_segmenter``) applies
-under any namespace.
+Arguments: ``preset`` (a preset of the package's config/: mmcert, carla, realsense, kitti,
+velodyne, ouster; its parameter file and its ``mmcert_topics`` remappings), ``params_file``
+(a parameter file instead of the preset's; a relative path that does not exist from the
+current folder is looked up in the package's share folder, so ``config/velodyne.yaml`` works
+from any workspace), ``namespace``, ``node_name``, the topics ``rgb_topic``, ``depth_topic``,
+``points_topic``, ``camera_info_topic`` ('' = the preset's topic, else the node's own name),
+``depth_source``, ``device`` and ``num_samples`` ('' = the parameter file's value) and
+``use_sim_time``. The parameter file's ``mmcert_segmenter`` section (or ``/**``, or
+``/<namespace>/<node_name>``) applies under any namespace and node name.
 """
 import os
 
-from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
+from mmcert_ros.pipeline.presets import PRESETS, config_dir, preset_path, preset_remappings
 from mmcert_ros.ros.launch_support import node_parameters
 
+NODE_NAME = 'mmcert_segmenter'
+#: topic argument -> the segmenter input it remaps
+TOPIC_ARGUMENTS = {'rgb_topic': 'rgb/image', 'depth_topic': 'depth/image',
+                   'points_topic': 'depth/points', 'camera_info_topic': 'rgb/camera_info'}
+#: launch argument -> segmenter parameter it sets when not ''
+PARAMETER_ARGUMENTS = {'device': 'model.device', 'depth_source': 'depth.source',
+                       'num_samples': 'certify.num_samples'}
+
 ARGUMENTS = {
-    'params_file': ('', "ROS parameter file; '' = the package's config/mmcert.yaml"),
+    'preset': ('mmcert', f'parameter file and topics of a source: {", ".join(PRESETS)} or '
+               'mmcert (the defaults)'),
+    'params_file': ('', "ROS parameter file instead of the preset's (relative paths are also "
+                    "looked up in the package's share folder)"),
     'namespace': ('', 'namespace of the node and its topics'),
-    'rgb_topic': ('rgb/image', 'RGB image topic (rgb8, bgr8, rgba8, bgra8, mono8)'),
-    'depth_topic': ('depth/image', 'depth image topic (16UC1/mono16 mm or 32FC1 m)'),
-    'points_topic': ('depth/points', 'LiDAR sensor_msgs/PointCloud2 topic (depth_source points)'),
-    'depth_source': ('', "image or points (LiDAR clouds); '' = depth.source of the params file"),
-    'camera_info_topic': ('rgb/camera_info', 'CameraInfo of the RGB camera'),
-    'device': ('', "auto, cpu, cuda or cuda:N; '' = model.device of the params file"),
+    'node_name': (NODE_NAME, 'name of the segmenter node'),
+    'rgb_topic': ('', "RGB image topic; '' = the preset's, else rgb/image"),
+    'depth_topic': ('', "depth image topic (16UC1/mono16 mm or 32FC1 m); '' = the preset's, "
+                    'else depth/image'),
+    'points_topic': ('', "LiDAR PointCloud2 topic (depth_source points); '' = the preset's, "
+                     'else depth/points'),
+    'camera_info_topic': ('', "CameraInfo of the RGB camera; '' = the preset's, else "
+                          'rgb/camera_info'),
+    'depth_source': ('', "image or points (LiDAR clouds); '' = depth.source of the file"),
+    'device': ('', "auto, cpu, cuda or cuda:N; '' = model.device of the file"),
+    'num_samples': ('', "N, sub-sampled copies per frame; '' = certify.num_samples of the file"),
     'use_sim_time': ('false', 'use the /clock topic as time source'),
 }
 
 
+def resolve_params_file(value: dict) -> str:
+    """The parameter file: ``params_file`` (as given, else under the share folder), else the
+    preset's."""
+    given = value['params_file']
+    if not given:
+        return str(preset_path(value['preset']))
+    if os.path.isfile(given) or os.path.isabs(given):
+        return given
+    shared = config_dir().parent / given
+    return str(shared) if shared.is_file() else given
+
+
+def typed(text: str):
+    """An integer argument as an int (the node validates every value and names a bad one)."""
+    try:
+        return int(text)
+    except ValueError:
+        return text
+
+
 def segmenter(context):
     value = {name: LaunchConfiguration(name).perform(context) for name in ARGUMENTS}
-    params_file = value['params_file'] or os.path.join(
-        get_package_share_directory('mmcert_ros'), 'config', 'mmcert.yaml')
-    parameters = node_parameters(params_file, 'mmcert_segmenter', value['namespace'])
+    params_file = resolve_params_file(value)
+    parameters = node_parameters(params_file, NODE_NAME, value['namespace'])
+    if value['node_name'] != NODE_NAME:
+        parameters.update(node_parameters(params_file, value['node_name'], value['namespace']))
     parameters['use_sim_time'] = value['use_sim_time'].lower() in ('true', '1')
-    if value['device']:
-        parameters['model.device'] = value['device']
-    if value['depth_source']:
-        parameters['depth.source'] = value['depth_source']
+    for argument, parameter in PARAMETER_ARGUMENTS.items():
+        if value[argument]:
+            parameters[parameter] = typed(value[argument])
+    remappings = dict(preset_remappings(params_file))
+    remappings.update({name: value[argument] for argument, name in TOPIC_ARGUMENTS.items()
+                       if value[argument]})
     return [Node(
-        package='mmcert_ros', executable='segmenter', name='mmcert_segmenter',
+        package='mmcert_ros', executable='segmenter', name=value['node_name'],
         namespace=value['namespace'], output='screen', parameters=[parameters],
-        remappings=[('rgb/image', value['rgb_topic']), ('depth/image', value['depth_topic']),
-                    ('depth/points', value['points_topic']),
-                    ('rgb/camera_info', value['camera_info_topic'])])]
+        remappings=list(remappings.items()))]
 
 
 def generate_launch_description():

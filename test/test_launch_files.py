@@ -18,9 +18,9 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 LAUNCH_FILES = sorted((ROOT / 'launch').glob('*.launch.py'))
 CONFIG_FILES = sorted((ROOT / 'config').glob('*.yaml'))
-MMCERT_LAUNCH_ARGUMENTS = {'params_file', 'namespace', 'rgb_topic', 'depth_topic', 'points_topic',
-                           'depth_source', 'device',
-                           'use_sim_time'}
+MMCERT_LAUNCH_ARGUMENTS = {'preset', 'params_file', 'namespace', 'node_name', 'rgb_topic',
+                           'depth_topic', 'points_topic', 'camera_info_topic', 'depth_source',
+                           'device', 'num_samples', 'use_sim_time'}
 
 
 def console_scripts():

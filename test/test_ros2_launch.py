@@ -145,12 +145,19 @@ def segmenter_launches(colcon_workspace, tmp_path_factory, domain_id):
 
 
 def node_info(workspace, domain_id: int, node: str) -> dict[str, set[str]]:
-    """``ros2 node info`` as ``{'Subscribers': {'/topic: type', ...}, 'Publishers': ...}``."""
-    result = workspace.ros2_until(domain_id, 'node', 'info', node,
-                                  ok=lambda result: 'Subscribers:' in result.stdout,
-                                  what=f'the info of {node}')
+    """``ros2 node info`` as ``{'Subscribers': {'/topic: type', ...}, 'Publishers': ...}``,
+    once it lists subscribers and publishers (discovery of a starting node takes a while)."""
+    result = workspace.ros2_until(
+        domain_id, 'node', 'info', node,
+        ok=lambda result: all(info_sections(result.stdout).get(section)
+                              for section in ('Subscribers', 'Publishers')),
+        what=f'the info of {node}')
+    return info_sections(result.stdout)
+
+
+def info_sections(text: str) -> dict[str, set[str]]:
     sections, current = {}, None
-    for line in result.stdout.splitlines():
+    for line in text.splitlines():
         if line.strip().endswith(':') and line.startswith('  ') and ' ' not in line.strip():
             current = sections.setdefault(line.strip()[:-1], set())
         elif current is not None and line.startswith('    '):
@@ -184,3 +191,55 @@ def test_launched_segmenter_has_the_topics_and_parameters_the_arguments_say(
     assert 'sensor_msgs/msg/Image' in ' '.join(info['Subscribers']), info
     for name, expected in parameters.items():
         assert param_get(colcon_workspace, domain_id, node, name) == expected
+
+
+def preset_launch_arguments(preset: str) -> dict:
+    """Every preset through ``preset:=``; ouster through the relative ``params_file`` its
+    comment shows (looked up in the share folder) with one topic argument over the preset's."""
+    common = {'namespace': f'p_{preset}', 'node_name': f'seg_{preset}', 'num_samples': 7,
+              'device': 'cpu'}
+    if preset == 'ouster':
+        return dict(common, params_file='config/ouster.yaml', points_topic='/lidar/front')
+    return dict(common, preset=preset)
+
+
+@pytest.fixture(scope='module')
+def preset_launches(colcon_workspace, tmp_path_factory, domain_id):
+    from mmcert_ros.pipeline.presets import PRESETS
+    root = tmp_path_factory.mktemp('presets')
+    launches = {preset: Launch(colcon_workspace, domain_id, 'mmcert.launch.py',
+                               preset_launch_arguments(preset), root / f'{preset}.log')
+                for preset in PRESETS + ('mmcert',)}
+    try:
+        for preset, launch in launches.items():
+            launch.wait_for_log(rf'seg_{preset}\]: ready on')
+        yield launches
+    finally:
+        statuses = {preset: launch.stop() for preset, launch in launches.items()}
+    for preset, launch in launches.items():
+        assert_clean_end(launch, statuses[preset], processes=('segmenter',))
+
+
+@pytest.mark.parametrize('preset', ['carla', 'realsense', 'kitti', 'velodyne', 'ouster',
+                                    'mmcert'])
+def test_every_preset_launches_with_its_topics_and_the_arguments(
+        preset_launches, colcon_workspace, domain_id, preset):
+    from mmcert_ros.pipeline.presets import preset_path, preset_remappings
+    from mmcert_ros.ros.launch_support import node_parameters
+    path = preset_path(preset)
+    points = node_parameters(path, 'mmcert_segmenter').get('depth.source') == 'points'
+    inputs = ['rgb/image', 'depth/points' if points else 'depth/image', 'rgb/camera_info']
+    topics = {name: f'/p_{preset}/{name}' for name in inputs}
+    topics.update(preset_remappings(path))
+    if preset == 'ouster':
+        topics['depth/points'] = '/lidar/front'         # the argument wins over the preset
+    node = f'/p_{preset}/seg_{preset}'
+    info = node_info(colcon_workspace, domain_id, node)
+    subscribed = {line.split(':')[0] for line in info['Subscribers']}
+    assert {topics[name] for name in inputs} <= subscribed, info
+    assert f'/p_{preset}/mmcert/certification' in {line.split(':')[0]
+                                                   for line in info['Publishers']}
+    assert param_get(colcon_workspace, domain_id, node, 'certify.num_samples') == \
+        'Integer value is: 7'
+    assert param_get(colcon_workspace, domain_id, node, 'depth.source') == \
+        f'String value is: {"points" if points else "image"}'
