@@ -106,7 +106,7 @@ def test_every_failure_names_its_stream_and_kind():
     assert failure(pair(rgb, cloud), 'points', camera_info()) == ('depth', 'no_extrinsic')
     assert failure(pair(rgb, cloud), 'points', camera_info(W * 2, H * 2), LIDAR_TO_OPTICAL) \
         == ('camera_info', 'size_differs_from_rgb')
-    bad_model = SimpleNamespace(**dict(vars(camera_info()), distortion_model='equidistant'))
+    bad_model = SimpleNamespace(**dict(vars(camera_info()), distortion_model='double_sphere'))
     assert failure(pair(rgb, cloud), 'points', bad_model, LIDAR_TO_OPTICAL) == (
         'depth', 'bad_camera_info')
     behind = message(encode_xyz(-np.abs(lidar_points())), frame_id='velodyne')

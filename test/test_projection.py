@@ -70,8 +70,8 @@ def test_camera_info_read_and_checked():
                       distortion_model='plumb_bob', d=[0.1, 0.0, 0.0, 0.0, 0.0])
     camera = CameraIntrinsics.from_camera_info(info)
     assert (camera.width, camera.height, camera.distortion_model) == (640, 240, 'plumb_bob')
-    with pytest.raises(ValueError, match='equidistant.*not handled'):
-        CameraIntrinsics(640, 240, K, 'equidistant', (0.1, 0, 0, 0))
+    with pytest.raises(ValueError, match='double_sphere.*not handled'):
+        CameraIntrinsics(640, 240, K, 'double_sphere', (0.1, 0, 0, 0))
     with pytest.raises(ValueError, match='fx, fy > 0'):
         CameraIntrinsics(640, 240, np.zeros((3, 3)))
     with pytest.raises(ValueError, match='takes 5 coefficients'):
