@@ -54,9 +54,11 @@ class Conversion(NamedTuple):
 #: encodings decoded to RGB by ``cv2.cvtColor`` (names of ``sensor_msgs/image_encodings``).
 #: ``yuv422`` is UYVY (bytes U Y0 V Y1) and ``yuv422_yuy2`` is YUYV (Y0 U Y1 V): two pixels
 #: share one U, V pair, so the width is even; OpenCV converts them with BT.601 video-range
-#: coefficients. A ROS Bayer name gives the top-left 2x2 block row-major (``bayer_rggb8``:
-#: R G / G B); OpenCV names a pattern by the second row's second and third pixels, so ROS
-#: RGGB is OpenCV ``BayerBG`` (cv_bridge's mapping; proved in test_image_codec).
+#: coefficients (luma below 16, the footroom, is black). A ROS Bayer name gives the top-left
+#: 2x2 block row-major (``bayer_rggb8``: R G / G B); OpenCV names a pattern by the second
+#: row's second and third pixels, so ROS RGGB is OpenCV ``BayerBG`` (cv_bridge's mapping;
+#: proved in test_image_codec_cameras on hand-sampled mosaics). Bayer images are demosaiced
+#: bilinearly at their own size.
 CONVERTED_RGB_ENCODINGS: dict[str, Conversion] = {
     'yuv422': Conversion(2, 2, cv2.COLOR_YUV2RGB_UYVY),
     'yuv422_yuy2': Conversion(2, 2, cv2.COLOR_YUV2RGB_YUY2),
