@@ -1,5 +1,8 @@
-"""LiDAR-to-camera projection: extrinsic validation, distortion against OpenCV, z-buffer."""
+"""LiDAR-to-camera projection: extrinsic validation, distortion against OpenCV (cv2.projectPoints,
+cv2.fisheye.projectPoints), fold-back guards, z-buffer, K given as a parameter."""
 from __future__ import annotations
+
+from types import SimpleNamespace
 
 import cv2
 import numpy as np
@@ -8,7 +11,7 @@ from scipy.spatial.transform import Rotation
 
 from mmcert_ros.data.point_cloud import CloudDecodeError
 from mmcert_ros.data.projection import (MIN_DEPTH_M, CameraIntrinsics, Extrinsic,
-                                        project_points, zbuffer)
+                                        camera_info_from_k, project_points, zbuffer)
 
 K = np.array([[700.0, 0.0, 310.5], [0.0, 690.0, 120.25], [0.0, 0.0, 1.0]])
 #: ROS convention LiDAR (x forward, y left, z up) -> camera optical (x right, y down, z fwd)
@@ -169,3 +172,112 @@ def test_simulated_scan_projects_back_onto_its_lidar_depth():
     np.testing.assert_array_equal(projected.pixels, expected.pixels)
     np.testing.assert_allclose(projected.depth, expected.depth, rtol=1e-5)
     assert projected.total == len(scan) == expected.count
+
+
+# --- equidistant (Kannala-Brandt fisheye) ------------------------------------------------
+
+FISHEYE_K = np.array([[200.0, 0.4, 320.5], [0.0, 201.0, 240.25], [0.0, 0.0, 1.0]])
+FISHEYE_D = (-0.013, 0.021, -0.0079, 0.0011)
+
+
+def fisheye_points(count, max_angle, rng):
+    """Points 1 to 40 m away at field angles up to ``max_angle`` radians, any azimuth."""
+    theta = rng.uniform(0, max_angle, count)
+    phi = rng.uniform(-np.pi, np.pi, count)
+    rays = np.column_stack([np.sin(theta) * np.cos(phi), np.sin(theta) * np.sin(phi),
+                            np.cos(theta)])
+    return rays * rng.uniform(1, 40, (count, 1))
+
+
+def opencv_fisheye(points, k, d):
+    """cv2.fisheye.projectPoints; it takes the skew as alpha = K[0, 1] / fx."""
+    pixels, _ = cv2.fisheye.projectPoints(points.reshape(-1, 1, 3), np.zeros(3), np.zeros(3),
+                                          k, np.array(d), alpha=k[0, 1] / k[0, 0])
+    return pixels[:, 0]
+
+
+def test_equidistant_matches_opencv_fisheye():
+    camera = CameraIntrinsics(640, 480, FISHEYE_K, 'equidistant', FISHEYE_D)
+    points = fisheye_points(2000, np.radians(85), np.random.default_rng(4))
+    np.testing.assert_allclose(camera.project(points), opencv_fisheye(points, FISHEYE_K,
+                                                                      FISHEYE_D),
+                               atol=1e-6, rtol=0)
+
+
+def test_equidistant_keeps_every_point_its_lens_sees():
+    """A fisheye sees far beyond the pinhole image (70 degrees off axis lands 240 px from
+    the centre here, a pinhole would put it 550 px away): the in-view points are exactly
+    those ahead of MIN_DEPTH_M whose cv2.fisheye pixel rounds into the image (these
+    coefficients' radius increases up to 90 degrees: no fold-back)."""
+    camera = CameraIntrinsics(640, 480, FISHEYE_K, 'equidistant', FISHEYE_D)
+    points = fisheye_points(5000, np.radians(89), np.random.default_rng(5))
+    projected = project_points(points, camera, Extrinsic(np.eye(3), np.zeros(3)))
+    uv = np.rint(opencv_fisheye(points, FISHEYE_K, FISHEYE_D))
+    inside = ((uv[:, 0] >= 0) & (uv[:, 0] < 640) & (uv[:, 1] >= 0) & (uv[:, 1] < 480)
+              & (points[:, 2] > MIN_DEPTH_M))
+    expected = (uv[inside, 1] * 640 + uv[inside, 0]).astype(np.int64)
+    np.testing.assert_array_equal(projected.pixels, expected)
+    pinhole = CameraIntrinsics(640, 480, FISHEYE_K).project(points[inside])
+    assert (np.abs(pinhole[:, 0] - 320) > 480).any()     # beyond the pinhole guard's margin
+
+
+def test_equidistant_fold_back_stays_out():
+    """With k1 = -0.5 the radius theta (1 - theta^2 / 2) peaks at theta = 1 / sqrt(1.5) and
+    falls back to the centre: points beyond that angle are out of view."""
+    camera = CameraIntrinsics(640, 480, FISHEYE_K, 'equidistant', (-0.5, 0.0, 0.0, 0.0))
+    limit = 1 / np.sqrt(1.5)
+    angles = np.array([limit - 0.01, limit + 0.01, 1.4])
+    points = np.column_stack([np.sin(angles), np.zeros(3), np.cos(angles)]) * 10
+    assert (np.abs(camera.project(points)[:, 0] - 320.5) < 320).all()   # all land in the image
+    projected = project_points(points, camera, Extrinsic(np.eye(3), np.zeros(3)))
+    assert projected.count == 1
+    np.testing.assert_allclose(projected.depth, points[:1, 2], rtol=1e-6)
+
+
+def test_zero_coefficient_equidistant_is_a_pinhole():
+    """As image_geometry, which applies no distortion when every coefficient is zero."""
+    points = fisheye_points(100, np.radians(30), np.random.default_rng(6))
+    fisheye = CameraIntrinsics(640, 480, FISHEYE_K, 'equidistant', (0.0,) * 4)
+    np.testing.assert_array_equal(fisheye.project(points),
+                                  CameraIntrinsics(640, 480, FISHEYE_K).project(points))
+
+
+def test_equidistant_takes_four_coefficients():
+    with pytest.raises(ValueError, match='equidistant takes 4 coefficients'):
+        CameraIntrinsics(640, 480, FISHEYE_K, 'equidistant', (0.1,) * 5)
+    info = SimpleNamespace(width=640, height=480, k=FISHEYE_K.reshape(-1).tolist(),
+                           distortion_model='equidistant', d=list(FISHEYE_D))
+    camera = CameraIntrinsics.from_camera_info(info)
+    assert camera.distortion_model == 'equidistant' and camera.d[:4] == FISHEYE_D
+
+
+# --- K as a parameter --------------------------------------------------------------------
+
+def test_camera_info_from_k_is_a_pinhole_camera_info():
+    info = camera_info_from_k(K.reshape(-1).tolist(), 640, 240)
+    assert (info.width, info.height, info.d, info.distortion_model) == (640, 240, (), 'none')
+    np.testing.assert_array_equal(np.reshape(info.k, (3, 3)), K)
+    np.testing.assert_array_equal(np.reshape(info.p, (3, 4)), np.hstack([K, np.zeros((3, 1))]))
+    assert not hasattr(info, 'header')
+    camera = CameraIntrinsics.from_camera_info(info)
+    points = np.array([[1.0, -0.5, 4.0], [0.0, 0.0, 2.0]])
+    np.testing.assert_allclose(camera.project(points), [[K[0, 0] / 4 + K[0, 2],
+                                                         -0.5 * K[1, 1] / 4 + K[1, 2]],
+                                                        [K[0, 2], K[1, 2]]])
+
+
+@pytest.mark.parametrize('k, width, height, message', [
+    ([700.0, 0, 310, 0, 690, 120, 0, 0], 640, 240, '9 finite values'),
+    ([700.0, 0, 310, 0, 690, 120, 0, 0, float('nan')], 640, 240, '9 finite values'),
+    ([0.0, 0, 310, 0, 690, 120, 0, 0, 1], 640, 240, 'fx, fy > 0'),
+    ([700.0, 0, 310, 0, -690, 120, 0, 0, 1], 640, 240, 'fx, fy > 0'),
+    ([700.0, 0, 310, 0, 690, 120, 0, 1, 1], 640, 240, 'last row 0 0 1'),
+    (K.reshape(-1).tolist(), 0, 240, 'size must be positive'),
+    (K.reshape(-1).tolist(), 640, -1, 'size must be positive'),
+    (K.reshape(-1).tolist(), 640.5, 240, 'whole pixels'),
+    (K.reshape(-1).tolist(), True, 240, 'whole pixels'),
+])
+def test_camera_info_from_k_refuses_with_a_one_line_reason(k, width, height, message):
+    with pytest.raises(ValueError, match=message) as caught:
+        camera_info_from_k(k, width, height)
+    assert '\n' not in str(caught.value)

@@ -251,7 +251,7 @@ def _equidistant_limit(coefficients: Sequence[float]) -> float:
     k1, k2, k3, k4 = coefficients
     roots = np.roots([9 * k4, 7 * k3, 5 * k2, 3 * k1, 1.0])
     squares = roots.real[np.isclose(roots.imag, 0, atol=1e-12) & (roots.real > 0)]
-    return float(min(np.pi / 2, *np.sqrt(squares)))
+    return float(np.min(np.sqrt(squares), initial=np.pi / 2))
 
 
 @dataclass(frozen=True)
