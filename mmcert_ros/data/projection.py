@@ -25,7 +25,6 @@ distorted radius stops increasing (at most 90 degrees).
 """
 from __future__ import annotations
 
-import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -252,51 +251,6 @@ def _equidistant_limit(coefficients: Sequence[float]) -> float:
     roots = np.roots([9 * k4, 7 * k3, 5 * k2, 3 * k1, 1.0])
     squares = roots.real[np.isclose(roots.imag, 0, atol=1e-12) & (roots.real > 0)]
     return float(np.min(np.sqrt(squares), initial=np.pi / 2))
-
-
-@dataclass(frozen=True)
-class CameraInfoFields:
-    """The fields of a ROS ``CameraInfo`` this package reads, without a header: accepted
-    wherever a ``CameraInfo`` message is (:func:`~mmcert_ros.pipeline.frames.frame_from_pair`,
-    :meth:`CameraIntrinsics.from_camera_info`).
-
-    :ivar width: :ivar height: image size, pixels.
-    :ivar k: the 9 values of K, row-major. :ivar p: the 12 values of P = [K | 0], row-major.
-    :ivar d: distortion coefficients. :ivar distortion_model: a key of
-        :data:`DISTORTION_MODELS`.
-    """
-
-    width: int
-    height: int
-    k: tuple[float, ...]
-    p: tuple[float, ...]
-    d: tuple[float, ...] = ()
-    distortion_model: str = 'none'
-
-
-def _whole(value) -> bool:
-    """Whether ``value`` is a whole number (an int, or a float without a fraction; no bool)."""
-    return (isinstance(value, numbers.Real) and not isinstance(value, bool)
-            and float(value).is_integer())
-
-
-def camera_info_from_k(k: Sequence[float], width: int, height: int) -> CameraInfoFields:
-    """A distortion-free camera_info from K given as a parameter (9 values, row-major) and the
-    image size in pixels, for a camera that publishes no ``CameraInfo``.
-
-    Here, not in :mod:`mmcert_ros.pipeline.frames`, because :class:`CameraIntrinsics` owns
-    the rules K must obey, and this function applies exactly those (one place): 9 finite
-    values, fx, fy > 0, last row 0 0 1, and a positive integer size.
-
-    :raises ValueError: with a one-line reason.
-    """
-    if not (_whole(width) and _whole(height)):
-        raise ValueError(f'camera image size must be whole pixels, got {width}x{height}')
-    camera = CameraIntrinsics(int(width), int(height), np.asarray(k, dtype=np.float64))
-    projection = np.hstack([camera.k, np.zeros((3, 1))])
-    return CameraInfoFields(width=camera.width, height=camera.height,
-                            k=tuple(camera.k.reshape(-1).tolist()),
-                            p=tuple(projection.reshape(-1).tolist()))
 
 
 @dataclass(frozen=True)
