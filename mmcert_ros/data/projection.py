@@ -249,7 +249,7 @@ def _equidistant_limit(coefficients: Sequence[float]) -> float:
     ``1 + 3 k1 s + 5 k2 s^2 + 7 k3 s^3 + 9 k4 s^4`` (``s = theta^2``), if any."""
     k1, k2, k3, k4 = coefficients
     roots = np.roots([9 * k4, 7 * k3, 5 * k2, 3 * k1, 1.0])
-    squares = roots.real[np.isclose(roots.imag, 0, atol=1e-12) & (roots.real > 0)]
+    squares = roots.real[np.isclose(roots.imag, 0, atol=1e-9) & (roots.real > 0)]
     return float(np.min(np.sqrt(squares), initial=np.pi / 2))
 
 

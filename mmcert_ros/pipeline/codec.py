@@ -142,7 +142,7 @@ def decode_compressed(msg) -> np.ndarray:
     ``'png'``, ``'rgb8; jpeg compressed bgr8'``, ``'mono8; png compressed mono8'``...); the
     data is decoded by ``cv2.imdecode`` into colour: grey images come out replicated to three
     channels, alpha is dropped, 16-bit PNGs are reduced to their high byte. The size is the
-    compressed image's own.
+    compressed image's own, pixels as stored (an EXIF orientation tag is ignored).
 
     :raises ImageDecodeError: kind ``'unknown_format'`` (the scheme is not one of
         :data:`COMPRESSED_FORMATS`) or ``'bad_compressed'`` (no data, or data that does not
@@ -151,7 +151,7 @@ def decode_compressed(msg) -> np.ndarray:
     fmt = str(msg.format)
     _check_format(fmt)
     buffer = _as_uint8(msg.data)
-    image = cv2.imdecode(buffer, cv2.IMREAD_COLOR) if buffer.size else None
+    image = _imdecode(buffer)
     if image is None:
         raise ImageDecodeError('bad_compressed', f'compressed image {fmt!r}: its {buffer.size} '
                                                  f'bytes do not decode')
@@ -269,6 +269,16 @@ def _check_format(fmt: str) -> None:
         raise ImageDecodeError(
             'unknown_format', f'unsupported compressed format {fmt!r}; accepted: '
             f'{" or ".join(COMPRESSED_FORMATS)} (e.g. \'rgb8; jpeg compressed bgr8\')')
+
+
+def _imdecode(buffer: np.ndarray) -> np.ndarray | None:
+    """The BGR image ``cv2.imdecode`` makes of ``buffer``, or None where it makes none."""
+    if not buffer.size:
+        return None
+    try:
+        return cv2.imdecode(buffer, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+    except cv2.error:
+        return None
 
 
 def _converted(msg, conversion: Conversion) -> np.ndarray:
