@@ -279,7 +279,7 @@ def test_encode_compressed_refuses(args, error, kind):
 # --- the one road, and the one list --------------------------------------------------------
 
 def test_frame_from_pair_takes_compressed_and_bayer_rgb():
-    source, _ = flat_blocks(2, 3)
+    source, colours = flat_blocks(2, 3)
     depth = SimpleNamespace(header=SimpleNamespace(frame_id='camera'), height=16, width=24,
                             encoding='32FC1', is_bigendian=0, step=96,
                             data=np.ones((16, 24), '<f4').tobytes())
@@ -293,6 +293,7 @@ def test_frame_from_pair_takes_compressed_and_bayer_rgb():
                             header=SimpleNamespace(frame_id='camera'))
     frame = frame_from_pair(Pair({'rgb': bayer, 'depth': depth}, {'rgb': 3, 'depth': 3}))
     assert frame.rgb.shape == source.shape
+    assert np.abs(tile_interiors(frame.rgb).astype(int) - colours[:, :, None, :]).max() <= 1
     with pytest.raises(FrameDecodeError) as caught:
         frame_from_pair(Pair({'rgb': compressed('tiff', data), 'depth': depth},
                              {'rgb': 3, 'depth': 3}))
