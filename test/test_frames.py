@@ -12,6 +12,7 @@ from mmcert_ros.data.point_cloud import encode_xyz
 from mmcert_ros.data.projection import CameraIntrinsics, Extrinsic, project_points, zbuffer
 from mmcert_ros.pipeline.codec import encode_image
 from mmcert_ros.pipeline.frames import FrameDecodeError, frame_from_pair
+from mmcert_ros.pipeline.message_fields import camera_info_from_k
 
 H, W = 30, 40
 K = np.array([[30.0, 0, W / 2], [0, 30.0, H / 2], [0, 0, 1]])
@@ -106,7 +107,7 @@ def test_every_failure_names_its_stream_and_kind():
     assert failure(pair(rgb, cloud), 'points', camera_info()) == ('depth', 'no_extrinsic')
     assert failure(pair(rgb, cloud), 'points', camera_info(W * 2, H * 2), LIDAR_TO_OPTICAL) \
         == ('camera_info', 'size_differs_from_rgb')
-    bad_model = SimpleNamespace(**dict(vars(camera_info()), distortion_model='equidistant'))
+    bad_model = SimpleNamespace(**dict(vars(camera_info()), distortion_model='double_sphere'))
     assert failure(pair(rgb, cloud), 'points', bad_model, LIDAR_TO_OPTICAL) == (
         'depth', 'bad_camera_info')
     behind = message(encode_xyz(-np.abs(lidar_points())), frame_id='velodyne')
@@ -118,3 +119,18 @@ def test_every_failure_names_its_stream_and_kind():
     assert failure(pair(rgb, depth), gt=gt) == ('gt', 'size_differs_from_rgb')
     with pytest.raises(ValueError, match='depth_source'):
         frame_from_pair(pair(rgb, depth), 'lidar')
+
+
+def test_a_camera_info_from_k_parameter_serves_like_a_message():
+    info = camera_info_from_k(K.reshape(-1).tolist(), W, H)
+    depth = message(encode_image(np.ones((H, W), np.float32), '32FC1'))
+    frame = frame_from_pair(pair(message(encode_image(RGB, 'rgb8')), depth), camera_info=info)
+    np.testing.assert_array_equal(frame.camera_matrix, K)
+    np.testing.assert_array_equal(frame.extras['projection'], np.hstack([K, np.zeros((3, 1))]))
+    points = lidar_points()
+    cloud = message(encode_xyz(points), frame_id='velodyne')
+    frame = frame_from_pair(pair(message(encode_image(RGB, 'rgb8')), cloud), 'points', info,
+                            LIDAR_TO_OPTICAL)
+    pinhole = CameraIntrinsics(W, H, K)
+    expected = project_points(points, pinhole, LIDAR_TO_OPTICAL)
+    np.testing.assert_array_equal(frame.extras['points'].pixels, expected.pixels)

@@ -119,7 +119,7 @@ def test_decoded_arrays_are_writable_copies():
 @pytest.mark.parametrize('msg, decoder, kind', [
     (fields(0, 4, 'rgb8', 12, b''), decode_rgb, 'empty_image'),
     (fields(2, 0, '16UC1', 0, b''), decode_depth, 'empty_image'),
-    (fields(2, 2, 'yuv422', 4, bytes(8)), decode_rgb, 'unknown_encoding'),
+    (fields(2, 2, 'rgb16', 12, bytes(24)), decode_rgb, 'unknown_encoding'),
     (fields(2, 2, 'rgb8', 6, bytes(8)), decode_depth, 'unknown_encoding'),
     (fields(2, 2, '16UC1', 4, bytes(8)), decode_mask, 'unknown_encoding'),
     (fields(2, 2, 'rgb8', 5, bytes(10)), decode_rgb, 'bad_step'),

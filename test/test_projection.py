@@ -1,5 +1,8 @@
-"""LiDAR-to-camera projection: extrinsic validation, distortion against OpenCV, z-buffer."""
+"""LiDAR-to-camera projection: extrinsic validation, distortion against OpenCV (cv2.projectPoints,
+cv2.fisheye.projectPoints), fold-back guards, z-buffer."""
 from __future__ import annotations
+
+from types import SimpleNamespace
 
 import cv2
 import numpy as np
@@ -70,8 +73,8 @@ def test_camera_info_read_and_checked():
                       distortion_model='plumb_bob', d=[0.1, 0.0, 0.0, 0.0, 0.0])
     camera = CameraIntrinsics.from_camera_info(info)
     assert (camera.width, camera.height, camera.distortion_model) == (640, 240, 'plumb_bob')
-    with pytest.raises(ValueError, match='equidistant.*not handled'):
-        CameraIntrinsics(640, 240, K, 'equidistant', (0.1, 0, 0, 0))
+    with pytest.raises(ValueError, match='double_sphere.*not handled'):
+        CameraIntrinsics(640, 240, K, 'double_sphere', (0.1, 0, 0, 0))
     with pytest.raises(ValueError, match='fx, fy > 0'):
         CameraIntrinsics(640, 240, np.zeros((3, 3)))
     with pytest.raises(ValueError, match='takes 5 coefficients'):
@@ -169,3 +172,80 @@ def test_simulated_scan_projects_back_onto_its_lidar_depth():
     np.testing.assert_array_equal(projected.pixels, expected.pixels)
     np.testing.assert_allclose(projected.depth, expected.depth, rtol=1e-5)
     assert projected.total == len(scan) == expected.count
+
+
+# --- equidistant (Kannala-Brandt fisheye) ------------------------------------------------
+
+FISHEYE_K = np.array([[200.0, 0.4, 320.5], [0.0, 201.0, 240.25], [0.0, 0.0, 1.0]])
+FISHEYE_D = (-0.013, 0.021, -0.0079, 0.0011)
+
+
+def fisheye_points(count, max_angle, rng):
+    """Points 1 to 40 m away at field angles up to ``max_angle`` radians, any azimuth."""
+    theta = rng.uniform(0, max_angle, count)
+    phi = rng.uniform(-np.pi, np.pi, count)
+    rays = np.column_stack([np.sin(theta) * np.cos(phi), np.sin(theta) * np.sin(phi),
+                            np.cos(theta)])
+    return rays * rng.uniform(1, 40, (count, 1))
+
+
+def opencv_fisheye(points, k, d):
+    """cv2.fisheye.projectPoints; it takes the skew as alpha = K[0, 1] / fx."""
+    pixels, _ = cv2.fisheye.projectPoints(points.reshape(-1, 1, 3), np.zeros(3), np.zeros(3),
+                                          k, np.array(d), alpha=k[0, 1] / k[0, 0])
+    return pixels[:, 0]
+
+
+def test_equidistant_matches_opencv_fisheye():
+    camera = CameraIntrinsics(640, 480, FISHEYE_K, 'equidistant', FISHEYE_D)
+    points = fisheye_points(2000, np.radians(85), np.random.default_rng(4))
+    np.testing.assert_allclose(camera.project(points), opencv_fisheye(points, FISHEYE_K,
+                                                                      FISHEYE_D),
+                               atol=1e-6, rtol=0)
+
+
+def test_equidistant_keeps_every_point_its_lens_sees():
+    """A fisheye sees far beyond the pinhole image (70 degrees off axis lands 240 px from
+    the centre here, a pinhole would put it 550 px away): the in-view points are exactly
+    those ahead of MIN_DEPTH_M whose cv2.fisheye pixel rounds into the image (these
+    coefficients' radius increases up to 90 degrees: no fold-back)."""
+    camera = CameraIntrinsics(640, 480, FISHEYE_K, 'equidistant', FISHEYE_D)
+    points = fisheye_points(5000, np.radians(89), np.random.default_rng(5))
+    projected = project_points(points, camera, Extrinsic(np.eye(3), np.zeros(3)))
+    uv = np.rint(opencv_fisheye(points, FISHEYE_K, FISHEYE_D))
+    inside = ((uv[:, 0] >= 0) & (uv[:, 0] < 640) & (uv[:, 1] >= 0) & (uv[:, 1] < 480)
+              & (points[:, 2] > MIN_DEPTH_M))
+    expected = (uv[inside, 1] * 640 + uv[inside, 0]).astype(np.int64)
+    np.testing.assert_array_equal(projected.pixels, expected)
+    pinhole = CameraIntrinsics(640, 480, FISHEYE_K).project(points[inside])
+    assert (np.abs(pinhole[:, 0] - 320) > 480).any()     # beyond the pinhole guard's margin
+
+
+def test_equidistant_fold_back_stays_out():
+    """With k1 = -0.5 the radius theta (1 - theta^2 / 2) peaks at theta = 1 / sqrt(1.5) and
+    falls back to the centre: points beyond that angle are out of view."""
+    camera = CameraIntrinsics(640, 480, FISHEYE_K, 'equidistant', (-0.5, 0.0, 0.0, 0.0))
+    limit = 1 / np.sqrt(1.5)
+    angles = np.array([limit - 0.01, limit + 0.01, 1.4])
+    points = np.column_stack([np.sin(angles), np.zeros(3), np.cos(angles)]) * 10
+    assert (np.abs(camera.project(points)[:, 0] - 320.5) < 320).all()   # all land in the image
+    projected = project_points(points, camera, Extrinsic(np.eye(3), np.zeros(3)))
+    assert projected.count == 1
+    np.testing.assert_allclose(projected.depth, points[:1, 2], rtol=1e-6)
+
+
+def test_zero_coefficient_equidistant_is_a_pinhole():
+    """As image_geometry, which applies no distortion when every coefficient is zero."""
+    points = fisheye_points(100, np.radians(30), np.random.default_rng(6))
+    fisheye = CameraIntrinsics(640, 480, FISHEYE_K, 'equidistant', (0.0,) * 4)
+    np.testing.assert_array_equal(fisheye.project(points),
+                                  CameraIntrinsics(640, 480, FISHEYE_K).project(points))
+
+
+def test_equidistant_takes_four_coefficients():
+    with pytest.raises(ValueError, match='equidistant takes 4 coefficients'):
+        CameraIntrinsics(640, 480, FISHEYE_K, 'equidistant', (0.1,) * 5)
+    info = SimpleNamespace(width=640, height=480, k=FISHEYE_K.reshape(-1).tolist(),
+                           distortion_model='equidistant', d=list(FISHEYE_D))
+    camera = CameraIntrinsics.from_camera_info(info)
+    assert camera.distortion_model == 'equidistant' and camera.d[:4] == FISHEYE_D

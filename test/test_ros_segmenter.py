@@ -135,7 +135,7 @@ MALFORMED = [  # (name, kind, which half is bad, field overrides)
     ('rgb data too short', 'size_mismatch', 'rgb', {'data': bytes(H * W * 3 - 1)}),
     ('rgb data too long', 'size_mismatch', 'rgb', {'data': bytes(H * W * 3 + 3)}),
     ('depth zero size', 'empty_image', 'depth', {'height': 0, 'data': b''}),
-    ('rgb unknown encoding', 'unknown_encoding', 'rgb', {'encoding': 'yuv422'}),
+    ('rgb unknown encoding', 'unknown_encoding', 'rgb', {'encoding': 'rgb16'}),
     ('depth unknown encoding', 'unknown_encoding', 'depth', {'encoding': '8UC3'}),
     ('rgb step too small', 'bad_step', 'rgb', {'step': W * 3 - 1}),
 ]

@@ -6,13 +6,22 @@ ROS ``CameraInfo``): ``p_cam = R p_lidar + t``. A point is *in view* when its de
 ``z = p_cam[2]`` exceeds :data:`MIN_DEPTH_M` and its (distorted) projection rounds to a pixel
 of the image; its depth is z (not the range), like every depth in this package.
 
-Distortion follows OpenCV / ROS ``image_geometry``: ``plumb_bob`` (k1, k2, p1, p2, k3) and
-``rational_polynomial`` (k1, k2, p1, p2, k3, k4, k5, k6) are applied to the normalized
-coordinates ``(x / z, y / z)`` before K (tested against ``cv2.projectPoints``); an empty
-model name or all-zero coefficients is a pinhole. Other models (``equidistant``...) are
-refused. Distortion polynomials fold back far outside the field of view, so only points
-whose *undistorted* projection lies within the image enlarged by :data:`FOLD_MARGIN` of its
-size on each side are distorted and tested; the rest are out of view.
+Distortion follows OpenCV / ROS ``image_geometry`` (:data:`DISTORTION_MODELS`):
+``plumb_bob`` (k1, k2, p1, p2, k3) and ``rational_polynomial`` (k1, k2, p1, p2, k3, k4, k5,
+k6) are applied to the normalized coordinates ``(x / z, y / z)`` before K (tested against
+``cv2.projectPoints``); ``equidistant`` is the Kannala-Brandt fisheye model of
+``cv2.fisheye`` (k1, k2, k3, k4): the field angle ``theta = atan(r)`` of
+``r = |(x / z, y / z)|`` becomes the radius ``theta (1 + k1 theta^2 + k2 theta^4 + k3 theta^6
++ k4 theta^8)`` (tested against ``cv2.fisheye.projectPoints``). An empty model name,
+``none``, or all-zero coefficients of any model is a pinhole, as in ``image_geometry``, which
+applies no distortion when every coefficient is zero. Other models are refused.
+
+Distortion folds back far outside the field of view, so only points where the model is one
+to one are distorted and tested; the rest are out of view. For the polynomial models those
+are the points whose *undistorted* projection lies within the image enlarged by
+:data:`FOLD_MARGIN` of its size on each side; for ``equidistant`` (whose lens sees far
+beyond the pinhole image) those whose field angle is below the first angle where the
+distorted radius stops increasing (at most 90 degrees).
 """
 from __future__ import annotations
 
@@ -31,7 +40,9 @@ FOLD_MARGIN = 0.25
 ROTATION_TOLERANCE = 1e-5
 #: tolerance of a quaternion's norm (it is then normalized)
 QUATERNION_TOLERANCE = 1e-3
-DISTORTION_MODELS = {'': 0, 'none': 0, 'plumb_bob': 5, 'rational_polynomial': 8}
+#: distortion models handled (lower case) -> number of coefficients in ``CameraInfo.d``
+DISTORTION_MODELS = {'': 0, 'none': 0, 'plumb_bob': 5, 'rational_polynomial': 8,
+                     'equidistant': 4}
 
 
 @dataclass(frozen=True)
@@ -146,8 +157,9 @@ class CameraIntrinsics:
 
     :ivar width: image width, pixels. :ivar height: image height, pixels.
     :ivar k: ``(3, 3)`` intrinsic matrix (fx, fy > 0, last row 0 0 1; a skew term is applied).
-    :ivar distortion_model: '' / 'none', 'plumb_bob' or 'rational_polynomial'.
-    :ivar d: the model's coefficients (5 or 8; fewer are padded with zeros).
+    :ivar distortion_model: a key of :data:`DISTORTION_MODELS` ('' / 'none', 'plumb_bob',
+        'rational_polynomial', 'equidistant').
+    :ivar d: the model's coefficients (5, 8 or 4), padded with zeros to 8.
     """
 
     width: int
@@ -168,7 +180,7 @@ class CameraIntrinsics:
         model = str(self.distortion_model).lower()
         if model not in DISTORTION_MODELS:
             raise ValueError(f'distortion model {self.distortion_model!r} is not handled '
-                             f'(use one of plumb_bob, rational_polynomial, or none)')
+                             f'(use one of {", ".join(sorted(filter(None, DISTORTION_MODELS)))})')
         d = [float(v) for v in self.d]
         if len(d) > max(DISTORTION_MODELS[model], 0) and any(d[DISTORTION_MODELS[model]:]):
             raise ValueError(f'{model or "no distortion"} takes {DISTORTION_MODELS[model]} '
@@ -193,16 +205,62 @@ class CameraIntrinsics:
     def project(self, points_cam: np.ndarray) -> np.ndarray:
         """``(M, 3)`` camera-frame points (z > 0) -> ``(M, 2)`` float64 pixel (u, v)."""
         z = points_cam[:, 2]
-        x, y = points_cam[:, 0] / z, points_cam[:, 1] / z
-        if any(self.d):
-            k1, k2, p1, p2, k3, k4, k5, k6 = self.d
-            r2 = x * x + y * y
-            radial = ((1 + r2 * (k1 + r2 * (k2 + r2 * k3)))
-                      / (1 + r2 * (k4 + r2 * (k5 + r2 * k6))))
-            x, y = (x * radial + 2 * p1 * x * y + p2 * (r2 + 2 * x * x),
-                    y * radial + p1 * (r2 + 2 * y * y) + 2 * p2 * x * y)
+        x, y = self._distorted(points_cam[:, 0] / z, points_cam[:, 1] / z)
         k = self.k
         return np.stack([k[0, 0] * x + k[0, 1] * y + k[0, 2], k[1, 1] * y + k[1, 2]], axis=1)
+
+    def unfolded(self, points_cam: np.ndarray) -> np.ndarray:
+        """``(M,)`` bool: the points of ``(M, 3)`` camera-frame points (z > 0) where the
+        distortion is one to one, so that their projection may be trusted (module docstring:
+        the fold-back guard). Each point's answer depends on that point alone."""
+        if self._fisheye:
+            z = points_cam[:, 2]
+            theta = np.arctan(np.hypot(points_cam[:, 0] / z, points_cam[:, 1] / z))
+            return theta < _equidistant_limit(self.d[:4])
+        with np.errstate(divide='ignore', invalid='ignore'):
+            pinhole = CameraIntrinsics(self.width, self.height, self.k).project(points_cam)
+        margin_u, margin_v = FOLD_MARGIN * self.width, FOLD_MARGIN * self.height
+        return ((pinhole[:, 0] >= -margin_u) & (pinhole[:, 0] <= self.width - 1 + margin_u)
+                & (pinhole[:, 1] >= -margin_v) & (pinhole[:, 1] <= self.height - 1 + margin_v))
+
+    @property
+    def _fisheye(self) -> bool:
+        return self.distortion_model == 'equidistant' and any(self.d)
+
+    def _distorted(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Normalized coordinates ``(x / z, y / z)`` -> distorted ones, before K."""
+        if not any(self.d):
+            return x, y
+        if self._fisheye:
+            return _equidistant(x, y, self.d[:4])
+        k1, k2, p1, p2, k3, k4, k5, k6 = self.d
+        r2 = x * x + y * y
+        radial = ((1 + r2 * (k1 + r2 * (k2 + r2 * k3)))
+                  / (1 + r2 * (k4 + r2 * (k5 + r2 * k6))))
+        return (x * radial + 2 * p1 * x * y + p2 * (r2 + 2 * x * x),
+                y * radial + p1 * (r2 + 2 * y * y) + 2 * p2 * x * y)
+
+
+def _equidistant(x: np.ndarray, y: np.ndarray,
+                 coefficients: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """Kannala-Brandt: scale ``(x, y)`` (at radius r) to the radius ``theta_d(atan r)``."""
+    k1, k2, k3, k4 = coefficients
+    r = np.hypot(x, y)
+    theta = np.arctan(r)
+    t2 = theta * theta
+    theta_d = theta * (1 + t2 * (k1 + t2 * (k2 + t2 * (k3 + t2 * k4))))
+    scale = np.divide(theta_d, r, out=np.ones_like(r), where=r > 0)
+    return x * scale, y * scale
+
+
+def _equidistant_limit(coefficients: Sequence[float]) -> float:
+    """The field angle (radians, at most pi / 2) below which the Kannala-Brandt radius
+    ``theta_d(theta)`` increases: the first zero of its derivative
+    ``1 + 3 k1 s + 5 k2 s^2 + 7 k3 s^3 + 9 k4 s^4`` (``s = theta^2``), if any."""
+    k1, k2, k3, k4 = coefficients
+    roots = np.roots([9 * k4, 7 * k3, 5 * k2, 3 * k1, 1.0])
+    squares = roots.real[np.isclose(roots.imag, 0, atol=1e-9) & (roots.real > 0)]
+    return float(np.min(np.sqrt(squares), initial=np.pi / 2))
 
 
 @dataclass(frozen=True)
@@ -240,12 +298,7 @@ def project_points(points: np.ndarray, camera: CameraIntrinsics, extrinsic: Extr
     cam = extrinsic.apply(points)
     ahead = cam[:, 2] > MIN_DEPTH_M
     cam = cam[ahead]
-    with np.errstate(divide='ignore', invalid='ignore'):
-        pinhole = CameraIntrinsics(camera.width, camera.height, camera.k).project(cam)
-    margin_u, margin_v = FOLD_MARGIN * camera.width, FOLD_MARGIN * camera.height
-    near = ((pinhole[:, 0] >= -margin_u) & (pinhole[:, 0] <= camera.width - 1 + margin_u)
-            & (pinhole[:, 1] >= -margin_v) & (pinhole[:, 1] <= camera.height - 1 + margin_v))
-    cam = cam[near]
+    cam = cam[camera.unfolded(cam)]
     uv = np.rint(camera.project(cam))
     inside = ((uv[:, 0] >= 0) & (uv[:, 0] < camera.width)
               & (uv[:, 1] >= 0) & (uv[:, 1] < camera.height))

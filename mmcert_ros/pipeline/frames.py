@@ -55,9 +55,13 @@ def frame_from_pair(pair: Pair, depth_source: str = 'image', camera_info=None,
                     extrinsic: Extrinsic | None = None, gt=None, name: str = '') -> Frame:
     """Decode ``pair`` (and its ground truth) into the frame the engine certifies.
 
-    :param pair: RGB and depth messages (``pair.depth`` None: an RGB-only frame).
+    :param pair: RGB and depth messages (``pair.depth`` None: an RGB-only frame); the RGB
+        message is an ``Image`` or a ``CompressedImage``, whatever
+        :func:`~mmcert_ros.pipeline.codec.decode_rgb` accepts.
     :param depth_source: one of :data:`DEPTH_SOURCES`, what ``pair.depth`` is.
-    :param camera_info: the RGB camera's latest ``CameraInfo``, or None.
+    :param camera_info: the RGB camera's latest ``CameraInfo`` (or the
+        :func:`~mmcert_ros.pipeline.message_fields.camera_info_from_k` of a K parameter), or
+        None.
     :param extrinsic: LiDAR-to-camera transform (needed with ``'points'``).
     :param gt: optional ground-truth ``Image`` message (mono8, non-zero = road).
     :param name: the frame's name, for reports.
