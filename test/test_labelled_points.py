@@ -80,8 +80,8 @@ def test_the_packages_reader_decodes_the_xyz():
     message = labelled_cloud(projected, certificate).copy_to(SimpleNamespace(), PointFieldSpec)
     xyz = decode_xyz(message, 'labelled')
     np.testing.assert_array_equal(xyz, projected.xyz)
-    np.testing.assert_array_equal(xyz, np.array([row[:3] for row in brute_force(lidar, certificate)],
-                                                np.float32))
+    expected = np.array([row[:3] for row in brute_force(lidar, certificate)], np.float32)
+    np.testing.assert_array_equal(xyz, expected)
 
 
 @pytest.mark.ros

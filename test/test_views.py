@@ -13,7 +13,8 @@ from mmcert_ros.pipeline.views import (CLASS_COLOURS, RADIUS_RAMP, VIEW_CERTIFIE
 
 
 def certificate(labels, radius):
-    return SimpleNamespace(labels=np.asarray(labels, np.uint8), radius=np.asarray(radius, np.int16))
+    return SimpleNamespace(labels=np.asarray(labels, np.uint8),
+                           radius=np.asarray(radius, np.int16))
 
 
 def test_view_topics_sit_beside_the_data_topics():
@@ -23,8 +24,8 @@ def test_view_topics_sit_beside_the_data_topics():
 
 def test_palette_has_one_colour_per_class_road_vivid_not_road_dark_grey():
     assert len(CLASS_COLOURS) == len(CLASS_NAMES)
-    assert segmentation_view(np.array([[ROAD_CLASS, 0]])).tolist() == [[[255, 0, 255],
-                                                                         [64, 64, 64]]]
+    view = segmentation_view(np.array([[ROAD_CLASS, 0]]))
+    assert view.tolist() == [[[255, 0, 255], [64, 64, 64]]]
     road, other = CLASS_COLOURS[ROAD_CLASS].astype(int), CLASS_COLOURS[0].astype(int)
     assert other[0] == other[1] == other[2] and luma(other) < 80          # dark grey
     assert road.max() - road.min() == 255 and luma(road) > luma(other) + 40  # saturated, lighter

@@ -33,8 +33,9 @@ VIEW_TOPICS = (VIEW_SEGMENTATION, VIEW_CERTIFIED_RADIUS)
 CLASS_COLOURS = np.array([(64, 64, 64), (255, 0, 255)], np.uint8)
 #: colour of a pixel that is not certified even at t = 0 in ``mmcert/view/certified_radius``
 NOT_CERTIFIED_COLOUR = (0, 0, 0)
-#: default t drawn in the ramp's top colour (larger t saturate there)
-DEFAULT_MAX_RADIUS = 10
+#: default t drawn in the ramp's top colour (larger t saturate there): the t of a unanimous
+#: pixel under the default engine settings (N = 100, alpha 0.001, ray (1, 2)) at 1242x375
+DEFAULT_MAX_RADIUS = 16
 #: matplotlib's viridis at 0, 1/8, ..., 1 (RGB): the anchors of :data:`RADIUS_RAMP`
 _VIRIDIS = np.array([(68, 1, 84), (71, 45, 123), (59, 82, 139), (44, 114, 142),
                      (33, 145, 140), (40, 174, 128), (94, 201, 98), (173, 220, 48),
