@@ -13,6 +13,8 @@ topic                      format  content
                                    ``mmcert/segmentation``, 0 = not (only while
                                    ``fs.sigma`` > 0; :func:`l2_image`)
 =========================  ======  ===================================================
+
+Colour images of the same certificate for people: :mod:`mmcert_ros.pipeline.views`.
 """
 from __future__ import annotations
 
