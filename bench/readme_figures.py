@@ -61,19 +61,26 @@ def draw_curve(out: Path) -> None:
     plt.close(figure)
 
 
-def draw_overlay(out: Path) -> None:
-    import cv2
-
+def certified_frame():
+    """``(frame, certificate)`` of the overlay picture: the held-out frame and its certificate
+    by the shipped default model (N, alpha, r and seed in the module docstring)."""
     from mmcert_ros.certify import CertifiedSegmenter, CertifyConfig
     from mmcert_ros.models import load_model
-    from mmcert_ros.pipeline.overlay import render_overlay
     from mmcert_ros.training.data import synthetic_frames
 
     frames, _ = synthetic_frames(OVERLAY_DRIVE, 1, 1242, 375)
     frame = frames[0]
     segmenter = CertifiedSegmenter(load_model(None, 'cpu'),
                                    CertifyConfig(num_samples=100, seed=0, device='cpu'))
-    certificate = segmenter.certify(frame.rgb, frame.depth)
+    return frame, segmenter.certify(frame.rgb, frame.depth)
+
+
+def draw_overlay(out: Path) -> None:
+    import cv2
+
+    from mmcert_ros.pipeline.overlay import render_overlay
+
+    frame, certificate = certified_frame()
     tinted = render_overlay(frame.rgb, certificate.labels, certificate.certified)
     truth = render_overlay(frame.rgb, frame.road_mask,
                            np.ones(frame.road_mask.shape, bool))

@@ -96,7 +96,8 @@ def test_colcon_builds_and_installs_the_package(colcon_workspace):
     assert (share / 'mmcert_ros' / 'package.xml').is_file()
     for folder in ('launch', 'config'):
         assert sorted(p.name for p in (share / 'mmcert_ros' / folder).iterdir()) == \
-            sorted(p.name for p in (ROOT / folder).iterdir() if p.suffix in ('.py', '.yaml'))
+            sorted(p.name for p in (ROOT / folder).iterdir()
+                   if p.suffix in ('.py', '.yaml', '.rviz', '.json'))
 
 
 @pytest.mark.ros

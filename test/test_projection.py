@@ -102,6 +102,22 @@ def test_projection_keeps_exactly_the_points_in_view():
     assert projected.total == 4000 and 0 < projected.count < 4000
 
 
+def test_projected_points_keep_their_cloud_frame_xyz_in_order():
+    camera = CameraIntrinsics(640, 240, K, 'plumb_bob', (-0.2, 0.05, 0.001, -0.002, 0.0))
+    extrinsic = Extrinsic(LIDAR_TO_OPTICAL, [0.1, -0.3, 0.2])
+    lidar = np.random.default_rng(4).uniform(-30, 30, (4000, 3))
+    projected = project_points(lidar, camera, extrinsic)
+    assert projected.xyz.dtype == np.float32 and projected.xyz.shape == (projected.count, 3)
+    # each row is an input point, in input order, and it projects to its own pixel and depth
+    rows = [np.flatnonzero((lidar.astype(np.float32) == point).all(axis=1))[0]
+            for point in projected.xyz]
+    assert rows == sorted(rows) and len(set(rows)) == projected.count
+    cam = extrinsic.apply(lidar[rows])
+    uv = np.rint(camera.project(cam)).astype(np.int64)
+    np.testing.assert_array_equal(uv[:, 1] * 640 + uv[:, 0], projected.pixels)
+    np.testing.assert_allclose(cam[:, 2], projected.depth, rtol=1e-6)
+
+
 def test_zbuffer_keeps_the_nearest_point_per_pixel():
     camera = CameraIntrinsics(64, 32, [[40, 0, 31.5], [0, 40, 15.5], [0, 0, 1]])
     rng = np.random.default_rng(3)

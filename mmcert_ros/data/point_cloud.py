@@ -33,6 +33,8 @@ from mmcert_ros.errors import MessageDecodeError
 #: PointField datatype constants -> numpy element type (little-endian form)
 POINT_FIELD_TYPES: dict[int, str] = {1: 'i1', 2: 'u1', 3: 'i2', 4: 'u2', 5: 'i4', 6: 'u4',
                                      7: 'f4', 8: 'f8'}
+#: the sensor_msgs/PointField datatype constants the package writes
+UINT8 = 2
 FLOAT32 = 7
 XYZ = ('x', 'y', 'z')
 
@@ -69,6 +71,23 @@ class CloudFields:
     row_step: int
     data: bytes
     is_dense: bool
+
+    def copy_to(self, msg, point_field):
+        """Set these fields on ``msg`` (e.g. a ROS ``PointCloud2``) and return it.
+
+        :param point_field: the ``PointField`` message class (or any callable taking
+            ``name, offset, datatype, count`` keywords), which builds ``msg.fields``.
+        """
+        msg.height = self.height
+        msg.width = self.width
+        msg.fields = [point_field(name=f.name, offset=f.offset, datatype=f.datatype,
+                                  count=f.count) for f in self.fields]
+        msg.is_bigendian = self.is_bigendian
+        msg.point_step = self.point_step
+        msg.row_step = self.row_step
+        msg.data = self.data
+        msg.is_dense = self.is_dense
+        return msg
 
 
 def decode_xyz(cloud, source: str = 'cloud') -> np.ndarray:

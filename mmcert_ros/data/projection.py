@@ -271,6 +271,10 @@ class ProjectedPoints:
     :ivar depth: ``(n,)`` float32 depth z of each point, metres (> ``MIN_DEPTH_M``).
     :ivar height: :ivar width: the image the points project into.
     :ivar total: points in the decoded cloud, in view or not.
+    :ivar xyz: ``(n, 3)`` float32 metres, each point as the cloud gave it (the cloud's own
+        frame, before the extrinsic), row i the point of ``pixels[i]``; filled by
+        :func:`project_points`, None for points that came without a cloud
+        (:func:`points_from_depth_image`).
     """
 
     pixels: np.ndarray
@@ -278,6 +282,7 @@ class ProjectedPoints:
     height: int
     width: int
     total: int
+    xyz: np.ndarray | None = None
 
     @property
     def count(self) -> int:
@@ -307,9 +312,11 @@ def project_points(points: np.ndarray, camera: CameraIntrinsics, extrinsic: Extr
         raise CloudDecodeError('none_in_view', f'{source}: none of its {len(points)} points is '
                                                f'in the camera view ({behind} behind the camera)')
     uv = uv[inside].astype(np.int64)
+    in_view = np.flatnonzero(ahead)[near][inside]
     return ProjectedPoints(pixels=uv[:, 1] * camera.width + uv[:, 0],
                            depth=cam[inside, 2].astype(np.float32),
-                           height=camera.height, width=camera.width, total=len(points))
+                           height=camera.height, width=camera.width, total=len(points),
+                           xyz=np.asarray(points, dtype=np.float32)[in_view])
 
 
 def zbuffer(projected: ProjectedPoints) -> np.ndarray:

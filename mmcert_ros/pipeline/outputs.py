@@ -13,8 +13,12 @@ topic                      format  content
                                    ``mmcert/segmentation``, 0 = not (only while
                                    ``fs.sigma`` > 0; :func:`l2_image`)
 =========================  ======  ===================================================
+
+Colour images of the same certificate for people: :mod:`mmcert_ros.pipeline.views`.
 """
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 
@@ -54,9 +58,6 @@ def output_images(certificate, rgb: np.ndarray,
     :param certificate: a :class:`mmcert_ros.certify.Certificate` at the RGB resolution.
     :param rgb: the ``(H, W, 3)`` uint8 RGB frame (for the overlay).
     """
-    unknown = set(topics) - set(OUTPUT_TOPICS)
-    if unknown:
-        raise ValueError(f'unknown output topics: {sorted(unknown)}')
     makers = {
         SEGMENTATION: lambda: encode_image(
             certificate.labels.astype(np.uint8, copy=False), 'mono8'),
@@ -66,7 +67,21 @@ def output_images(certificate, rgb: np.ndarray,
         OVERLAY: lambda: encode_image(
             render_overlay(rgb, certificate.labels, certificate.certified), 'rgb8'),
     }
-    return {topic: makers[topic]() for topic in OUTPUT_TOPICS if topic in topics}
+    return encode_requested(makers, topics)
+
+
+def encode_requested(makers: dict[str, Callable[[], ImageFields]],
+                     topics: set[str] | frozenset[str]) -> dict[str, ImageFields]:
+    """Run the maker of each requested topic (in the makers' order), and only those.
+
+    :param makers: topic -> a function encoding that topic's image of the frame.
+    :raises ValueError: naming every requested topic that has no maker (``unknown output
+        topics``), before anything is encoded.
+    """
+    unknown = set(topics) - set(makers)
+    if unknown:
+        raise ValueError(f'unknown output topics: {sorted(unknown)}')
+    return {topic: make() for topic, make in makers.items() if topic in topics}
 
 
 def l2_image(l2_certificate, labels: np.ndarray) -> ImageFields:
