@@ -8,7 +8,8 @@ velodyne, ouster; its parameter file and its ``mmcert_topics`` remappings), ``pa
 (a parameter file instead of the preset's; a relative path that does not exist from the
 current folder is looked up in the package's share folder, so ``config/velodyne.yaml`` works
 from any workspace), ``namespace``, ``node_name``, the topics ``rgb_topic``, ``depth_topic``,
-``points_topic``, ``camera_info_topic`` ('' = the preset's topic, else the node's own name),
+``points_topic``, ``camera_info_topic`` ('' = the preset's topic, else the node's own name;
+the compressed RGB input, ``rgb.transport: compressed``, follows ``<rgb topic>/compressed``),
 ``depth_source``, ``device`` and ``num_samples`` ('' = the parameter file's value) and
 ``use_sim_time``. The parameter file's ``mmcert_segmenter`` section (or ``/**``, or
 ``/<namespace>/<node_name>``) applies under any namespace and node name.
@@ -20,7 +21,8 @@ from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-from mmcert_ros.pipeline.presets import PRESETS, config_dir, preset_path, preset_remappings
+from mmcert_ros.pipeline.presets import (COMPRESSED_RGB, PRESETS, config_dir, preset_path,
+                                         preset_remappings, with_compressed_rgb)
 from mmcert_ros.ros.launch_support import node_parameters
 
 NODE_NAME = 'mmcert_segmenter'
@@ -83,12 +85,15 @@ def segmenter(context):
         if value[argument]:
             parameters[parameter] = typed(value[argument])
     remappings = dict(preset_remappings(params_file))
-    remappings.update({name: value[argument] for argument, name in TOPIC_ARGUMENTS.items()
-                       if value[argument]})
+    given = {name: value[argument] for argument, name in TOPIC_ARGUMENTS.items()
+             if value[argument]}
+    if 'rgb/image' in given:
+        remappings.pop(COMPRESSED_RGB, None)   # follows the given topic, not the preset's
+    remappings.update(given)
     return [Node(
         package='mmcert_ros', executable='segmenter', name=value['node_name'],
         namespace=value['namespace'], output='screen', parameters=[parameters],
-        remappings=list(remappings.items()))]
+        remappings=with_compressed_rgb(list(remappings.items())))]
 
 
 def generate_launch_description():

@@ -138,7 +138,8 @@ def test_parameter_file_is_valid_for_rcl_and_for_the_nodes(path):
     if path.stem != 'mmcert':
         depth_input = {'image': 'depth/image', 'points': 'depth/points'}[
             found['mmcert_segmenter'].get('depth.source', 'image')]
-        assert {name for name, _ in remaps} == {'rgb/image', depth_input, 'rgb/camera_info'}
+        assert {name for name, _ in remaps} == {'rgb/image', 'rgb/image/compressed',
+                                                depth_input, 'rgb/camera_info'}
 
 
 def test_preset_topic_section_errors_name_the_file(tmp_path):
@@ -180,3 +181,16 @@ def test_a_parameter_file_applies_to_its_node_under_any_namespace(tmp_path):
                                         target_nodes=['mmcert_segmenter'])
     assert set(node_parameters(ROOT / 'config' / 'kitti.yaml', 'mmcert_segmenter', 'x')) == \
         set(rcl)
+
+
+def test_the_compressed_rgb_input_follows_the_rgb_topic():
+    """image_transport publishes a camera's compressed images on ``<raw topic>/compressed``:
+    a remapped ``rgb/image`` brings ``rgb/image/compressed`` along, unless it is remapped."""
+    from mmcert_ros.pipeline.presets import preset_path, preset_remappings, with_compressed_rgb
+    assert dict(preset_remappings(preset_path('velodyne')))['rgb/image/compressed'] == \
+        '/camera/image_raw/compressed'
+    assert with_compressed_rgb([('rgb/image', '/cam/raw/')]) == [
+        ('rgb/image', '/cam/raw/'), ('rgb/image/compressed', '/cam/raw/compressed')]
+    own = [('rgb/image', '/a'), ('rgb/image/compressed', '/b/jpeg')]
+    assert with_compressed_rgb(own) == own
+    assert with_compressed_rgb([('depth/image', '/d')]) == [('depth/image', '/d')]

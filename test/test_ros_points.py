@@ -32,6 +32,7 @@ pytestmark = pytest.mark.ros   # the node over Fast DDS, a LiDAR process and a c
 SEED, N, KEEP_POINTS, R_DEPTH = 7, 8, 16, 3
 TIMEOUT_S = 1.0
 STATUS = 'mmcert/status'
+LABELLED_POINTS = 'mmcert/labelled_points'
 PARAMS = {'model.device': 'cpu', 'certify.num_samples': N, 'certify.seed': SEED,
           'model.batch_size': 8, 'qos.reliability': 'reliable', 'publish.overlay': False,
           'depth.source': 'points', 'depth.extrinsic': IDENTITY, 'depth.timeout_s': TIMEOUT_S,
@@ -61,9 +62,10 @@ class Client(RosClient):
     """RGB + CameraInfo + clouds of our own in, outputs and mmcert/status recorded."""
 
     def __init__(self, domain_id):
-        super().__init__(domain_id, inputs=False, extra_subscriptions={STATUS: DiagnosticArray})
         from rclpy.qos import QoSProfile, ReliabilityPolicy
         from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+        super().__init__(domain_id, inputs=False, extra_subscriptions={
+            STATUS: DiagnosticArray, LABELLED_POINTS: PointCloud2})
         qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
         self.publishers = {'rgb': self.node.create_publisher(Image, 'rgb/image', qos),
                            'camera_info': self.node.create_publisher(CameraInfo,
@@ -148,7 +150,21 @@ def test_clouds_pair_with_rgb_and_are_certified_as_points(graph, oracle):
     points = project_points(scene_points(), CameraIntrinsics(W, H, np.array(K).reshape(3, 3)),
                             Extrinsic.from_values([float(v) for v in IDENTITY.split()]))
     assert points.count == POINTS                      # every point of the scene is in view
-    assert_outputs_match(client, stamp_ns, oracle.certify(RGB, points))
+    certificate = oracle.certify(RGB, points)
+    assert_outputs_match(client, stamp_ns, certificate)
+    # the same points, labelled with their pixels' certificate, in the cloud's own frame
+    from sensor_msgs_py import point_cloud2
+    client.spin_until(lambda: stamp_ns in client.received[LABELLED_POINTS],
+                      what='the labelled points of the frame')
+    cloud = client.received[LABELLED_POINTS][stamp_ns]
+    assert cloud.header.frame_id == 'lidar'                # the echo's cloud frame
+    read = point_cloud2.read_points(cloud, field_names=('x', 'y', 'z', 'label', 'certified'))
+    np.testing.assert_allclose(np.stack([read['x'], read['y'], read['z']], axis=1),
+                               scene_points(), rtol=1e-6)
+    pixels = points.pixels
+    np.testing.assert_array_equal(read['label'], certificate.labels.reshape(-1)[pixels])
+    np.testing.assert_array_equal(read['certified'],
+                                  certificate.certified.reshape(-1)[pixels].astype(np.uint8))
     # delta of the published mask: R_DEPTH points of n = POINTS (r_rgb = 0), exact rationals;
     # the report of the last frame (an RGB-only frame's delta counts depth pixels: 0.0068)
     exact = 1 - Fraction(comb(POINTS - R_DEPTH, KEEP_POINTS), comb(POINTS, KEEP_POINTS))

@@ -282,8 +282,10 @@ def test_frame_times_are_stamped_with_the_frame_header():
     from mmcert_ros.ros.diagnostics import frame_times_array
     header = Header(frame_id='cam')
     header.stamp.sec = 12
-    array = frame_times_array({'decode': 0.001, 'inference': 0.020}, 0.5, 'n: frame', header)
+    array = frame_times_array({'decode': 0.001, 'inference': 0.020}, 0.5, 'n: frame', header,
+                              '/robot/n')
     assert array.header.stamp.sec == 12 and array.header.frame_id == 'cam'
+    assert array.status[0].hardware_id == '/robot/n'
     values = values_of(array)
     assert values['processing_time_ms'] == '21.000' and values['pipeline_latency_ms'] == '500.000'
     assert values['inference_ms'] == '20.000' and values['l2_ms'] == '0.000'

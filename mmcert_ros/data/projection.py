@@ -303,7 +303,8 @@ def project_points(points: np.ndarray, camera: CameraIntrinsics, extrinsic: Extr
     cam = extrinsic.apply(points)
     ahead = cam[:, 2] > MIN_DEPTH_M
     cam = cam[ahead]
-    cam = cam[camera.unfolded(cam)]
+    unfolded = camera.unfolded(cam)
+    cam = cam[unfolded]
     uv = np.rint(camera.project(cam))
     inside = ((uv[:, 0] >= 0) & (uv[:, 0] < camera.width)
               & (uv[:, 1] >= 0) & (uv[:, 1] < camera.height))
@@ -312,7 +313,7 @@ def project_points(points: np.ndarray, camera: CameraIntrinsics, extrinsic: Extr
         raise CloudDecodeError('none_in_view', f'{source}: none of its {len(points)} points is '
                                                f'in the camera view ({behind} behind the camera)')
     uv = uv[inside].astype(np.int64)
-    in_view = np.flatnonzero(ahead)[near][inside]
+    in_view = np.flatnonzero(ahead)[unfolded][inside]
     return ProjectedPoints(pixels=uv[:, 1] * camera.width + uv[:, 0],
                            depth=cam[inside, 2].astype(np.float32),
                            height=camera.height, width=camera.width, total=len(points),

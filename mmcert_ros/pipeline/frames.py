@@ -22,6 +22,8 @@ With a CameraInfo the frame has ``camera_matrix`` = K and ``extras['projection']
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from mmcert_ros.data.frame import Frame
@@ -30,6 +32,7 @@ from mmcert_ros.data.point_cloud import decode_xyz
 from mmcert_ros.data.projection import CameraIntrinsics, Extrinsic, project_points, zbuffer
 from mmcert_ros.errors import MessageDecodeError
 from mmcert_ros.pipeline.codec import decode_depth, decode_mask, decode_rgb
+from mmcert_ros.pipeline.message_fields import camera_info_from_k
 
 #: what the depth stream carries: depth images or LiDAR point clouds
 DEPTH_SOURCES = ('image', 'points')
@@ -52,7 +55,8 @@ class FrameDecodeError(MessageDecodeError):
 
 
 def frame_from_pair(pair: Pair, depth_source: str = 'image', camera_info=None,
-                    extrinsic: Extrinsic | None = None, gt=None, name: str = '') -> Frame:
+                    extrinsic: Extrinsic | None = None, gt=None, name: str = '',
+                    camera_k: Sequence[float] | None = None) -> Frame:
     """Decode ``pair`` (and its ground truth) into the frame the engine certifies.
 
     :param pair: RGB and depth messages (``pair.depth`` None: an RGB-only frame); the RGB
@@ -65,12 +69,17 @@ def frame_from_pair(pair: Pair, depth_source: str = 'image', camera_info=None,
     :param extrinsic: LiDAR-to-camera transform (needed with ``'points'``).
     :param gt: optional ground-truth ``Image`` message (mono8, non-zero = road).
     :param name: the frame's name, for reports.
+    :param camera_k: K (9 values, row-major; checked beforehand) of a camera that publishes
+        no CameraInfo: while ``camera_info`` is None it stands for one, distortion-free, at
+        the RGB image's size (:func:`~mmcert_ros.pipeline.message_fields.camera_info_from_k`).
     :raises FrameDecodeError: naming the stream and the defect; nothing is decoded further.
     """
     if depth_source not in DEPTH_SOURCES:
         raise ValueError(f'depth_source must be one of {DEPTH_SOURCES}, got {depth_source!r}')
     rgb = _decoded('rgb', decode_rgb, pair.rgb)
     size = rgb.shape[:2]
+    if camera_info is None and camera_k is not None:
+        camera_info = camera_info_from_k(camera_k, size[1], size[0])
     extras = {}
     camera_matrix = None
     if camera_info is not None:

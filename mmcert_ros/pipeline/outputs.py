@@ -8,6 +8,7 @@ topic                      format  content
 ``mmcert/certified_radius`` mono8  t on the configured ray (saturates at 254);
                                    255 = not certified even at t = 0
 ``mmcert/overlay``         rgb8    camera image tinted by :mod:`mmcert_ros.pipeline.overlay`
+``mmcert/overlay/compressed`` jpeg the same, as a ``sensor_msgs/CompressedImage``
 ``mmcert/l2_certification`` mono8  255 = l2-certified (feature-space smoothing) at
                                    ``fs.radius`` with the same label as
                                    ``mmcert/segmentation``, 0 = not (only while
@@ -22,7 +23,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from mmcert_ros.pipeline.codec import ImageFields, encode_image
+from mmcert_ros.pipeline.codec import ImageFields, encode_compressed, encode_image
 from mmcert_ros.pipeline.overlay import render_overlay
 
 SEGMENTATION = 'mmcert/segmentation'
@@ -32,6 +33,11 @@ OVERLAY = 'mmcert/overlay'
 #: the topics encoded from the l0 certificate by :func:`output_images`
 OUTPUT_TOPICS = (SEGMENTATION, CERTIFICATION, CERTIFIED_RADIUS, OVERLAY)
 L2_CERTIFICATION = 'mmcert/l2_certification'
+#: ``mmcert/overlay`` as image_transport's ``compressed`` transport sends it
+#: (``sensor_msgs/CompressedImage``, jpeg; :func:`compressed_overlay`)
+OVERLAY_COMPRESSED = OVERLAY + '/compressed'
+#: JPEG quality of :data:`OVERLAY_COMPRESSED` (image_transport's default)
+OVERLAY_JPEG_QUALITY = 80
 #: per-frame times (``diagnostic_msgs/DiagnosticArray``, header = the frame's RGB header;
 #: :func:`mmcert_ros.ros.diagnostics.frame_times_array`), for tools that plot them
 FRAME_TIMES = 'mmcert/debug/frame_times'
@@ -82,6 +88,13 @@ def encode_requested(makers: dict[str, Callable[[], ImageFields]],
     if unknown:
         raise ValueError(f'unknown output topics: {sorted(unknown)}')
     return {topic: make() for topic, make in makers.items() if topic in topics}
+
+
+def compressed_overlay(certificate, rgb: np.ndarray) -> tuple[str, bytes]:
+    """``(format, data)`` of :data:`OVERLAY_COMPRESSED`: the overlay of ``mmcert/overlay`` as
+    a JPEG (``'rgb8; jpeg compressed bgr8'``, quality :data:`OVERLAY_JPEG_QUALITY`)."""
+    overlay = render_overlay(rgb, certificate.labels, certificate.certified)
+    return encode_compressed(overlay, 'jpeg', OVERLAY_JPEG_QUALITY)
 
 
 def l2_image(l2_certificate, labels: np.ndarray) -> ImageFields:

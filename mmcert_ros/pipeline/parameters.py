@@ -24,6 +24,9 @@ from mmcert_ros.errors import UserError
 from mmcert_ros.pipeline.frames import DEPTH_SOURCES
 
 RELIABILITIES = ('best_effort', 'reliable')
+#: how RGB images arrive: sensor_msgs/Image on rgb/image, or image_transport's compressed
+#: sensor_msgs/CompressedImage on rgb/image/compressed
+RGB_TRANSPORTS = ('raw', 'compressed')
 _PARAMETER_OF_FIELD = {field: name for name, field in PARAMETER_FIELDS.items()}
 _INT64_MAX = 2 ** 63 - 1
 
@@ -113,8 +116,22 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec('qos.reliability', 'best_effort',
                   'reliability of the image subscriptions (fixed at start-up)',
                   constraints='best_effort or reliable', read_only=True),
-    ParameterSpec('publish.overlay', True, 'publish mmcert/overlay (rgb8)'),
+    ParameterSpec('rgb.transport', 'raw',
+                  'how RGB arrives: raw (Image on rgb/image) or compressed (CompressedImage, '
+                  'jpeg/png, on rgb/image/compressed); fixed at start-up',
+                  constraints='raw or compressed', read_only=True),
+    ParameterSpec('camera.k', '',
+                  "the RGB camera's K as 9 numbers, row-major 'fx 0 cx 0 fy cy 0 0 1', for a "
+                  "camera without CameraInfo (a CameraInfo, once received, wins); '' = none",
+                  constraints='9 numbers separated by spaces, or empty'),
+    ParameterSpec('publish.overlay', True,
+                  'publish mmcert/overlay (rgb8) and mmcert/overlay/compressed (jpeg)'),
     ParameterSpec('publish.radius', True, 'publish mmcert/certified_radius (mono8)'),
+    ParameterSpec('publish.views', True,
+                  'publish mmcert/view/segmentation and mmcert/view/certified_radius (rgb8, '
+                  'for viewers) and, with clouds, mmcert/labelled_points'),
+    ParameterSpec('view.max_radius', 16,
+                  't shown brightest on mmcert/view/certified_radius', 1, 254),
     ParameterSpec('fs.sigma', L2Settings.sigma,
                   'l2 certificate: Gaussian noise sigma, RGB in [0, 1] units; 0 = off',
                   0.0, 10.0),
@@ -274,6 +291,10 @@ class NodeSettings:
     :ivar reliability: 'best_effort' or 'reliable' (subscriptions).
     :ivar publish_overlay: whether ``mmcert/overlay`` is published.
     :ivar publish_radius: whether ``mmcert/certified_radius`` is published.
+    :ivar rgb_transport: one of :data:`RGB_TRANSPORTS`.
+    :ivar camera_k: K (9 values, row-major) given as ``camera.k``, or None.
+    :ivar publish_views: whether the view images (and labelled points) are published.
+    :ivar view_max_radius: t at the top of the certified-radius view's colour ramp.
     :ivar l2: the l2 certificate's settings (``fs.*``; ``l2.enabled`` is ``fs.sigma > 0``);
         ``l2.booster`` is an existing file or ''.
     :ivar runtime: time-fault, frame-budget and input-health settings.
@@ -289,6 +310,10 @@ class NodeSettings:
     l2: L2Settings
     runtime: RuntimeSettings
     depth: DepthSettings = DepthSettings()
+    rgb_transport: str = 'raw'
+    camera_k: tuple[float, ...] | None = None
+    publish_views: bool = True
+    view_max_radius: int = 16
 
     @classmethod
     def from_parameters(cls, values: Mapping[str, Any]) -> 'NodeSettings':
@@ -317,7 +342,7 @@ class NodeSettings:
         if reliability not in RELIABILITIES:
             raise UserError(
                 f'qos.reliability must be one of {RELIABILITIES}, got {reliability!r}')
-        for name in ('publish.overlay', 'publish.radius'):
+        for name in ('publish.overlay', 'publish.radius', 'publish.views'):
             if not isinstance(values[name], bool):
                 raise UserError(f'{name} must be true or false, got {values[name]!r}')
         if checkpoint:
@@ -336,7 +361,41 @@ class NodeSettings:
                    publish_overlay=values['publish.overlay'],
                    publish_radius=values['publish.radius'], l2=l2,
                    runtime=RuntimeSettings.from_parameters(values),
-                   depth=DepthSettings.from_parameters(values))
+                   depth=DepthSettings.from_parameters(values),
+                   rgb_transport=_rgb_transport(values['rgb.transport']),
+                   camera_k=_camera_k(values['camera.k']),
+                   publish_views=values['publish.views'],
+                   view_max_radius=_view_max_radius(values['view.max_radius']))
+
+
+def _rgb_transport(value) -> str:
+    if value not in RGB_TRANSPORTS:
+        raise UserError(f'rgb.transport must be one of {RGB_TRANSPORTS}, got {value!r}')
+    return value
+
+
+def _camera_k(value) -> tuple[float, ...] | None:
+    """``camera.k`` as 9 floats (checked as a camera matrix), or None for ''."""
+    from mmcert_ros.pipeline.message_fields import camera_info_from_k
+    if not isinstance(value, str):
+        raise UserError(f'camera.k must be a string of 9 numbers, got {value!r}')
+    if not value.strip():
+        return None
+    try:
+        numbers = tuple(float(v) for v in value.split())
+    except ValueError:
+        raise UserError(f'camera.k must be 9 numbers separated by spaces, got {value!r}') from None
+    try:
+        camera_info_from_k(numbers, 1, 1)
+    except ValueError as error:
+        raise UserError(f'camera.k: {error}') from None
+    return numbers
+
+
+def _view_max_radius(value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 254:
+        raise UserError(f'view.max_radius must be an integer in [1, 254], got {value!r}')
+    return value
 
 
 def _check_device_available(device: str) -> None:

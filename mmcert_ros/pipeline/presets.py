@@ -20,6 +20,18 @@ TOPICS_SECTION = 'mmcert_topics'
 #: key in the topics section -> the segmenter's input name it remaps
 TOPIC_KEYS = {'rgb_image': 'rgb/image', 'depth_image': 'depth/image',
               'depth_points': 'depth/points', 'camera_info': 'rgb/camera_info'}
+#: the segmenter's RGB input with ``rgb.transport: compressed`` (image_transport's name)
+COMPRESSED_RGB = 'rgb/image/compressed'
+
+
+def with_compressed_rgb(remappings: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """``remappings`` plus ``rgb/image/compressed -> <rgb topic>/compressed`` where
+    ``rgb/image`` is remapped (image_transport publishes a camera's compressed images beside
+    its raw ones), unless the compressed input is remapped already."""
+    mapped = dict(remappings)
+    if 'rgb/image' in mapped and COMPRESSED_RGB not in mapped:
+        return [*remappings, (COMPRESSED_RGB, mapped['rgb/image'].rstrip('/') + '/compressed')]
+    return list(remappings)
 
 
 def config_dir() -> Path:
@@ -53,7 +65,8 @@ def preset_path(preset: str) -> Path:
 
 def preset_remappings(path: str | Path) -> list[tuple[str, str]]:
     """``[(segmenter input name, source topic), ...]`` from a preset's ``mmcert_topics``
-    section; empty if the file has none (e.g. ``mmcert.yaml``).
+    section (with :func:`with_compressed_rgb`); empty if the file has none (e.g.
+    ``mmcert.yaml``).
 
     :raises ValueError: naming the file and key if the section is malformed.
     """
@@ -73,4 +86,4 @@ def preset_remappings(path: str | Path) -> list[tuple[str, str]]:
         if not isinstance(topic, str) or not topic:
             raise ValueError(f'{path}: {TOPICS_SECTION}.{key} must be a topic name, got {topic!r}')
         remaps.append((TOPIC_KEYS[key], topic))
-    return remaps
+    return with_compressed_rgb(remaps)

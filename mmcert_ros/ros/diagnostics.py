@@ -378,7 +378,7 @@ def diagnostic_array(report: Report, name: str, hardware_id: str, stamp) -> Diag
 
 
 def frame_times_array(stage_s: Mapping[str, float], latency_s: float, name: str,
-                      header) -> DiagnosticArray:
+                      header, hardware_id: str) -> DiagnosticArray:
     """One frame's times as a ``DiagnosticArray`` stamped with the frame's RGB ``header``
     (``mmcert/debug/frame_times``): ``processing_time_ms`` (the sum of the stages),
     ``pipeline_latency_ms`` (l0 publication minus the RGB stamp) and ``<stage>_ms``."""
@@ -386,6 +386,7 @@ def frame_times_array(stage_s: Mapping[str, float], latency_s: float, name: str,
               'pipeline_latency_ms': 1000.0 * latency_s,
               **{f'{stage}_ms': 1000.0 * stage_s.get(stage, 0.0) for stage in STAGES}}
     status = DiagnosticStatus(level=DiagnosticStatus.OK, name=name, message='frame times',
+                              hardware_id=hardware_id,
                               values=[KeyValue(key=k, value=f'{v:.3f}')
                                       for k, v in values.items()])
     array = DiagnosticArray(status=[status])
@@ -394,14 +395,15 @@ def frame_times_array(stage_s: Mapping[str, float], latency_s: float, name: str,
 
 
 def mode_status_array(with_depth: bool, depth_source: str, name: str,
-                      header) -> DiagnosticArray:
+                      header, hardware_id: str) -> DiagnosticArray:
     """The ``mmcert/status`` message of one published frame, stamped with its RGB ``header``:
     one status, OK with message ``rgb-d`` when the frame was certified with its depth, WARN
     with message ``degraded: rgb-only`` when it was certified from RGB alone (depth all
-    invalid); values ``mode`` (the same text) and ``depth_source`` (``image`` / ``points``)."""
+    invalid); values ``mode`` (the same text) and ``depth_source`` (``image`` / ``points``).
+    ``hardware_id``: the node's fully qualified name, as in ``/diagnostics``."""
     mode = RGBD if with_depth else RGB_ONLY
     status = DiagnosticStatus(level=DiagnosticStatus.OK if with_depth else DiagnosticStatus.WARN,
-                              name=name, message=mode,
+                              name=name, message=mode, hardware_id=hardware_id,
                               values=[KeyValue(key='mode', value=mode),
                                       KeyValue(key='depth_source', value=depth_source)])
     array = DiagnosticArray(status=[status])

@@ -53,7 +53,7 @@ from rclpy.duration import Duration
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, PointField
 
 from mmcert_ros.certify import CancelToken, FrameCancelled
 from mmcert_ros.certify.l2 import FrameCertification
@@ -64,9 +64,12 @@ from mmcert_ros.pipeline import outputs
 from mmcert_ros.pipeline.depth_watch import DepthWatch
 from mmcert_ros.pipeline.engines import Engines, build_engines
 from mmcert_ros.pipeline.frames import FrameDecodeError, frame_from_pair
+from mmcert_ros.pipeline.labelled_points import LABELLED_POINTS, labelled_cloud
 from mmcert_ros.pipeline.message_fields import stamp_to_ns
 from mmcert_ros.pipeline.parameters import (PARAMETER_NAMES, PARAMETERS, NodeSettings,
                                             RuntimeSettings)
+from mmcert_ros.pipeline.presets import COMPRESSED_RGB
+from mmcert_ros.pipeline.views import VIEW_TOPICS, view_images
 from mmcert_ros.ros.diagnostics import (HealthLimits, L2FrameStats, PipelineStats,
                                         diagnostic_array, frame_times_array, mode_status_array,
                                         should_log)
@@ -134,12 +137,18 @@ class SegmenterNode(Node):
         self._slot: LatestSlot[Pair] = LatestSlot()
         self._camera_info: CameraInfo | None = None
         self._depth_watch = DepthWatch(self._settings.depth.timeout_s)
-        self._topics = INPUT_TOPICS[self._settings.depth.source]
+        compressed = self._settings.rgb_transport == 'compressed'
+        self._topics = dict(INPUT_TOPICS[self._settings.depth.source],
+                            **({'rgb': COMPRESSED_RGB} if compressed else {}))
+        #: name of this node's statuses in /diagnostics and mmcert/status: the fully qualified
+        #: name without its leading '/', so segmenters in two namespaces stay apart
+        self._status_name = self.get_fully_qualified_name().lstrip('/')
         self._last_error_report = 0.0
 
         input_qos = (qos_profile_sensor_data if self._settings.reliability == 'best_effort'
                      else QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE))
-        self.create_subscription(Image, 'rgb/image', self._on_rgb, input_qos)
+        self.create_subscription(CompressedImage if compressed else Image, self._topics['rgb'],
+                                 self._on_rgb, input_qos)
         depth_type = PointCloud2 if self._settings.depth.source == 'points' else Image
         self.create_subscription(depth_type, self._topics['depth'], self._on_depth, input_qos)
         self.create_subscription(CameraInfo, 'rgb/camera_info', self._on_camera_info, input_qos)
@@ -153,7 +162,12 @@ class SegmenterNode(Node):
         self._clock_jumps = self._watch_clock_jumps(runtime.jump_back_s)
         self._publishers_by_topic = {
             topic: self.create_publisher(Image, topic, OUTPUT_QOS)
-            for topic in outputs.OUTPUT_TOPICS + (outputs.L2_CERTIFICATION,)}
+            for topic in outputs.OUTPUT_TOPICS + (outputs.L2_CERTIFICATION,) + VIEW_TOPICS}
+        self._publishers_by_topic[outputs.OVERLAY_COMPRESSED] = self.create_publisher(
+            CompressedImage, outputs.OVERLAY_COMPRESSED, OUTPUT_QOS)
+        if self._settings.depth.source == 'points':
+            self._publishers_by_topic[LABELLED_POINTS] = self.create_publisher(
+                PointCloud2, LABELLED_POINTS, OUTPUT_QOS)
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self._frame_times_pub = self.create_publisher(DiagnosticArray, outputs.FRAME_TIMES,
                                                       OUTPUT_QOS)
@@ -243,7 +257,7 @@ class SegmenterNode(Node):
 
     # -- inputs (executor threads: cheap, never block) ----------------------------------
 
-    def _on_rgb(self, msg: Image) -> None:
+    def _on_rgb(self, msg: Image | CompressedImage) -> None:
         self._offer('rgb', msg)
 
     def _on_depth(self, msg: Image | PointCloud2) -> None:
@@ -389,7 +403,8 @@ class SegmenterNode(Node):
         tic = time.perf_counter()
         try:
             frame = frame_from_pair(pair, settings.depth.source, self._camera_info,
-                                    self._extrinsic_for(pair, settings))
+                                    self._extrinsic_for(pair, settings),
+                                    camera_k=settings.camera_k)
         except FrameDecodeError as error:
             return self._fail(error.kind, f'{self._topics[error.stream]}: {error}')
         rgb = frame.rgb
@@ -414,14 +429,18 @@ class SegmenterNode(Node):
         if settings.publish_overlay and overlay_pub.get_subscription_count():
             topics.add(outputs.OVERLAY)
         images = outputs.output_images(certificate, rgb, topics)
+        if settings.publish_views:
+            images.update(view_images(certificate, self._subscribed(VIEW_TOPICS),
+                                      settings.view_max_radius))
         messages = {topic: fields.copy_to(Image(header=pair.rgb.header))
                     for topic, fields in images.items()}
+        messages.update(self._viewer_messages(settings, certificate, frame, pair))
         stages['encode'] = time.perf_counter() - tic
 
         tic = time.perf_counter()
         self._publish(self._status_pub, mode_status_array(
-            pair.depth is not None, settings.depth.source, f'{self.get_name()}: mode',
-            pair.rgb.header))
+            pair.depth is not None, settings.depth.source, f'{self._status_name}: mode',
+            pair.rgb.header, self.get_fully_qualified_name()))
         for topic, msg in messages.items():
             if not self._publish(self._publishers_by_topic[topic], msg):
                 return
@@ -433,7 +452,27 @@ class SegmenterNode(Node):
         self._stats.record_frame(stages, latency_s, certificate.certified_fraction,
                                  certificate.delta, l2_stats)
         self._publish(self._frame_times_pub, frame_times_array(
-            stages, latency_s, f'{self.get_name()}: frame', pair.rgb.header))
+            stages, latency_s, f'{self._status_name}: frame', pair.rgb.header,
+            self.get_fully_qualified_name()))
+
+    def _subscribed(self, topics) -> set[str]:
+        """Those of ``topics`` someone subscribes to (viewer topics cost nothing unwatched)."""
+        return {topic for topic in topics
+                if self._publishers_by_topic[topic].get_subscription_count()}
+
+    def _viewer_messages(self, settings: NodeSettings, certificate, frame, pair: Pair) -> dict:
+        """The compressed overlay (RGB header) and the labelled points (the cloud's header)
+        of one frame, for the topics someone subscribes to."""
+        messages = {}
+        if settings.publish_overlay and self._subscribed({outputs.OVERLAY_COMPRESSED}):
+            fmt, data = outputs.compressed_overlay(certificate, frame.rgb)
+            messages[outputs.OVERLAY_COMPRESSED] = CompressedImage(
+                header=pair.rgb.header, format=fmt, data=data)
+        if (settings.publish_views and 'points' in frame.extras and pair.depth is not None
+                and self._subscribed({LABELLED_POINTS})):
+            messages[LABELLED_POINTS] = labelled_cloud(frame.extras['points'], certificate) \
+                .copy_to(PointCloud2(header=pair.depth.header), PointField)
+        return messages
 
     def _extrinsic_for(self, pair: Pair, settings: NodeSettings) -> Extrinsic | None:
         """The LiDAR-to-camera extrinsic of the pair's cloud: ``depth.extrinsic``, else the
@@ -517,7 +556,7 @@ class SegmenterNode(Node):
             report = self._stats.report(counters, self._slot.dropped, settings,
                                         [warning] if warning else [], rgb_only_s)
             self._publish(self._diagnostics_pub, diagnostic_array(
-                report, f'{self.get_name()}: pipeline', self.get_fully_qualified_name(),
+                report, f'{self._status_name}: pipeline', self.get_fully_qualified_name(),
                 self.get_clock().now().to_msg()))
 
     # -- lifecycle ----------------------------------------------------------------------
