@@ -10,19 +10,24 @@ of full-size frames loses most of them), sim_drive waits until the segmenter sub
 publishes 1 frame per second, and N is 40 (enough to certify at the KITTI size, as in
 ``mmcert-ros demo``). With ``num_frames`` > 0 the launch shuts down by itself ``linger_s``
 seconds after sim_drive has delivered its last frame, time for the segmenter to certify the
-frames still in flight. Every argument: ``ros2 launch mmcert_ros sim_demo.launch.py
+frames still in flight. The segmenter logs one line per certified frame; ``rviz:=true``
+opens rviz2 on config/mmcert.rviz. Every argument: ``ros2 launch mmcert_ros sim_demo.launch.py
 --show-args``.
 """
+import shutil
+import tempfile
+from pathlib import Path
+
 from launch import LaunchDescription
-from launch.actions import (DeclareLaunchArgument, EmitEvent, LogInfo, OpaqueFunction,
-                            RegisterEventHandler, TimerAction)
+from launch.actions import (DeclareLaunchArgument, EmitEvent, ExecuteProcess, LogInfo,
+                            OpaqueFunction, RegisterEventHandler, TimerAction)
 from launch.event_handlers import OnProcessExit
 from launch.events import Shutdown
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
 from mmcert_ros.ros.launch_support import node_parameters
-from mmcert_ros.pipeline.presets import preset_path, preset_remappings
+from mmcert_ros.pipeline.presets import config_dir, preset_path, preset_remappings
 
 #: name -> (default, description); '' keeps the value of the preset's parameter file
 ARGUMENTS = {
@@ -37,6 +42,8 @@ ARGUMENTS = {
     'checkpoint': ('', "model checkpoint of the segmenter; '' = the shipped default"),
     'device': ('', "segmenter device (auto, cpu, cuda, cuda:N); '' = the preset's"),
     'use_sim_time': ('false', 'both nodes take time from /clock (needs a /clock publisher)'),
+    'rviz': ('false', "true = open rviz2 with the package's config/mmcert.rviz (the overlay, "
+                      'the views and, with clouds, the labelled points)'),
     'wait_for_subscribers': ('1', 'sim_drive holds its first frame until rgb/image has this '
                                   'many subscribers (1 = the segmenter)'),
     'linger_s': ('10.0', 'seconds the segmenter keeps running after the last frame of a '
@@ -58,6 +65,7 @@ def nodes(context):
     segmenter = {parameter: kind(value[name])
                  for name, (parameter, kind) in SEGMENTER_OVERRIDES.items() if value[name]}
     common = {'qos.reliability': 'reliable', 'use_sim_time': use_sim_time}
+    segmenter['log.frames'] = True                  # one line per certified frame
 
     def node(executable, name, overrides):
         parameters = dict(node_parameters(params_file, name, value['namespace']),
@@ -69,6 +77,8 @@ def nodes(context):
     sim_drive = node(executable='sim_drive', name='mmcert_sim_drive', overrides=sim)
     actions = [sim_drive,
                node(executable='segmenter', name='mmcert_segmenter', overrides=segmenter)]
+    if value['rviz'].lower() in ('true', '1'):
+        actions.append(rviz(value['namespace']))
     if sim.get('num_frames'):
         linger_s = float(value['linger_s'])
         actions.append(RegisterEventHandler(OnProcessExit(target_action=sim_drive, on_exit=[
@@ -76,6 +86,21 @@ def nodes(context):
             TimerAction(period=linger_s,
                         actions=[EmitEvent(event=Shutdown(reason='the drive is over'))])])))
     return actions
+
+
+def rviz(namespace: str):
+    """rviz2 on config/mmcert.rviz, its topics moved into ``namespace``; a log line saying
+    how to run it where rviz2 is not installed."""
+    config = config_dir() / 'mmcert.rviz'
+    if shutil.which('rviz2') is None:
+        return LogInfo(msg=f'rviz:=true but rviz2 is not installed here; elsewhere run: '
+                           f'rviz2 -d {config}')
+    if namespace.strip('/'):
+        moved = Path(tempfile.mkdtemp(prefix='mmcert_rviz_')) / 'mmcert.rviz'
+        moved.write_text(config.read_text().replace(
+            'Value: /mmcert/', f'Value: /{namespace.strip("/")}/mmcert/'))
+        config = moved
+    return ExecuteProcess(cmd=['rviz2', '-d', str(config)], output='screen')
 
 
 def generate_launch_description():

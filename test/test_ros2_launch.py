@@ -9,6 +9,7 @@ parameter values their arguments and parameter files say (read back with ``ros2 
 and ``ros2 param get``).
 """
 import re
+import shutil
 import time
 
 import pytest
@@ -55,7 +56,7 @@ def test_sim_demo_certifies_the_drive_and_ends_by_itself(colcon_workspace, tmp_p
                         extra_subscriptions={'/demo/mmcert/certification': Image})
     launch = Launch(colcon_workspace, fresh_domain_id, 'sim_demo.launch.py', dict(
         SMALL, namespace='demo', num_frames=frames, rate_hz=1.5, linger_s=3.0,
-        checkpoint=tiny_checkpoint(tmp_path / 'tiny.pt'),
+        checkpoint=tiny_checkpoint(tmp_path / 'tiny.pt'), rviz='true',
         wait_for_subscribers=2),       # the segmenter and this test's recorder, on every input
         tmp_path / 'launch.log')
     recorder = None
@@ -91,6 +92,12 @@ def test_sim_demo_certifies_the_drive_and_ends_by_itself(colcon_workspace, tmp_p
                 if key in ('frames_total', 'dropped_pairs', 'unpaired_rgb', 'unpaired_depth',
                            'errors_total')}
     assert len(certified) >= 0.9 * frames, (len(certified), counters, launch.log())
+    # one line per certified frame, naming its stamp
+    lines = re.findall(r'\]: frame (\d+\.\d{3}) s: [\d.]+% certified, road [\d.]+%, \d+ ms '
+                       r'\(rgb-d\)', launch.log())
+    assert sorted(lines) == sorted(f'{stamp / 1e9:.3f}' for stamp in certified), launch.log()
+    if shutil.which('rviz2') is None:
+        assert 'rviz:=true but rviz2 is not installed here' in launch.log()
     assert 'sim_drive is done; shutting down in 3 s' in launch.log()
     assert_clean_end(launch, status)
 

@@ -130,6 +130,9 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec('publish.views', True,
                   'publish mmcert/view/segmentation and mmcert/view/certified_radius (rgb8, '
                   'for viewers) and, with clouds, mmcert/labelled_points'),
+    ParameterSpec('log.frames', False,
+                  'log one INFO line per certified frame (stamp, certified and road shares, '
+                  'time, mode)'),
     ParameterSpec('view.max_radius', 16,
                   't shown brightest on mmcert/view/certified_radius', 1, 254),
     ParameterSpec('fs.sigma', L2Settings.sigma,
@@ -295,6 +298,7 @@ class NodeSettings:
     :ivar camera_k: K (9 values, row-major) given as ``camera.k``, or None.
     :ivar publish_views: whether the view images (and labelled points) are published.
     :ivar view_max_radius: t at the top of the certified-radius view's colour ramp.
+    :ivar log_frames: whether each certified frame is logged (one INFO line).
     :ivar l2: the l2 certificate's settings (``fs.*``; ``l2.enabled`` is ``fs.sigma > 0``);
         ``l2.booster`` is an existing file or ''.
     :ivar runtime: time-fault, frame-budget and input-health settings.
@@ -314,6 +318,7 @@ class NodeSettings:
     camera_k: tuple[float, ...] | None = None
     publish_views: bool = True
     view_max_radius: int = 16
+    log_frames: bool = False
 
     @classmethod
     def from_parameters(cls, values: Mapping[str, Any]) -> 'NodeSettings':
@@ -342,7 +347,7 @@ class NodeSettings:
         if reliability not in RELIABILITIES:
             raise UserError(
                 f'qos.reliability must be one of {RELIABILITIES}, got {reliability!r}')
-        for name in ('publish.overlay', 'publish.radius', 'publish.views'):
+        for name in ('publish.overlay', 'publish.radius', 'publish.views', 'log.frames'):
             if not isinstance(values[name], bool):
                 raise UserError(f'{name} must be true or false, got {values[name]!r}')
         if checkpoint:
@@ -365,7 +370,8 @@ class NodeSettings:
                    rgb_transport=_rgb_transport(values['rgb.transport']),
                    camera_k=_camera_k(values['camera.k']),
                    publish_views=values['publish.views'],
-                   view_max_radius=_view_max_radius(values['view.max_radius']))
+                   view_max_radius=_view_max_radius(values['view.max_radius']),
+                   log_frames=values['log.frames'])
 
 
 def _rgb_transport(value) -> str:

@@ -59,6 +59,7 @@ from mmcert_ros.certify import CancelToken, FrameCancelled
 from mmcert_ros.certify.l2 import FrameCertification
 from mmcert_ros.data.pairing import LatestSlot, Pair, StampPairer, TimeJump
 from mmcert_ros.data.projection import Extrinsic
+from mmcert_ros.data.road import ROAD_CLASS
 from mmcert_ros.errors import UserError
 from mmcert_ros.pipeline import outputs
 from mmcert_ros.pipeline.depth_watch import DepthWatch
@@ -451,6 +452,13 @@ class SegmenterNode(Node):
             l2_stats = self._certify_l2(run, certificate.labels, pair.rgb.header, stages)
         self._stats.record_frame(stages, latency_s, certificate.certified_fraction,
                                  certificate.delta, l2_stats)
+        if settings.log_frames:
+            self.get_logger().info(
+                f'frame {pair.rgb_stamp_ns / 1e9:.3f} s: '
+                f'{certificate.certified_fraction:.1%} certified, '
+                f'road {float(np.mean(certificate.labels == ROAD_CLASS)):.1%}, '
+                f'{1000 * sum(stages.values()):.0f} ms '
+                f'({"rgb-d" if pair.depth is not None else "rgb-only"})')
         self._publish(self._frame_times_pub, frame_times_array(
             stages, latency_s, f'{self._status_name}: frame', pair.rgb.header,
             self.get_fully_qualified_name()))
