@@ -1,14 +1,19 @@
-"""Full-size images delivered to the segmenter on one host: best-effort vs reliable inputs.
+"""Full-size images delivered to the segmenter on one host, per rate and QoS.
 
 Usage (from the repository root)::
 
-    python bench/ros_qos.py                      # 1242x375 at 2 Hz, 30 frames, both QoS
+    python bench/ros_qos.py                       # 1242x375, 10 and 30 Hz, 10 s each
+    python bench/ros_qos.py --rates 5 --seconds 20 --width 621 --height 188
 
-For each ``qos.reliability`` of the segmenter's subscriptions, sim_drive (reliable
-publishers, its default) publishes ``--frames`` frames; both nodes run as separate processes
-on a private, machine-local ROS domain. Printed, side by side: the RGB and depth images the
-segmenter received (its ``received_*`` counters, read from ``/diagnostics`` after the drive)
-and the pairs it made, out of the frames sent.
+For each rate and each (publisher, subscriber) reliability pair of :data:`QOS_PAIRS` (a
+camera driver's best-effort sensor-data profile into the presets' best-effort
+subscriptions; a reliable source, CARLA's bridge or a bag, into reliable ones; a reliable
+source into best-effort ones), sim_drive publishes ``rate * seconds`` frames (the first 10
+rendered once and repeated, so the feed keeps its rate) and the segmenter (N = 8) takes
+them; both run as separate processes on a private, machine-local ROS domain. Printed, side
+by side: the RGB and depth images that reached the segmenter's pairer (its ``received_*``
+counters, from ``/diagnostics`` after the drive) and the pairs it made, in per cent of the
+frames sent; then the CPU model and the load.
 """
 from __future__ import annotations
 
@@ -17,33 +22,39 @@ import os
 import tempfile
 from pathlib import Path
 
+from mmcert_ros.tools.bench import cpu_features, cpu_model, isa_class
 from mmcert_ros.ros.pipeline_run import NodeProcesses, OutputRecorder, ros_environment
-from mmcert_ros.pipeline.parameters import RELIABILITIES
+
+#: (sim_drive's publishers, the segmenter's subscriptions)
+QOS_PAIRS = (('best_effort', 'best_effort'), ('reliable', 'reliable'),
+             ('reliable', 'best_effort'))
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--width', type=int, default=1242)
     parser.add_argument('--height', type=int, default=375)
-    parser.add_argument('--rate', type=float, default=2.0)
-    parser.add_argument('--frames', type=int, default=30)
+    parser.add_argument('--rates', type=float, nargs='+', default=[10.0, 30.0])
+    parser.add_argument('--seconds', type=float, default=10.0)
     parser.add_argument('--domain-id', type=int, default=90 + os.getpid() % 40)
     return parser.parse_args()
 
 
-def received(reliability: str, args: argparse.Namespace, log_dir: Path) -> dict[str, int]:
+def received(publisher: str, subscriber: str, rate: float, frames: int,
+             args: argparse.Namespace, log_dir: Path) -> dict[str, int]:
     """The segmenter's final ``received_rgb``, ``received_depth`` and ``paired`` counters."""
     recorder = OutputRecorder(args.domain_id)
     try:
-        with NodeProcesses(log_dir / reliability, ros_environment(args.domain_id)) as nodes:
+        with NodeProcesses(log_dir, ros_environment(args.domain_id)) as nodes:
             nodes.start('segmenter', {'model.device': 'cpu', 'certify.num_samples': 8,
-                                      'model.batch_size': 8, 'qos.reliability': reliability,
-                                      'publish.overlay': False})
+                                      'model.batch_size': 8, 'qos.reliability': subscriber,
+                                      'publish.overlay': False, 'publish.views': False})
             sim = nodes.start('sim_drive', {'width': args.width, 'height': args.height,
-                                            'rate_hz': args.rate, 'num_frames': args.frames,
+                                            'rate_hz': rate, 'num_frames': frames,
+                                            'loop_frames': 10, 'qos.reliability': publisher,
                                             'wait_for_subscribers': 1})
-            recorder.spin_until(lambda: sim.poll() is not None,
-                                60 + 10 * args.frames / args.rate, on_idle=nodes.check_alive)
+            recorder.spin_until(lambda: sim.poll() is not None, 60 + 3 * frames / rate,
+                                on_idle=nodes.check_alive)
             seen = len(recorder.recording.diagnostics)    # two more reports: all counted
             recorder.spin_until(lambda: len(recorder.recording.diagnostics) > seen + 1, 30.0)
         return {key: recorder.recording.final_counter(key)
@@ -55,14 +66,22 @@ def received(reliability: str, args: argparse.Namespace, log_dir: Path) -> dict[
 def main() -> None:
     args = parse_args()
     os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
-    print(f'ros_qos: sim_drive {args.width}x{args.height} at {args.rate:g} Hz, {args.frames} '
-          f'frames (reliable publishers) -> segmenter subscriptions:')
+    print(f'ros_qos: sim_drive {args.width}x{args.height}, {args.seconds:g} s per run -> '
+          f'segmenter; per cent of the frames sent that reached its pairer')
+    print(f'  {"rate":>6}  {"publisher":<12}{"subscriber":<12}{"sent":>6}{"rgb":>8}'
+          f'{"depth":>8}{"pairs":>8}')
     with tempfile.TemporaryDirectory() as log_dir:
-        for reliability in RELIABILITIES:
-            counts = received(reliability, args, Path(log_dir))
-            print(f'  {reliability:<12} received {counts["received_rgb"]}/{args.frames} RGB, '
-                  f'{counts["received_depth"]}/{args.frames} depth, {counts["paired"]} pairs',
-                  flush=True)
+        for rate in args.rates:
+            frames = max(1, round(rate * args.seconds))
+            for index, (publisher, subscriber) in enumerate(QOS_PAIRS):
+                counts = received(publisher, subscriber, rate, frames, args,
+                                  Path(log_dir) / f'{rate:g}_{index}')
+                share = {key: 100.0 * value / frames for key, value in counts.items()}
+                print(f'  {rate:>4g} Hz  {publisher:<12}{subscriber:<12}{frames:>6}'
+                      f'{share["received_rgb"]:>7.0f}%{share["received_depth"]:>7.0f}%'
+                      f'{share["paired"]:>7.0f}%', flush=True)
+    print(f'machine: {cpu_model()} ({isa_class(cpu_features())}), {os.cpu_count()} cores; '
+          f'load average at the end {os.getloadavg()[0]:.1f}')
 
 
 if __name__ == '__main__':

@@ -110,7 +110,7 @@ def test_topic_hz_matches_the_rate_in_diagnostics(demo):
     from mmcert_ros.ros.diagnostics import values_of
     served = [float(values_of(array)['frame_rate_hz'])
               for array in client.diagnostics[reports:]
-              if array.status and array.status[0].name.startswith('mmcert_segmenter')]
+              if array.status and array.status[0].name == 'cli/mmcert_segmenter: pipeline']
     assert len(served) >= 4
     served_hz = float(np.mean(served[1:]))
     assert rates[-1] == pytest.approx(served_hz, rel=0.3)

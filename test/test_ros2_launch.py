@@ -151,14 +151,18 @@ def segmenter_launches(colcon_workspace, tmp_path_factory, domain_id):
         assert_clean_end(launch, statuses[name], processes=('segmenter',))
 
 
-def node_info(workspace, domain_id: int, node: str) -> dict[str, set[str]]:
+def node_info(workspace, domain_id: int, node: str, topics=frozenset()) -> dict[str, set[str]]:
     """``ros2 node info`` as ``{'Subscribers': {'/topic: type', ...}, 'Publishers': ...}``,
-    once it lists subscribers and publishers (discovery of a starting node takes a while)."""
-    result = workspace.ros2_until(
-        domain_id, 'node', 'info', node,
-        ok=lambda result: all(info_sections(result.stdout).get(section)
-                              for section in ('Subscribers', 'Publishers')),
-        what=f'the info of {node}')
+    once it lists subscribers and publishers, ``topics`` among them (discovery of a starting
+    node's endpoints takes a while and comes in pieces)."""
+    def complete(result):
+        sections = info_sections(result.stdout)
+        listed = {line.split(':')[0] for section in ('Subscribers', 'Publishers')
+                  for line in sections.get(section, ())}
+        return all(sections.get(section) for section in ('Subscribers', 'Publishers')) \
+            and set(topics) <= listed
+    result = workspace.ros2_until(domain_id, 'node', 'info', node, ok=complete,
+                                  what=f'the info of {node} listing {sorted(topics)}')
     return info_sections(result.stdout)
 
 
@@ -192,7 +196,7 @@ def param_get(workspace, domain_id: int, node: str, name: str) -> str:
 ], ids=['mmcert.launch.py', 'carla.launch.py'])
 def test_launched_segmenter_has_the_topics_and_parameters_the_arguments_say(
         segmenter_launches, colcon_workspace, domain_id, node, topics, parameters):
-    info = node_info(colcon_workspace, domain_id, node)
+    info = node_info(colcon_workspace, domain_id, node, topics)
     found = {line.split(':')[0] for line in info['Subscribers'] | info['Publishers']}
     assert topics <= found, info
     assert 'sensor_msgs/msg/Image' in ' '.join(info['Subscribers']), info
@@ -241,9 +245,10 @@ def test_every_preset_launches_with_its_topics_and_the_arguments(
     if preset == 'ouster':
         topics['depth/points'] = '/lidar/front'         # the argument wins over the preset
     node = f'/p_{preset}/seg_{preset}'
-    info = node_info(colcon_workspace, domain_id, node)
+    expected = {topics[name] for name in inputs}
+    info = node_info(colcon_workspace, domain_id, node, expected)
     subscribed = {line.split(':')[0] for line in info['Subscribers']}
-    assert {topics[name] for name in inputs} <= subscribed, info
+    assert expected <= subscribed, info
     assert f'/p_{preset}/mmcert/certification' in {line.split(':')[0]
                                                    for line in info['Publishers']}
     assert param_get(colcon_workspace, domain_id, node, 'certify.num_samples') == \
