@@ -15,7 +15,7 @@ setup(
         (f'share/{PACKAGE}', ['package.xml']),
         (f'share/{PACKAGE}/launch', glob('launch/*.launch.py')),
         (f'share/{PACKAGE}/config', glob('config/*.yaml') + glob('config/*.rviz')
-         + glob('config/*.json')),
+         + glob('config/*.json') + glob('config/*.xml')),
     ],
     install_requires=[
         'setuptools',

@@ -13,7 +13,8 @@ rendered once and repeated, so the feed keeps its rate) and the segmenter (N = 8
 them; both run as separate processes on a private, machine-local ROS domain. Printed, side
 by side: the RGB and depth images that reached the segmenter's pairer (its ``received_*``
 counters, from ``/diagnostics`` after the drive) and the pairs it made, in per cent of the
-frames sent; then the CPU model and the load.
+frames sent, with Fast DDS's default transports and with ``config/fastdds_large_images.xml``
+(a 32 MB shared-memory segment) loaded by both processes; then the CPU model and the load.
 """
 from __future__ import annotations
 
@@ -22,12 +23,15 @@ import os
 import tempfile
 from pathlib import Path
 
+from mmcert_ros.pipeline.presets import config_dir
 from mmcert_ros.tools.bench import cpu_features, cpu_model, isa_class
 from mmcert_ros.ros.pipeline_run import NodeProcesses, OutputRecorder, ros_environment
 
 #: (sim_drive's publishers, the segmenter's subscriptions)
 QOS_PAIRS = (('best_effort', 'best_effort'), ('reliable', 'reliable'),
              ('reliable', 'best_effort'))
+#: transports of both processes: Fast DDS's defaults, or the package's large-image profile
+TRANSPORTS = {'default': None, 'large shm': 'fastdds_large_images.xml'}
 
 
 def parse_args() -> argparse.Namespace:
@@ -40,12 +44,16 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def received(publisher: str, subscriber: str, rate: float, frames: int,
+def received(publisher: str, subscriber: str, rate: float, frames: int, profile: str | None,
              args: argparse.Namespace, log_dir: Path) -> dict[str, int]:
     """The segmenter's final ``received_rgb``, ``received_depth`` and ``paired`` counters."""
     recorder = OutputRecorder(args.domain_id)
+    env = ros_environment(args.domain_id)
+    env.pop('FASTDDS_DEFAULT_PROFILES_FILE', None)
+    if profile:
+        env['FASTDDS_DEFAULT_PROFILES_FILE'] = str(config_dir() / profile)
     try:
-        with NodeProcesses(log_dir, ros_environment(args.domain_id)) as nodes:
+        with NodeProcesses(log_dir, env) as nodes:
             nodes.start('segmenter', {'model.device': 'cpu', 'certify.num_samples': 8,
                                       'model.batch_size': 8, 'qos.reliability': subscriber,
                                       'publish.overlay': False, 'publish.views': False})
@@ -68,18 +76,20 @@ def main() -> None:
     os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
     print(f'ros_qos: sim_drive {args.width}x{args.height}, {args.seconds:g} s per run -> '
           f'segmenter; per cent of the frames sent that reached its pairer')
-    print(f'  {"rate":>6}  {"publisher":<12}{"subscriber":<12}{"sent":>6}{"rgb":>8}'
-          f'{"depth":>8}{"pairs":>8}')
+    print(f'  {"rate":>6}  {"publisher":<12}{"subscriber":<12}{"transports":<11}{"sent":>6}'
+          f'{"rgb":>8}{"depth":>8}{"pairs":>8}')
     with tempfile.TemporaryDirectory() as log_dir:
         for rate in args.rates:
             frames = max(1, round(rate * args.seconds))
             for index, (publisher, subscriber) in enumerate(QOS_PAIRS):
-                counts = received(publisher, subscriber, rate, frames, args,
-                                  Path(log_dir) / f'{rate:g}_{index}')
-                share = {key: 100.0 * value / frames for key, value in counts.items()}
-                print(f'  {rate:>4g} Hz  {publisher:<12}{subscriber:<12}{frames:>6}'
-                      f'{share["received_rgb"]:>7.0f}%{share["received_depth"]:>7.0f}%'
-                      f'{share["paired"]:>7.0f}%', flush=True)
+                for transports, profile in TRANSPORTS.items():
+                    counts = received(publisher, subscriber, rate, frames, profile, args,
+                                      Path(log_dir) / f'{rate:g}_{index}_{transports}')
+                    share = {key: 100.0 * value / frames for key, value in counts.items()}
+                    print(f'  {rate:>4g} Hz  {publisher:<12}{subscriber:<12}{transports:<11}'
+                          f'{frames:>6}{share["received_rgb"]:>7.0f}%'
+                          f'{share["received_depth"]:>7.0f}%{share["paired"]:>7.0f}%',
+                          flush=True)
     print(f'machine: {cpu_model()} ({isa_class(cpu_features())}), {os.cpu_count()} cores; '
           f'load average at the end {os.getloadavg()[0]:.1f}')
 

@@ -97,7 +97,7 @@ def test_colcon_builds_and_installs_the_package(colcon_workspace):
     for folder in ('launch', 'config'):
         assert sorted(p.name for p in (share / 'mmcert_ros' / folder).iterdir()) == \
             sorted(p.name for p in (ROOT / folder).iterdir()
-                   if p.suffix in ('.py', '.yaml', '.rviz', '.json'))
+                   if p.suffix in ('.py', '.yaml', '.rviz', '.json', '.xml'))
 
 
 @pytest.mark.ros

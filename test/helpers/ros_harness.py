@@ -63,10 +63,11 @@ def tiny_checkpoint(path: Path, constant: bool = False, seed: int = 0) -> Path:
 
 
 class NodeProcess:
-    """``python -m mmcert_ros.tools.cli node <name> --ros-args ...`` in its own process."""
+    """``python -m mmcert_ros.tools.cli node <name> --ros-args ...`` in its own process
+    (``env``: variables added to the test graph's environment)."""
 
     def __init__(self, name: str, domain_id: int, log_path: Path, params: dict | None = None,
-                 extra_args: list[str] | None = None) -> None:
+                 extra_args: list[str] | None = None, env: dict[str, str] | None = None) -> None:
         args = [sys.executable, '-m', 'mmcert_ros.tools.cli', 'node', name, '--ros-args',
                 *(extra_args or [])]           # before the -p values, which then override them
         for key, value in (params or {}).items():
@@ -75,7 +76,8 @@ class NodeProcess:
             args += ['-p', f'{key}:={value}']
         self.log_path = log_path
         self._log = open(log_path, 'wb')
-        self.process = subprocess.Popen(args, cwd=REPO, env=ros_env(domain_id),
+        self.process = subprocess.Popen(args, cwd=REPO,
+                                        env=dict(ros_env(domain_id), **(env or {})),
                                         stdout=self._log, stderr=subprocess.STDOUT)
 
     @property
