@@ -11,7 +11,8 @@ from any workspace), ``namespace``, ``node_name``, the topics ``rgb_topic``, ``d
 ``points_topic``, ``camera_info_topic`` ('' = the preset's topic, else the node's own name;
 the compressed RGB input, ``rgb.transport: compressed``, follows ``<rgb topic>/compressed``),
 ``depth_source``, ``device`` and ``num_samples`` ('' = the parameter file's value) and
-``use_sim_time``. The parameter file's ``mmcert_segmenter`` section (or ``/**``, or
+``use_sim_time``; ``lifecycle:=true`` starts the managed variant (unconfigured; drive it with
+``ros2 lifecycle set``). The parameter file's ``mmcert_segmenter`` section (or ``/**``, or
 ``/<namespace>/<node_name>``) applies under any namespace and node name.
 """
 import os
@@ -19,11 +20,11 @@ import os
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
-from launch_ros.actions import Node
+from launch_ros.actions import LifecycleNode, Node
 
 from mmcert_ros.pipeline.presets import (COMPRESSED_RGB, PRESETS, config_dir, preset_path,
                                          preset_remappings, with_compressed_rgb)
-from mmcert_ros.ros.launch_support import node_parameters
+from mmcert_ros.ros.launch_support import LIFECYCLE_FLAG, node_parameters
 
 NODE_NAME = 'mmcert_segmenter'
 #: topic argument -> the segmenter input it remaps
@@ -51,6 +52,8 @@ ARGUMENTS = {
     'device': ('', "auto, cpu, cuda or cuda:N; '' = model.device of the file"),
     'num_samples': ('', "N, sub-sampled copies per frame; '' = certify.num_samples of the file"),
     'use_sim_time': ('false', 'use the /clock topic as time source'),
+    'lifecycle': ('false', 'true = a managed (lifecycle) node, started unconfigured: '
+                  '`ros2 lifecycle set <node> configure` loads the model, `activate` subscribes'),
 }
 
 
@@ -90,9 +93,11 @@ def segmenter(context):
     if 'rgb/image' in given:
         remappings.pop(COMPRESSED_RGB, None)   # follows the given topic, not the preset's
     remappings.update(given)
-    return [Node(
+    managed = value['lifecycle'].lower() in ('true', '1')
+    return [(LifecycleNode if managed else Node)(
         package='mmcert_ros', executable='segmenter', name=value['node_name'],
         namespace=value['namespace'], output='screen', parameters=[parameters],
+        arguments=[LIFECYCLE_FLAG] if managed else [],
         remappings=with_compressed_rgb(list(remappings.items())))]
 
 

@@ -20,7 +20,7 @@ LAUNCH_FILES = sorted((ROOT / 'launch').glob('*.launch.py'))
 CONFIG_FILES = sorted((ROOT / 'config').glob('*.yaml'))
 MMCERT_LAUNCH_ARGUMENTS = {'preset', 'params_file', 'namespace', 'node_name', 'rgb_topic',
                            'depth_topic', 'points_topic', 'camera_info_topic', 'depth_source',
-                           'device', 'num_samples', 'use_sim_time'}
+                           'device', 'num_samples', 'use_sim_time', 'lifecycle'}
 
 
 def console_scripts():

@@ -46,6 +46,7 @@ class CloudExtrinsics:
         self._lock = threading.Lock()
         self._tree = StaticTransformTree()
         self._buffer = None
+        self._node, self._subscription = node, None
         self.backend = self._start_tf2_ros(node) or self._start_tf_static(node)
 
     @property
@@ -63,6 +64,14 @@ class CloudExtrinsics:
             return tree.lookup(camera_frame, cloud_frame)
         except TransformLookupError:
             return None
+
+    def close(self) -> None:
+        """Stop listening (the node's lifecycle ``cleanup``)."""
+        if self._buffer is not None:
+            self._listener.unregister()
+        elif self._subscription is not None:
+            self._node.destroy_subscription(self._subscription)
+            self._subscription = None
 
     def _start_tf2_ros(self, node: Node) -> str | None:
         try:
@@ -92,7 +101,8 @@ class CloudExtrinsics:
             from tf2_msgs.msg import TFMessage
         except ImportError:
             return None
-        node.create_subscription(TFMessage, TF_STATIC, self._on_tf_static, LATCHED)
+        self._subscription = node.create_subscription(TFMessage, TF_STATIC, self._on_tf_static,
+                                                      LATCHED)
         return TF_STATIC
 
     def _on_tf_static(self, msg) -> None:

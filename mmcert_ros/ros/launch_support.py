@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+#: the segmenter executable's flag (before ``--ros-args``) that runs its lifecycle variant
+LIFECYCLE_FLAG = '--lifecycle'
+
 
 def node_parameters(params_file: str | Path, node_name: str, namespace: str = '') -> dict:
     """``{parameter name: value}`` that ``params_file`` gives node ``node_name`` running in

@@ -41,6 +41,7 @@ counted, reported at ERROR in ``/diagnostics`` and nothing is published for it.
 """
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from typing import NoReturn
@@ -51,8 +52,10 @@ from rcl_interfaces.msg import SetParametersResult
 from rclpy.clock import Clock, ClockType, JumpThreshold
 from rclpy.duration import Duration
 from rclpy.executors import SingleThreadedExecutor
+from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.timer import Timer
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, PointField
 
 from mmcert_ros.certify import CancelToken, FrameCancelled
@@ -75,6 +78,7 @@ from mmcert_ros.ros.diagnostics import (HealthLimits, L2FrameStats, PipelineStat
                                         diagnostic_array, frame_times_array, mode_status_array,
                                         should_log)
 from mmcert_ros.ros.extrinsics import CloudExtrinsics
+from mmcert_ros.ros.launch_support import LIFECYCLE_FLAG
 from mmcert_ros.ros.parameters import declare_parameters
 from mmcert_ros.ros.process import exit_process, run_node
 
@@ -96,34 +100,43 @@ INPUT_TOPICS = {'image': {'rgb': 'rgb/image', 'depth': 'depth/image',
 _SHIPPED = {'image': 'shipped default', 'points': 'shipped points model'}
 
 
-class SegmenterNode(Node):
-    """The certified segmentation node (see the module docstring for topics and threading).
+class _Segmenter:
+    """What the plain and the lifecycle segmenter share (mixed into an rclpy node class):
+    :meth:`_declare` (parameters), :meth:`_configure` (engines, model, publishers, worker),
+    :meth:`_activate` / :meth:`_deactivate` (the input subscriptions) and :meth:`_cleanup`.
 
-    Call :meth:`close` before destroying it (:func:`~mmcert_ros.ros.process.run_node` does):
-    its worker thread is not a daemon, so the process cannot exit while the worker runs.
-
-    :param model: optional base model to use while ``model.checkpoint`` is ``''`` (embedding
-        and tests); without it ``''`` loads the shipped default checkpoint.
-    :param node_kwargs: passed to :class:`rclpy.node.Node` (``namespace``,
-        ``parameter_overrides``, ``cli_args``, ...).
-    :raises UserError: if the initial parameter values cannot be used (the reason names them).
+    Call :meth:`close` before destroying the node (:func:`~mmcert_ros.ros.process.run_node`
+    does): its worker thread is not a daemon, so the process cannot exit while it runs.
     """
 
-    def __init__(self, model=None, **node_kwargs) -> None:
-        super().__init__(NODE_NAME, **node_kwargs)
+    def _declare(self, model) -> None:
+        """Declare every parameter; nothing is loaded yet."""
         declare_parameters(self, PARAMETERS)
         self._given_model = model
+        self._pending_lock = threading.Lock()
+        self._diagnostics_lock = threading.Lock()
+        #: name of this node's statuses in /diagnostics and mmcert/status: the fully qualified
+        #: name without its leading '/', so segmenters in two namespaces stay apart
+        self._status_name = self.get_fully_qualified_name().lstrip('/')
+        # steady clocks: under use_sim_time a stopped /clock must not stop expiry or reports
+        self._steady = Clock(clock_type=ClockType.STEADY_TIME)
+        self._worker: threading.Thread | None = None
+        self._inputs: list = []        # the input subscriptions and the age timer, while active
+        self._configured: list = []    # what _configure created and _cleanup destroys
+
+    def _configure(self) -> None:
+        """Build the engines (load the model), the publishers and the worker.
+
+        :raises UserError: the parameter values cannot be used (the reason names them).
+        """
         #: the engines in use; their ``settings`` are the node's (:attr:`_settings`)
         self._engines = build_engines(NodeSettings.from_parameters(self._parameter_values()),
-                                      model, warn=self.get_logger().warning)
+                                      self._given_model, warn=self.get_logger().warning)
         #: engines (and their settings) accepted by the parameter callback, not yet in use
         self._pending: Engines | None = None
         #: settings whose ``sync.*`` values the input callbacks hand to the pairer next
         #: (:meth:`_take_sync_update`); guarded by _pending_lock
         self._sync_update: NodeSettings | None = None
-        self._pending_lock = threading.Lock()
-        self.add_on_set_parameters_callback(self._on_set_parameters)
-
         runtime = self._settings.runtime
         self._stats = PipelineStats(limits=_health_limits(runtime), watch_inputs=True)
         self._pairer_lock = threading.Lock()
@@ -141,25 +154,11 @@ class SegmenterNode(Node):
         compressed = self._settings.rgb_transport == 'compressed'
         self._topics = dict(INPUT_TOPICS[self._settings.depth.source],
                             **({'rgb': COMPRESSED_RGB} if compressed else {}))
-        #: name of this node's statuses in /diagnostics and mmcert/status: the fully qualified
-        #: name without its leading '/', so segmenters in two namespaces stay apart
-        self._status_name = self.get_fully_qualified_name().lstrip('/')
         self._last_error_report = 0.0
-
-        input_qos = (qos_profile_sensor_data if self._settings.reliability == 'best_effort'
-                     else QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE))
-        self.create_subscription(CompressedImage if compressed else Image, self._topics['rgb'],
-                                 self._on_rgb, input_qos)
-        depth_type = PointCloud2 if self._settings.depth.source == 'points' else Image
-        self.create_subscription(depth_type, self._topics['depth'], self._on_depth, input_qos)
-        self.create_subscription(CameraInfo, 'rgb/camera_info', self._on_camera_info, input_qos)
         #: camera <- cloud transforms from tf (clouds only; None with depth images)
         self._extrinsics = (CloudExtrinsics(self, self._bad_transform)
                             if self._settings.depth.source == 'points' else None)
         self._check_extrinsic_source(self._settings)
-        # steady clocks: under use_sim_time a stopped /clock must not stop expiry or reports
-        self._steady = Clock(clock_type=ClockType.STEADY_TIME)
-        self.create_timer(EXPIRY_INTERVAL_S, self._expire_pending, clock=self._steady)
         self._clock_jumps = self._watch_clock_jumps(runtime.jump_back_s)
         self._publishers_by_topic = {
             topic: self.create_publisher(Image, topic, OUTPUT_QOS)
@@ -173,19 +172,57 @@ class SegmenterNode(Node):
         self._frame_times_pub = self.create_publisher(DiagnosticArray, outputs.FRAME_TIMES,
                                                       OUTPUT_QOS)
         self._status_pub = self.create_publisher(DiagnosticArray, outputs.STATUS, OUTPUT_QOS)
-        self._diagnostics_lock = threading.Lock()
-        self.create_timer(1.0, self.publish_diagnostics, clock=self._steady)
-
+        self._configured = [*self._publishers_by_topic.values(), self._diagnostics_pub,
+                            self._frame_times_pub, self._status_pub,
+                            self.create_timer(1.0, self.publish_diagnostics, clock=self._steady)]
+        self.add_on_set_parameters_callback(self._on_set_parameters)
         # not a daemon: the interpreter never exits while the worker is inside torch
         self._worker = threading.Thread(target=self._work, name='mmcert_worker')
         self._worker.start()
+
+    def _summary(self) -> str:
+        """The settings in force, for the start-up line."""
         config = self._settings.certify
-        self.get_logger().info(
-            f'ready on {self._engines.device}: N={config.num_samples}, alpha={config.alpha}, '
-            f'radius=({config.radius_rgb}, {config.radius_depth}), '
-            f'model={self._settings.checkpoint or _SHIPPED[self._settings.depth.source]}, '
-            f'depth from {self._topics["depth"]}{_describe_timeout(self._settings)}, '
-            f'l2 certificate {_describe_l2(self._settings)}')
+        return (f'{self._engines.device}: N={config.num_samples}, alpha={config.alpha}, '
+                f'radius=({config.radius_rgb}, {config.radius_depth}), '
+                f'model={self._settings.checkpoint or _SHIPPED[self._settings.depth.source]}, '
+                f'depth from {self._topics["depth"]}{_describe_timeout(self._settings)}, '
+                f'l2 certificate {_describe_l2(self._settings)}')
+
+    def _activate(self) -> None:
+        """Subscribe to the inputs (and start the age timer)."""
+        compressed = self._settings.rgb_transport == 'compressed'
+        input_qos = (qos_profile_sensor_data if self._settings.reliability == 'best_effort'
+                     else QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE))
+        depth_type = PointCloud2 if self._settings.depth.source == 'points' else Image
+        self._inputs = [
+            self.create_subscription(CompressedImage if compressed else Image,
+                                     self._topics['rgb'], self._on_rgb, input_qos),
+            self.create_subscription(depth_type, self._topics['depth'], self._on_depth,
+                                     input_qos),
+            self.create_subscription(CameraInfo, 'rgb/camera_info', self._on_camera_info,
+                                     input_qos),
+            self.create_timer(EXPIRY_INTERVAL_S, self._expire_pending, clock=self._steady)]
+
+    def _deactivate(self) -> None:
+        """Unsubscribe from the inputs; a frame in flight is finished and published."""
+        for entity in self._inputs:
+            (self.destroy_timer if isinstance(entity, Timer) else self.destroy_subscription)(
+                entity)
+        self._inputs = []
+
+    def _cleanup(self) -> None:
+        """Stop the worker and release the engines, publishers and parameter callback."""
+        self.close()
+        self._clock_jumps.unregister()
+        if self._extrinsics is not None:
+            self._extrinsics.close()
+        self.remove_on_set_parameters_callback(self._on_set_parameters)
+        for entity in self._configured:
+            (self.destroy_timer if isinstance(entity, Timer) else self.destroy_publisher)(entity)
+        self._configured = []
+        self._worker = None
+        del self._engines, self._pending
 
     # -- parameters ---------------------------------------------------------------------
 
@@ -571,7 +608,10 @@ class SegmenterNode(Node):
 
     def close(self, timeout_s: float = 30.0) -> None:
         """Cancel the frame in flight and stop the worker; it stops within one micro-batch
-        (waits at most ``timeout_s``; the interpreter waits for it in any case)."""
+        (waits at most ``timeout_s``; the interpreter waits for it in any case). Nothing to
+        do before :meth:`_configure` or after :meth:`_cleanup`."""
+        if self._worker is None:
+            return
         tic = time.monotonic()
         with self._pending_lock:
             self._closing = True
@@ -583,6 +623,68 @@ class SegmenterNode(Node):
         if in_flight:
             self.get_logger().info(f'shutdown cancelled the frame in flight; the worker '
                                    f'stopped after {time.monotonic() - tic:.2f} s')
+
+
+class SegmenterNode(_Segmenter, Node):
+    """The certified segmentation node (see the module docstring for topics and threading),
+    serving from construction: parameters declared, engines built, inputs subscribed.
+
+    :param model: optional base model to use while ``model.checkpoint`` is ``''`` (embedding
+        and tests); without it ``''`` loads the shipped default checkpoint.
+    :param node_kwargs: passed to :class:`rclpy.node.Node` (``namespace``,
+        ``parameter_overrides``, ``cli_args``, ...).
+    :raises UserError: if the initial parameter values cannot be used (the reason names them).
+    """
+
+    def __init__(self, model=None, **node_kwargs) -> None:
+        Node.__init__(self, NODE_NAME, **node_kwargs)
+        self._declare(model)
+        self._configure()
+        self._activate()
+        self.get_logger().info(f'ready on {self._summary()}')
+
+
+class LifecycleSegmenterNode(_Segmenter, LifecycleNode):
+    """The segmenter as a managed (lifecycle) node: constructed *unconfigured* (parameters
+    declared, nothing loaded); ``configure`` builds the engines and loads the model (a value
+    that cannot be used fails the transition with the reason, the node stays unconfigured),
+    ``activate`` subscribes to the inputs, ``deactivate`` unsubscribes (diagnostics go on),
+    ``cleanup`` stops the worker and releases the engines; ``shutdown`` from any state."""
+
+    def __init__(self, model=None, **node_kwargs) -> None:
+        LifecycleNode.__init__(self, NODE_NAME, **node_kwargs)
+        self._declare(model)
+        self.get_logger().info('unconfigured: `ros2 lifecycle set <node> configure` loads '
+                               'the model')
+
+    def on_configure(self, state: State) -> TransitionCallbackReturn:
+        try:
+            self._configure()
+        except UserError as error:
+            self.get_logger().error(f'configure failed: {error}')
+            return TransitionCallbackReturn.FAILURE
+        self.get_logger().info(f'configured on {self._summary()}')
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: State) -> TransitionCallbackReturn:
+        self._activate()
+        self.get_logger().info(f'active: subscribed to {", ".join(self._topics.values())}')
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_deactivate(self, state: State) -> TransitionCallbackReturn:
+        self._deactivate()
+        self.get_logger().info('inactive: input subscriptions closed')
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_cleanup(self, state: State) -> TransitionCallbackReturn:
+        self._cleanup()
+        self.get_logger().info('unconfigured: engines released')
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: State) -> TransitionCallbackReturn:
+        self._deactivate()
+        self.close()
+        return TransitionCallbackReturn.SUCCESS
 
 
 def _health_limits(runtime: RuntimeSettings) -> HealthLimits:
@@ -611,8 +713,16 @@ def _describe_l2(settings: NodeSettings) -> str:
 
 def main(args: list[str] | None = None) -> NoReturn:
     """Run the node until shutdown (Ctrl-C, ``SIGTERM`` or ``rclpy.shutdown``), then end the
-    process with its exit status (:func:`~mmcert_ros.ros.process.exit_process`)."""
-    exit_process(run_node(NODE_NAME, SegmenterNode, _spin, args))
+    process with its exit status (:func:`~mmcert_ros.ros.process.exit_process`).
+
+    ``--lifecycle`` before the ROS arguments runs :class:`LifecycleSegmenterNode` instead."""
+    args = list(sys.argv if args is None else args)
+    ros_start = args.index('--ros-args') if '--ros-args' in args else len(args)
+    lifecycle = LIFECYCLE_FLAG in args[:ros_start]
+    if lifecycle:
+        args.remove(LIFECYCLE_FLAG)
+    node_class = LifecycleSegmenterNode if lifecycle else SegmenterNode
+    exit_process(run_node(NODE_NAME, node_class, _spin, args))
 
 
 def _spin(node: SegmenterNode) -> None:
