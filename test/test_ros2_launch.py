@@ -141,9 +141,14 @@ def segmenter_launches(colcon_workspace, tmp_path_factory, domain_id):
         'carla': Launch(colcon_workspace, domain_id, 'carla.launch.py',
                         {'namespace': 'ego', 'device': 'cpu'}, root / 'carla.log'),
     }
+    yield from running_segmenters(launches, {name: 'mmcert_segmenter' for name in launches})
+
+
+def running_segmenters(launches: dict, node_names: dict):
+    """Yield ``launches`` once each segmenter logged 'ready'; then stop them, each cleanly."""
     try:
-        for launch in launches.values():
-            launch.wait_for_log(r'mmcert_segmenter\]: ready on')
+        for name, launch in launches.items():
+            launch.wait_for_log(rf'{node_names[name]}\]: ready on')
         yield launches
     finally:
         statuses = {name: launch.stop() for name, launch in launches.items()}
@@ -221,14 +226,7 @@ def preset_launches(colcon_workspace, tmp_path_factory, domain_id):
     launches = {preset: Launch(colcon_workspace, domain_id, 'mmcert.launch.py',
                                preset_launch_arguments(preset), root / f'{preset}.log')
                 for preset in PRESETS + ('mmcert',)}
-    try:
-        for preset, launch in launches.items():
-            launch.wait_for_log(rf'seg_{preset}\]: ready on')
-        yield launches
-    finally:
-        statuses = {preset: launch.stop() for preset, launch in launches.items()}
-    for preset, launch in launches.items():
-        assert_clean_end(launch, statuses[preset], processes=('segmenter',))
+    yield from running_segmenters(launches, {preset: f'seg_{preset}' for preset in launches})
 
 
 @pytest.mark.parametrize('preset', ['carla', 'realsense', 'kitti', 'velodyne', 'ouster',
