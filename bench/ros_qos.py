@@ -4,6 +4,7 @@ Usage (from the repository root)::
 
     python bench/ros_qos.py                       # 1242x375, 10 and 30 Hz, 10 s each
     python bench/ros_qos.py --rates 5 --seconds 20 --width 621 --height 188
+    python bench/ros_qos.py --depth points       # LiDAR clouds (depth/points) beside the images
 
 For each rate and each (publisher, subscriber) reliability pair of :data:`QOS_PAIRS` (a
 camera driver's best-effort sensor-data profile into the presets' best-effort
@@ -40,8 +41,21 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--height', type=int, default=375)
     parser.add_argument('--rates', type=float, nargs='+', default=[10.0, 30.0])
     parser.add_argument('--seconds', type=float, default=10.0)
+    parser.add_argument('--depth', choices=('image', 'points'), default='image',
+                        help='depth as 32FC1 images, or as the simulated LiDAR scan '
+                             '(PointCloud2 on depth/points, certified as points)')
     parser.add_argument('--domain-id', type=int, default=90 + os.getpid() % 40)
     return parser.parse_args()
+
+
+def depth_parameters(args: argparse.Namespace) -> dict:
+    """The segmenter's depth parameters: clouds with sim_drive's LiDAR extrinsic."""
+    if args.depth == 'image':
+        return {}
+    from mmcert_ros.sim.synthetic import SceneConfig, SyntheticDrive
+    drive = SyntheticDrive(0, SceneConfig().with_image_size(args.width, args.height))
+    extrinsic = drive.lidar_calibration.camera_extrinsic().to_values()
+    return {'depth.source': 'points', 'depth.extrinsic': ' '.join(f'{v:.9g}' for v in extrinsic)}
 
 
 def received(publisher: str, subscriber: str, rate: float, frames: int, profile: str | None,
@@ -56,11 +70,14 @@ def received(publisher: str, subscriber: str, rate: float, frames: int, profile:
         with NodeProcesses(log_dir, env) as nodes:
             nodes.start('segmenter', {'model.device': 'cpu', 'certify.num_samples': 8,
                                       'model.batch_size': 8, 'qos.reliability': subscriber,
-                                      'publish.overlay': False, 'publish.views': False})
+                                      'publish.overlay': False, 'publish.views': False,
+                                      **depth_parameters(args)})
             sim = nodes.start('sim_drive', {'width': args.width, 'height': args.height,
                                             'rate_hz': rate, 'num_frames': frames,
                                             'loop_frames': 10, 'qos.reliability': publisher,
-                                            'wait_for_subscribers': 1})
+                                            'wait_for_subscribers': 1,
+                                            'depth_mode': 'points' if args.depth == 'points'
+                                            else 'dense'})
             recorder.spin_until(lambda: sim.poll() is not None, 60 + 3 * frames / rate,
                                 on_idle=nodes.check_alive)
             seen = len(recorder.recording.diagnostics)    # two more reports: all counted
@@ -74,8 +91,9 @@ def received(publisher: str, subscriber: str, rate: float, frames: int, profile:
 def main() -> None:
     args = parse_args()
     os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
-    print(f'ros_qos: sim_drive {args.width}x{args.height}, {args.seconds:g} s per run -> '
-          f'segmenter; per cent of the frames sent that reached its pairer')
+    print(f'ros_qos: sim_drive {args.width}x{args.height}, depth {args.depth}, '
+          f'{args.seconds:g} s per run -> segmenter; per cent of the frames sent that reached '
+          f'its pairer')
     print(f'  {"rate":>6}  {"publisher":<12}{"subscriber":<12}{"transports":<11}{"sent":>6}'
           f'{"rgb":>8}{"depth":>8}{"pairs":>8}')
     with tempfile.TemporaryDirectory() as log_dir:

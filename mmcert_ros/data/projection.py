@@ -120,6 +120,12 @@ class Extrinsic:
         raise ValueError('extrinsic must be 7 values (tx ty tz qx qy qz qw) or 16 (a 4x4 '
                          f'matrix, row-major), got {len(values)}')
 
+    def to_values(self) -> list[float]:
+        """The parameter form ``tx ty tz qx qy qz qw`` (:meth:`from_values` reads it back)."""
+        from scipy.spatial.transform import Rotation
+        quaternion = Rotation.from_matrix(self.rotation).as_quat()
+        return [*self.translation.tolist(), *quaternion.tolist()]
+
     @property
     def matrix(self) -> np.ndarray:
         """The 4x4 homogeneous matrix."""

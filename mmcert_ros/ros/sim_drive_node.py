@@ -7,6 +7,10 @@ render time, so pipeline latency is measured from capture):
 * ``depth/image`` in ``depth_encoding`` (32FC1 metres with NaN = invalid, or 16UC1/mono16
   millimetres with 0 = invalid; REP 118), ``depth_width`` x ``depth_height`` (0 = RGB size;
   another size is resampled nearest-neighbour, like a driver's decimation);
+  with ``depth_mode: points`` instead ``depth/points``: the simulated LiDAR's scan as a
+  ``sensor_msgs/PointCloud2`` (x, y, z, intensity FLOAT32; frame ``lidar_frame_id``; its
+  camera <- LiDAR extrinsic is the drive's ``lidar_calibration.camera_extrinsic()``),
+  stamped like the images;
 * ``rgb/camera_info`` (the scaled KITTI intrinsics, no distortion);
 * ``gt/road_mask`` (mono8 ground truth, 255 = road, 0 = not road).
 
@@ -33,9 +37,10 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.duration import Duration
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import CameraInfo, Image
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
 
 from mmcert_ros.data.depth import metres_to_millimetres
+from mmcert_ros.data.point_cloud import encode_xyz
 from mmcert_ros.data.road import ground_truth_image
 from mmcert_ros.pipeline.codec import RGB_ENCODINGS, encode_image
 from mmcert_ros.pipeline.message_fields import projection_from_intrinsics, rectified_camera_info
@@ -47,7 +52,7 @@ from mmcert_ros.ros.process import exit_process, run_node
 NODE_NAME = 'mmcert_sim_drive'
 #: depth encodings the simulator publishes (all the segmenter decodes)
 PUBLISHED_DEPTH_ENCODINGS = ('32FC1', '16UC1', 'mono16')
-DEPTH_MODES = ('dense', 'lidar')
+DEPTH_MODES = ('dense', 'lidar', 'points')
 #: longest wait after the last frame for reliable subscribers to acknowledge it (seconds)
 DELIVERY_TIMEOUT_S = 30.0
 
@@ -62,8 +67,10 @@ PARAMETERS = tuple(ParameterSpec(*spec, read_only=True) for spec in (
     ('rgb_encoding', 'rgb8', 'encoding of rgb/image', None, None, ', '.join(RGB_ENCODINGS)),
     ('depth_encoding', '32FC1', 'encoding of depth/image', None, None,
      ', '.join(PUBLISHED_DEPTH_ENCODINGS)),
-    ('depth_mode', 'dense', "'dense' z-depth or sparse 'lidar' returns", None, None,
+    ('depth_mode', 'dense', "'dense' z-depth or sparse 'lidar' returns on depth/image, or "
+     "'points': the LiDAR scan as a PointCloud2 on depth/points", None, None,
      ', '.join(DEPTH_MODES)),
+    ('lidar_frame_id', 'velodyne', 'header frame_id of depth/points (depth_mode points)'),
     ('frame_id', 'camera', 'header frame_id of every message'),
     ('qos.reliability', 'reliable', 'reliability of the publishers', None, None,
      ', '.join(RELIABILITIES)),
@@ -108,7 +115,9 @@ class SimDriveNode(Node):
                        else ReliabilityPolicy.BEST_EFFORT)
         qos = QoSProfile(depth=5, reliability=reliability)
         self._rgb_pub = self.create_publisher(Image, 'rgb/image', qos)
-        self._depth_pub = self.create_publisher(Image, 'depth/image', qos)
+        self._points = values['depth_mode'] == 'points'
+        self._depth_pub = (self.create_publisher(PointCloud2, 'depth/points', qos)
+                           if self._points else self.create_publisher(Image, 'depth/image', qos))
         self._info_pub = self.create_publisher(CameraInfo, 'rgb/camera_info', qos)
         self._gt_pub = self.create_publisher(Image, 'gt/road_mask', qos)
         self._index = 0
@@ -152,9 +161,15 @@ class SimDriveNode(Node):
                 self._cache[index] = encoded
         else:
             encoded = self._cache[index]
-        images, matrix = encoded
-        for publisher, fields in zip((self._rgb_pub, self._depth_pub, self._gt_pub), images):
+        (rgb, depth, gt), matrix = encoded
+        for publisher, fields in ((self._rgb_pub, rgb), (self._gt_pub, gt)):
             publisher.publish(fields.copy_to(Image(header=header)))
+        if self._points:
+            cloud_header = type(header)(stamp=header.stamp,
+                                        frame_id=self._values['lidar_frame_id'])
+            self._depth_pub.publish(depth.copy_to(PointCloud2(header=cloud_header), PointField))
+        else:
+            self._depth_pub.publish(depth.copy_to(Image(header=header)))
         self._info_pub.publish(self._camera_info(header, matrix))
         self._index += 1
         if self._values['num_frames'] and self._index >= self._values['num_frames']:
@@ -162,19 +177,26 @@ class SimDriveNode(Node):
             self.done = True
 
     def _render(self, index: int):
-        """``((rgb, depth, gt) ImageFields, K)`` of frame ``index`` in the configured encodings."""
-        frame = self._drive.frame(index, self._values['depth_mode'])
+        """``((rgb, depth, gt) fields, K)`` of frame ``index`` in the configured encodings
+        (depth: ImageFields, or the scan's CloudFields with ``depth_mode: points``)."""
+        mode = self._values['depth_mode']
+        rendering = self._drive.rendering(index)
+        frame = self._drive.to_frame(rendering, 'dense' if mode == 'points' else mode)
         rgb_encoding = self._values['rgb_encoding']
         rgb = to_grey(frame.rgb) if rgb_encoding == 'mono8' else frame.rgb
+        rgb_fields = encode_image(rgb, rgb_encoding)
+        gt_fields = encode_image(ground_truth_image(frame.road_mask), 'mono8')
+        if mode == 'points':
+            scan = self._drive.lidar_scan(rendering)
+            return (rgb_fields, encode_xyz(scan[:, :3], scan[:, 3]), gt_fields), \
+                frame.camera_matrix
         depth = frame.depth
         if depth.shape != self._depth_size:
             depth = resample_nearest(depth, *self._depth_size)
         depth_encoding = self._values['depth_encoding']
         if depth_encoding != '32FC1':
             depth = metres_to_millimetres(depth, source='simulated depth')
-        images = (encode_image(rgb, rgb_encoding), encode_image(depth, depth_encoding),
-                  encode_image(ground_truth_image(frame.road_mask), 'mono8'))
-        return images, frame.camera_matrix
+        return (rgb_fields, encode_image(depth, depth_encoding), gt_fields), frame.camera_matrix
 
     def wait_for_delivery(self, timeout_s: float = DELIVERY_TIMEOUT_S) -> bool:
         """Wait until every reliable subscriber acknowledged the last frame, at most
