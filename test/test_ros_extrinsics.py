@@ -59,3 +59,37 @@ def test_tf_static_messages_build_the_tree_that_is_looked_up(node):
     assert 'both frame names' in reasons[1]
     np.testing.assert_allclose(extrinsics.lookup('camera_optical', 'velodyne').matrix,
                                found.matrix)                              # the rest was kept
+
+
+@pytest.mark.skipif(importlib.util.find_spec('tf2_ros') is None,
+                    reason='tf2_ros is not installed here (the PyPI wheels): the node reads '
+                           '/tf_static itself, tested above')
+def test_a_tf2_ros_buffer_composes_the_published_tree(node):
+    import time
+
+    import tf2_ros
+    from geometry_msgs.msg import TransformStamped
+    from rclpy.executors import SingleThreadedExecutor
+
+    from mmcert_ros.ros.extrinsics import CloudExtrinsics
+    extrinsics = CloudExtrinsics(node, lambda reason: None)
+    assert extrinsics.backend == 'tf2_ros'
+    transforms = []
+    for stamped in tree_message().transforms:       # the same tree as rclpy messages
+        message = TransformStamped(child_frame_id=stamped.child_frame_id)
+        message.header.frame_id = stamped.header.frame_id
+        for axis in 'xyz':
+            setattr(message.transform.translation, axis,
+                    getattr(stamped.transform.translation, axis))
+        for axis in 'xyzw':
+            setattr(message.transform.rotation, axis, getattr(stamped.transform.rotation, axis))
+        transforms.append(message)
+    tf2_ros.StaticTransformBroadcaster(node).sendTransform(transforms)
+    executor = SingleThreadedExecutor(context=node.context)
+    executor.add_node(node)
+    deadline = time.monotonic() + 30
+    while (found := extrinsics.lookup('camera_optical', 'velodyne')) is None:
+        assert time.monotonic() < deadline, 'tf2_ros never joined velodyne to camera_optical'
+        executor.spin_once(timeout_sec=0.1)
+    np.testing.assert_allclose(found.apply(np.array([[9.0, 1.0, -0.5]])), [[-1, 0, 8]],
+                               atol=1e-9)
