@@ -25,8 +25,8 @@ from mmcert_ros.ros.diagnostics import values_of
 
 from helpers.ros_cloud_echo import (ECHOED_FRAME, IDENTITY, H, K, W, POINTS, cloud_message,
                                     scene_points)
-from helpers.ros_harness import (REPO, WAIT_S, NodeProcess, RosClient, image_msg, ros_env, stamp,
-                                 tiny_checkpoint)
+from helpers.ros_harness import (REPO, WAIT_S, NodeProcess, RosClient, cloud_fields, image_msg,
+                                 ros_env, stamp, tiny_checkpoint)
 
 pytestmark = pytest.mark.ros   # the node over Fast DDS, a LiDAR process and a client
 SEED, N, KEEP_POINTS, R_DEPTH = 7, 8, 16, 3
@@ -153,12 +153,11 @@ def test_clouds_pair_with_rgb_and_are_certified_as_points(graph, oracle):
     certificate = oracle.certify(RGB, points)
     assert_outputs_match(client, stamp_ns, certificate)
     # the same points, labelled with their pixels' certificate, in the cloud's own frame
-    from sensor_msgs_py import point_cloud2
     client.spin_until(lambda: stamp_ns in client.received[LABELLED_POINTS],
                       what='the labelled points of the frame')
     cloud = client.received[LABELLED_POINTS][stamp_ns]
     assert cloud.header.frame_id == 'lidar'                # the echo's cloud frame
-    read = point_cloud2.read_points(cloud, field_names=('x', 'y', 'z', 'label', 'certified'))
+    read = cloud_fields(cloud, ('x', 'y', 'z', 'label', 'certified'))
     np.testing.assert_allclose(np.stack([read['x'], read['y'], read['z']], axis=1),
                                scene_points(), rtol=1e-6)
     pixels = points.pixels

@@ -5,7 +5,7 @@ with the same calibration."""
 import numpy as np
 import pytest
 
-from helpers.ros_harness import NodeProcess, RosClient
+from helpers.ros_harness import NodeProcess, RosClient, cloud_fields
 
 pytestmark = pytest.mark.ros
 W, H, FRAMES = 96, 32, 4
@@ -14,7 +14,6 @@ W, H, FRAMES = 96, 32, 4
 def test_sim_drive_clouds_are_certified_as_points(tmp_path, fresh_domain_id, tiny_checkpoint):
     from diagnostic_msgs.msg import DiagnosticArray
     from sensor_msgs.msg import PointCloud2
-    from sensor_msgs_py import point_cloud2
 
     from mmcert_ros.data.projection import CameraIntrinsics, project_points
     from mmcert_ros.sim.synthetic import SceneConfig, SyntheticDrive
@@ -48,6 +47,6 @@ def test_sim_drive_clouds_are_certified_as_points(tmp_path, fresh_domain_id, tin
     scan = drive.lidar_scan(drive.rendering(0))
     expected = project_points(scan[:, :3], CameraIntrinsics(W, H, drive.config.camera.matrix),
                               extrinsic)
-    read = point_cloud2.read_points(clouds[min(clouds)], field_names=('x', 'y', 'z'))
+    read = cloud_fields(clouds[min(clouds)], ('x', 'y', 'z'))
     np.testing.assert_allclose(np.stack([read['x'], read['y'], read['z']], axis=1),
                                expected.xyz, rtol=1e-6, atol=1e-6)

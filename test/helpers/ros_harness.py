@@ -232,3 +232,22 @@ class RosClient:
         self.executor.shutdown()
         self.node.destroy_node()
         rclpy.try_shutdown(context=self.context)
+
+
+#: PointField datatype -> numpy type (sensor_msgs/PointField constants INT8 = 1 ... FLOAT64 = 8)
+_POINT_FIELD_TYPES = {1: 'i1', 2: 'u1', 3: 'i2', 4: 'u2', 5: 'i4', 6: 'u4', 7: 'f4', 8: 'f8'}
+
+
+def cloud_fields(cloud, names) -> dict[str, np.ndarray]:
+    """``{name: values}`` of a ``PointCloud2`` read here from its own field table (offsets,
+    datatypes, point step, endianness): a reader independent of the package's."""
+    order = '>' if cloud.is_bigendian else '<'
+    fields = {field.name: field for field in cloud.fields}
+    dtype = np.dtype({'names': list(names),
+                      'formats': [order + _POINT_FIELD_TYPES[fields[name].datatype]
+                                  for name in names],
+                      'offsets': [fields[name].offset for name in names],
+                      'itemsize': cloud.point_step})
+    records = np.frombuffer(bytes(cloud.data), dtype=dtype,
+                            count=cloud.width * cloud.height)
+    return {name: records[name] for name in names}
