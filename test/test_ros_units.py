@@ -57,6 +57,26 @@ def test_output_images_encode_the_certificate():
         output_images(Certificate, rgb, {'mmcert/other'})
 
 
+def test_the_compressed_overlay_is_the_jpeg_of_the_overlay_rendered_or_reused():
+    import cv2
+
+    from mmcert_ros.pipeline.outputs import compressed_overlay
+    rng = np.random.default_rng(2)
+
+    class Certificate:
+        labels = rng.integers(0, 2, (8, 12)).astype(np.uint8)
+        certified = rng.random((8, 12)) < 0.5
+        radius = np.zeros((8, 12), np.int16)
+    rgb = rng.integers(0, 256, (8, 12, 3), dtype=np.uint8)
+    overlay = render_overlay(rgb, Certificate.labels, Certificate.certified)
+    ok, jpeg = cv2.imencode('.jpg', np.ascontiguousarray(overlay[..., ::-1]),
+                            [cv2.IMWRITE_JPEG_QUALITY, 80])
+    rendered = output_images(Certificate, rgb, {OVERLAY})[OVERLAY]
+    for reused in (None, rendered):
+        assert compressed_overlay(Certificate, rgb, reused) == \
+            ('rgb8; jpeg compressed bgr8', jpeg.tobytes())
+
+
 def test_log_throttle_is_powers_of_ten():
     assert [n for n in range(1, 2001) if should_log(n)] == [1, 10, 100, 1000]
 

@@ -190,7 +190,8 @@ class BagFrames:
             role_of[self.tf_topic] = 'tf'
             topics.append(self.tf_topic)
         self._camera_info = None
-        transforms = StaticTransformTree()   # the /tf_static transforms logged so far
+        transforms = StaticTransformTree()   # the /tf_static transforms logged so far (never
+        # changed in place: each cloud keeps the tree of its arrival)
         ordinal = 0   # of the next ready pair
         for item in bag.messages(topics):
             role = role_of[item.topic]
@@ -204,11 +205,11 @@ class BagFrames:
                 self._problems[f'corrupt {role} message'] += 1
                 continue
             if role == 'tf':
-                self._add_transforms(transforms, item.message)
+                transforms = self._with_transforms(transforms, item.message)
                 continue
             message = item.message
             if self.cloud and role == 'depth':
-                message = _CloudArrival(message, self._camera_info, transforms.copy())
+                message = _CloudArrival(message, self._camera_info, transforms)
             stamp = stamp_to_ns(item.message.header.stamp)
             if role == 'gt':
                 pair = gt_pairer.add('gt', stamp, item.message)
@@ -263,14 +264,17 @@ class BagFrames:
         except TransformLookupError:
             return None
 
-    def _add_transforms(self, tree: StaticTransformTree, message) -> None:
-        """Add each transform of a ``/tf_static`` message; one that cannot be used (not
-        rigid, a cycle) is counted and left out."""
+    def _with_transforms(self, tree: StaticTransformTree, message) -> StaticTransformTree:
+        """A new tree: ``tree`` (left as it is, for the clouds logged before) plus each
+        transform of a ``/tf_static`` message; one that cannot be used (not rigid, a cycle)
+        is counted and left out."""
+        tree = tree.copy()
         for stamped in message.transforms:
             try:
                 tree.add(stamped)
             except ValueError:
                 self._problems[f'unusable {TF_STATIC_TOPIC} transform'] += 1
+        return tree
 
 
 @dataclass(frozen=True)

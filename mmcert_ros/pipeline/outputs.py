@@ -90,10 +90,19 @@ def encode_requested(makers: dict[str, Callable[[], ImageFields]],
     return {topic: make() for topic, make in makers.items() if topic in topics}
 
 
-def compressed_overlay(certificate, rgb: np.ndarray) -> tuple[str, bytes]:
+def compressed_overlay(certificate, rgb: np.ndarray,
+                       rendered: ImageFields | None = None) -> tuple[str, bytes]:
     """``(format, data)`` of :data:`OVERLAY_COMPRESSED`: the overlay of ``mmcert/overlay`` as
-    a JPEG (``'rgb8; jpeg compressed bgr8'``, quality :data:`OVERLAY_JPEG_QUALITY`)."""
-    overlay = render_overlay(rgb, certificate.labels, certificate.certified)
+    a JPEG (``'rgb8; jpeg compressed bgr8'``, quality :data:`OVERLAY_JPEG_QUALITY`).
+
+    :param rendered: the frame's ``mmcert/overlay`` from :func:`output_images`, if it was
+        made (its pixels are compressed instead of rendering the overlay again).
+    """
+    if rendered is None:
+        overlay = render_overlay(rgb, certificate.labels, certificate.certified)
+    else:
+        overlay = np.frombuffer(rendered.data, np.uint8).reshape(rendered.height,
+                                                                 rendered.width, 3)
     return encode_compressed(overlay, 'jpeg', OVERLAY_JPEG_QUALITY)
 
 

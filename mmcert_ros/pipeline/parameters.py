@@ -22,6 +22,7 @@ from mmcert_ros.device import resolve_device
 from mmcert_ros.data.projection import Extrinsic
 from mmcert_ros.errors import UserError
 from mmcert_ros.pipeline.frames import DEPTH_SOURCES
+from mmcert_ros.pipeline.message_fields import camera_info_from_k
 
 RELIABILITIES = ('best_effort', 'reliable')
 #: how RGB images arrive: sensor_msgs/Image on rgb/image, or image_transport's compressed
@@ -382,7 +383,6 @@ def _rgb_transport(value) -> str:
 
 def _camera_k(value) -> tuple[float, ...] | None:
     """``camera.k`` as 9 floats (checked as a camera matrix), or None for ''."""
-    from mmcert_ros.pipeline.message_fields import camera_info_from_k
     if not isinstance(value, str):
         raise UserError(f'camera.k must be a string of 9 numbers, got {value!r}')
     if not value.strip():

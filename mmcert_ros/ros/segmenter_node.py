@@ -117,7 +117,8 @@ class _Segmenter:
         self._diagnostics_lock = threading.Lock()
         #: name of this node's statuses in /diagnostics and mmcert/status: the fully qualified
         #: name without its leading '/', so segmenters in two namespaces stay apart
-        self._status_name = self.get_fully_qualified_name().lstrip('/')
+        self._hardware_id = self.get_fully_qualified_name()
+        self._status_name = self._hardware_id.lstrip('/')
         # steady clocks: under use_sim_time a stopped /clock must not stop expiry or reports
         self._steady = Clock(clock_type=ClockType.STEADY_TIME)
         self._worker: threading.Thread | None = None
@@ -463,22 +464,22 @@ class _Segmenter:
         topics = {outputs.SEGMENTATION, outputs.CERTIFICATION}
         if settings.publish_radius:
             topics.add(outputs.CERTIFIED_RADIUS)
-        overlay_pub = self._publishers_by_topic[outputs.OVERLAY]
-        if settings.publish_overlay and overlay_pub.get_subscription_count():
-            topics.add(outputs.OVERLAY)
+        if settings.publish_overlay:
+            topics |= self._subscribed({outputs.OVERLAY})
         images = outputs.output_images(certificate, rgb, topics)
         if settings.publish_views:
             images.update(view_images(certificate, self._subscribed(VIEW_TOPICS),
                                       settings.view_max_radius))
         messages = {topic: fields.copy_to(Image(header=pair.rgb.header))
                     for topic, fields in images.items()}
-        messages.update(self._viewer_messages(settings, certificate, frame, pair))
+        messages.update(self._viewer_messages(settings, certificate, frame, pair,
+                                              images.get(outputs.OVERLAY)))
         stages['encode'] = time.perf_counter() - tic
 
         tic = time.perf_counter()
         self._publish(self._status_pub, mode_status_array(
             pair.depth is not None, settings.depth.source, f'{self._status_name}: mode',
-            pair.rgb.header, self.get_fully_qualified_name()))
+            pair.rgb.header, self._hardware_id))
         for topic, msg in messages.items():
             if not self._publish(self._publishers_by_topic[topic], msg):
                 return
@@ -498,19 +499,21 @@ class _Segmenter:
                 f'({"rgb-d" if pair.depth is not None else "rgb-only"})')
         self._publish(self._frame_times_pub, frame_times_array(
             stages, latency_s, f'{self._status_name}: frame', pair.rgb.header,
-            self.get_fully_qualified_name()))
+            self._hardware_id))
 
     def _subscribed(self, topics) -> set[str]:
         """Those of ``topics`` someone subscribes to (viewer topics cost nothing unwatched)."""
         return {topic for topic in topics
                 if self._publishers_by_topic[topic].get_subscription_count()}
 
-    def _viewer_messages(self, settings: NodeSettings, certificate, frame, pair: Pair) -> dict:
-        """The compressed overlay (RGB header) and the labelled points (the cloud's header)
-        of one frame, for the topics someone subscribes to."""
+    def _viewer_messages(self, settings: NodeSettings, certificate, frame, pair: Pair,
+                         overlay=None) -> dict:
+        """The compressed overlay (RGB header; ``overlay``: the frame's ``mmcert/overlay``
+        image when it was rendered) and the labelled points (the cloud's header) of one
+        frame, for the topics someone subscribes to."""
         messages = {}
         if settings.publish_overlay and self._subscribed({outputs.OVERLAY_COMPRESSED}):
-            fmt, data = outputs.compressed_overlay(certificate, frame.rgb)
+            fmt, data = outputs.compressed_overlay(certificate, frame.rgb, overlay)
             messages[outputs.OVERLAY_COMPRESSED] = CompressedImage(
                 header=pair.rgb.header, format=fmt, data=data)
         if (settings.publish_views and 'points' in frame.extras and pair.depth is not None
@@ -601,7 +604,7 @@ class _Segmenter:
             report = self._stats.report(counters, self._slot.dropped, settings,
                                         [warning] if warning else [], rgb_only_s)
             self._publish(self._diagnostics_pub, diagnostic_array(
-                report, f'{self._status_name}: pipeline', self.get_fully_qualified_name(),
+                report, f'{self._status_name}: pipeline', self._hardware_id,
                 self.get_clock().now().to_msg()))
 
     # -- lifecycle ----------------------------------------------------------------------
