@@ -22,8 +22,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mmcert_ros.certify import CertifyConfig, Confusion  # noqa: E402
-from mmcert_ros.certify.l2 import L2Certifier, L2Settings  # noqa: E402
-from mmcert_ros.certify.metrics import certified_confusion, plain_confusion  # noqa: E402
+from mmcert_ros.certify.l2.certifier import L2Certifier, L2Settings  # noqa: E402
+from mmcert_ros.evaluation.metrics import certified_confusion, plain_confusion  # noqa: E402
 from mmcert_ros.models import load_model  # noqa: E402
 from mmcert_ros.models.booster import default_booster_path, load_booster  # noqa: E402
 from mmcert_ros.training.data import synthetic_frames  # noqa: E402

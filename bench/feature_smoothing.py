@@ -22,8 +22,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mmcert_ros.certify import confidence  # noqa: E402
-from mmcert_ros.certify import feature_smoothing as fs  # noqa: E402
+from mmcert_ros.certify.l2 import confidence  # noqa: E402
+from mmcert_ros.certify.l2 import feature_smoothing as fs  # noqa: E402
 
 OBSERVED_SCORES = (0.9, 0.97, 0.99, 0.999)
 SIGMAS = (0.12, 0.25, 0.5)

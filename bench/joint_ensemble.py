@@ -30,7 +30,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mmcert_ros.certify import Confusion  # noqa: E402
-from mmcert_ros.certify.metrics import certified_confusion, plain_confusion  # noqa: E402
+from mmcert_ros.evaluation.metrics import certified_confusion, plain_confusion  # noqa: E402
 from mmcert_ros.models.booster import default_booster_path  # noqa: E402
 from mmcert_ros.pipeline.engines import build_engines  # noqa: E402
 from mmcert_ros.pipeline.settings import load_settings  # noqa: E402

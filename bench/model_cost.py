@@ -24,7 +24,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from mmcert_ros.certify.config import KEEP_FRACTION_DEPTH, KEEP_FRACTION_RGB
-from mmcert_ros.certify.sampling import kept_count, make_generator, subsample
+from mmcert_ros.certify.l0.sampling import kept_count, make_generator, subsample
 from mmcert_ros.models import DEFAULT_CHECKPOINT, load_model
 
 

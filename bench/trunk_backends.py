@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from mmcert_ros.certify.calibration import calibration_levels
+from mmcert_ros.models.calibration import calibration_levels
 from mmcert_ros.models import load_model
 from mmcert_ros.models.backends import OnnxRuntimeNet, OpenVinoNet, _GridHead
 

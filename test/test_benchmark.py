@@ -6,7 +6,7 @@ import numpy as np
 from mmcert_ros.benchmark.baselines import choice_keep_masks, sorted_holm_certify
 from mmcert_ros.benchmark.core import realistic_votes
 from mmcert_ros.certify import CertifyConfig, holm_certify
-from mmcert_ros.certify.engine import certify_votes
+from mmcert_ros.certify.l0.engine import certify_votes
 from mmcert_ros.tools.bench import isa_class
 from mmcert_ros.tools.cli import main
 

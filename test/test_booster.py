@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mmcert_ros.certify.sampling import subsample
+from mmcert_ros.certify.l0.sampling import subsample
 from mmcert_ros.data.frame import Frame
 from mmcert_ros.models import CheckpointError, NetworkConfig, build_model, save_checkpoint
 from mmcert_ros.models.booster import (BoostedModel, BoosterConfig, SmoothnessBooster,

@@ -13,7 +13,7 @@ from scipy.stats import binom
 from statsmodels.stats.multitest import multipletests
 
 from mmcert_ros.certify import delta, holm_certify, radius_table, top_count_pvalues
-from mmcert_ros.certify.bounds import count_histogram
+from mmcert_ros.certify.l0.bounds import count_histogram
 
 
 def exact_delta(n, k, r):

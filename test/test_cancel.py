@@ -67,7 +67,7 @@ def test_a_passed_deadline_abandons_the_frame():
 
 
 def test_the_l2_certificate_checks_the_token_before_every_batch():
-    from mmcert_ros.certify.l2 import L2Certifier, L2Settings
+    from mmcert_ros.certify.l2.certifier import L2Certifier, L2Settings
     from mmcert_ros.models import NetworkConfig, build_model
     torch.manual_seed(0)
     model = build_model(NetworkConfig(width=4, feature_dim=4))

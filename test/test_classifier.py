@@ -12,7 +12,7 @@ from statsmodels.stats.proportion import proportion_confint
 
 from mmcert_ros.certify import (CancelToken, CertifiedClassifier, FrameCancelled, Modality,
                                 ablate, class_probability_bounds, delta, largest_ray_budget)
-from mmcert_ros.certify.sampling import make_generator
+from mmcert_ros.certify.l0.sampling import make_generator
 
 torch.set_num_threads(1)
 

@@ -7,9 +7,9 @@ import torch
 import torch.nn.functional as F
 from scipy.special import ndtr, ndtri
 
-from mmcert_ros.certify import feature_smoothing as fs
-from mmcert_ros.certify.encoder_smoothing import certify_encoder, smoothed_encoder
-from mmcert_ros.certify.sampling import make_generator
+from mmcert_ros.certify.l2 import feature_smoothing as fs
+from mmcert_ros.certify.l2.encoder_smoothing import certify_encoder, smoothed_encoder
+from mmcert_ros.certify.l0.sampling import make_generator
 from mmcert_ros.models.booster import BoosterConfig, SmoothnessBooster
 
 torch.set_num_threads(1)

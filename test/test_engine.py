@@ -7,7 +7,7 @@ import torch
 from statsmodels.stats.multitest import multipletests
 
 from mmcert_ros.certify import CertifiedSegmenter, CertifyConfig, delta, top_count_pvalues
-from mmcert_ros.certify.votes import predict_labels
+from mmcert_ros.certify.l0.votes import predict_labels
 from mmcert_ros.data import Frame
 
 
@@ -206,11 +206,11 @@ def test_fp32_engine_votes_equal_the_previous_path_for_the_same_draws(backend):
         pytest.importorskip('openvino')
     from mmcert_ros.benchmark.engine_speed import timed_votes
     from mmcert_ros.benchmark.reference import ReferenceVotes, reference_pyramid_inputs
-    from mmcert_ros.certify.engine import certify_votes, draw_sample_indices
+    from mmcert_ros.certify.l0.engine import certify_votes, draw_sample_indices
     from mmcert_ros.certify.tensors import frame_tensors
-    from mmcert_ros.certify.sampling import kept_count, make_generator
+    from mmcert_ros.certify.l0.sampling import kept_count, make_generator
     from mmcert_ros.models import load_model
-    from mmcert_ros.models.network import upsample_bilinear
+    from mmcert_ros.certify.upsampling import upsample_bilinear
 
     model = load_model(None, 'cpu')
     rgb, depth = _shipped_frame()

@@ -15,9 +15,9 @@ import torch
 from scipy import integrate, optimize, special, stats
 from statsmodels.stats.multitest import multipletests
 
-from mmcert_ros.certify import confidence
-from mmcert_ros.certify import sampling
-from mmcert_ros.certify import feature_smoothing as fs
+from mmcert_ros.certify.l2 import confidence
+from mmcert_ros.certify.l0 import sampling
+from mmcert_ros.certify.l2 import feature_smoothing as fs
 
 SIGMAS = (0.12, 0.25, 0.5)
 

@@ -22,8 +22,8 @@ import pytest
 import torch
 from scipy import stats
 
-from mmcert_ros.certify import feature_smoothing as fs
-from mmcert_ros.certify.sampling import draw_keep_masks
+from mmcert_ros.certify.l2 import feature_smoothing as fs
+from mmcert_ros.certify.l0.sampling import draw_keep_masks
 
 pytestmark = pytest.mark.slow   # statistical oracles over many noisy passes
 

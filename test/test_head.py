@@ -8,8 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mmcert_ros.certify import feature_smoothing as fs
-from mmcert_ros.certify.sampling import make_generator, subsample
+from mmcert_ros.certify.l2 import feature_smoothing as fs
+from mmcert_ros.certify.l0.sampling import make_generator, subsample
 from mmcert_ros.models import NetworkConfig, build_model, load_model, save_checkpoint
 from mmcert_ros.training.head import with_antipodal_head
 

@@ -75,7 +75,7 @@ def test_int8_quantizes_every_convolution_but_the_first(model):
     import openvino
 
     from mmcert_ros.models.backends import export_onnx
-    from mmcert_ros.certify.calibration import calibration_levels
+    from mmcert_ros.models.calibration import calibration_levels
     from mmcert_ros.models.quantization import first_convolution, quantize_int8
 
     dense = openvino.Core().read_model(export_onnx(model), b'')

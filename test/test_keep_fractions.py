@@ -68,7 +68,7 @@ def test_a_model_not_loaded_from_a_checkpoint_is_not_flagged():
 
 def test_the_default_warning_goes_to_the_engine_logger(tmp_path, caplog):
     model = load_model(saved(tmp_path / 'old.pt', {}))
-    with caplog.at_level('WARNING', logger='mmcert_ros.certify.engine'):
+    with caplog.at_level('WARNING', logger='mmcert_ros.certify.l0.engine'):
         CertifiedSegmenter(model, CertifyConfig(num_samples=4, keep_fraction_rgb=0.5))
     assert [record.levelname for record in caplog.records] == ['WARNING']
     assert 'keep fractions 0.5 RGB' in caplog.records[0].getMessage()

@@ -25,13 +25,13 @@ import torch
 from scipy import stats
 
 from mmcert_ros.certify import CertifyConfig
-from mmcert_ros.certify import feature_smoothing as fs
+from mmcert_ros.certify.l2 import feature_smoothing as fs
 from mmcert_ros.certify.tensors import frame_tensors
-from mmcert_ros.certify.l2 import L2Certifier, L2Settings
-from mmcert_ros.certify.sampling import kept_count, make_generator
+from mmcert_ros.certify.l2.certifier import L2Certifier, L2Settings
+from mmcert_ros.certify.l0.sampling import kept_count, make_generator
 from mmcert_ros.models import load_model
 from mmcert_ros.models.booster import BoostedModel, default_booster_path, load_booster
-from mmcert_ros.models.network import BilinearTaps
+from mmcert_ros.certify.upsampling import BilinearTaps
 from mmcert_ros.training.data import synthetic_frames
 
 SIGMA = 0.25

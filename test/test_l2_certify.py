@@ -11,11 +11,11 @@ import torch.nn.functional as F
 from scipy import optimize, special
 
 from mmcert_ros.certify import CertifyConfig
-from mmcert_ros.certify import feature_smoothing as fs
-from mmcert_ros.certify.confidence import round_down_float32
-from mmcert_ros.certify.l2 import L2Certifier, L2Settings
-from mmcert_ros.certify.pixel_margin import FEATURE_NORM_SLACK, pixel_margins
-from mmcert_ros.certify.sampling import kept_count, make_generator
+from mmcert_ros.certify.l2 import feature_smoothing as fs
+from mmcert_ros.certify.l2.confidence import round_down_float32
+from mmcert_ros.certify.l2.certifier import L2Certifier, L2Settings
+from mmcert_ros.certify.l2.pixel_margin import FEATURE_NORM_SLACK, pixel_margins
+from mmcert_ros.certify.l0.sampling import kept_count, make_generator
 from mmcert_ros.models import NetworkConfig, build_model
 from mmcert_ros.models.booster import BoosterConfig, SmoothnessBooster
 
@@ -288,7 +288,7 @@ def test_noise_at_the_kept_pixels_only_is_the_full_noise_recipe_coupled(boosted)
     recipe (noise on every pixel, then sub-sampling) for the same masks and any noise at the
     dropped pixels: the recipe depends on the noise only at the kept pixels, so both draw the
     same distribution of features (the certificate means the same)."""
-    from mmcert_ros.certify.sampling import draw_kept_indices
+    from mmcert_ros.certify.l0.sampling import draw_kept_indices
     from mmcert_ros.models.booster import BoostedModel
 
     rgb, depth = _frame()

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from mmcert_ros.certify.l2 import FrameCertification
+from mmcert_ros.certify.l2.certifier import FrameCertification
 from mmcert_ros.data.frame import Frame
 from mmcert_ros.errors import UserError
 from mmcert_ros.models.booster import BoosterConfig, SmoothnessBooster, default_booster_path

@@ -18,12 +18,12 @@ import torch
 from scipy import stats
 
 from mmcert_ros.certify import CertifiedSegmenter, CertifyConfig
-from mmcert_ros.certify import feature_smoothing as fs
-from mmcert_ros.certify.l2 import FrameCertification, L2Certifier, L2Settings
-from mmcert_ros.certify.sampling import kept_count, make_generator
+from mmcert_ros.certify.l2 import feature_smoothing as fs
+from mmcert_ros.certify.l2.certifier import FrameCertification, L2Certifier, L2Settings
+from mmcert_ros.certify.l0.sampling import kept_count, make_generator
 from mmcert_ros.data.frame import Frame
 from mmcert_ros.models import NetworkConfig, build_model
-from mmcert_ros.models.network import upsample_bilinear
+from mmcert_ros.certify.upsampling import upsample_bilinear
 
 torch.set_num_threads(1)
 CONFIG = CertifyConfig(num_samples=24, alpha=0.01, seed=5, batch_size=8)

@@ -5,8 +5,8 @@ import numpy as np
 import torch
 
 from mmcert_ros.certify import CertifyConfig
-from mmcert_ros.certify.confidence import round_down_float32
-from mmcert_ros.certify.l2 import L2Certifier, L2Settings
+from mmcert_ros.certify.l2.confidence import round_down_float32
+from mmcert_ros.certify.l2.certifier import L2Certifier, L2Settings
 
 torch.set_num_threads(1)
 

@@ -231,7 +231,7 @@ def test_shipped_default_checkpoint_loads_and_is_small():
 def test_shipped_model_beats_road_below_the_horizon_on_unseen_drives():
     """Frames of drives no training run uses (seeds >= 900000), at the training size."""
     from mmcert_ros.certify import CertifiedSegmenter, CertifyConfig, plain_confusion
-    from mmcert_ros.certify.metrics import Confusion
+    from mmcert_ros.evaluation.metrics import Confusion
     from mmcert_ros.sim.synthetic import SceneConfig, SyntheticDrive
 
     scene = SceneConfig()
@@ -249,7 +249,7 @@ def test_shipped_model_beats_road_below_the_horizon_on_unseen_drives():
 
 
 def test_forward_kept_equals_forward_on_the_ablated_batch():
-    from mmcert_ros.certify.sampling import draw_kept_indices, make_generator, subsample
+    from mmcert_ros.certify.l0.sampling import draw_kept_indices, make_generator, subsample
 
     model = build_model(NetworkConfig(width=8)).eval()
     rgb = torch.rand(1, 3, 40, 72)
@@ -267,7 +267,7 @@ def test_forward_kept_equals_forward_on_the_ablated_batch():
 
 
 def _kept_batch(seed=0, batch=3, height=40, width=72):
-    from mmcert_ros.certify.sampling import draw_kept_indices, make_generator
+    from mmcert_ros.certify.l0.sampling import draw_kept_indices, make_generator
 
     generator = make_generator(seed, 'cpu')
     rgb = torch.rand(1, 3, height, width, generator=generator)
@@ -277,7 +277,7 @@ def _kept_batch(seed=0, batch=3, height=40, width=72):
 
 
 def test_forward_kept_is_the_bilinear_upsampling_of_the_grid_logits(model):
-    from mmcert_ros.models.network import upsample_bilinear
+    from mmcert_ros.certify.upsampling import upsample_bilinear
 
     inputs = _kept_batch()
     with torch.no_grad():
@@ -350,7 +350,7 @@ def test_densification_equals_the_per_pixel_division_formula(model, size, depth_
     benchmark's reference divides per pixel ((floor(y rows / H), floor(x cols / W))): the same
     float32 values bit for bit, with the last row and column and invalid depth kept."""
     from mmcert_ros.benchmark.reference import reference_pyramid_inputs
-    from mmcert_ros.certify.sampling import draw_kept_indices, make_generator
+    from mmcert_ros.certify.l0.sampling import draw_kept_indices, make_generator
     from mmcert_ros.models.network import KeptPixels, cell_of_pixel
 
     generator = make_generator(sum(size) + kept[0], 'cpu')

@@ -13,8 +13,8 @@ import torch.nn.functional as F
 from scipy import optimize, special
 from statsmodels.stats.multitest import multipletests
 
-from mmcert_ros.certify import feature_smoothing as fs
-from mmcert_ros.certify.pixel_margin import FEATURE_NORM_SLACK, pixel_margins, upsample_cells
+from mmcert_ros.certify.l2 import feature_smoothing as fs
+from mmcert_ros.certify.l2.pixel_margin import FEATURE_NORM_SLACK, pixel_margins, upsample_cells
 
 torch.set_num_threads(1)
 

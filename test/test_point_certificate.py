@@ -11,12 +11,12 @@ import pytest
 import torch
 from scipy.stats import binomtest
 
-from mmcert_ros.certify.bounds import delta
+from mmcert_ros.certify.l0.bounds import delta
 from mmcert_ros.certify.config import CertifyConfig
-from mmcert_ros.certify.engine import CertifiedSegmenter
-from mmcert_ros.certify.points import (certified_against_injection, injection_delta,
-                                       kept_point_count, subsample_points)
-from mmcert_ros.certify.sampling import draw_keep_masks, draw_kept_indices, make_generator
+from mmcert_ros.certify.l0.engine import CertifiedSegmenter
+from mmcert_ros.certify.l0.points import (certified_against_injection, injection_delta,
+                                          kept_point_count, subsample_points)
+from mmcert_ros.certify.l0.sampling import draw_keep_masks, draw_kept_indices, make_generator
 from mmcert_ros.data.projection import ProjectedPoints
 
 
@@ -263,7 +263,7 @@ class DenseOnly(torch.nn.Module):
 def test_kept_index_path_gives_the_dense_paths_votes():
     """Points through the model's kept-index path (one depth frame per sample, repeated
     pixels padded with a pixel no point reaches) vote as through the dense contract."""
-    from mmcert_ros.certify.points import free_pixel
+    from mmcert_ros.certify.l0.points import free_pixel
     from mmcert_ros.models import POINTS_CHECKPOINT, load_model
     height, width = 48, 160
     rng = np.random.default_rng(6)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from mmcert_ros.certify.sampling import make_generator
+from mmcert_ros.certify.l0.sampling import make_generator
 from mmcert_ros.tools import cli
 from mmcert_ros.training.data import Batch
 from mmcert_ros.training.trainer import TrainConfig, drop_depth, keep_counts, point_inputs
@@ -83,8 +83,8 @@ def test_shipped_points_model_beats_road_below_the_horizon_on_unseen_drives():
     points; and with its whole depth modality missing (the degraded mode it was trained for
     with depth dropout)."""
     from mmcert_ros.certify import CertifiedSegmenter, CertifyConfig, plain_confusion
-    from mmcert_ros.certify.metrics import Confusion
-    from mmcert_ros.certify.sampling import draw_keep_masks
+    from mmcert_ros.evaluation.metrics import Confusion
+    from mmcert_ros.certify.l0.sampling import draw_keep_masks
     from mmcert_ros.data.projection import points_from_depth_image
     from mmcert_ros.sim.synthetic import SceneConfig, SyntheticDrive
     from mmcert_ros.models import POINTS_CHECKPOINT, load_model

@@ -52,7 +52,7 @@ def config():
 def expected_l2(model, booster=None):
     """The oracle: the L2Certifier with the node's settings, and the mask the node must publish."""
     from mmcert_ros.certify import CertifiedSegmenter
-    from mmcert_ros.certify.l2 import L2Certifier, L2Settings
+    from mmcert_ros.certify.l2.certifier import L2Certifier, L2Settings
     rgb, _, depth = the_frame()
     l0 = CertifiedSegmenter(model, config()).certify(rgb, depth)
     l2 = L2Certifier(model, L2Settings(sigma=SIGMA, radius=RADIUS),
@@ -64,7 +64,7 @@ def mixed_model():
     """A tiny SparseRGBDNet with antipodal prototypes placed so that 20 % to 80 % of the pixels
     of the test frame are l2-certified at the test's settings (the features do not depend on the
     prototypes, so the smoothed features are estimated once and the pixels re-certified)."""
-    from mmcert_ros.certify.pixel_margin import pixel_margins
+    from mmcert_ros.certify.l2.pixel_margin import pixel_margins
     from mmcert_ros.models import NetworkConfig, build_model
     torch.manual_seed(0)
     model = build_model(NetworkConfig(width=4, feature_dim=4)).eval()
@@ -224,7 +224,7 @@ def test_a_booster_set_at_run_time_is_used_from_the_next_frame(client, model, fi
 def test_fs_joint_publishes_both_certificates_of_one_ensemble(client, model, files):
     """With fs.joint the segmentation, certification and l2 mask all come from the one
     ensemble of FS_SAMPLES noisy passes (the library's certify_joint on the same frame)."""
-    from mmcert_ros.certify.l2 import L2Certifier, L2Settings
+    from mmcert_ros.certify.l2.certifier import L2Certifier, L2Settings
     from mmcert_ros.models.booster import load_booster
     rgb, _, depth = the_frame()
     settings = L2Settings(sigma=SIGMA, radius=RADIUS, num_samples=FS_SAMPLES, joint=True)

@@ -188,7 +188,7 @@ def test_l2_image_marks_certified_pixels_whose_label_agrees_with_the_published_o
     import torch
 
     from mmcert_ros.certify import CertifyConfig
-    from mmcert_ros.certify.l2 import L2Certifier, L2Settings
+    from mmcert_ros.certify.l2.certifier import L2Certifier, L2Settings
     from mmcert_ros.models import NetworkConfig, build_model
     from mmcert_ros.pipeline.outputs import l2_image
     torch.manual_seed(0)

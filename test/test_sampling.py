@@ -6,9 +6,10 @@ import pytest
 import torch
 from scipy.stats import binomtest, chi2_contingency, chisquare
 
-from mmcert_ros.certify import sampling
-from mmcert_ros.certify.sampling import (RANDOM_BITS, draw_keep_masks, draw_kept_indices,
-                                         kept_count, make_generator, subsample, uniform_below)
+from mmcert_ros.certify.l0 import sampling
+from mmcert_ros.certify.l0.sampling import (RANDOM_BITS, draw_keep_masks, draw_kept_indices,
+                                            kept_count, make_generator, subsample,
+                                            uniform_below)
 
 
 @pytest.mark.parametrize('n,k', [(1000, 20), (5000, 11), (30, 29), (50, 1), (200, 200),

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from mmcert_ros.certify.sampling import kept_count
+from mmcert_ros.certify.l0.sampling import kept_count
 from mmcert_ros.data.frame import Frame
 from mmcert_ros.models import NetworkConfig, load_checkpoint, load_model
 from mmcert_ros.tools.cli import main
@@ -237,7 +237,7 @@ def test_fine_tuning_starts_from_a_cosine_checkpoint_with_the_antipodal_head(dri
 
 
 def test_the_alignment_term_pulls_features_onto_their_prototypes(drive_frames, tmp_path):
-    from mmcert_ros.certify.sampling import subsample
+    from mmcert_ros.certify.l0.sampling import subsample
     from mmcert_ros.training.alignment import cell_labels, class_balanced_alignment
 
     def alignment_after(weight):

@@ -3,8 +3,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mmcert_ros.certify.votes import DenseVotes, GridVotes, predict_labels
-from mmcert_ros.models.network import upsample_bilinear
+from mmcert_ros.certify.l0.votes import DenseVotes, GridVotes, predict_labels
+from mmcert_ros.certify.upsampling import upsample_bilinear
 
 
 def brute_force_counts(logits: torch.Tensor) -> torch.Tensor:

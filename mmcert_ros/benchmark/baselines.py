@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from mmcert_ros.certify.bounds import top_count_pvalues
+from mmcert_ros.certify.l0.bounds import top_count_pvalues
 
 
 def sorted_holm_certify(top_counts: np.ndarray, num_samples: int, num_classes: int,
                         delta: float, alpha: float) -> np.ndarray:
     """Holm by sorting one p-value per pixel (what a textbook implementation does); the
-    p-values are those of :func:`mmcert_ros.certify.bounds.top_count_pvalues`."""
+    p-values are those of :func:`mmcert_ros.certify.l0.bounds.top_count_pvalues`."""
     flat = top_counts.ravel()
     pvalues = top_count_pvalues(num_samples, num_classes, delta)[flat]
     order = np.argsort(pvalues, kind='stable')

@@ -14,8 +14,8 @@ import torch
 
 from mmcert_ros.benchmark.baselines import choice_keep_masks, sorted_holm_certify
 from mmcert_ros.certify.config import CertifyConfig
-from mmcert_ros.certify.engine import certify_votes
-from mmcert_ros.certify.sampling import draw_keep_masks, kept_count, make_generator
+from mmcert_ros.certify.l0.engine import certify_votes
+from mmcert_ros.certify.l0.sampling import draw_keep_masks, kept_count, make_generator
 
 
 def median_seconds(function: Callable[[], object], repeats: int) -> float:

@@ -16,16 +16,16 @@ import torch
 
 from mmcert_ros.benchmark.reference import (ReferenceVotes, reference_kept_indices,
                                             reference_pyramid_inputs)
-from mmcert_ros.certify.bounds import radius_table
-from mmcert_ros.certify.calibration import calibration_levels
+from mmcert_ros.certify.l0.bounds import radius_table
 from mmcert_ros.certify.config import CertifyConfig
-from mmcert_ros.certify.engine import (CertifiedSegmenter, certify_votes, draw_sample_indices,
-                                       frame_tensors)
-from mmcert_ros.certify.sampling import kept_count, make_generator
-from mmcert_ros.certify.votes import GridVotes
+from mmcert_ros.certify.l0.engine import (CertifiedSegmenter, certify_votes, draw_sample_indices,
+                                          frame_tensors)
+from mmcert_ros.certify.l0.sampling import kept_count, make_generator
+from mmcert_ros.certify.l0.votes import GridVotes
 from mmcert_ros.data.frame import Frame
 from mmcert_ros.models.backends import prepare_model
-from mmcert_ros.models.network import KeptPixels, upsample_bilinear
+from mmcert_ros.certify.upsampling import upsample_bilinear
+from mmcert_ros.models.network import KeptPixels
 
 #: mode name -> (precision, backend); 'fp32' is the exact mode
 MODES = {'fp32': ('fp32', 'torch'), 'bf16': ('bf16', 'torch'),
@@ -108,8 +108,7 @@ def bench_speed(model: torch.nn.Module, frame: Frame, num_samples: int = 100,
     n = (size[0] * size[1], depth.shape[-2] * depth.shape[-1])
     k = (kept_count(config.keep_fraction_rgb, n[0]), kept_count(config.keep_fraction_depth, n[1]))
     draws = list(draw_sample_indices(num_samples, n, k, make_generator(seed, 'cpu')))
-    prepared = {mode: prepare_model(model, *MODES[mode], torch.device('cpu'),
-                                    calibration=calibration_levels) for mode in modes}
+    prepared = {mode: prepare_model(model, *MODES[mode], torch.device('cpu')) for mode in modes}
     segmenters = {mode: CertifiedSegmenter(model, config.replace(
         precision=MODES[mode][0], backend=MODES[mode][1])) for mode in modes}
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in ['reference', *modes]}
@@ -196,8 +195,8 @@ def bench_l2(model: torch.nn.Module, frame: Frame, config: CertifyConfig,
     against the previous recipe (noise on every RGB pixel, dense masks, features from the
     masks), interleaved."""
     from mmcert_ros.benchmark.reference import reference_l2_smoother
-    from mmcert_ros.certify.l2 import DEFAULT_NUM_SELECTION, L2Certifier, L2Settings
-    from mmcert_ros.certify.pixel_margin import pixel_margins
+    from mmcert_ros.certify.l2.certifier import DEFAULT_NUM_SELECTION, L2Certifier, L2Settings
+    from mmcert_ros.certify.l2.pixel_margin import pixel_margins
 
     config = config.replace(device='cpu')
     num_samples, batch_size = config.num_samples, config.batch_size

@@ -17,7 +17,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from mmcert_ros.certify.votes import predict_labels
+from mmcert_ros.certify.l0.votes import predict_labels
 from mmcert_ros.models.network import (GRID_STRIDE, PYRAMID_LEVELS, KeptPixels, encode_depth,
                                        encode_rgb)
 
@@ -118,7 +118,7 @@ def reference_l2_smoother(model: torch.nn.Module, depth: torch.Tensor, k: tuple[
                           sigma: float, batch_size: int):
     """The previous l2 recipe: Gaussian noise on every RGB pixel, then dense exact-k masks,
     then ``model.features`` of the masked batch."""
-    from mmcert_ros.certify import feature_smoothing as fs
+    from mmcert_ros.certify.l2 import feature_smoothing as fs
 
     encoder = fs.joint_rgbd_encoder(model.features, depth, k[0], k[1], sigma)
     return fs.FeatureSmoother(encoder, sigma, batch_size, adds_noise=True)

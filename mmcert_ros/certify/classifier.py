@@ -5,9 +5,9 @@ axes*: the axes whose positions are the elements an attacker may change and the 
 or drops (the pixels of an image, the frames of an audio clip or a video, the points of a
 cloud); every other axis (channels, mel bins) belongs to the element. Each of N samples keeps
 exactly ``k_i`` of the ``n_i`` elements of modality i, uniformly without replacement and
-independently per sample and modality (:func:`mmcert_ros.certify.sampling.draw_keep_masks`),
+independently per sample and modality (:func:`mmcert_ros.certify.l0.sampling.draw_keep_masks`),
 and sets every other element to 0. The votes of the N samples give the certificate of
-:func:`~mmcert_ros.certify.bounds.class_probability_bounds`: with probability at least
+:func:`~mmcert_ros.certify.l0.bounds.class_probability_bounds`: with probability at least
 ``1 - alpha`` over the sampling, the label is the smoothed classifier's prediction under
 every attack within a certified budget. Nothing here imports the ROS client library.
 """
@@ -20,10 +20,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from mmcert_ros.certify.bounds import (ClassBounds, class_probability_bounds, delta,
-                                       largest_ray_budget)
+from mmcert_ros.certify.l0.bounds import (ClassBounds, class_probability_bounds, delta,
+                                          largest_ray_budget)
 from mmcert_ros.certify.cancel import CancelToken
-from mmcert_ros.certify.sampling import draw_keep_masks, kept_count, make_generator
+from mmcert_ros.certify.l0.sampling import draw_keep_masks, kept_count, make_generator
 from mmcert_ros.device import resolve_device
 
 
@@ -95,7 +95,8 @@ class ClassCertificate:
 
     :ivar label: the top class A of the votes (ties: smallest class id).
     :ivar counts: ``(C,)`` int64 votes per class.
-    :ivar bounds: p_A lower and p_B upper bounds (:class:`~mmcert_ros.certify.bounds.ClassBounds`).
+    :ivar bounds: p_A lower and p_B upper bounds
+        (:class:`~mmcert_ros.certify.l0.bounds.ClassBounds`).
     :ivar n: elements per modality; ``k``: kept per sample.
     """
 

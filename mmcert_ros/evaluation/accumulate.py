@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mmcert_ros.certify import Certificate, Confusion, certified_confusion, plain_confusion
+from mmcert_ros.certify import Certificate
+from mmcert_ros.evaluation.metrics import Confusion, certified_confusion, plain_confusion
 from mmcert_ros.data.frame import Frame
 
-#: certified metrics of :class:`~mmcert_ros.certify.metrics.Confusion` shown in curves and rows
+#: certified metrics of :class:`~mmcert_ros.evaluation.metrics.Confusion` shown in curves and rows
 CURVE_METRICS = ('pixel_accuracy', 'f1', 'iou', 'recall')
 #: timing stages of a certificate reported as latency percentiles
 LATENCY_STAGES = ('total', 'sampling', 'inference', 'certification')

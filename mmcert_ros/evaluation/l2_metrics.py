@@ -13,8 +13,8 @@ import math
 
 import numpy as np
 
-from mmcert_ros.certify import Confusion, certified_confusion, plain_confusion
-from mmcert_ros.certify.l2 import L2Certificate
+from mmcert_ros.evaluation.metrics import Confusion, certified_confusion, plain_confusion
+from mmcert_ros.certify.l2.certifier import L2Certificate
 from mmcert_ros.data.frame import Frame
 
 

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from mmcert_ros.bags import BagError
 from mmcert_ros.bags.frames import FrameTopics
-from mmcert_ros.certify.l2 import FrameCertification, L2Certifier
+from mmcert_ros.certify.l2.certifier import FrameCertification, L2Certifier
 from mmcert_ros.data.frame import Frame
 from mmcert_ros.errors import UserError
 from mmcert_ros.evaluation.accumulate import MetricsAccumulator

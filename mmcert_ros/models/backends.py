@@ -47,7 +47,8 @@ def prepare_model(model: nn.Module, precision: str, backend: str, device: torch.
                   calibration: Callable[[nn.Module], list] | None = None) -> nn.Module:
     """The object the engine runs for ``model`` (see the module docstring); ``precision`` and
     ``backend`` as validated by :class:`~mmcert_ros.certify.CertifyConfig`; ``calibration``
-    gives the int8 calibration inputs of a network (:class:`OpenVinoNet`)."""
+    gives the int8 calibration inputs of a network (:class:`OpenVinoNet`; default
+    :func:`mmcert_ros.models.calibration.calibration_levels`)."""
     if backend in EXPORTED_BACKENDS:  # the combination was validated by CertifyConfig
         if not all(callable(getattr(model, name, None))
                    for name in ('for_inference', 'pyramid_inputs', 'grid_logits_from_levels')):
@@ -187,8 +188,7 @@ class OpenVinoNet(_ExportedNet):
             from mmcert_ros.models.quantization import quantize_int8
 
             if calibration is None:
-                raise ValueError('precision int8 needs calibration inputs (the engine passes '
-                                 'mmcert_ros.certify.calibration.calibration_levels)')
+                from mmcert_ros.models.calibration import calibration_levels as calibration
             self._model = quantize_int8(self._model, calibration(network))
         self._settings = {
             'INFERENCE_PRECISION_HINT': {'fp32': 'f32', 'bf16': 'bf16', 'int8': 'bf16'}[precision],

@@ -19,7 +19,8 @@ MMCert feeds the base model copies of a frame in which only about 2 % of the RGB
    prototypes are antipodal by construction, ``(-a, a)`` for one learned unit axis a
    (:class:`AntipodalPrototypes`), so a feature on its class prototype has the largest
    possible angular margin, pi, which the feature-space (l2) certificate needs.
-5. **Upsample** the logits bilinearly to the RGB size (:func:`upsample_bilinear`).
+5. **Upsample** the logits bilinearly to the RGB size with the certificate's own rule
+   (:func:`mmcert_ros.certify.upsampling.upsample_bilinear`).
 
 ``model(...) == upsample_bilinear(model.classify(model.features(...)))`` exactly, so the
 feature-space (l2) certificate can smooth the features and reuse the same head. Features live
@@ -39,6 +40,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
+
+from mmcert_ros.certify.upsampling import upsample_bilinear
 
 #: depths nearer than this (metres) saturate the inverse-depth encoding at 1
 INVERSE_DEPTH_NEAR_M = 3.0
@@ -431,7 +434,7 @@ class SparseRGBDNet(nn.Module):
         The upsampling is bilinear, so each pixel's logits are a convex combination of the
         logits of at most four grid cells, and a pixel's label margin is a bounded linear
         function of its cells' features (what the l2 certificate of
-        :mod:`mmcert_ros.certify.pixel_margin` uses).
+        :mod:`mmcert_ros.certify.l2.pixel_margin` uses).
         """
         coarse = self.classify(self.features(rgb, rgb_keep, depth, depth_keep))
         if self.training:  # the same bilinear map up to float32 rounding, far cheaper to train
@@ -481,63 +484,6 @@ class SparseRGBDNet(nn.Module):
                 block[1] = nn.Identity()
         inference = inference.to(dtype=dtype, memory_format=torch.channels_last)
         return inference.requires_grad_(False)
-
-
-@dataclass(frozen=True)
-class BilinearTaps:
-    """Along one axis: for every output index the two source indices and their weights.
-
-    Half-pixel centres (``align_corners=False``): output ``i`` of ``out`` reads source
-    position ``s = max(0, (i + 0.5) in / out - 0.5)``, cells ``low = floor(s)`` and
-    ``high = min(low + 1, in - 1)`` with weights ``1 - (s - low)`` and ``s - low`` (computed in
-    float64, stored in ``dtype``, float32 unless asked). Clamped positions give ``high`` weight
-    exactly 0.
-    """
-
-    low: torch.Tensor
-    high: torch.Tensor
-    weight_low: torch.Tensor
-    weight_high: torch.Tensor
-
-    @classmethod
-    def build(cls, out_size: int, in_size: int, device: torch.device | str,
-              dtype: torch.dtype = torch.float32) -> 'BilinearTaps':
-        source = ((torch.arange(out_size, dtype=torch.float64) + 0.5) * (in_size / out_size)
-                  - 0.5).clamp(min=0.0)
-        low = source.floor().long().clamp(max=in_size - 1)
-        lam = (source - low).clamp(0.0, 1.0)
-        return cls(low.to(device), (low + 1).clamp(max=in_size - 1).to(device),
-                   (1.0 - lam).to(device, dtype), lam.to(device, dtype))
-
-
-def upsample_bilinear(grid: torch.Tensor, size: tuple[int, int] | torch.Size) -> torch.Tensor:
-    """Bilinear upsampling of ``(B, C, h, w)`` to ``(B, C, H, W)``, separably: columns first
-    (:func:`upsample_columns`), then rows (:func:`upsample_rows`), each output
-    ``weight_low * a + weight_high * b`` by elementwise torch ops (one rounding per multiply
-    and add, no fused multiply-add), so any subset of pixels computed the same way (the
-    engine's grid vote counting) is bit-identical to the full result. Real-valued it equals
-    ``F.interpolate(..., mode='bilinear', align_corners=False)``; in float32 it is slightly
-    more accurate (weights from float64 source positions). A float64 grid gets float64
-    weights."""
-    weights = torch.float64 if grid.dtype == torch.float64 else torch.float32
-    rows = BilinearTaps.build(int(size[0]), grid.shape[2], grid.device, weights)
-    cols = BilinearTaps.build(int(size[1]), grid.shape[3], grid.device, weights)
-    return upsample_rows(upsample_columns(grid, cols), rows.low, rows.high,
-                         rows.weight_low[:, None], rows.weight_high[:, None])
-
-
-def upsample_columns(grid: torch.Tensor, cols: BilinearTaps) -> torch.Tensor:
-    """First pass of :func:`upsample_bilinear`: ``(B, C, h, w) -> (B, C, h, W)``."""
-    return (grid.index_select(3, cols.low) * cols.weight_low.to(grid.dtype)
-            + grid.index_select(3, cols.high) * cols.weight_high.to(grid.dtype))
-
-
-def upsample_rows(wide: torch.Tensor, low: torch.Tensor, high: torch.Tensor,
-                  weight_low: torch.Tensor, weight_high: torch.Tensor) -> torch.Tensor:
-    """Second pass of :func:`upsample_bilinear`: ``wide[..., low, :] * weight_low +
-    wide[..., high, :] * weight_high`` (indices along the row axis, weights broadcast)."""
-    return (wide[:, :, low] * weight_low.to(wide.dtype)
-            + wide[:, :, high] * weight_high.to(wide.dtype))
 
 
 def _upsample(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:

@@ -11,7 +11,7 @@ convolution together, for 5 % to 10 % of the int8 trunk's speed. It and the ops 
 convolutions (pooling, bilinear resizes, the feature normalization and the cosine head) run
 in the backend's float precision (:class:`~mmcert_ros.models.backends.OpenVinoNet`).
 The activation ranges come from calibration inputs that are the engine's own, which the
-engine hands over (:mod:`mmcert_ros.certify.calibration`: fixed synthetic frames and seeds).
+engine hands over (:mod:`mmcert_ros.models.calibration`: fixed synthetic frames and seeds).
 
 The calibration is a pure function of the network's weights: the same network gives the same
 int8 model, and the int8 model is a deterministic function of each sub-sampled input, so it
@@ -32,7 +32,7 @@ from mmcert_ros.models.packages import require_package
 def quantize_int8(model, batches: list[list[torch.Tensor]]):
     """The int8 OpenVINO model of ``model`` (the OpenVINO model of a network's dense part,
     inputs ``level0..level3``), calibrated on ``batches``: per calibration input its four
-    pyramid levels (the engine's own, :func:`mmcert_ros.certify.calibration.calibration_levels`).
+    pyramid levels (the engine's own, :func:`mmcert_ros.models.calibration.calibration_levels`).
     Needs the ``nncf`` package; raises ``ValueError`` saying how to install it."""
     nncf = import_nncf()
     nncf.set_log_level(logging.ERROR)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 
 from mmcert_ros.certify import CancelToken, CertifiedSegmenter
-from mmcert_ros.certify.l2 import FrameCertification, L2Certifier
+from mmcert_ros.certify.l2.certifier import FrameCertification, L2Certifier
 from mmcert_ros.data.frame import Frame
 from mmcert_ros.device import resolve_device
 from mmcert_ros.errors import UserError

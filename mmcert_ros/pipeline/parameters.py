@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from mmcert_ros.certify.config import PARAMETER_FIELDS, CertifyConfig
-from mmcert_ros.certify.l2 import PARAMETER_FIELDS as L2_PARAMETER_FIELDS
-from mmcert_ros.certify.l2 import L2Settings
+from mmcert_ros.certify.l2.certifier import PARAMETER_FIELDS as L2_PARAMETER_FIELDS
+from mmcert_ros.certify.l2.certifier import L2Settings
 from mmcert_ros.device import resolve_device
 from mmcert_ros.data.projection import Extrinsic
 from mmcert_ros.errors import UserError

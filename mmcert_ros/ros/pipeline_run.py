@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mmcert_ros.certify.metrics import Confusion, certified_confusion, plain_confusion
+from mmcert_ros.evaluation.metrics import Confusion, certified_confusion, plain_confusion
 from mmcert_ros.ros.diagnostics import STAGES, values_of
 from mmcert_ros.pipeline.codec import decode_mask, decode_rgb
 from mmcert_ros.pipeline.message_fields import stamp_to_ns

@@ -59,7 +59,7 @@ from rclpy.timer import Timer
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, PointField
 
 from mmcert_ros.certify import CancelToken, FrameCancelled
-from mmcert_ros.certify.l2 import FrameCertification
+from mmcert_ros.certify.l2.certifier import FrameCertification
 from mmcert_ros.data.pairing import LatestSlot, Pair, StampPairer, TimeJump
 from mmcert_ros.data.projection import Extrinsic
 from mmcert_ros.data.road import ROAD_CLASS

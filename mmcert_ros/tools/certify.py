@@ -66,7 +66,7 @@ OVERRIDES = {'checkpoint': 'model.checkpoint', 'num_samples': 'certify.num_sampl
 
 
 def run(args: argparse.Namespace) -> int:
-    from mmcert_ros.certify.metrics import certified_confusion, plain_confusion
+    from mmcert_ros.evaluation.metrics import certified_confusion, plain_confusion
     from mmcert_ros.data.frame import Frame
     from mmcert_ros.data.kitti import read_depth_u16, read_rgb
     from mmcert_ros.models import DEFAULT_CHECKPOINT
@@ -135,7 +135,7 @@ def l2_report(certificate, frame, published_labels: np.ndarray,
               booster: str) -> tuple[dict[str, Any], np.ndarray]:
     """The report section of ``frame``'s :class:`~mmcert_ros.certify.l2.L2Certificate` and
     the published l2 mask (certified and agreeing with ``published_labels``)."""
-    from mmcert_ros.certify.metrics import certified_confusion, plain_confusion
+    from mmcert_ros.evaluation.metrics import certified_confusion, plain_confusion
 
     mask = certificate.agreeing(published_labels)
     section = {**certificate.summary(), 'booster': booster,

@@ -1,8 +1,8 @@
 """Training a :class:`~mmcert_ros.models.booster.SmoothnessBooster`, base network frozen.
 
 Every training input is made by the function the l2 certificate uses
-(:func:`mmcert_ros.certify.sampling.noisy_subsample`, inside
-:func:`mmcert_ros.certify.feature_smoothing.joint_rgbd_encoder`): Gaussian noise of the
+(:func:`mmcert_ros.certify.l0.sampling.noisy_subsample`, inside
+:func:`mmcert_ros.certify.l2.feature_smoothing.joint_rgbd_encoder`): Gaussian noise of the
 booster's sigma on the full RGB image, clamp to [0, 1], then MMCert's exact-k sub-sampling at
 the certification keep fractions. Each step
 takes ``batch_frames`` frames and ``copies`` noisy, sub-sampled copies of each, and minimises
@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from mmcert_ros.certify.config import KEEP_FRACTION_DEPTH, KEEP_FRACTION_RGB
-from mmcert_ros.certify.sampling import kept_count, noisy_subsample
+from mmcert_ros.certify.l0.sampling import kept_count, noisy_subsample
 from mmcert_ros.data.frame import Frame
 from mmcert_ros.models.booster import BoostedModel, BoosterConfig, SmoothnessBooster
 from mmcert_ros.training.alignment import cell_labels, class_balanced_alignment

@@ -1,13 +1,13 @@
 """Ablation-aware training of the base network (the MMCert recipe on our sparse network).
 
-Every training input is sub-sampled by :func:`mmcert_ros.certify.sampling.subsample`, the
+Every training input is sub-sampled by :func:`mmcert_ros.certify.l0.sampling.subsample`, the
 function certification uses, so the model learns exactly the input distribution it is
 certified with. Each sample keeps either the certification keep fractions or, with
 probability ``random_keep_probability``, a random RGB fraction in ``(0, random_keep_max]``
 (MMCert's training recipe) with the depth fraction scaled by the same factor.
 
 With ``depth_source='points'`` the depth of each sample is drawn the way point-cloud
-certification draws it (:func:`mmcert_ros.certify.points.subsample_points`): the valid
+certification draws it (:func:`mmcert_ros.certify.l0.points.subsample_points`): the valid
 pixels of the sparse LiDAR depth are the points, ``keep_points`` of the full frame are kept
 (scaled to the crop's share of the frame width, and by the random factor). With probability
 ``depth_dropout`` a sample's whole depth modality is dropped (depth and its keep mask all
@@ -38,10 +38,10 @@ import torch
 import torch.nn.functional as F
 
 from mmcert_ros.certify.config import KEEP_FRACTION_DEPTH, KEEP_FRACTION_RGB
-from mmcert_ros.certify.engine import predict_labels
-from mmcert_ros.certify.metrics import Confusion, plain_confusion
-from mmcert_ros.certify.points import kept_point_count, subsample_points
-from mmcert_ros.certify.sampling import ModelInputs, kept_count, subsample
+from mmcert_ros.certify.l0.engine import predict_labels
+from mmcert_ros.evaluation.metrics import Confusion, plain_confusion
+from mmcert_ros.certify.l0.points import kept_point_count, subsample_points
+from mmcert_ros.certify.l0.sampling import ModelInputs, kept_count, subsample
 from mmcert_ros.data.projection import points_from_depth_image
 from mmcert_ros.device import resolve_device
 from mmcert_ros.models.checkpoint import load_checkpoint, save_checkpoint

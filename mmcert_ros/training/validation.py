@@ -5,8 +5,8 @@ import numpy as np
 import torch
 
 from mmcert_ros.certify.config import CertifyConfig
-from mmcert_ros.certify.engine import CertifiedSegmenter
-from mmcert_ros.certify.metrics import Confusion, plain_confusion
+from mmcert_ros.certify.l0.engine import CertifiedSegmenter
+from mmcert_ros.evaluation.metrics import Confusion, plain_confusion
 from mmcert_ros.data.frame import Frame
 from mmcert_ros.data.projection import points_from_depth_image
 

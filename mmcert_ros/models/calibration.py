@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from mmcert_ros.certify.config import KEEP_FRACTION_DEPTH, KEEP_FRACTION_RGB
-from mmcert_ros.certify.sampling import draw_kept_indices, kept_count, make_generator
+from mmcert_ros.certify.l0.sampling import draw_kept_indices, kept_count, make_generator
 from mmcert_ros.certify.tensors import frame_tensors
 from mmcert_ros.models.network import KeptPixels
 

@@ -4,14 +4,14 @@ With point-cloud depth the modality's basic elements are the n in-view points of
 (:class:`~mmcert_ros.data.projection.ProjectedPoints`, which ``CertifiedSegmenter.certify``
 accepts as depth). Each sample keeps exactly ``k = min(certify.keep_points, n)`` of them,
 uniformly without replacement and independently of the RGB sub-sample (both drawn by
-:mod:`mmcert_ros.certify.sampling`, one after the other from the frame's generator); the
+:mod:`mmcert_ros.certify.l0.sampling`, one after the other from the frame's generator); the
 kept points are z-buffered into a depth image (the nearest kept point per pixel) whose keep
 mask is the pixels that received one. The base model sees the usual four tensors (the dense
 model contract), so nothing else changes.
 
 Bounds (``docs/certification.md``, "The certificate in LiDAR points"):
 
-* ``delta`` of :mod:`mmcert_ros.certify.bounds` with ``n = (n_rgb, n_points)``, unchanged:
+* ``delta`` of :mod:`mmcert_ros.certify.l0.bounds` with ``n = (n_rgb, n_points)``, unchanged:
   it holds for every cloud that differs from the observed one by at most r removed and at
   most r added in-view points (moving r points, deleting r, injecting r, or any mix), in
   either direction. The published mask uses it.
@@ -25,8 +25,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from mmcert_ros.certify.bounds import delta, holm_certify
-from mmcert_ros.certify.sampling import ModelInputs, draw_kept_indices
+from mmcert_ros.certify.l0.bounds import delta, holm_certify
+from mmcert_ros.certify.l0.sampling import ModelInputs, draw_kept_indices
 from mmcert_ros.data.projection import ProjectedPoints
 
 
@@ -78,7 +78,7 @@ def kept_point_count(keep_points: int, n: int) -> int:
 def ablate_points(rgb: torch.Tensor, rgb_indices: torch.Tensor, points: ProjectedPoints,
                   point_indices: torch.Tensor) -> ModelInputs:
     """The sub-sampled batch of one frame whose depth is points, from kept indices
-    (:func:`~mmcert_ros.certify.sampling.draw_kept_indices`: RGB pixels, then points).
+    (:func:`~mmcert_ros.certify.l0.sampling.draw_kept_indices`: RGB pixels, then points).
 
     :param rgb: ``(1, 3, H, W)`` float in [0, 1] at the points' image size.
     :param rgb_indices: ``(B, k_rgb)`` kept flat indices into ``H * W``.

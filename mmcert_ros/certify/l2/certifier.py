@@ -7,7 +7,7 @@ full RGB image (in [0, 1] units), then MMCert's exact-k sub-sampling, then the b
 unit features on its 1/8 grid (optionally through a
 :class:`~mmcert_ros.models.booster.SmoothnessBooster`); each pixel's label under the cosine
 head and the bilinear upsampling of its logits is certified on the pixel's own margin
-(:mod:`~mmcert_ros.certify.pixel_margin`), with Holm across pixels, and the per-cell feature
+(:mod:`~mmcert_ros.certify.l2.pixel_margin`), with Holm across pixels, and the per-cell feature
 certificate (FCSB) is kept beside it.
 :class:`FrameCertification` runs one frame through the l0 engine and the l2 certifier,
 separately or as one joint ensemble (``fs.joint``).
@@ -31,15 +31,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from mmcert_ros.certify import feature_smoothing as fs
-from mmcert_ros.certify.pixel_margin import PixelMargins, pixel_margins
+from mmcert_ros.certify.l2 import feature_smoothing as fs
+from mmcert_ros.certify.l2.pixel_margin import PixelMargins, pixel_margins
 from mmcert_ros.certify.cancel import CancelToken
-from mmcert_ros.certify.confidence import round_down_float32
+from mmcert_ros.certify.l2.confidence import round_down_float32
 from mmcert_ros.certify.config import CertifyConfig
-from mmcert_ros.certify.engine import Certificate, CertifiedSegmenter, certify_votes
+from mmcert_ros.certify.l0.engine import Certificate, CertifiedSegmenter, certify_votes
 from mmcert_ros.certify.tensors import FrameTensors, frame_tensors
 from mmcert_ros.device import resolve_device
-from mmcert_ros.certify.sampling import kept_count, make_generator
+from mmcert_ros.certify.l0.sampling import kept_count, make_generator
 from mmcert_ros.data.frame import Frame, validate_depth, validate_rgb
 
 #: noisy samples that choose the reference vectors before the N estimation samples
@@ -138,10 +138,10 @@ class L2Certificate:
     :ivar radius: ``(H, W)`` float32 certified l2 radius per pixel (Bonferroni), 0 = none
         (see the sentinel above); rounded down from the float64 supremum, so it never claims
         more.
-    :ivar pixels: the :class:`~mmcert_ros.certify.pixel_margin.PixelMargins` (per-pixel margin
+    :ivar pixels: the :class:`~mmcert_ros.certify.l2.pixel_margin.PixelMargins` (per-pixel margin
         scores) from which the masks at other radii are evaluated.
     :ivar cells: the per-cell feature certificate
-        (:class:`~mmcert_ros.certify.feature_smoothing.CosineCertificate`: scores, FCSB map,
+        (:class:`~mmcert_ros.certify.l2.feature_smoothing.CosineCertificate`: scores, FCSB map,
         the cells' own labels and radii).
     :ivar sigma: noise standard deviation, RGB in [0, 1] units.
     :ivar l2_radius: the l2 radius of ``certified``, same units.
@@ -218,7 +218,7 @@ class L2Certifier:
     :param model: base network with ``features``, ``classify`` and ``prototypes``
         (:class:`~mmcert_ros.models.SparseRGBDNet`). When it (and the booster wrapper) has
         ``features_kept``, the noise is drawn only at the kept RGB pixels
-        (:func:`~mmcert_ros.certify.feature_smoothing.kept_pixel_rgbd_encoder`): the same
+        (:func:`~mmcert_ros.certify.l2.feature_smoothing.kept_pixel_rgbd_encoder`): the same
         distribution of features, hence the same certificate semantics, at a fraction of
         the cost. The module is shared, not copied: it is put on the device in eval mode.
     :param settings: ``fs.*`` (``sigma`` > 0, ``radius``, ``num_samples``, ``joint``).
@@ -264,7 +264,7 @@ class L2Certifier:
             cancelled or past its deadline the frame is abandoned with
             :class:`~mmcert_ros.certify.cancel.FrameCancelled` (nothing partial is returned).
         :param tensors: the frame already uploaded to :attr:`device` by
-            :func:`~mmcert_ros.certify.engine.frame_tensors` (e.g. by the l0 engine), so that
+            :func:`~mmcert_ros.certify.l0.engine.frame_tensors` (e.g. by the l0 engine), so that
             it is not uploaded twice; None uploads it here.
         :raises ValueError: bad image (the message says which).
         """
@@ -419,7 +419,7 @@ class FrameCertification:
 
 
 def _checked(encoder, cancel: CancelToken):
-    """``encoder`` (a :data:`~mmcert_ros.certify.feature_smoothing.NoisyEncoder`) checking
+    """``encoder`` (a :data:`~mmcert_ros.certify.l2.feature_smoothing.NoisyEncoder`) checking
     ``cancel`` before every batch."""
     def checked(*args) -> torch.Tensor:
         cancel.check()

@@ -23,7 +23,7 @@ import functools
 
 import torch
 
-from mmcert_ros.models.network import BilinearTaps, upsample_bilinear
+from mmcert_ros.certify.upsampling import BilinearTaps, upsample_bilinear
 
 #: relative margin (2^-20, sixteen float32 unit roundoffs) that the roundings of the two
 #: interpolation passes (about four unit roundoffs each) cannot flip

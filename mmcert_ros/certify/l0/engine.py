@@ -18,14 +18,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from mmcert_ros.certify.bounds import delta as perturbation_bound
-from mmcert_ros.certify.bounds import holm_certify, radius_table
+from mmcert_ros.certify.l0.bounds import delta as perturbation_bound
+from mmcert_ros.certify.l0.bounds import holm_certify, radius_table
 from mmcert_ros.certify.cancel import CancelToken
 from mmcert_ros.certify.config import KEEP_FRACTION_DEPTH, KEEP_FRACTION_RGB, CertifyConfig
-from mmcert_ros.certify.points import ablate_points, free_pixel, kept_point_count, point_frames
-from mmcert_ros.certify.sampling import ablate, draw_kept_indices, kept_count, make_generator
-from mmcert_ros.certify.votes import DenseVotes, GridVotes, predict_labels  # noqa: F401
-from mmcert_ros.certify.calibration import calibration_levels
+from mmcert_ros.certify.l0.points import ablate_points, free_pixel, kept_point_count, point_frames
+from mmcert_ros.certify.l0.sampling import ablate, draw_kept_indices, kept_count, make_generator
+from mmcert_ros.certify.l0.votes import DenseVotes, GridVotes, predict_labels  # noqa: F401
 from mmcert_ros.certify.tensors import FrameTensors, frame_tensors
 from mmcert_ros.models.backends import prepare_model
 from mmcert_ros.data.frame import Frame, validate_depth, validate_rgb
@@ -110,7 +109,7 @@ class CertifiedSegmenter:
         called that way instead: the same samples, without building dense ablated tensors.
         A model that also has ``grid_logits_kept`` (same arguments, logits on a coarse grid)
         and ``logit_upsampling = 'bilinear'`` (its logits are ``upsample_bilinear`` of the
-        grid logits) has its votes counted on the grid (:mod:`mmcert_ros.certify.votes`):
+        grid logits) has its votes counted on the grid (:mod:`mmcert_ros.certify.l0.votes`):
         the same counts, a fraction of the work. The forward passes run on the model's
         inference copy for ``config.precision`` / ``config.backend``
         (:mod:`mmcert_ros.models.backends`).
@@ -169,7 +168,7 @@ class CertifiedSegmenter:
             :class:`~mmcert_ros.data.projection.ProjectedPoints`: the in-view points of a
             LiDAR cloud at the RGB size, the depth modality's elements (n = in-view points,
             k = ``min(config.keep_points, n)``); each sample's depth input then comes from
-            :func:`~mmcert_ros.certify.points.ablate_points` (the dense model contract).
+            :func:`~mmcert_ros.certify.l0.points.ablate_points` (the dense model contract).
         :param cancel: checked before every micro-batch; when it is cancelled or past its
             deadline the frame is abandoned with
             :class:`~mmcert_ros.certify.cancel.FrameCancelled` (nothing partial is returned).
@@ -216,8 +215,8 @@ class CertifiedSegmenter:
         sampling s, inference s (forward passes and vote counting).
 
         With ``points`` the depth draws are point indices; each sample's depth input is built
-        by :func:`~mmcert_ros.certify.points.point_frames` (kept-index paths: one depth frame
-        per sample) or :func:`~mmcert_ros.certify.points.ablate_points` (dense contract, and
+        by :func:`~mmcert_ros.certify.l0.points.point_frames` (kept-index paths: one depth frame
+        per sample) or :func:`~mmcert_ros.certify.l0.points.ablate_points` (dense contract, and
         when the points cover every pixel).
 
         On an accelerator nothing here waits for the device: the stage times are the times to
@@ -272,7 +271,7 @@ class CertifiedSegmenter:
         key = (config.precision, config.backend)
         if getattr(self, '_prepared_key', None) != key:
             self._prepared = prepare_model(self.model, config.precision, config.backend,
-                                           self.device, calibration=calibration_levels)
+                                           self.device)
             self._prepared_key = key
         return self._prepared
 
@@ -285,7 +284,7 @@ def draw_sample_indices(num_samples: int, n: tuple[int, int], k: tuple[int, int]
                         generator: torch.Generator):
     """The engine's draws, in order: for every chunk of up to :data:`DRAW_CHUNK` samples the
     kept RGB indices ``(chunk, k_rgb)`` then the kept depth indices ``(chunk, k_depth)``
-    (:func:`~mmcert_ros.certify.sampling.draw_kept_indices`)."""
+    (:func:`~mmcert_ros.certify.l0.sampling.draw_kept_indices`)."""
     for first in range(0, num_samples, DRAW_CHUNK):
         chunk = min(DRAW_CHUNK, num_samples - first)
         yield (draw_kept_indices(chunk, n[0], k[0], generator),
@@ -304,7 +303,7 @@ def vote_path(model: torch.nn.Module) -> str:
 
 def make_counter(path: str, logits: torch.Tensor, size: tuple[int, int],
                  device: torch.device) -> DenseVotes | GridVotes:
-    """The vote counter for the engine's path (see :mod:`mmcert_ros.certify.votes`)."""
+    """The vote counter for the engine's path (see :mod:`mmcert_ros.certify.l0.votes`)."""
     if path == 'grid':
         return GridVotes(logits.shape[1], size, tuple(logits.shape[-2:]), device)
     return DenseVotes(logits.shape[1], size, device)

@@ -32,9 +32,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from mmcert_ros.certify import confidence
-from mmcert_ros.certify import feature_smoothing as fs
-from mmcert_ros.models.network import upsample_bilinear
+from mmcert_ros.certify.l2 import confidence
+from mmcert_ros.certify.l2 import feature_smoothing as fs
+from mmcert_ros.certify.upsampling import upsample_bilinear
 
 #: a float32 vector normalized by ``F.normalize`` has norm at most 1 + 1e-6 (a few ulps);
 #: margins are divided by this so every sample's margin provably lies in [-1, 1]

@@ -13,7 +13,7 @@ a lower confidence bound on the Gaussian robustness score. Where FCSB is positiv
 bounds ``cos(g_p(x'), u_p)``. An optional booster plugs in around the frozen encoder: its
 ``purify`` runs on the noisy input before the encoder and its ``map`` on the unit features
 after it (:class:`~mmcert_ros.models.booster.SmoothnessBooster` has both). All the maths is
-:mod:`mmcert_ros.certify.feature_smoothing`'s; this module only adapts the encoder.
+:mod:`mmcert_ros.certify.l2.feature_smoothing`'s; this module only adapts the encoder.
 Nothing here imports the ROS client library.
 """
 from __future__ import annotations
@@ -25,10 +25,10 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from mmcert_ros.certify import confidence
-from mmcert_ros.certify import feature_smoothing as fs
+from mmcert_ros.certify.l2 import confidence
+from mmcert_ros.certify.l2 import feature_smoothing as fs
 from mmcert_ros.device import resolve_device
-from mmcert_ros.certify.sampling import make_generator
+from mmcert_ros.certify.l0.sampling import make_generator
 
 
 class FeatureBooster(Protocol):
@@ -87,7 +87,7 @@ def smoothed_encoder(encoder: Callable[[torch.Tensor], torch.Tensor],
                      booster: FeatureBooster | None = None,
                      feature_axis: int = 1) -> fs.Encoder:
     """The :data:`feature_smoothing.Encoder` ``z -> map(f(purify(z)))`` with features moved
-    to axis 1, as :class:`~mmcert_ros.certify.feature_smoothing.FeatureSmoother` expects.
+    to axis 1, as :class:`~mmcert_ros.certify.l2.feature_smoothing.FeatureSmoother` expects.
 
     :param encoder: maps ``(B, *input_shape)`` to features with the feature axis at
         ``feature_axis`` (1 for ``(B, D)`` or ``(B, D, h, w)``; -1 for ``(B, tokens, D)``).

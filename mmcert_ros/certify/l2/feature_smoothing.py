@@ -11,13 +11,14 @@ and ``Phi^{-1}(S)`` is ``1/sigma``-Lipschitz in x, so for every ``||x' - x||_2 <
     <u, g(x')> >= FCSB(S, R, sigma) = 2 Phi(Phi^{-1}(S) - R / sigma) - 1
 
 and, because ``||g|| <= 1``, ``cos(g(x'), u) >= FCSB`` whenever FCSB > 0. S is replaced by a
-one-sided lower confidence bound (:mod:`mmcert_ros.certify.confidence`); FCSB is increasing in S.
+one-sided lower confidence bound (:mod:`mmcert_ros.certify.l2.confidence`); FCSB is increasing
+in S.
 
 For a cosine head with unit class prototypes ``w_c``, the label ``y = argmax_c <u, w_c>`` is the
 smoothed prediction ``argmax_c cos(g(x'), w_c)`` at every x' within R if the angular margin of u,
 ``min_{c != y} angle(u, w_c) - angle(u, w_y)``, exceeds ``2 arccos(FCSB)`` (spherical triangle
 inequality; x itself lies in the ball, so y is also the smoothed prediction at x).
-:mod:`mmcert_ros.certify.pixel_margin` certifies the labels of bilinearly upsampled pixels.
+:mod:`mmcert_ros.certify.l2.pixel_margin` certifies the labels of bilinearly upsampled pixels.
 
 Units: sigma and every radius are l2 norms in the units of the smoothed input tensor (for RGB
 scaled to [0, 1], a radius of 1 is e.g. one pixel channel moved from black to white).
@@ -35,9 +36,9 @@ import scipy.special
 import torch
 import torch.nn.functional as F
 
-from mmcert_ros.certify import confidence
-from mmcert_ros.certify.sampling import make_generator, noisy_subsample
-from mmcert_ros.certify.votes import DenseVotes, GridVotes
+from mmcert_ros.certify.l2 import confidence
+from mmcert_ros.certify.l0.sampling import make_generator, noisy_subsample
+from mmcert_ros.certify.l0.votes import DenseVotes, GridVotes
 
 ArrayLike = np.ndarray | torch.Tensor
 
@@ -369,7 +370,7 @@ def joint_rgbd_encoder(features: Callable[..., torch.Tensor], depth: torch.Tenso
 
     Returns the :data:`NoisyEncoder` ``encoder(rgb, batch, generator) =
     features(*noisy_subsample(rgb, depth, sigma, k_rgb, k_depth, generator))`` for ``batch``
-    copies (:func:`~mmcert_ros.certify.sampling.noisy_subsample`, the recipe booster training
+    copies (:func:`~mmcert_ros.certify.l0.sampling.noisy_subsample`, the recipe booster training
     uses too; use it with ``FeatureSmoother(..., adds_noise=True)``); ``rgb`` may also hold
     ``batch`` different images (an attack's). The Gaussian noise is added to every RGB pixel
     *before* the exact-k sub-sampling, so (i) for the l2 certificate the mask average is one
@@ -400,7 +401,8 @@ def kept_pixel_rgbd_encoder(features_kept: Callable[..., torch.Tensor], depth: t
                             k_rgb: int, k_depth: int, sigma: float) -> NoisyEncoder:
     """:func:`joint_rgbd_encoder` with the noise drawn only at the kept RGB pixels.
 
-    Per sample it draws the kept indices (:func:`~mmcert_ros.certify.sampling.draw_kept_indices`),
+    Per sample it draws the kept indices
+    (:func:`~mmcert_ros.certify.l0.sampling.draw_kept_indices`),
     reads the kept pixels of the clean frame, adds ``sigma * N(0, 1)`` to each of their
     values, clamps to [0, 1] and returns ``features_kept(rgb_pixels, depth_pixels)``. Equal in
     distribution to ``joint_rgbd_encoder(...)(x + eps)``: there the output depends on eps only
@@ -411,7 +413,7 @@ def kept_pixel_rgbd_encoder(features_kept: Callable[..., torch.Tensor], depth: t
         (:class:`~mmcert_ros.models.network.KeptPixels`) of RGB and depth.
     :param depth: ``(1, 1, Hd, Wd)`` float metres, invalid pixels already 0.
     """
-    from mmcert_ros.certify.sampling import draw_kept_indices
+    from mmcert_ros.certify.l0.sampling import draw_kept_indices
     from mmcert_ros.models.network import KeptPixels
 
     if depth.ndim != 4 or depth.shape[:2] != (1, 1):
@@ -437,8 +439,8 @@ class VoteCounter:
     :param classify: maps unit features ``(b, D, h, w)`` to logits ``(b, C, h, w)``.
     :param size: ``(H, W)``: the logits are grid logits whose pixels' logits are
         ``upsample_bilinear(logits, size)`` (the bilinear head of ``SparseRGBDNet``), counted
-        on the grid bit for bit (:class:`~mmcert_ros.certify.votes.GridVotes`); None counts
-        the logits as they come (:class:`~mmcert_ros.certify.votes.DenseVotes`).
+        on the grid bit for bit (:class:`~mmcert_ros.certify.l0.votes.GridVotes`); None counts
+        the logits as they come (:class:`~mmcert_ros.certify.l0.votes.DenseVotes`).
     :ivar counts: ``(C, H, W)`` int32 votes after the run, or None before the first batch.
     """
 
