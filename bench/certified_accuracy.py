@@ -6,7 +6,9 @@ Frames come from synthetic drives whose seeds (default 900000 + i) no training r
 keep 0.0193 RGB / 0.00214 depth and a fixed sampling seed (reproducible); the pooled
 MMCert metrics (docs/certification.md section 7) are computed by
 :class:`mmcert_ros.evaluation.accumulate.MetricsAccumulator` along the ray
-r = (t, 2 t) and reported at the requested r_rgb, with the plain majority-vote metrics.
+r = (t, 2 t) and reported at the requested r_rgb, with the plain majority-vote metrics and,
+beside every certified IoU, the certified-but-wrong fraction (certified pixels whose label
+differs from the ground truth, over all certified pixels).
 
     python bench/certified_accuracy.py --json docs/figures/certified_n100.json
     python bench/certified_accuracy.py --num-samples 1000 --drives 3 --frames-per-drive 1
@@ -88,6 +90,7 @@ def main() -> int:
                 certificates[name] = segmenter.certify(frame.rgb, depth)
                 row = accumulators[name].add(frame, certificates[name])
                 print(f"{frame.name} {name}: certified IoU at r=0 {row['certified_iou']:.4f}, "
+                      f"certified but wrong {row['certified_wrong_fraction']:.2%}, "
                       f"plain IoU {row['plain_iou']:.4f}, {row['total_s']:.1f} s", flush=True)
             first = certificates[names[0]]
             for name in names[1:]:
@@ -151,11 +154,12 @@ def _print_mode(name: str, figures: dict, radii: list[int], frames: int,
     print(f"\n{name}: plain (majority vote): IoU {plain['iou']:.4f}, F1 {plain['f1']:.4f}, "
           f"pixel accuracy {plain['pixel_accuracy']:.4f}")
     print(f"{'r_rgb':>5} {'r_depth':>7} {'cert. acc':>9} {'cert. F1':>8} {'cert. IoU':>9} "
-          f"{'certified':>9}")
+          f"{'certified':>9} {'cert. wrong':>11}")
     for r in radii:
         point = figures['certified'][str(r)]
         print(f"{r:>5} {2 * r:>7} {point['pixel_accuracy']:>9.4f} {point['f1']:>8.4f} "
-              f"{point['iou']:>9.4f} {point['certified_fraction']:>9.4f}")
+              f"{point['iou']:>9.4f} {point['certified_fraction']:>9.4f} "
+              f"{point['wrong_fraction']:>11.4f}")
     print(f"nothing certified from r_rgb = {figures['first_r_rgb_with_nothing_certified']}; "
           f"{frames} frames, N = {num_samples}, median {figures['latency_s']['p50']:.1f} s "
           'per frame')
@@ -165,9 +169,9 @@ def _point(point: dict | None) -> dict:
     """A curve point, or all zeros where the curve already ended (nothing certified)."""
     if point is None:
         return {'pixel_accuracy': 0.0, 'f1': 0.0, 'iou': 0.0, 'recall': 0.0,
-                'certified_fraction': 0.0}
+                'wrong_fraction': 0.0, 'certified_fraction': 0.0}
     return {key: point[key] for key in ('pixel_accuracy', 'f1', 'iou', 'recall',
-                                        'certified_fraction')}
+                                        'wrong_fraction', 'certified_fraction')}
 
 
 if __name__ == '__main__':

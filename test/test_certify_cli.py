@@ -88,6 +88,9 @@ def test_outputs_agree_with_each_other_and_with_the_ground_truth(drive, checkpoi
     assert (report['certified']['tp'], report['certified']['fp'],
             report['certified']['fn']) == (tp, fp, fn)
     assert report['certified']['iou'] == pytest.approx(tp / (tp + fp + fn))
+    wrong = int(np.sum(certified & ~correct))     # certified, label differs from the truth
+    assert report['certified']['wrong'] == wrong
+    assert report['certified']['wrong_fraction'] == pytest.approx(wrong / certified.sum())
     plain_tp = int(np.sum((segmentation == 1) & road))
     plain_errors = np.sum((segmentation == 1) & ~road) + np.sum((segmentation == 0) & road)
     assert report['plain']['iou'] == pytest.approx(plain_tp / (plain_tp + plain_errors))

@@ -81,14 +81,17 @@ def test_certified_metrics_by_hand():
     # pixel 0: road, certified, correct -> TP; pixel 1: road, wrong -> FN;
     # pixel 2: non-road certified correct -> TN; pixel 3: non-road, not certified -> FP
     counts = certified_confusion(labels, certified, gt)
-    assert counts == Confusion(tp=1, tn=1, fp=1, fn=1)
+    assert counts == Confusion(tp=1, tn=1, fp=1, fn=1, wrong=1)   # pixel 1: certified, wrong
+    assert counts.certified == 3 and counts.wrong_fraction == pytest.approx(1 / 3)
     assert counts.pixel_accuracy == 0.5 and counts.iou == pytest.approx(1 / 3)
     assert counts.f1 == 0.5 and counts.recall == 0.5
     plain = plain_confusion(labels, gt)
-    assert plain == Confusion(tp=1, tn=1, fp=1, fn=1)
+    assert plain == Confusion(tp=1, tn=1, fp=1, fn=1, wrong=2)    # pixels 1 and 3 wrong
+    assert plain.wrong_fraction == 0.5 == 1 - plain.pixel_accuracy
     pooled = counts + Confusion(tp=3)
     assert pooled.iou == pytest.approx(4 / 6) and pooled.total == 7
-    assert Confusion().iou == 0.0
+    assert pooled.wrong == 1 and pooled.wrong_fraction == pytest.approx(1 / 6)
+    assert Confusion().iou == 0.0 and Confusion().wrong_fraction == 0.0
     with pytest.raises(ValueError, match='same shape'):
         certified_confusion(labels, certified, np.zeros((2, 2)))
 

@@ -58,10 +58,11 @@ def oracle(frames, config=CONFIG, input_id='drive'):
         return reject.reshape(cert.labels.shape)
 
     def pooled(masks):
-        tp = tn = fp = fn = 0
+        tp = tn = fp = fn = wrong = 0
         for frame, cert, mask in zip(frames, certificates, masks):
             road = frame.road_mask == 1
             correct = mask & ((cert.labels == 1) == road)
+            wrong += np.sum(mask & ((cert.labels == 1) != road))   # certified but wrong
             tp += np.sum(correct & road)
             tn += np.sum(correct & ~road)
             fn += np.sum(road) - np.sum(correct & road)
@@ -69,6 +70,7 @@ def oracle(frames, config=CONFIG, input_id='drive'):
         return {'pixel_accuracy': (tp + tn) / (tp + tn + fp + fn),
                 'f1': 2 * tp / (2 * tp + fp + fn),
                 'iou': tp / (tp + fp + fn), 'recall': tp / (tp + fn),
+                'wrong_fraction': wrong / max(1, sum(m.sum() for m in masks)),
                 'certified_fraction': sum(m.sum() for m in masks) / sum(m.size for m in masks)}
 
     curve = []
@@ -112,14 +114,16 @@ def test_bag_metrics_match_the_independent_oracle(tmp_path, frames, expected, st
     assert metrics['n'] == {'rgb': [16 * 24], 'depth': [8 * 12]}
     assert metrics['k'] == {'rgb': [38], 'depth': [2]}
     assert metrics['radius'] == {'rgb': 1, 'depth': 2} and metrics['ray'] == [1, 2]
-    for name in ('pixel_accuracy', 'f1', 'iou', 'recall'):
+    for name in ('pixel_accuracy', 'f1', 'iou', 'recall', 'wrong_fraction'):
         assert metrics['plain'][name] == pytest.approx(plain[name], abs=1e-12)
         assert metrics['certified'][name] == pytest.approx(certified[name], abs=1e-12)
     assert metrics['certified_fraction'] == pytest.approx(certified['certified_fraction'])
     assert len(metrics['curve']) == len(curve) >= 3
+    assert curve[0]['wrong_fraction'] > 0          # some pixels are certified but wrong
     for got, want in zip(metrics['curve'], curve):
         assert (got['t'], got['r_rgb'], got['r_depth']) == (want['t'], want['t'], 2 * want['t'])
-        for name in ('pixel_accuracy', 'f1', 'iou', 'recall', 'certified_fraction'):
+        for name in ('pixel_accuracy', 'f1', 'iou', 'recall', 'wrong_fraction',
+                     'certified_fraction'):
             assert got[name] == pytest.approx(want[name], abs=1e-12), (got['t'], name)
     for stage in ('total', 'sampling', 'inference', 'certification'):
         figures = metrics['latency_s'][stage]
@@ -359,7 +363,9 @@ def test_cli_reads_the_node_parameter_file_and_reports(tmp_path, tiny_checkpoint
     assert metrics['config']['num_samples'] == 8 and metrics['config']['seed'] == 3
     assert metrics['source']['slop_s'] == 0.01 and metrics['model'] == str(tiny_checkpoint)
     assert metrics['frames'] == 2 and metrics['radius'] == {'rgb': 2, 'depth': 0}
-    assert 'certified IoU' in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert 'certified IoU' in printed
+    assert f"certified but wrong {metrics['certified']['wrong_fraction']:.2%}" in printed
 
     assert cli.main(argv) == 2  # refuses to overwrite
     assert 'pass --force' in capsys.readouterr().err

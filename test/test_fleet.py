@@ -120,6 +120,16 @@ def test_local_fleet_in_chunks_equals_each_input_alone_and_resumes(drives, tmp_p
     out = tmp_path / 'fleet'
     report = run_fleet(drives, settings, out, LocalExecutor(), chunk_frames=2, progress=False)
     assert report['complete'] and report['pooled']['frames'] == 7
+    # certified-but-wrong: per input as each alone, pooled as pixel counts (not averaged)
+    certified = [metrics['certified'] for metrics, _ in alone.values()]
+    pooled = report['pooled']['certified']
+    assert pooled['wrong'] == sum(c['wrong'] for c in certified)
+    assert pooled['wrong_fraction'] == pytest.approx(
+        pooled['wrong'] / sum(c['tp'] + c['tn'] + c['wrong'] for c in certified))
+    assert {row['id']: row['certified_wrong_fraction'] for row in report['inputs']} == {
+        input_id: metrics['certified']['wrong_fraction'] for input_id, (metrics, _) in
+        alone.items()}
+    assert 'certified but wrong' in (out / 'report.md').read_text()
     for input_id, (metrics, rows) in alone.items():
         stored = json.loads((out / 'inputs' / input_id / 'metrics.json').read_text())
         assert without_timings(stored) == without_timings(metrics)

@@ -203,3 +203,88 @@ def test_synth_contact_sheet(tmp_path):
 def test_synth_without_output_is_an_error(capsys):
     assert cli.main(['synth']) == 2
     assert '--out' in capsys.readouterr().err
+
+
+#: image sizes (width, height) that occur in KITTI Road beside 1242x375
+ODD_SIZES = ((1241, 376), (1238, 374), (1226, 370))
+
+
+def kitti_colour_ground_truth(height: int, width: int, rng) -> np.ndarray:
+    """An RGB ground-truth image as KITTI publishes it: red (not road), magenta (road), a
+    black unlabelled void, and stray colours that test the per-channel rule."""
+    gt = np.zeros((height, width, 3), np.uint8)
+    gt[..., 0] = 255                                    # red: labelled, not road
+    gt[height // 2:, width // 4: 3 * width // 4, 2] = 255    # + blue: magenta = road
+    gt[: height // 5] = 0                               # the void above the horizon
+    stray = rng.random((height, width)) < 0.01          # any red > 0 is labelled, blue > 0
+    gt[stray] = rng.integers(0, 256, (int(stray.sum()), 3), dtype=np.uint8)   # is road
+    return gt
+
+
+@pytest.mark.parametrize('width, height', ODD_SIZES)
+def test_odd_kitti_sizes_and_the_devkit_ground_truth_decoding(tmp_path, width, height):
+    """Road = blue > 0 and labelled = red > 0 (the devkit's roadArea and validArea), read
+    back against PIL's decoding of the same file, at the sizes KITTI Road really has."""
+    from PIL import Image
+
+    rng = np.random.default_rng(width)
+    base = tmp_path / 'training'
+    rgb = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    gt = kitti_colour_ground_truth(height, width, rng)
+    for folder, name, image in (('image_2', 'uu_000007', rgb),
+                                ('gt_image_2', 'uu_road_000007', gt)):
+        (base / folder).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(base / folder / f'{name}.png')
+    write_calib(base / 'calib' / 'uu_000007.txt')
+    (base / 'velodyne').mkdir()
+    POINTS.tofile(base / 'velodyne' / 'uu_000007.bin')
+
+    frame = KittiRoad(tmp_path).frame('uu_000007')
+    decoded = np.asarray(Image.open(base / 'gt_image_2' / 'uu_road_000007.png').convert('RGB'))
+    assert frame.rgb.shape == (height, width, 3) and frame.depth.shape == (height, width)
+    np.testing.assert_array_equal(frame.rgb, rgb)
+    np.testing.assert_array_equal(frame.road_mask, (decoded[..., 2] > 0).astype(np.uint8))
+    np.testing.assert_array_equal(frame.road_valid, decoded[..., 0] > 0)
+    np.testing.assert_array_equal(frame.road_valid, gt[..., 0] > 0)      # as written
+    assert 0.15 < 1 - frame.road_valid.mean() < 0.25                       # the void
+    assert frame.extras['category'] == 'uu'
+
+
+def test_unlabelled_pixels_are_left_out_of_every_metric(tmp_path):
+    """Evaluating a KITTI folder with a void area counts exactly its labelled pixels, and
+    equals the metrics of the same frames with the void pixels cut out by hand."""
+    from helpers.evaluation_inputs import CONFIG, LocalBrightness
+    from mmcert_ros.certify import CertifiedSegmenter
+    from mmcert_ros.evaluation import KittiFrames, evaluate
+    from mmcert_ros.evaluation.metrics import certified_confusion, plain_confusion
+    from mmcert_ros.evaluation.seeds import frame_seed
+    from mmcert_ros.sim.synthetic import export_kitti
+
+    export_kitti(tmp_path / 'kitti', seed=3, num_frames=2,
+                 config=SceneConfig().with_image_size(96, 32))
+    dataset = KittiRoad(tmp_path / 'kitti')
+    for name in dataset.names:          # blank out the top rows as KITTI's void
+        path = dataset.paths(name)['gt']
+        gt = cv2.imread(str(path))
+        gt[:8] = 0
+        assert cv2.imwrite(str(path), gt)
+    metrics = evaluate(KittiFrames(tmp_path / 'kitti'), CertifiedSegmenter(LocalBrightness(),
+                       CONFIG), tmp_path / 'out', progress=False, input_id='k')
+    labelled = 2 * (32 - 8) * 96
+    plain, certified = metrics['plain'], metrics['certified']
+    assert plain['tp'] + plain['tn'] + plain['fp'] + plain['fn'] == labelled
+    assert certified['tp'] + certified['tn'] + certified['fp'] + certified['fn'] == labelled
+    # the same counts from the frames with the void rows cut out (the same per-frame seeds)
+    by_hand_plain = by_hand_certified = None
+    for frame in KittiFrames(tmp_path / 'kitti'):
+        certificate = CertifiedSegmenter(LocalBrightness(), CONFIG.replace(
+            seed=frame_seed(CONFIG.seed, 'k', frame.stamp_ns))).certify_frame(frame)
+        assert not frame.road_valid[:8].any() and frame.road_valid[8:].all()
+        cut = (slice(8, None), slice(None))
+        plain_counts = plain_confusion(certificate.labels[cut], frame.road_mask[cut])
+        certified_counts = certified_confusion(certificate.labels[cut],
+                                               certificate.certified[cut], frame.road_mask[cut])
+        by_hand_plain = plain_counts if by_hand_plain is None else by_hand_plain + plain_counts
+        by_hand_certified = (certified_counts if by_hand_certified is None
+                             else by_hand_certified + certified_counts)
+    assert plain == by_hand_plain.as_dict() and certified == by_hand_certified.as_dict()

@@ -14,6 +14,9 @@ class Frame:
     :ivar depth: ``(Hd, Wd)`` float32 metres; ``0`` or NaN mark invalid pixels. Its size
         may differ from the RGB size: each modality is sub-sampled at its native size.
     :ivar road_mask: optional ground truth, ``(H, W)`` uint8, 1 = road, 0 = not road.
+    :ivar road_valid: optional ``(H, W)`` bool, the pixels the ground truth labels (KITTI's
+        devkit: red channel > 0; the black void area is unlabelled). Metrics count only
+        these; None = every pixel is labelled.
     :ivar stamp_ns: acquisition time in nanoseconds (ROS header stamp).
     :ivar frame_id: coordinate frame of the camera (ROS header frame_id).
     :ivar camera_matrix: optional 3x3 float64 intrinsics K of the RGB camera, pixels.
@@ -23,6 +26,7 @@ class Frame:
     rgb: np.ndarray
     depth: np.ndarray
     road_mask: np.ndarray | None = None
+    road_valid: np.ndarray | None = None
     stamp_ns: int = 0
     frame_id: str = 'camera'
     camera_matrix: np.ndarray | None = None
@@ -37,6 +41,11 @@ class Frame:
                 raise ValueError(
                     f'road_mask shape {self.road_mask.shape} does not match the RGB size '
                     f'{self.rgb.shape[:2]}')
+        if self.road_valid is not None:
+            if self.road_mask is None or self.road_valid.shape != self.road_mask.shape:
+                raise ValueError('road_valid needs a road_mask of its shape')
+            if self.road_valid.dtype != bool:
+                raise ValueError(f'road_valid must be bool, got {self.road_valid.dtype}')
 
     @property
     def rgb_size(self) -> tuple[int, int]:

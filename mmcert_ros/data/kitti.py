@@ -3,7 +3,7 @@
 Layout (``data_road/``; ``testing/`` is the same without ``gt_image_2``)::
 
     training/image_2/<cat>_<id>.png            RGB, <cat> in um, umm, uu (any lower-case word)
-    training/gt_image_2/<cat>_road_<id>.png    road where the blue channel > 0
+    training/gt_image_2/<cat>_road_<id>.png    road where blue > 0, labelled where red > 0
     training/calib/<cat>_<id>.txt              P2, R0_rect, Tr_velo_to_cam (KITTI text format)
     training/velodyne/<cat>_<id>.bin           float32 (x, y, z, reflectance) LiDAR points
     training/depth_u16/<cat>_<id>.png          uint16 millimetres, 0 = invalid (SNE-RoadSeg)
@@ -213,12 +213,19 @@ def read_rgb(path: Path | str) -> np.ndarray:
     return np.ascontiguousarray(image[:, :, 2::-1])
 
 
-def read_road_mask(path: Path | str) -> np.ndarray:
-    """KITTI ground truth as ``(H, W)`` uint8, 1 where the blue channel is > 0."""
+def read_road_ground_truth(path: Path | str) -> tuple[np.ndarray, np.ndarray | None]:
+    """KITTI ground truth decoded as the devkit does: ``(road, valid)``.
+
+    ``road`` is ``(H, W)`` uint8, 1 where the blue channel is > 0; ``valid`` is ``(H, W)``
+    bool, True where the red channel is > 0 (the devkit's evaluated area; black pixels are
+    unlabelled), or None when every pixel is labelled.
+    """
     image = _read_png(Path(path), cv2.IMREAD_UNCHANGED, 'ground-truth image')
     if image.ndim != 3 or image.shape[2] < 3:
         raise ValueError(f'{path}: ground truth must be a colour image, got shape {image.shape}')
-    return (image[:, :, 0] > 0).astype(np.uint8)        # OpenCV channel 0 is blue
+    road = (image[:, :, 0] > 0).astype(np.uint8)        # OpenCV order: channel 0 is blue
+    valid = image[:, :, 2] > 0                           # ... and channel 2 red
+    return road, None if valid.all() else valid
 
 
 def read_depth_u16(path: Path | str) -> np.ndarray:
@@ -299,7 +306,8 @@ class KittiRoad:
 
     def frame(self, name: str, depth: str = 'auto') -> Frame:
         """Read one frame. ``road_mask`` is None when the ground truth file is absent
-        (the ``testing`` subset); ``extras['depth_source']`` says where depth came from."""
+        (the ``testing`` subset), ``road_valid`` None when the ground truth labels every
+        pixel; ``extras['depth_source']`` says where depth came from."""
         if depth not in DEPTH_SOURCES:
             raise ValueError(f'depth must be one of {DEPTH_SOURCES}, got {depth!r}')
         if name not in self.names:
@@ -315,14 +323,14 @@ class KittiRoad:
         else:
             depth_m = project_velodyne(read_velodyne(paths['velodyne']), calibration,
                                        rgb.shape[1], rgb.shape[0])
-        road = None
+        road = valid = None
         if paths['gt'].is_file():
-            road = read_road_mask(paths['gt'])
+            road, valid = read_road_ground_truth(paths['gt'])
             if road.shape != rgb.shape[:2]:
                 raise ValueError(f'{paths["gt"]}: ground truth is {road.shape[::-1]} pixels '
                                  f'but {paths["image"].name} is {rgb.shape[1::-1]}')
         category = NAME_PATTERN.match(name).group(1)
-        return Frame(rgb=rgb, depth=depth_m, road_mask=road,
+        return Frame(rgb=rgb, depth=depth_m, road_mask=road, road_valid=valid,
                      stamp_ns=self.names.index(name) * FRAME_PERIOD_NS, frame_id='camera',
                      camera_matrix=calibration.camera_matrix, name=name,
                      extras={'category': category, 'depth_source': source})
@@ -332,10 +340,11 @@ def write_kitti_frame(base: Path | str, name: str, frame: Frame, calibration: Ki
                       velodyne_points: np.ndarray | None = None) -> dict[str, Path]:
     """Write one frame into a KITTI Road subset folder (``base`` = ``.../training``).
 
-    Writes ``image_2``, ``gt_image_2`` (if the frame has a road mask), ``calib``,
-    ``depth_u16`` (the frame's depth in millimetres; depths beyond 65.535 m become 0) and
-    ``velodyne`` (if points are given). :class:`KittiRoad` reads back the same RGB and
-    mask bit for bit and depth as ``millimetres_to_metres(metres_to_millimetres(depth))``.
+    Writes ``image_2``, ``gt_image_2`` (if the frame has a road mask; black where
+    ``road_valid`` is False), ``calib``, ``depth_u16`` (the frame's depth in millimetres;
+    depths beyond 65.535 m become 0) and ``velodyne`` (if points are given).
+    :class:`KittiRoad` reads back the same RGB bit for bit, the same labelled area and the
+    same mask on it, and depth as ``millimetres_to_metres(metres_to_millimetres(depth))``.
     """
     match = NAME_PATTERN.match(name)
     if match is None:
@@ -356,7 +365,10 @@ def write_kitti_frame(base: Path | str, name: str, frame: Frame, calibration: Ki
     calibration.write(written['calib'])
     if frame.road_mask is not None:
         colours = np.array([NOT_ROAD_RGB[::-1], ROAD_RGB[::-1]], np.uint8)   # BGR
-        _write_png(written['gt'], colours[(frame.road_mask > 0).astype(np.int64)])
+        gt = colours[(frame.road_mask > 0).astype(np.int64)]
+        if frame.road_valid is not None:
+            gt[~frame.road_valid] = 0                    # KITTI's unlabelled void is black
+        _write_png(written['gt'], gt)
     if velodyne_points is not None:
         np.asarray(velodyne_points, dtype='<f4').reshape(-1, 4).tofile(written['velodyne'])
     return written

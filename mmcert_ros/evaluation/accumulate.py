@@ -19,8 +19,9 @@ from mmcert_ros.certify import Certificate
 from mmcert_ros.evaluation.metrics import Confusion, certified_confusion, plain_confusion
 from mmcert_ros.data.frame import Frame
 
-#: certified metrics of :class:`~mmcert_ros.evaluation.metrics.Confusion` shown in curves and rows
-CURVE_METRICS = ('pixel_accuracy', 'f1', 'iou', 'recall')
+#: metrics of :class:`~mmcert_ros.evaluation.metrics.Confusion` shown in curves and rows
+#: (``wrong_fraction``: the certified-but-wrong share of the certified pixels)
+CURVE_METRICS = ('pixel_accuracy', 'f1', 'iou', 'recall', 'wrong_fraction')
 #: timing stages of a certificate reported as latency percentiles
 LATENCY_STAGES = ('total', 'sampling', 'inference', 'certification')
 #: latency percentiles reported, in percent
@@ -79,21 +80,23 @@ class MetricsAccumulator:
         row = {'index': self.frames - 1, 'name': frame.name, 'stamp_ns': frame.stamp_ns,
                **{f'{stage}_s': certificate.timings[stage] for stage in LATENCY_STAGES},
                'certified_fraction': certificate.certified_fraction}
-        gt = frame.road_mask
+        gt, valid = frame.road_mask, frame.road_valid
         if gt is not None:
             self.frames_with_ground_truth += 1
-            plain = plain_confusion(certificate.labels, gt)
-            certified = certified_confusion(certificate.labels, certificate.certified, gt)
+            plain = plain_confusion(certificate.labels, gt, valid)
+            certified = certified_confusion(certificate.labels, certificate.certified, gt,
+                                            valid)
             self._plain += plain
             self._certified += certified
             row.update({f'plain_{name}': getattr(plain, name) for name in CURVE_METRICS})
             row.update({f'certified_{name}': getattr(certified, name) for name in CURVE_METRICS})
-        self._add_curve(certificate, gt)
+        self._add_curve(certificate, gt, valid)
         return row
 
-    def _add_curve(self, certificate: Certificate, gt: np.ndarray | None) -> None:
+    def _add_curve(self, certificate: Certificate, gt: np.ndarray | None,
+                   valid: np.ndarray | None) -> None:
         nothing = (certified_confusion(certificate.labels,
-                                       np.zeros_like(certificate.certified), gt)
+                                       np.zeros_like(certificate.certified), gt, valid)
                    if gt is not None else Confusion())
         t = 0
         while True:
@@ -107,7 +110,7 @@ class MetricsAccumulator:
             point = self._curve[t]
             point.certified_pixels += count
             if gt is not None:
-                point.confusion += certified_confusion(certificate.labels, mask, gt)
+                point.confusion += certified_confusion(certificate.labels, mask, gt, valid)
             t += 1
         for point in self._curve[t:]:  # this frame certifies nothing from t on
             point.confusion += nothing

@@ -61,8 +61,9 @@ class L2Accumulator:
                'l2_total_s': certificate.timings['total']}
         if frame.road_mask is not None:
             self._with_gt += 1
-            plain = plain_confusion(certificate.labels, frame.road_mask)
-            certified = certified_confusion(published_labels, published, frame.road_mask)
+            plain = plain_confusion(certificate.labels, frame.road_mask, frame.road_valid)
+            certified = certified_confusion(published_labels, published, frame.road_mask,
+                                            frame.road_valid)
             self._plain += plain
             self._certified_confusion += certified
             row.update(l2_plain_iou=plain.iou, l2_certified_iou=certified.iou)

@@ -44,7 +44,8 @@ def write_frames(path: Path, rows: Sequence[dict]) -> None:
 
 
 def plot_curves(path: Path, curve: Sequence[dict], title: str) -> None:
-    """``curves.png``: certified pixel accuracy, F1 and IoU against r_rgb (the MMCert figure).
+    """``curves.png``: certified pixel accuracy, F1 and IoU against r_rgb (the MMCert figure),
+    and on a second axis (right) the certified-but-wrong fraction of the certified pixels.
 
     Without ground truth the certified fraction is plotted instead. When the ray does not
     move r_rgb (``ray = (0, a)``), the x axis is r_depth.
@@ -67,7 +68,16 @@ def plot_curves(path: Path, curve: Sequence[dict], title: str) -> None:
     ax.set_ylabel('certified metric' if with_gt else 'fraction')
     ax.set_ylim(0.0, 1.02)
     ax.grid(True, alpha=0.3)
-    ax.legend(loc='best')
+    handles, labels = ax.get_legend_handles_labels()
+    if with_gt:
+        wrong = [point['wrong_fraction'] for point in curve]
+        right = ax.twinx()
+        handles += right.plot(xs, wrong, color='tab:red', linestyle='--', marker='x',
+                              markersize=3, label='certified but wrong (right axis)')
+        labels.append(handles[-1].get_label())
+        right.set_ylabel('certified-but-wrong fraction of certified pixels')
+        right.set_ylim(0.0, max(0.05, 1.2 * max(wrong)))
+    ax.legend(handles, labels, loc='best')
     ax.set_title(title, fontsize=9)
     save_figure(figure, path)
 

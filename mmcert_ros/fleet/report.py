@@ -54,7 +54,8 @@ class InputOutcome:
 
 
 def input_row(outcome: InputOutcome) -> dict:
-    """One row of the per-input table: frames, skips, certified fraction and IoU, latency."""
+    """One row of the per-input table: frames, skips, certified fraction, certified IoU and
+    certified-but-wrong fraction, latency."""
     row = {'id': outcome.id, 'path': outcome.path, 'status': outcome.status,
            'reused': outcome.reused}
     metrics = outcome.metrics
@@ -66,6 +67,7 @@ def input_row(outcome: InputOutcome) -> dict:
         'skipped_reasons': metrics['skipped']['reasons'],
         'certified_fraction': metrics['certified_fraction'],
         'certified_iou': metrics.get('certified', {}).get('iou'),
+        'certified_wrong_fraction': metrics.get('certified', {}).get('wrong_fraction'),
         'plain_iou': metrics.get('plain', {}).get('iou'),
         **{f'latency_{name}_s': latency.get(name) for name in ('p50', 'p90', 'p99')},
         'error': metrics['error'],
@@ -106,8 +108,8 @@ def write_fleet_report(out_dir: Path, pooled: dict, outcomes: Sequence[InputOutc
         'inputs': table,
         'worst_inputs': sorted(evaluated, key=_badness)[:WORST],
         'worst_frames': [{key: row.get(key) for key in (
-            'input', 'index', 'name', 'stamp_ns', 'certified_iou', 'certified_fraction',
-            'plain_iou')} for row in worst_frames(rows)],
+            'input', 'index', 'name', 'stamp_ns', 'certified_iou', 'certified_wrong_fraction',
+            'certified_fraction', 'plain_iou')} for row in worst_frames(rows)],
         'failed': [{'id': row['id'], 'path': row['path'], 'error': row['error']}
                    for row in table if row['status'] != 'complete'],
     }
@@ -136,27 +138,32 @@ def markdown(report: dict) -> str:
         headline = f"Pooled certified fraction {pooled['certified_fraction']:.4f}"
         if 'certified' in pooled:
             headline += (f", certified IoU {pooled['certified']['iou']:.4f} (plain IoU "
-                         f"{pooled['plain']['iou']:.4f})")
+                         f"{pooled['plain']['iou']:.4f}), certified but wrong "
+                         f"{pooled['certified']['wrong_fraction']:.4f} of the certified pixels")
         lines += [headline + f" at r = ({pooled['radius']['rgb']}, "
                   f"{pooled['radius']['depth']}), N = {pooled['num_samples']}, "
                   f"alpha = {pooled['alpha']}.", '']
     lines += ['## Inputs', '',
               '| input | status | frames | skipped | certified fraction | certified IoU | '
-              'latency p50 / p90 / p99 (s) |', '| --- | --- | --- | --- | --- | --- | --- |']
+              'certified but wrong | latency p50 / p90 / p99 (s) |',
+              '| --- | --- | --- | --- | --- | --- | --- | --- |']
     for row in report['inputs']:
         if row['status'] == 'failed':
-            lines.append(f"| {row['id']} | failed: {row['error']} | | | | | |")
+            lines.append(f"| {row['id']} | failed: {row['error']} | | | | | | |")
             continue
         latency = ' / '.join(_number(row[f'latency_{p}_s']) for p in ('p50', 'p90', 'p99'))
         lines.append(f"| {row['id']} | {row['status']} | {row['frames']} | {row['skipped']} "
                      f"{_reasons(row['skipped_reasons'])}| {_number(row['certified_fraction'])} "
-                     f"| {_number(row['certified_iou'])} | {latency} |")
+                     f"| {_number(row['certified_iou'])} "
+                     f"| {_number(row['certified_wrong_fraction'])} | {latency} |")
     lines += ['', '## Worst inputs', '']
-    lines += [f"- {row['id']}: certified IoU {_number(row['certified_iou'])}, certified "
-              f"fraction {_number(row['certified_fraction'])}" for row in report['worst_inputs']]
+    lines += [f"- {row['id']}: certified IoU {_number(row['certified_iou'])}, certified but "
+              f"wrong {_number(row['certified_wrong_fraction'])}, certified fraction "
+              f"{_number(row['certified_fraction'])}" for row in report['worst_inputs']]
     lines += ['', '## Worst frames', '']
     lines += [f"- {row['input']} frame {row['name']} (stamp {row['stamp_ns']} ns): certified "
-              f"IoU {_number(row['certified_iou'])}, certified fraction "
+              f"IoU {_number(row['certified_iou'])}, certified but wrong "
+              f"{_number(row['certified_wrong_fraction'])}, certified fraction "
               f"{_number(row['certified_fraction'])}" for row in report['worst_frames']]
     return '\n'.join(lines) + '\n'
 

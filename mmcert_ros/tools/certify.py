@@ -83,12 +83,12 @@ def run(args: argparse.Namespace) -> int:
 
     with user_input():   # the messages name the file
         rgb = read_rgb(args.rgb)
-        road = read_ground_truth(args.gt) if args.gt else None
+        road, valid = read_ground_truth(args.gt) if args.gt else (None, None)
         if road is not None and road.shape != rgb.shape[:2]:
             raise UserError(f'{args.gt}: ground truth size {road.shape} differs from '
                             f'the RGB size {rgb.shape[:2]} of {args.rgb}')
         frame = Frame(rgb=rgb, depth=read_depth_u16(args.depth), road_mask=road,
-                      name=args.rgb.stem)
+                      road_valid=valid, name=args.rgb.stem)
     engines = build_engines(node_settings)
     run = engines.start(frame)
     certificate = run.l0()
@@ -109,9 +109,10 @@ def run(args: argparse.Namespace) -> int:
     }
     if frame.road_mask is not None:
         report['gt'] = str(args.gt)
-        report['plain'] = plain_confusion(certificate.labels, frame.road_mask).as_dict()
+        report['plain'] = plain_confusion(certificate.labels, frame.road_mask,
+                                          frame.road_valid).as_dict()
         report['certified'] = certified_confusion(certificate.labels, certificate.certified,
-                                                  frame.road_mask).as_dict()
+                                                  frame.road_mask, frame.road_valid).as_dict()
     l2_mask = None
     l2_certificate = run.l2()
     if l2_certificate is not None:
@@ -123,7 +124,8 @@ def run(args: argparse.Namespace) -> int:
           f'{certificate.timings["total"]:.2f} s; wrote {args.out}')
     if 'certified' in report:
         print(f"certified IoU {report['certified']['iou']:.4f}, "
-              f"plain IoU {report['plain']['iou']:.4f}")
+              f"plain IoU {report['plain']['iou']:.4f}, certified but wrong "
+              f"{report['certified']['wrong_fraction']:.2%} of the certified pixels")
     if 'l2' in report:
         print(f"l2: certified {report['l2']['published_certified_fraction']:.1%} of the pixels "
               f"at l2 radius {settings.radius:g} with sigma {settings.sigma:g}, "
@@ -141,17 +143,20 @@ def l2_report(certificate, frame, published_labels: np.ndarray,
     section = {**certificate.summary(), 'booster': booster,
                'published_certified_fraction': float(mask.mean())}
     if frame.road_mask is not None:
-        section['plain'] = plain_confusion(certificate.labels, frame.road_mask).as_dict()
-        section['certified'] = certified_confusion(published_labels, mask,
-                                                   frame.road_mask).as_dict()
+        section['plain'] = plain_confusion(certificate.labels, frame.road_mask,
+                                           frame.road_valid).as_dict()
+        section['certified'] = certified_confusion(published_labels, mask, frame.road_mask,
+                                                   frame.road_valid).as_dict()
     return section, mask
 
 
-def read_ground_truth(path: Path) -> np.ndarray:
-    """Road mask ``(H, W)`` uint8 1 = road: KITTI gt_image_2 (blue > 0) or mono (non-zero)."""
+def read_ground_truth(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(road, valid)``: road mask ``(H, W)`` uint8 1 = road and the labelled area (None =
+    every pixel): KITTI gt_image_2 (road blue > 0, labelled red > 0) or mono (non-zero road,
+    every pixel labelled)."""
     import cv2
 
-    from mmcert_ros.data.kitti import read_road_mask
+    from mmcert_ros.data.kitti import read_road_ground_truth
 
     if not path.is_file():
         raise FileNotFoundError(f'{path}: ground truth not found')
@@ -159,8 +164,8 @@ def read_ground_truth(path: Path) -> np.ndarray:
     if image is None:
         raise ValueError(f'{path}: cannot decode the ground truth (corrupt or not an image)')
     if image.ndim == 3:
-        return read_road_mask(path)
-    return (image > 0).astype(np.uint8)
+        return read_road_ground_truth(path)
+    return (image > 0).astype(np.uint8), None
 
 
 def write_outputs(out: Path, rgb: np.ndarray, certificate, report: dict[str, Any],

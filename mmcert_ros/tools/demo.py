@@ -122,5 +122,6 @@ def format_summary(summary: dict) -> str:
         lines.append(f"road IoU vs ground truth ({summary['frames_with_ground_truth']} frames): "
                      f"plain {plain['iou']:.3f}, certified {certified['iou']:.3f}; "
                      f"pixel accuracy plain {plain['pixel_accuracy']:.3f}, "
-                     f"certified {certified['pixel_accuracy']:.3f}")
+                     f"certified {certified['pixel_accuracy']:.3f}; certified but wrong "
+                     f"{certified['wrong_fraction']:.2%} of the certified pixels")
     return '\n'.join(lines)

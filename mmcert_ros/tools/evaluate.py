@@ -209,17 +209,20 @@ def fleet_summary_line(report: dict, out_dir: Path) -> str:
              f"{pooled['frames']} frames",
              f"certified fraction {pooled['certified_fraction']:.3f}"]
     if 'certified' in pooled:
-        parts.append(f"certified IoU {pooled['certified']['iou']:.3f}")
+        parts.append(f"certified IoU {pooled['certified']['iou']:.3f}, certified but wrong "
+                     f"{pooled['certified']['wrong_fraction']:.2%}")
     return f"evaluate: {', '.join(parts)}; fleet report in {out_dir}"
 
 
 def summary_line(metrics: dict, out_dir: Path) -> str:
-    """One line for the terminal: frames, skips, certified fraction and certified IoU."""
+    """One line for the terminal: frames, skips, certified fraction, certified IoU and the
+    certified-but-wrong fraction."""
     parts = [f"{metrics['frames']} frames", f"{metrics['skipped']['total']} skipped messages",
              f"certified fraction {metrics['certified_fraction']:.3f}"]
     if 'certified' in metrics:
         parts.append(f"certified IoU {metrics['certified']['iou']:.3f} at r = "
-                     f"({metrics['radius']['rgb']}, {metrics['radius']['depth']})")
+                     f"({metrics['radius']['rgb']}, {metrics['radius']['depth']}), certified "
+                     f"but wrong {metrics['certified']['wrong_fraction']:.2%}")
     if 'l2' in metrics:
         parts.append(f"l2 certified fraction {metrics['l2']['certified_fraction']:.3f} at "
                      f"radius {metrics['l2']['radius']:g} (sigma {metrics['l2']['sigma']:g}, "

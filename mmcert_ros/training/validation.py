@@ -36,7 +36,8 @@ def validate(model: torch.nn.Module, frames: list[Frame], keep_fraction_rgb: flo
         depth = frame.depth if keep_points is None else points_from_depth_image(frame.depth,
                                                                                 frame.name)
         certificate = segmenter.certify(frame.rgb, depth)
-        confusion = confusion + plain_confusion(certificate.labels, frame.road_mask)
+        confusion = confusion + plain_confusion(certificate.labels, frame.road_mask,
+                                                frame.road_valid)
         agreement.append(float(np.mean(certificate.top_counts)) / num_samples)
     return {'vote_iou': confusion.iou, 'vote_accuracy': confusion.pixel_accuracy,
             'agreement': float(np.mean(agreement))}
