@@ -7,7 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mmcert_ros.data.pairing import LatestSlot, Pair, StampPairer
+from mmcert_ros.data.latest_slot import LatestSlot
+from mmcert_ros.data.pairing import Pair, StampPairer
 
 MS = 1_000_000
 

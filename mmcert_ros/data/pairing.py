@@ -1,4 +1,4 @@
-"""Pair two stamped streams by header stamp, and hand work over through a drop-oldest slot.
+"""Pair two stamped streams by header stamp.
 
 ROS-free, so the node and offline bag evaluation pair messages with exactly the same rule.
 A pairer is built for two named streams (``('rgb', 'depth')`` by default; offline
@@ -37,13 +37,10 @@ does the same for a jump of the clock itself (ROS time under ``use_sim_time``).
 from __future__ import annotations
 
 import bisect
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Generic, NamedTuple, TypeVar
-
-T = TypeVar('T')
+from typing import Any, NamedTuple
 
 #: the streams of the RGB-D pairer (the default of :class:`StampPairer`)
 STREAMS = ('rgb', 'depth')
@@ -382,51 +379,3 @@ def _nanoseconds(name: str, value: float, allow_zero: bool) -> int:
         bound = 'non-negative' if allow_zero else 'positive'
         raise ValueError(f'{name} must be a {bound} number of seconds, got {value}')
     return round(float(value) * 1e9)
-
-
-class LatestSlot(Generic[T]):
-    """A one-item, drop-oldest hand-over between a producer and one consumer thread.
-
-    ``put`` never blocks: it replaces a waiting item (counted in ``dropped``). ``get`` blocks
-    until an item arrives, the slot is closed, or the timeout passes. The internal lock is
-    held only to swap the item, never while the consumer works on it.
-    """
-
-    def __init__(self) -> None:
-        self._condition = threading.Condition()
-        self._item: T | None = None
-        self._full = False
-        self._closed = False
-        self.dropped = 0
-        self.delivered = 0
-
-    def put(self, item: T) -> T | None:
-        """Store ``item``; return the older item it displaced (``None`` if the slot was empty)."""
-        with self._condition:
-            displaced = self._item if self._full else None
-            if self._full:
-                self.dropped += 1
-            self._item, self._full = item, True
-            self._condition.notify()
-        return displaced
-
-    def get(self, timeout: float | None = None) -> T | None:
-        """Take the newest item, waiting up to ``timeout`` seconds; ``None`` if none or closed."""
-        with self._condition:
-            self._condition.wait_for(lambda: self._full or self._closed, timeout)
-            if not self._full:
-                return None
-            item, self._item, self._full = self._item, None, False
-            self.delivered += 1
-            return item
-
-    def close(self) -> None:
-        """Wake the consumer for good: ``get`` returns ``None`` once the slot is empty."""
-        with self._condition:
-            self._closed = True
-            self._condition.notify_all()
-
-    @property
-    def closed(self) -> bool:
-        """Whether :meth:`close` was called."""
-        return self._closed

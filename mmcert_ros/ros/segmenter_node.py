@@ -16,8 +16,8 @@ pairing and are certified alone, depth all invalid (``degraded: rgb-only``, WARN
 ``/diagnostics`` and on ``mmcert/status``), until depth arrives again.
 
 Threading: the image callbacks only pair messages by stamp
-(:class:`~mmcert_ros.data.pairing.StampPairer`) and put the newest pair into a drop-oldest
-:class:`~mmcert_ros.data.pairing.LatestSlot`; one worker thread decodes, certifies and
+(:class:`~mmcert_ros.pipeline.input_pairing.InputPairing`) and put the newest pair into a
+drop-oldest slot; one worker thread decodes, certifies and
 publishes: first the l0 outputs, then (while ``fs.sigma`` > 0) the l2 certificate's mask,
 then the frame's times on ``mmcert/debug/frame_times``. The engines come from
 :func:`~mmcert_ros.pipeline.engines.build_engines` and a frame runs through them as
@@ -25,13 +25,11 @@ then the frame's times on ``mmcert/debug/frame_times``. The engines come from
 with ``fs.joint`` one ensemble gives both, so the l0 outputs then wait for it).
 No lock is held during inference, so the executor (single-threaded: every callback
 is cheap) keeps serving inputs, parameters, diagnostics and shutdown while the engine runs,
-and a slow engine drops old pairs (counted) instead of falling behind. The pairer is used by
-the input callbacks, an age-expiry timer, the clock-jump callback and diagnostics: every call
-holds ``_pairer_lock``. The parameter callback never touches it:
-accepted ``sync.*`` values wait until the next input callback or expiry tick hands them over,
-so they apply from the next message paired.
+and a slow engine drops old pairs (counted) instead of falling behind. Accepted ``sync.*``
+values apply from the next message paired.
 
-Every frame runs under a :class:`~mmcert_ros.certify.cancel.CancelToken` with the deadline
+Parameter changes go through :class:`~mmcert_ros.pipeline.engine_swap.EngineSwap`: every
+frame runs under a :class:`~mmcert_ros.certify.cancel.CancelToken` with the deadline
 ``certify.time_budget``; a parameter change that replaces the engine configuration and
 shutdown cancel it, so the frame in flight stops within one micro-batch and publishes nothing
 (counted as abandoned, except at shutdown).
@@ -60,14 +58,14 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, Poi
 
 from mmcert_ros.certify import CancelToken, FrameCancelled
 from mmcert_ros.certify.l2.certifier import FrameCertification
-from mmcert_ros.data.pairing import LatestSlot, Pair, StampPairer, TimeJump
+from mmcert_ros.data.pairing import Pair, TimeJump
 from mmcert_ros.data.projection import Extrinsic
 from mmcert_ros.data.road import ROAD_CLASS
 from mmcert_ros.errors import UserError
 from mmcert_ros.pipeline import outputs
-from mmcert_ros.pipeline.depth_watch import DepthWatch
-from mmcert_ros.pipeline.engines import Engines, build_engines
+from mmcert_ros.pipeline.engine_swap import SHUTDOWN, EngineSwap
 from mmcert_ros.pipeline.frames import FrameDecodeError, frame_from_pair
+from mmcert_ros.pipeline.input_pairing import InputPairing
 from mmcert_ros.pipeline.labelled_points import LABELLED_POINTS, labelled_cloud
 from mmcert_ros.pipeline.message_fields import stamp_to_ns
 from mmcert_ros.pipeline.parameters import (PARAMETER_NAMES, PARAMETERS, NodeSettings,
@@ -89,8 +87,6 @@ OUTPUT_QOS = QoSProfile(depth=5)
 ERROR_REPORT_INTERVAL_S = 0.2
 #: how often pending messages are checked against ``sync.max_age`` (seconds)
 EXPIRY_INTERVAL_S = 0.25
-#: why the worker's token is cancelled at shutdown (such a frame is not counted as abandoned)
-SHUTDOWN = 'shutdown'
 #: the subscribed name of each input stream, by ``depth.source`` (for logs and errors)
 INPUT_TOPICS = {'image': {'rgb': 'rgb/image', 'depth': 'depth/image',
                           'camera_info': 'rgb/camera_info'},
@@ -113,7 +109,6 @@ class _Segmenter:
         """Declare every parameter; nothing is loaded yet."""
         declare_parameters(self, PARAMETERS)
         self._given_model = model
-        self._pending_lock = threading.Lock()
         self._diagnostics_lock = threading.Lock()
         #: name of this node's statuses in /diagnostics and mmcert/status: the fully qualified
         #: name without its leading '/', so segmenters in two namespaces stay apart
@@ -130,28 +125,17 @@ class _Segmenter:
 
         :raises UserError: the parameter values cannot be used (the reason names them).
         """
-        #: the engines in use; their ``settings`` are the node's (:attr:`_settings`)
-        self._engines = build_engines(NodeSettings.from_parameters(self._parameter_values()),
-                                      self._given_model, warn=self.get_logger().warning)
-        #: engines (and their settings) accepted by the parameter callback, not yet in use
-        self._pending: Engines | None = None
-        #: settings whose ``sync.*`` values the input callbacks hand to the pairer next
-        #: (:meth:`_take_sync_update`); guarded by _pending_lock
-        self._sync_update: NodeSettings | None = None
+        #: the engines in use (``.engines``, whose settings are :attr:`_settings`) and those
+        #: a parameter change accepted
+        self._swap = EngineSwap(NodeSettings.from_parameters(self._parameter_values()),
+                                self._given_model, warn=self.get_logger().warning)
         runtime = self._settings.runtime
         self._stats = PipelineStats(limits=_health_limits(runtime), watch_inputs=True)
-        self._pairer_lock = threading.Lock()
-        self._pairer = StampPairer(self._settings.slop_s, jump_back_s=runtime.jump_back_s,
-                                   future_tolerance_s=runtime.future_tolerance_s,
-                                   max_age_s=runtime.max_age_s, on_jump=self._on_time_jump,
-                                   on_reject=self._on_stamp_rejected)
-        self._unpaired_next_log = 1   # log unpaired totals at 1, 10, 100, ...
-        #: the token of the frame in flight (None between frames); guarded by _pending_lock
-        self._frame_token: CancelToken | None = None
-        self._closing = False
-        self._slot: LatestSlot[Pair] = LatestSlot()
+        self._pairing = InputPairing(self._settings, on_jump=self._on_time_jump,
+                                     on_reject=self._on_stamp_rejected,
+                                     on_unpaired=self._on_unpaired,
+                                     on_depth_lost=self._on_depth_lost)
         self._camera_info: CameraInfo | None = None
-        self._depth_watch = DepthWatch(self._settings.depth.timeout_s)
         compressed = self._settings.rgb_transport == 'compressed'
         self._topics = dict(INPUT_TOPICS[self._settings.depth.source],
                             **({'rgb': COMPRESSED_RGB} if compressed else {}))
@@ -223,14 +207,19 @@ class _Segmenter:
             (self.destroy_timer if isinstance(entity, Timer) else self.destroy_publisher)(entity)
         self._configured = []
         self._worker = None
-        del self._engines, self._pending
+        del self._swap
 
     # -- parameters ---------------------------------------------------------------------
 
     @property
+    def _engines(self):
+        """The engines in use (accepted changes take over at the next frame)."""
+        return self._swap.engines
+
+    @property
     def _settings(self) -> NodeSettings:
         """The settings of the engines in use (accepted changes apply at the next frame)."""
-        return self._engines.settings
+        return self._swap.engines.settings
 
     def _parameter_values(self, changes=()) -> dict:
         values = {name: self.get_parameter(name).value for name in PARAMETER_NAMES}
@@ -246,29 +235,18 @@ class _Segmenter:
         reason instead of failing later.
         """
         changed = ', '.join(f'{param.name}={param.value!r}' for param in params)
-        with self._pending_lock:
-            engines = self._pending or self._engines
-        current = engines.settings
+        current = self._swap.latest
         try:
             settings = NodeSettings.from_parameters(self._parameter_values(params))
             self._check_extrinsic_source(settings)
-            engines = build_engines(settings, self._given_model, previous=engines,
-                                    warn=self.get_logger().warning)
+            replaced = self._swap.propose(settings)
         except Exception as error:  # any reason a value cannot be used is a rejection
             reason = f'rejected {changed}: {error}'
             self.get_logger().warning(reason)
             return SetParametersResult(successful=False, reason=reason)
-        replaced = (settings.certify != current.certify
-                    or settings.checkpoint != current.checkpoint
-                    or settings.l2 != current.l2)
-        with self._pending_lock:
-            self._pending = engines
-            self._sync_update = settings
-            if replaced and self._frame_token is not None:
-                self._frame_token.cancel('parameter change')
+        self._pairing.update(settings)
         runtime = settings.runtime
         self._stats.limits = _health_limits(runtime)
-        self._depth_watch.timeout_s = settings.depth.timeout_s
         if runtime.jump_back_s != current.runtime.jump_back_s:
             self._clock_jumps.unregister()
             self._clock_jumps = self._watch_clock_jumps(runtime.jump_back_s)
@@ -276,97 +254,43 @@ class _Segmenter:
                                f'{"; the frame in flight is cancelled" if replaced else ""})')
         return SetParametersResult(successful=True)
 
-    def _start_frame(self) -> CancelToken | None:
-        """Apply accepted parameter changes and issue the next frame's token (None once
-        closing); one lock with the parameter callback, so a change cancels exactly the
-        frames that started before it."""
-        with self._pending_lock:
-            if self._closing:
-                return None
-            pending, self._pending = self._pending, None
-            if pending is not None:
-                self._engines = pending
-                self._engines.segmenter.config = self._settings.certify
-            self._frame_token = CancelToken.with_budget(self._settings.runtime.time_budget_s)
-            return self._frame_token
-
-    def _end_frame(self) -> None:
-        with self._pending_lock:
-            self._frame_token = None
-
     # -- inputs (executor threads: cheap, never block) ----------------------------------
 
     def _on_rgb(self, msg: Image | CompressedImage) -> None:
         self._offer('rgb', msg)
 
     def _on_depth(self, msg: Image | PointCloud2) -> None:
-        if self._depth_watch.arrived():
+        if self._pairing.depth_arrived():
             self.get_logger().info(f'{self._topics["depth"]} is back: RGB-D certification '
                                    'resumed (RGB-only mode left)')
         self._offer('depth', msg)
 
     def _offer(self, stream: str, msg: Image | PointCloud2) -> None:
         self._stats.count_input(stream)
-        if stream == 'rgb' and self._depth_lost():
-            self._slot.put(Pair.rgb_only(msg, stamp_to_ns(msg.header.stamp)))
-            return
-        now_ns = self.get_clock().now().nanoseconds
-        self._take_sync_update()
-        with self._pairer_lock:
-            pair = self._pairer.add(stream, stamp_to_ns(msg.header.stamp), msg, now_ns)
-        if pair is not None:
-            self._slot.put(pair)
-        self._log_unpaired()
+        self._pairing.offer(stream, msg, stamp_to_ns(msg.header.stamp),
+                            self.get_clock().now().nanoseconds)
 
     def _expire_pending(self) -> None:
-        """Timer: count messages that waited longer than ``sync.max_age`` as unpaired, and
-        enter the RGB-only mode when depth went silent."""
-        self._take_sync_update()
-        self._depth_lost()
-        with self._pairer_lock:
-            self._pairer.expire()
-        self._log_unpaired()
+        """Timer: expire unpaired messages, enter the RGB-only mode when depth went silent."""
+        self._pairing.expire()
 
-    def _take_sync_update(self) -> None:
-        """Input callback group: hand the ``sync.*`` values accepted by the parameter
-        callback to the pairer, so they apply from the next message it pairs (the
-        parameter callback runs on another thread and never touches the pairer)."""
-        with self._pending_lock:
-            settings, self._sync_update = self._sync_update, None
-        if settings is None:
-            return
-        runtime = settings.runtime
-        with self._pairer_lock:
-            self._pairer.slop_s = settings.slop_s
-            self._pairer.jump_back_s = runtime.jump_back_s
-            self._pairer.future_tolerance_s = runtime.future_tolerance_s
-            self._pairer.max_age_s = runtime.max_age_s
+    def _on_depth_lost(self) -> None:
+        """Pairing callback: WARN once on entering the RGB-only mode."""
+        watch = self._pairing.depth_watch
+        self.get_logger().warning(
+            f'no {self._topics["depth"]} message for {watch.silence_s():.1f} s '
+            f'(depth.timeout_s = {watch.timeout_s:g}): degraded: rgb-only, '
+            'certifying RGB alone (depth all invalid) until depth returns')
+        self.publish_diagnostics()
 
-    def _depth_lost(self) -> bool:
-        """Whether the node certifies RGB alone now; WARN once on entering that mode."""
-        if self._depth_watch.check():
-            self.get_logger().warning(
-                f'no {self._topics["depth"]} message for {self._depth_watch.silence_s():.1f} s '
-                f'(depth.timeout_s = {self._depth_watch.timeout_s:g}): degraded: rgb-only, '
-                'certifying RGB alone (depth all invalid) until depth returns')
-            self.publish_diagnostics()
-        return self._depth_watch.lost
+    def _on_unpaired(self, unpaired: int, counters: dict, slop_s: float) -> None:
+        """Pairing callback: unpaired totals at 1, 10, 100, ..."""
+        self.get_logger().warning(
+            f'{unpaired} message(s) found no partner within sync.slop = '
+            f'{slop_s} s so far ({counters})')
 
-    def _log_unpaired(self) -> None:
-        with self._pairer_lock:
-            unpaired = sum(self._pairer.unpaired.values())
-            counters = self._pairer.counters()
-            slop_s = self._pairer.slop_s
-        if unpaired >= self._unpaired_next_log:
-            while self._unpaired_next_log <= unpaired:
-                self._unpaired_next_log *= 10
-            self.get_logger().warning(
-                f'{unpaired} message(s) found no partner within sync.slop = '
-                f'{slop_s} s so far ({counters})')
-
-    def _on_stamp_rejected(self, kind: str, stream: str, stamp_ns: int) -> None:
-        """Pairer callback (under ``_pairer_lock``): log occurrences 1, 10, 100, ... per kind."""
-        count = self._pairer.rejected[kind]
+    def _on_stamp_rejected(self, kind: str, stream: str, stamp_ns: int, count: int) -> None:
+        """Pairing callback: log occurrences 1, 10, 100, ... per kind."""
         if should_log(count):
             self.get_logger().warning(
                 f'{self._topics[stream]} stamped {stamp_ns / 1e9:.3f} s rejected: {kind} '
@@ -387,8 +311,7 @@ class _Segmenter:
 
     def _on_clock_jump(self, jump) -> None:
         now_ns = self.get_clock().now().nanoseconds
-        with self._pairer_lock:
-            self._pairer.reset_to(now_ns, now_ns - jump.delta.nanoseconds)
+        self._pairing.reset_to(now_ns, now_ns - jump.delta.nanoseconds)
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
         self._camera_info = msg
@@ -407,8 +330,8 @@ class _Segmenter:
     # -- worker thread ------------------------------------------------------------------
 
     def _work(self) -> None:
-        while (pair := self._slot.get()) is not None:
-            token = self._start_frame()
+        while (pair := self._pairing.next_pair()) is not None:
+            token = self._swap.start_frame()
             if token is None:
                 return
             try:
@@ -420,7 +343,7 @@ class _Segmenter:
                     return              # shutdown destroyed what the frame was using
                 self._fail('internal', f'{type(error).__name__}: {error}')
             finally:
-                self._end_frame()
+                self._swap.end_frame()
 
     def _abandoned(self, pair: Pair, reason: str) -> None:
         """Count and log a frame given up before its certificate was complete."""
@@ -595,13 +518,12 @@ class _Segmenter:
             'l2': _describe_l2(self._settings),
             'depth_source': self._settings.depth.source,
         }
-        with self._pairer_lock:
-            counters = self._pairer.counters()
-        rgb_only_s = self._depth_watch.silence_s() if self._depth_watch.lost else None
+        counters = self._pairing.counters()
+        rgb_only_s = self._pairing.rgb_only_silence_s()
         with self._diagnostics_lock:
             self._last_error_report = time.monotonic()
             warning = self._engines.segmenter.keep_fraction_warning
-            report = self._stats.report(counters, self._slot.dropped, settings,
+            report = self._stats.report(counters, self._pairing.slot.dropped, settings,
                                         [warning] if warning else [], rgb_only_s)
             self._publish(self._diagnostics_pub, diagnostic_array(
                 report, f'{self._status_name}: pipeline', self._hardware_id,
@@ -616,12 +538,8 @@ class _Segmenter:
         if self._worker is None:
             return
         tic = time.monotonic()
-        with self._pending_lock:
-            self._closing = True
-            in_flight = self._frame_token is not None
-            if in_flight:
-                self._frame_token.cancel(SHUTDOWN)
-        self._slot.close()
+        in_flight = self._swap.close()
+        self._pairing.close()
         self._worker.join(timeout_s)
         if in_flight:
             self.get_logger().info(f'shutdown cancelled the frame in flight; the worker '
