@@ -10,13 +10,16 @@ all name their device the same way:
 :func:`check_device_name` checks the spelling only (no device is touched);
 :func:`resolve_device` also checks that the device exists on this machine. Both raise
 ``ValueError`` whose message starts with ``device``, so a caller can prefix the name of its
-setting (``model.device ...``).
+setting (``model.device ...``). Importing this module does not load torch (the engine's
+settings check device names without it); :func:`resolve_device` loads it.
 """
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 #: how the accepted names are spelled, for help texts and messages
 DEVICE_NAMES = "'auto', 'cpu', 'cuda' or 'cuda:N'"
@@ -36,6 +39,8 @@ def resolve_device(name: str | torch.device) -> torch.device:
     :raises ValueError: a misspelt name, or a CUDA device this machine does not have (the
         message says how many CUDA devices are visible).
     """
+    import torch
+
     if isinstance(name, torch.device):
         return name
     if check_device_name(name) == 'auto':

@@ -4,6 +4,7 @@ import pytest
 
 from mmcert_ros.certify import CertifyConfig, Confusion, certified_confusion, plain_confusion
 from mmcert_ros.errors import UserError
+from mmcert_ros.pipeline.parameters import parameters_of, settings_from_parameters
 from mmcert_ros.pipeline.settings import load_settings
 
 
@@ -53,7 +54,7 @@ def test_ros_parameter_file_and_plain_mapping(tmp_path):
     plain = tmp_path / 'plain.yaml'
     plain.write_text('num_samples: 12\nseed: 4\nradius_rgb: 2\n')
     assert load_settings(plain).certify == CertifyConfig(num_samples=12, seed=4, radius_rgb=2)
-    assert CertifyConfig.from_parameters(config.to_parameters()) == config
+    assert settings_from_parameters(CertifyConfig, parameters_of(config)) == config
 
 
 def test_config_file_errors(tmp_path, caplog):
@@ -107,4 +108,5 @@ def test_backend_and_its_precisions_are_validated_by_name():
     with pytest.raises(ValueError,
                        match="backend 'openvino' runs precision fp32, bf16 or int8, got 'fp16'"):
         CertifyConfig(backend='openvino', precision='fp16')
-    assert CertifyConfig.from_parameters({'model.backend': 'onnxruntime'}).backend == 'onnxruntime'
+    assert settings_from_parameters(CertifyConfig, {'model.backend': 'onnxruntime'}).backend \
+        == 'onnxruntime'

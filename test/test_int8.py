@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from mmcert_ros.certify import CertifiedSegmenter, CertifyConfig
+from mmcert_ros.pipeline.parameters import settings_from_parameters
 
 pytest.importorskip('openvino')
 pytest.importorskip('nncf')
@@ -108,8 +109,9 @@ def test_int8_quantizes_every_convolution_but_the_first(model):
 def test_unsupported_int8_combinations_are_refused_by_name(changes, message):
     with pytest.raises(ValueError, match=message):
         CertifyConfig(**changes)
-    assert CertifyConfig.from_parameters({'model.backend': 'openvino',
-                                          'model.precision': 'int8'}).precision == 'int8'
+    assert settings_from_parameters(CertifyConfig, {'model.backend': 'openvino',
+                                                    'model.precision': 'int8'}).precision \
+        == 'int8'
 
 
 def test_nncf_is_imported_with_its_telemetry_off():

@@ -18,6 +18,7 @@ from mmcert_ros.certify.l2.pixel_margin import FEATURE_NORM_SLACK, pixel_margins
 from mmcert_ros.certify.l0.sampling import kept_count, make_generator
 from mmcert_ros.models import NetworkConfig, build_model
 from mmcert_ros.models.booster import BoosterConfig, SmoothnessBooster
+from mmcert_ros.pipeline.parameters import settings_from_parameters
 
 torch.set_num_threads(1)
 CONFIG = CertifyConfig(num_samples=64, alpha=0.01, seed=3, batch_size=32)
@@ -155,16 +156,16 @@ def test_bad_arguments_name_what_is_wrong():
 
 
 def test_settings_from_ros_parameters():
-    settings = L2Settings.from_parameters({'fs.sigma': 0.25, 'fs.radius': 0.1,
-                                           'fs.booster': 'b.pt', 'certify.alpha': 0.01})
+    settings = settings_from_parameters(L2Settings, {'fs.sigma': 0.25, 'fs.radius': 0.1,
+                                                     'fs.booster': 'b.pt', 'certify.alpha': 0.01})
     assert settings == L2Settings(0.25, 0.1, 'b.pt', 0) and settings.enabled
     assert not L2Settings().enabled
     assert settings.replace(num_samples=500).engine_config(CONFIG).num_samples == 500
     assert settings.engine_config(CONFIG) is CONFIG
     with pytest.raises(ValueError, match='fs.sigmaa'):
-        L2Settings.from_parameters({'fs.sigmaa': 0.25})
+        settings_from_parameters(L2Settings, {'fs.sigmaa': 0.25})
     with pytest.raises(ValueError, match='fs.radius'):
-        L2Settings.from_parameters({'fs.radius': -0.5})
+        settings_from_parameters(L2Settings, {'fs.radius': -0.5})
     with pytest.raises(ValueError, match='fs.num_samples'):
         L2Settings(num_samples=2.5)
 

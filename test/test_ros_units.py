@@ -160,6 +160,19 @@ def test_every_numeric_parameter_announces_its_range():
             assert len(ranges) == 1 and ranges[0].from_value <= spec.default <= ranges[0].to_value
 
 
+def test_descriptors_are_the_parameter_table():
+    for spec in PARAMETERS:
+        descriptor = parameter_descriptor(spec)
+        assert (descriptor.name, descriptor.description, descriptor.additional_constraints,
+                descriptor.read_only) == (spec.name, spec.description, spec.constraints,
+                                          spec.read_only)
+        ranges = list(descriptor.integer_range) + list(descriptor.floating_point_range)
+        assert [(r.from_value, r.to_value) for r in ranges] == (
+            [] if spec.low is None else [(spec.low, spec.high)]), spec.name
+        if descriptor.integer_range:
+            assert spec.type_name == 'integer', spec.name
+
+
 def test_node_preset_arguments_load_the_file_and_remap_the_topics():
     from mmcert_ros.tools.cli import build_parser
     from mmcert_ros.tools.node import preset_arguments

@@ -1,46 +1,103 @@
-"""CertifyConfig: the one validated configuration of the engine, from YAML or ROS parameters.
+"""The engine's settings: :class:`CertifyConfig` (the l0 certificate, the model's forward
+passes) and :class:`L2Settings` (the l2 certificate), plain validated dataclasses.
 
-The node, the offline evaluator and the CLI tools read the same file (``config/mmcert.yaml``,
-a ROS 2 parameter file), so what is measured offline is what runs on the vehicle.
+Each numeric field carries its :class:`Bounds` (``dataclasses.field`` metadata, read with
+:func:`field_bounds`), the one statement of its range: construction checks it, and the
+segmenter's parameter table (:mod:`mmcert_ros.pipeline.parameters`, which maps parameter
+names such as ``certify.num_samples`` to these fields and reads the params files) announces
+it. Nothing here knows parameter names or files, and importing this module loads neither
+torch, nor the ROS client library, nor the simulator.
 """
 from __future__ import annotations
 
 import dataclasses
 import numbers
-from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
-import yaml
-
 from mmcert_ros.device import check_device_name
-from mmcert_ros.models.backends import BACKEND_PRECISIONS, BACKENDS
 
 PRECISIONS = ('fp32', 'fp16', 'bf16', 'int8')
+#: precisions each backend runs (``CertifyConfig.backend`` -> ``CertifyConfig.precision``;
+#: :mod:`mmcert_ros.models.backends` runs them)
+BACKEND_PRECISIONS = {'torch': ('fp32', 'bf16', 'fp16'), 'onnxruntime': ('fp32',),
+                      'openvino': ('fp32', 'bf16', 'int8')}
+#: what can run the forward passes (``CertifyConfig.backend``)
+BACKENDS = tuple(BACKEND_PRECISIONS)
 #: MMCert's KITTI keep fractions of RGB and depth pixels: the default of certification and of
 #: training (base model and booster), and what a checkpoint that does not record the fractions
 #: it was trained for is taken to have been trained at
 KEEP_FRACTION_RGB = 0.0193
 KEEP_FRACTION_DEPTH = 0.00214
+_BOUNDS = 'bounds'
 
-#: ROS parameter name -> CertifyConfig field (the node's ``certify.*`` / ``model.*`` names).
-PARAMETER_FIELDS = {
-    'certify.num_samples': 'num_samples',
-    'certify.keep_fraction_rgb': 'keep_fraction_rgb',
-    'certify.keep_fraction_depth': 'keep_fraction_depth',
-    'certify.keep_points': 'keep_points',
-    'certify.alpha': 'alpha',
-    'certify.radius_rgb': 'radius_rgb',
-    'certify.radius_depth': 'radius_depth',
-    'certify.ray': 'ray',
-    'certify.seed': 'seed',
-    'model.batch_size': 'batch_size',
-    'model.device': 'device',
-    'model.precision': 'precision',
-    'model.backend': 'backend',
-}
-#: Node whose section of a ROS parameter file is read when a file holds several nodes.
-DEFAULT_NODE = 'mmcert_segmenter'
+
+@dataclasses.dataclass(frozen=True)
+class Bounds:
+    """The values a numeric setting may take: ``low`` to ``high`` (None = no upper bound),
+    each end included unless ``open_low`` / ``open_high``; ``integer`` settings take whole
+    numbers only (an integral float such as ``2.0`` is taken as 2).
+    """
+
+    low: float
+    high: float | None = None
+    integer: bool = False
+    open_low: bool = False
+    open_high: bool = False
+
+    def __contains__(self, value: float) -> bool:
+        above = value > self.low if self.open_low else value >= self.low
+        below = self.high is None or (value < self.high if self.open_high else value <= self.high)
+        return above and below
+
+    def __str__(self) -> str:
+        """``'[1, 1000000]'``, ``'(0, 1]'`` or ``'>= 1'``."""
+        if self.high is None:
+            return f'{">" if self.open_low else ">="} {number_text(self.low)}'
+        return (f'{"(" if self.open_low else "["}{number_text(self.low)}, {number_text(self.high)}'
+                f'{")" if self.open_high else "]"}')
+
+    def check(self, name: str, value: Any) -> int | float:
+        """``value`` as an ``int`` (integer bounds) or ``float``, if it lies within.
+
+        :raises ValueError: ``'<name> must be an integer, got ...'``, ``'<name> must be
+            [1, 65536], got ...'`` (integers), ``'<name> must be a number, got ...'`` or
+            ``'<name> must lie in (0, 1], got ...'`` (numbers).
+        """
+        if self.integer:
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) and not (
+                    isinstance(value, float) and value.is_integer()):
+                raise ValueError(f'{name} must be an integer, got {value!r}')
+            value, verb = int(value), 'be'
+        else:
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise ValueError(f'{name} must be a number, got {value!r}')
+            value, verb = float(value), 'lie in'
+        if value not in self:
+            raise ValueError(f'{name} must {verb} {self}, got {value}')
+        return value
+
+
+def field_bounds(settings: type, name: str) -> Bounds | None:
+    """The :class:`Bounds` of field ``name`` of ``settings`` (a class of this module), or None
+    for a field that is not a number in a range (a name, a path, a flag, ``ray``)."""
+    return next(field.metadata.get(_BOUNDS) for field in dataclasses.fields(settings)
+                if field.name == name)
+
+
+def _bounded(default: Any, low: float, high: float | None = None, **kind: bool) -> Any:
+    """A dataclass field with ``default`` and its :class:`Bounds` (``kind``: ``integer``,
+    ``open_low``, ``open_high``)."""
+    return dataclasses.field(default=default, metadata={_BOUNDS: Bounds(low, high, **kind)})
+
+
+def _check_bounds(settings: Any, prefix: str = '') -> None:
+    """Check and normalise (int / float) every bounded field of ``settings`` in place; None
+    stays None (an optional field, e.g. ``seed``). Messages name ``prefix`` + the field."""
+    for field in dataclasses.fields(settings):
+        bounds = field.metadata.get(_BOUNDS)
+        value = getattr(settings, field.name)
+        if bounds is not None and value is not None:
+            object.__setattr__(settings, field.name, bounds.check(prefix + field.name, value))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,45 +126,29 @@ class CertifyConfig:
         :mod:`mmcert_ros.models.backends`.
     """
 
-    num_samples: int = 100
-    keep_fraction_rgb: float = KEEP_FRACTION_RGB
-    keep_fraction_depth: float = KEEP_FRACTION_DEPTH
-    keep_points: int = 128
-    alpha: float = 0.001
-    radius_rgb: int = 0
-    radius_depth: int = 0
+    num_samples: int = _bounded(100, 1, 1_000_000, integer=True)
+    keep_fraction_rgb: float = _bounded(KEEP_FRACTION_RGB, 0.0, 1.0, open_low=True)
+    keep_fraction_depth: float = _bounded(KEEP_FRACTION_DEPTH, 0.0, 1.0, open_low=True)
+    keep_points: int = _bounded(128, 1, integer=True)
+    alpha: float = _bounded(0.001, 0.0, 1.0, open_low=True, open_high=True)
+    radius_rgb: int = _bounded(0, 0, integer=True)
+    radius_depth: int = _bounded(0, 0, integer=True)
     ray: tuple[int, int] = (1, 2)
-    seed: int | None = None
-    batch_size: int = 16
+    seed: int | None = _bounded(None, 0, integer=True)
+    batch_size: int = _bounded(16, 1, 65536, integer=True)
     device: str = 'auto'
     precision: str = 'fp32'
     backend: str = 'torch'
 
     def __post_init__(self) -> None:
-        set_ = object.__setattr__
-        set_(self, 'num_samples', _integer('num_samples', self.num_samples, 1, 1_000_000))
-        for name in ('keep_fraction_rgb', 'keep_fraction_depth'):
-            value = _number(name, getattr(self, name))
-            if not 0.0 < value <= 1.0:
-                raise ValueError(f'{name} must lie in (0, 1], got {value}')
-            set_(self, name, value)
-        set_(self, 'keep_points', _integer('keep_points', self.keep_points, 1))
-        alpha = _number('alpha', self.alpha)
-        if not 0.0 < alpha < 1.0:
-            raise ValueError(f'alpha must lie in (0, 1), got {alpha}')
-        set_(self, 'alpha', alpha)
-        set_(self, 'radius_rgb', _integer('radius_rgb', self.radius_rgb, 0))
-        set_(self, 'radius_depth', _integer('radius_depth', self.radius_depth, 0))
+        _check_bounds(self)
         ray = tuple(self.ray) if isinstance(self.ray, (list, tuple)) else None
         if ray is None or len(ray) != 2:
             raise ValueError(f'ray must be two integers (a_rgb, a_depth), got {self.ray!r}')
-        ray = tuple(_integer('ray', a, 0) for a in ray)
+        ray = tuple(Bounds(0, integer=True).check('ray', a) for a in ray)
         if not any(ray):
             raise ValueError('ray must have at least one positive step, got (0, 0)')
-        set_(self, 'ray', ray)
-        if self.seed is not None:
-            set_(self, 'seed', _integer('seed', self.seed, 0))
-        set_(self, 'batch_size', _integer('batch_size', self.batch_size, 1, 65536))
+        object.__setattr__(self, 'ray', ray)
         check_device_name(self.device)
         if self.precision not in PRECISIONS:
             raise ValueError(f'precision must be one of {PRECISIONS}, got {self.precision!r}')
@@ -116,91 +157,66 @@ class CertifyConfig:
         if self.precision not in BACKEND_PRECISIONS[self.backend]:
             runners = [name for name, runs in BACKEND_PRECISIONS.items() if self.precision in runs]
             raise ValueError(f'backend {self.backend!r} runs precision '
-                             f'{_either(BACKEND_PRECISIONS[self.backend])}, got '
-                             f'{self.precision!r} (run by backend {_either(runners)})')
+                             f'{either(BACKEND_PRECISIONS[self.backend])}, got '
+                             f'{self.precision!r} (run by backend {either(runners)})')
 
     def replace(self, **changes: Any) -> 'CertifyConfig':
         """A validated copy with ``changes`` applied (field names)."""
         return dataclasses.replace(self, **changes)
 
-    @classmethod
-    def from_parameters(cls, values: Mapping[str, Any]) -> 'CertifyConfig':
-        """Build from ROS parameter names (the keys of :data:`PARAMETER_FIELDS`, e.g.
-        ``certify.num_samples``), the inverse of :meth:`to_parameters`; other keys are
-        ignored, missing ones take the defaults. ``certify.seed: -1`` means fresh OS entropy
-        per frame (seed None). Files are read by
-        :func:`mmcert_ros.pipeline.settings.load_settings`, which also takes field names.
-        """
-        chosen = {name: values[key] for key, name in PARAMETER_FIELDS.items() if key in values}
-        if chosen.get('seed') == -1:
-            chosen['seed'] = None
-        return cls(**chosen)
 
-    def to_parameters(self) -> dict[str, Any]:
-        """The ROS parameter names and values of this config (seed None -> -1)."""
-        values = dataclasses.asdict(self)
-        params = {key: values[name] for key, name in PARAMETER_FIELDS.items()}
-        params['certify.ray'] = list(self.ray)
-        params['certify.seed'] = -1 if self.seed is None else self.seed
-        return params
+@dataclasses.dataclass(frozen=True)
+class L2Settings:
+    """Validated settings of the l2 certificate (:mod:`mmcert_ros.certify.l2.certifier`);
+    construction raises ``ValueError`` naming the setting as ``fs.<field>`` (fs: feature
+    smoothing).
 
+    :ivar sigma: noise standard deviation, RGB in [0, 1] units, in [0, 10]; 0 = l2 certificate
+        off.
+    :ivar radius: l2 radius of the published ``mmcert/l2_certification`` mask, same units, in
+        [0, 100].
+    :ivar booster: booster checkpoint ('' = none).
+    :ivar num_samples: estimation samples N, at most 1e6; 0 = the engine's
+        ``CertifyConfig.num_samples``.
+    :ivar joint: one ensemble for both certificates: the l0 votes are taken from the l2
+        certificate's N noisy sub-sampled passes (``L2Certifier.certify_joint``), about
+        half the forward passes, at the price of l0 votes on noisy inputs; False = two
+        separate ensembles (the l0 one noise-free).
+    """
 
-def read_parameters(path: str | Path, node: str = DEFAULT_NODE) -> dict[str, Any]:
-    """Flat ``{dotted.name: value}`` of a YAML config file: plain mapping or ROS params file
-    (the section of ``node``, else ``/**``, else the only one). Only
-    :func:`mmcert_ros.pipeline.settings.load_settings` reads config files with it."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f'config file not found: {path}')
-    try:
-        document = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as error:
-        raise ValueError(f'config file {path} is not valid YAML: {error}') from error
-    if document is None:
-        return {}
-    if not isinstance(document, dict):
-        raise ValueError(f'config file {path} must hold a mapping, got {type(document).__name__}')
-    sections = {name: body['ros__parameters'] for name, body in document.items()
-                if isinstance(body, dict) and 'ros__parameters' in body}
-    if not sections:
-        return _flatten(document)
-    for candidate in (node, f'/{node}', '/**'):
-        if candidate in sections:
-            return _flatten(sections[candidate] or {})
-    if len(sections) == 1:
-        return _flatten(next(iter(sections.values())) or {})
-    raise ValueError(f'config file {path} has parameters for {sorted(sections)}, none for {node}')
+    sigma: float = _bounded(0.0, 0.0, 10.0)
+    radius: float = _bounded(0.0, 0.0, 100.0)
+    booster: str = ''
+    num_samples: int = _bounded(0, 0, 1_000_000, integer=True)
+    joint: bool = False
+
+    def __post_init__(self) -> None:
+        _check_bounds(self, prefix='fs.')
+        if not isinstance(self.booster, str):
+            raise ValueError(f'fs.booster must be a path string, got {self.booster!r}')
+        if not isinstance(self.joint, bool):
+            raise ValueError(f'fs.joint must be true or false, got {self.joint!r}')
+
+    @property
+    def enabled(self) -> bool:
+        return self.sigma > 0
+
+    def replace(self, **changes: Any) -> 'L2Settings':
+        """A validated copy with ``changes`` (field names) applied."""
+        return dataclasses.replace(self, **changes)
+
+    def engine_config(self, config: CertifyConfig) -> CertifyConfig:
+        """``config`` with ``num_samples`` replaced by this ``num_samples`` when that is set."""
+        return config.replace(num_samples=self.num_samples) if self.num_samples else config
 
 
-def _flatten(values: Mapping[str, Any], prefix: str = '') -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in values.items():
-        name = f'{prefix}{key}'
-        if isinstance(value, Mapping):
-            flat.update(_flatten(value, f'{name}.'))
-        else:
-            flat[name] = value
-    return flat
-
-
-def _either(names) -> str:
-    """``'a, b or c'`` of a sequence of names."""
+def either(names) -> str:
+    """``'a, b or c'`` of a sequence of names (messages and help texts)."""
     names = list(names)
     return ' or '.join([', '.join(names[:-1]), names[-1]] if len(names) > 1 else names)
 
 
-def _integer(name: str, value: Any, low: int, high: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) and not (
-            isinstance(value, float) and value.is_integer()):
-        raise ValueError(f'{name} must be an integer, got {value!r}')
-    value = int(value)
-    if value < low or (high is not None and value > high):
-        bound = f'[{low}, {high}]' if high is not None else f'>= {low}'
-        raise ValueError(f'{name} must be {bound}, got {value}')
-    return value
-
-
-def _number(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f'{name} must be a number, got {value!r}')
-    return float(value)
+def number_text(number: float) -> str:
+    """An integer as it is, a float in its shortest form (``0.0`` -> ``'0'``): how bounds
+    are written in messages and help texts."""
+    return str(number) if isinstance(number, int) else f'{number:g}'

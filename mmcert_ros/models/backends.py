@@ -30,13 +30,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from mmcert_ros.certify.config import BACKENDS
 from mmcert_ros.models.packages import require_package
 
-#: precisions each backend runs (``CertifyConfig.backend`` -> ``CertifyConfig.precision``)
-BACKEND_PRECISIONS = {'torch': ('fp32', 'bf16', 'fp16'), 'onnxruntime': ('fp32',),
-                      'openvino': ('fp32', 'bf16', 'int8')}
-#: what can run the forward passes (``CertifyConfig.backend``)
-BACKENDS = tuple(BACKEND_PRECISIONS)
 #: the backends that run the ONNX export of the dense part
 EXPORTED_BACKENDS = ('onnxruntime', 'openvino')
 

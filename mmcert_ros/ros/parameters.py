@@ -38,11 +38,12 @@ def declare_parameters(node, specs: tuple[ParameterSpec, ...]) -> dict[str, Any]
     given = _start_up_values(node)
     values = {}
     for spec in specs:
+        described = descriptor(spec)
         if spec.name in given:
             parameter = node.declare_parameter(spec.name, spec.conform(given[spec.name]),
-                                               descriptor(spec), ignore_override=True)
+                                               described, ignore_override=True)
         else:
-            parameter = node.declare_parameter(spec.name, spec.default, descriptor(spec))
+            parameter = node.declare_parameter(spec.name, spec.default, described)
         values[spec.name] = parameter.value
     return values
 

@@ -12,7 +12,8 @@ certificate (FCSB) is kept beside it.
 :class:`FrameCertification` runs one frame through the l0 engine and the l2 certifier,
 separately or as one joint ensemble (``fs.joint``).
 
-Settings shared with the l0 engine come from its :class:`~mmcert_ros.certify.CertifyConfig`:
+Its settings are an :class:`~mmcert_ros.certify.config.L2Settings`; settings shared with
+the l0 engine come from its :class:`~mmcert_ros.certify.CertifyConfig`:
 ``num_samples`` (N estimation samples, unless ``fs.num_samples`` is set), ``keep_fraction_*``,
 ``alpha``, ``seed`` (None = fresh OS entropy per frame), ``batch_size`` and ``device``. The
 forward passes run in fp32 whatever ``precision`` says (the confidence bounds assume exact
@@ -20,13 +21,8 @@ unit features). Nothing here imports the ROS client library.
 """
 from __future__ import annotations
 
-import dataclasses
-import math
-import numbers
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import torch
@@ -35,7 +31,7 @@ from mmcert_ros.certify.l2 import feature_smoothing as fs
 from mmcert_ros.certify.l2.pixel_margin import PixelMargins, pixel_margins
 from mmcert_ros.certify.cancel import CancelToken
 from mmcert_ros.certify.l2.confidence import round_down_float32
-from mmcert_ros.certify.config import CertifyConfig
+from mmcert_ros.certify.config import CertifyConfig, L2Settings
 from mmcert_ros.certify.l0.engine import Certificate, CertifiedSegmenter, certify_votes
 from mmcert_ros.certify.tensors import FrameTensors, frame_tensors
 from mmcert_ros.device import resolve_device
@@ -44,69 +40,6 @@ from mmcert_ros.data.frame import Frame, validate_depth, validate_rgb
 
 #: noisy samples that choose the reference vectors before the N estimation samples
 DEFAULT_NUM_SELECTION = 16
-#: ROS parameter name -> :class:`L2Settings` field (the node's ``fs.*`` parameters)
-PARAMETER_FIELDS = {'fs.sigma': 'sigma', 'fs.radius': 'radius', 'fs.booster': 'booster',
-                    'fs.num_samples': 'num_samples', 'fs.joint': 'joint'}
-
-
-@dataclass(frozen=True)
-class L2Settings:
-    """Validated settings of the l2 certificate (the ``fs.*`` parameters); raises ``ValueError``
-    naming the parameter.
-
-    :ivar sigma: noise standard deviation, RGB in [0, 1] units; 0 = l2 certificate off.
-    :ivar radius: l2 radius of the published ``mmcert/l2_certification`` mask, same units.
-    :ivar booster: booster checkpoint ('' = none).
-    :ivar num_samples: estimation samples N; 0 = the engine's ``certify.num_samples``.
-    :ivar joint: one ensemble for both certificates: the l0 votes are taken from the l2
-        certificate's N noisy sub-sampled passes (:meth:`L2Certifier.certify_joint`), about
-        half the forward passes, at the price of l0 votes on noisy inputs; False = two
-        separate ensembles (the l0 one noise-free).
-    """
-
-    sigma: float = 0.0
-    radius: float = 0.0
-    booster: str = ''
-    num_samples: int = 0
-    joint: bool = False
-
-    def __post_init__(self) -> None:
-        for name in ('sigma', 'radius'):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, numbers.Real) \
-                    or not math.isfinite(value) or value < 0:
-                raise ValueError(f'fs.{name} must be a finite number >= 0, got {value!r}')
-            object.__setattr__(self, name, float(value))
-        if not isinstance(self.booster, str):
-            raise ValueError(f'fs.booster must be a path string, got {self.booster!r}')
-        if isinstance(self.num_samples, bool) or not isinstance(self.num_samples, int) \
-                or self.num_samples < 0:
-            raise ValueError(f'fs.num_samples must be an integer >= 0, got {self.num_samples!r}')
-        if not isinstance(self.joint, bool):
-            raise ValueError(f'fs.joint must be true or false, got {self.joint!r}')
-
-    @property
-    def enabled(self) -> bool:
-        return self.sigma > 0
-
-    def replace(self, **changes: Any) -> 'L2Settings':
-        """A validated copy with ``changes`` (field names) applied."""
-        return dataclasses.replace(self, **changes)
-
-    @classmethod
-    def from_parameters(cls, values: Mapping[str, Any]) -> 'L2Settings':
-        """From flat ROS parameters (``fs.sigma``...); other namespaces are ignored, an unknown
-        ``fs.*`` name raises ``ValueError``."""
-        unknown = sorted(k for k in values if k.startswith('fs.') and k not in PARAMETER_FIELDS)
-        if unknown:
-            raise ValueError(f'unknown parameter(s) {", ".join(unknown)}; the l2 certificate '
-                             f'takes {", ".join(PARAMETER_FIELDS)}')
-        return cls(**{field_: values[key] for key, field_ in PARAMETER_FIELDS.items()
-                      if key in values})
-
-    def engine_config(self, config: CertifyConfig) -> CertifyConfig:
-        """``config`` with ``num_samples`` replaced by ``fs.num_samples`` when that is set."""
-        return config.replace(num_samples=self.num_samples) if self.num_samples else config
 
 
 @dataclass(frozen=True)
