@@ -23,12 +23,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mmcert_ros.bags.kitti import kitti_to_bag  # noqa: E402
+from mmcert_ros.bags.kitti_to_bag import kitti_to_bag  # noqa: E402
 from mmcert_ros.evaluation.inputs import InputSpec, make_spec  # noqa: E402
 from mmcert_ros.fleet.driver import run_fleet  # noqa: E402
 from mmcert_ros.fleet.local import LocalExecutor  # noqa: E402
 from mmcert_ros.fleet.ray_cluster import RayExecutor  # noqa: E402
-from mmcert_ros.pipeline.settings import load_settings  # noqa: E402
+from mmcert_ros.segmenter.settings import load_settings  # noqa: E402
 from mmcert_ros.sim.synthetic import SceneConfig, export_kitti  # noqa: E402
 
 

@@ -1,6 +1,6 @@
 """Joint ensemble (fs.joint: true) against two separate ensembles, side by side in one run.
 
-Both configurations are built by the node's factory (``pipeline.engines.build_engines`` from
+Both configurations are built by the node's factory (``segmenter.engines.build_engines`` from
 ``load_settings`` with the same overrides, plus ``fs.joint``) with the shipped model and the
 shipped booster for sigma, and every frame is certified by both in turn (the order
 alternates from frame to frame), so a change of machine load hits both alike. Frames: frame
@@ -32,8 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from mmcert_ros.certify import Confusion  # noqa: E402
 from mmcert_ros.evaluation.metrics import certified_confusion, plain_confusion  # noqa: E402
 from mmcert_ros.models.booster import default_booster_path  # noqa: E402
-from mmcert_ros.pipeline.engines import build_engines  # noqa: E402
-from mmcert_ros.pipeline.settings import load_settings  # noqa: E402
+from mmcert_ros.segmenter.engines import build_engines  # noqa: E402
+from mmcert_ros.segmenter.settings import load_settings  # noqa: E402
 from mmcert_ros.training.data import synthetic_frames  # noqa: E402
 
 CONFIGURATIONS = ('separate', 'joint')

@@ -78,7 +78,7 @@ def certified_frame():
 def draw_overlay(out: Path) -> None:
     import cv2
 
-    from mmcert_ros.pipeline.overlay import render_overlay
+    from mmcert_ros.segmenter.overlay import render_overlay
 
     frame, certificate = certified_frame()
     tinted = render_overlay(frame.rgb, certificate.labels, certificate.certified)

@@ -2,12 +2,12 @@
 
 The frame and certificate of ``docs/images/overlay.png`` (``bench/readme_figures.py``: drive
 900000, frame 0, 1242x375, shipped default model, N = 100, alpha 0.001, sampling seed 0)
-encoded by :func:`mmcert_ros.pipeline.views.view_images` exactly as the node publishes them,
+encoded by :func:`mmcert_ros.segmenter.views.view_images` exactly as the node publishes them,
 decoded back and written as PNG:
 
 * ``docs/images/view_segmentation.png``: ``mmcert/view/segmentation``;
 * ``docs/images/view_certified_radius.png``: ``mmcert/view/certified_radius`` at the default
-  ``max_radius`` (:data:`mmcert_ros.pipeline.views.DEFAULT_MAX_RADIUS`).
+  ``max_radius`` (:data:`mmcert_ros.segmenter.views.DEFAULT_MAX_RADIUS`).
 
     python bench/render_views.py [--out docs/images]
 
@@ -30,8 +30,8 @@ def write_views(out: Path) -> list[Path]:
     """Render both views of the README frame into ``out``; return the files written."""
     import cv2
 
-    from mmcert_ros.pipeline.codec import decode_rgb
-    from mmcert_ros.pipeline.views import VIEW_TOPICS, view_images
+    from mmcert_ros.segmenter.codec import decode_rgb
+    from mmcert_ros.segmenter.views import VIEW_TOPICS, view_images
 
     _, certificate = certified_frame()
     certified = certificate.radius[certificate.radius >= 0]

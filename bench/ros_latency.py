@@ -26,7 +26,7 @@ from pathlib import Path
 
 from mmcert_ros.certify.config import BACKENDS, PRECISIONS
 from mmcert_ros.ros.diagnostics import STAGES
-from mmcert_ros.ros.pipeline_run import run_pipeline
+from mmcert_ros.ros.demo_run import run_pipeline
 
 OVERHEAD_TARGET = 0.15
 

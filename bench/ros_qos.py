@@ -24,9 +24,9 @@ import os
 import tempfile
 from pathlib import Path
 
-from mmcert_ros.pipeline.presets import config_dir
+from mmcert_ros.segmenter.presets import config_dir
 from mmcert_ros.tools.bench import cpu_features, cpu_model, isa_class
-from mmcert_ros.ros.pipeline_run import NodeProcesses, OutputRecorder, ros_environment
+from mmcert_ros.ros.demo_run import NodeProcesses, OutputRecorder, ros_environment
 
 #: (sim_drive's publishers, the segmenter's subscriptions)
 QOS_PAIRS = (('best_effort', 'best_effort'), ('reliable', 'reliable'),

@@ -22,8 +22,8 @@ from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import LifecycleNode, Node
 
-from mmcert_ros.pipeline.presets import (COMPRESSED_RGB, PRESETS, config_dir, preset_path,
-                                         preset_remappings, with_compressed_rgb)
+from mmcert_ros.segmenter.presets import (COMPRESSED_RGB, PRESETS, config_dir, preset_path,
+                                          preset_remappings, with_compressed_rgb)
 from mmcert_ros.ros.launch_support import LIFECYCLE_FLAG, node_parameters
 
 NODE_NAME = 'mmcert_segmenter'

@@ -27,7 +27,7 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
 from mmcert_ros.ros.launch_support import node_parameters
-from mmcert_ros.pipeline.presets import config_dir, preset_path, preset_remappings
+from mmcert_ros.segmenter.presets import config_dir, preset_path, preset_remappings
 
 #: name -> (default, description); '' keeps the value of the preset's parameter file
 ARGUMENTS = {

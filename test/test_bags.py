@@ -14,8 +14,8 @@ from rosbags.typesys import Stores, get_typestore
 from mmcert_ros.bags import (BagError, BagReader, BagWriter, MissingTopicError,
                              camera_info_from_projection)
 from mmcert_ros.bags.messages import TYPESTORE, image_message
-from mmcert_ros.pipeline.message_fields import stamp_to_ns
-from mmcert_ros.pipeline.codec import decode_depth, decode_mask, decode_rgb, encode_image
+from mmcert_ros.segmenter.message_fields import stamp_to_ns
+from mmcert_ros.segmenter.codec import decode_depth, decode_mask, decode_rgb, encode_image
 
 S = 1_000_000_000
 STAMPS = [7 * S + i * S // 10 for i in range(4)]  # 10 Hz, crossing a second boundary

@@ -13,7 +13,7 @@ from mmcert_ros.data.frame import Frame
 from mmcert_ros.models import CheckpointError, NetworkConfig, build_model, save_checkpoint
 from mmcert_ros.models.booster import (BoostedModel, BoosterConfig, SmoothnessBooster,
                                        load_booster, save_booster)
-from mmcert_ros.training.booster import BoosterTrainConfig, train_booster
+from mmcert_ros.training.booster_training import BoosterTrainConfig, train_booster
 from mmcert_ros.tools.cli import main as cli_main
 
 torch.set_num_threads(1)

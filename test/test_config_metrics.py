@@ -4,8 +4,8 @@ import pytest
 
 from mmcert_ros.certify import CertifyConfig, Confusion, certified_confusion, plain_confusion
 from mmcert_ros.errors import UserError
-from mmcert_ros.pipeline.parameters import parameters_of, settings_from_parameters
-from mmcert_ros.pipeline.settings import load_settings
+from mmcert_ros.segmenter.parameters import parameters_of, settings_from_parameters
+from mmcert_ros.segmenter.settings import load_settings
 
 
 def test_defaults_are_the_paper_setting():

@@ -14,16 +14,16 @@ from statsmodels.stats.multitest import multipletests
 from mmcert_ros.bags import BagError, BagReader, BagWriter, MissingTopicError
 from mmcert_ros.bags.frames import write_frame
 from mmcert_ros.bags.messages import TYPESTORE, image_message
-from mmcert_ros.pipeline.message_fields import stamp_to_ns
+from mmcert_ros.segmenter.message_fields import stamp_to_ns
 from mmcert_ros.certify import CertifiedSegmenter, delta
 from mmcert_ros.data import Frame
 from mmcert_ros.data.depth import metres_to_millimetres, millimetres_to_metres
-from mmcert_ros.bags.kitti import kitti_to_bag
+from mmcert_ros.bags.kitti_to_bag import kitti_to_bag
 from mmcert_ros.sim.synthetic import SceneConfig, export_kitti
 from mmcert_ros.evaluation import BagFrames, EvaluationIncomplete, KittiFrames, evaluate
 from mmcert_ros.evaluation.seeds import frame_seed
-from mmcert_ros.pipeline.codec import decode_depth, decode_mask, decode_rgb, encode_image
-from mmcert_ros.pipeline.overlay import render_overlay
+from mmcert_ros.segmenter.codec import decode_depth, decode_mask, decode_rgb, encode_image
+from mmcert_ros.segmenter.overlay import render_overlay
 from mmcert_ros.tools import cli
 
 from helpers.evaluation_inputs import CONFIG, MS, S, TOPICS, LocalBrightness, make_frames

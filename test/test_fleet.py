@@ -23,7 +23,7 @@ from mmcert_ros.evaluation.seeds import frame_seed
 from mmcert_ros.fleet.driver import run_fleet
 from mmcert_ros.fleet.local import LocalExecutor
 from mmcert_ros.fleet.work import evaluate_input
-from mmcert_ros.pipeline.codec import encode_image
+from mmcert_ros.segmenter.codec import encode_image
 from mmcert_ros.tools import cli
 
 

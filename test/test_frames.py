@@ -10,9 +10,9 @@ import pytest
 from mmcert_ros.data.pairing import Pair
 from mmcert_ros.data.point_cloud import encode_xyz
 from mmcert_ros.data.projection import CameraIntrinsics, Extrinsic, project_points, zbuffer
-from mmcert_ros.pipeline.codec import encode_image
-from mmcert_ros.pipeline.frames import FrameDecodeError, frame_from_pair
-from mmcert_ros.pipeline.message_fields import camera_info_from_k
+from mmcert_ros.segmenter.codec import encode_image
+from mmcert_ros.segmenter.pair_to_frame import FrameDecodeError, frame_from_pair
+from mmcert_ros.segmenter.message_fields import camera_info_from_k
 
 H, W = 30, 40
 K = np.array([[30.0, 0, W / 2], [0, 30.0, H / 2], [0, 0, 1]])

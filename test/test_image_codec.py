@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from mmcert_ros.pipeline.codec import (
+from mmcert_ros.segmenter.codec import (
     ImageDecodeError, ImageFields, decode_depth, decode_mask, decode_rgb, encode_image)
 
 RNG = np.random.default_rng(7)
@@ -179,7 +179,7 @@ def test_rosbags_image_message_decodes():
 
 
 def test_codec_imports_no_rclpy():
-    code = ('import sys, mmcert_ros.pipeline.codec, mmcert_ros.ros; '
+    code = ('import sys, mmcert_ros.segmenter.codec, mmcert_ros.ros; '
             'sys.exit(1 if "rclpy" in sys.modules else 0)')
     assert subprocess.run([sys.executable, '-c', code]).returncode == 0
 

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from mmcert_ros.data.pairing import Pair
-from mmcert_ros.pipeline.codec import (
+from mmcert_ros.segmenter.codec import (
     COMPRESSED_FORMATS, DECODED_RGB_ENCODINGS, ImageDecodeError, ImageFields, decode_rgb,
     encode_compressed)
-from mmcert_ros.pipeline.frames import FrameDecodeError, frame_from_pair
+from mmcert_ros.segmenter.pair_to_frame import FrameDecodeError, frame_from_pair
 
 RNG = np.random.default_rng(11)
 REPO = Path(__file__).resolve().parents[1]

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from mmcert_ros.certify import CertifiedSegmenter, CertifyConfig
-from mmcert_ros.pipeline.parameters import settings_from_parameters
+from mmcert_ros.segmenter.parameters import settings_from_parameters
 
 pytest.importorskip('openvino')
 pytest.importorskip('nncf')

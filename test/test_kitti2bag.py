@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from mmcert_ros.bags import BagReader
-from mmcert_ros.pipeline.message_fields import stamp_to_ns
+from mmcert_ros.segmenter.message_fields import stamp_to_ns
 from mmcert_ros.sim.synthetic import SceneConfig, export_kitti
 from mmcert_ros.tools import cli
 

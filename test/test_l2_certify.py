@@ -18,7 +18,7 @@ from mmcert_ros.certify.l2.pixel_margin import FEATURE_NORM_SLACK, pixel_margins
 from mmcert_ros.certify.l0.sampling import kept_count, make_generator
 from mmcert_ros.models import NetworkConfig, build_model
 from mmcert_ros.models.booster import BoosterConfig, SmoothnessBooster
-from mmcert_ros.pipeline.parameters import settings_from_parameters
+from mmcert_ros.segmenter.parameters import settings_from_parameters
 
 torch.set_num_threads(1)
 CONFIG = CertifyConfig(num_samples=64, alpha=0.01, seed=3, batch_size=32)

@@ -12,8 +12,8 @@ from mmcert_ros.certify.l2.certifier import FrameCertification
 from mmcert_ros.data.frame import Frame
 from mmcert_ros.errors import UserError
 from mmcert_ros.models.booster import BoosterConfig, SmoothnessBooster, default_booster_path
-from mmcert_ros.pipeline.engines import build_engines
-from mmcert_ros.pipeline.settings import load_settings
+from mmcert_ros.segmenter.engines import build_engines
+from mmcert_ros.segmenter.settings import load_settings
 
 torch.set_num_threads(1)
 BOOSTER = default_booster_path(0.25)

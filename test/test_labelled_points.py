@@ -9,8 +9,8 @@ import pytest
 from mmcert_ros.data.point_cloud import FLOAT32, UINT8, PointFieldSpec, decode_xyz
 from mmcert_ros.data.projection import (MIN_DEPTH_M, CameraIntrinsics, Extrinsic,
                                         points_from_depth_image, project_points)
-from mmcert_ros.pipeline.labelled_points import (LABELLED_FIELDS, LABELLED_POINT_STEP,
-                                                 labelled_cloud)
+from mmcert_ros.segmenter.labelled_points import (LABELLED_FIELDS, LABELLED_POINT_STEP,
+                                                  labelled_cloud)
 
 WIDTH, HEIGHT = 160, 60
 K = np.array([[120.0, 0.0, 79.5], [0.0, 118.0, 29.75], [0.0, 0.0, 1.0]])

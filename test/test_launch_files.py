@@ -75,7 +75,7 @@ def test_mmcert_launch_declares_the_documented_arguments():
 def test_sim_demo_presets_exist():
     """Every preset resolves to the package's file of that name: the source tree's, or the
     installed copy of it (as under ``colcon test``)."""
-    from mmcert_ros.pipeline.presets import PRESETS, preset_path
+    from mmcert_ros.segmenter.presets import PRESETS, preset_path
     for preset in PRESETS + ('mmcert',):
         path = preset_path(preset)
         assert path.name == f'{preset}.yaml'
@@ -98,7 +98,7 @@ def sections(path):
 
 
 def test_mmcert_yaml_holds_exactly_the_built_in_defaults():
-    from mmcert_ros.pipeline.parameters import PARAMETERS
+    from mmcert_ros.segmenter.parameters import PARAMETERS
     from mmcert_ros.ros.sim_drive_node import PARAMETERS as SIM_PARAMETERS
     found = sections(ROOT / 'config' / 'mmcert.yaml')
     assert found['mmcert_segmenter'] == {spec.name: spec.default for spec in PARAMETERS}
@@ -106,8 +106,8 @@ def test_mmcert_yaml_holds_exactly_the_built_in_defaults():
 
 
 def test_offline_tools_read_the_same_engine_settings_as_the_node():
-    from mmcert_ros.pipeline.parameters import PARAMETERS, NodeSettings
-    from mmcert_ros.pipeline.settings import load_settings
+    from mmcert_ros.segmenter.parameters import PARAMETERS, NodeSettings
+    from mmcert_ros.segmenter.settings import load_settings
     settings = NodeSettings.from_parameters({spec.name: spec.default for spec in PARAMETERS})
     assert load_settings(ROOT / 'config' / 'mmcert.yaml') == settings
 
@@ -117,8 +117,8 @@ def test_offline_tools_read_the_same_engine_settings_as_the_node():
 def test_parameter_file_is_valid_for_rcl_and_for_the_nodes(path):
     from rclpy.parameter import parameter_dict_from_yaml_file
 
-    from mmcert_ros.pipeline.parameters import PARAMETERS, NodeSettings
-    from mmcert_ros.pipeline.presets import TOPICS_SECTION, preset_remappings
+    from mmcert_ros.segmenter.parameters import PARAMETERS, NodeSettings
+    from mmcert_ros.segmenter.presets import TOPICS_SECTION, preset_remappings
     from mmcert_ros.ros.sim_drive_node import PARAMETERS as SIM_PARAMETERS
     from mmcert_ros.ros.sim_drive_node import SimDriveNode
     found = sections(path)
@@ -143,7 +143,7 @@ def test_parameter_file_is_valid_for_rcl_and_for_the_nodes(path):
 
 
 def test_preset_topic_section_errors_name_the_file(tmp_path):
-    from mmcert_ros.pipeline.presets import preset_remappings
+    from mmcert_ros.segmenter.presets import preset_remappings
     bad = tmp_path / 'bad.yaml'
     bad.write_text('mmcert_topics:\n  ros__parameters:\n    lidar: /points\n')
     with pytest.raises(ValueError, match='bad.yaml.*lidar'):
@@ -186,7 +186,7 @@ def test_a_parameter_file_applies_to_its_node_under_any_namespace(tmp_path):
 def test_the_compressed_rgb_input_follows_the_rgb_topic():
     """image_transport publishes a camera's compressed images on ``<raw topic>/compressed``:
     a remapped ``rgb/image`` brings ``rgb/image/compressed`` along, unless it is remapped."""
-    from mmcert_ros.pipeline.presets import preset_path, preset_remappings, with_compressed_rgb
+    from mmcert_ros.segmenter.presets import preset_path, preset_remappings, with_compressed_rgb
     assert dict(preset_remappings(preset_path('velodyne')))['rgb/image/compressed'] == \
         '/camera/image_raw/compressed'
     assert with_compressed_rgb([('rgb/image', '/cam/raw/')]) == [

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from mmcert_ros.data.projection import CameraIntrinsics
-from mmcert_ros.pipeline.message_fields import camera_info_from_k
+from mmcert_ros.segmenter.message_fields import camera_info_from_k
 
 K = np.array([[700.0, 0.0, 310.5], [0.0, 690.0, 120.25], [0.0, 0.0, 1.0]])
 

@@ -7,9 +7,9 @@ import pytest
 
 from mmcert_ros.certify import FrameCancelled
 from mmcert_ros.errors import UserError
-from mmcert_ros.pipeline.engine_swap import PARAMETER_CHANGE, SHUTDOWN, EngineSwap
-from mmcert_ros.pipeline.input_pairing import InputPairing
-from mmcert_ros.pipeline.settings import load_settings
+from mmcert_ros.segmenter.engine_swap import PARAMETER_CHANGE, SHUTDOWN, EngineSwap
+from mmcert_ros.segmenter.input_pairing import InputPairing
+from mmcert_ros.segmenter.settings import load_settings
 
 MS = 1_000_000
 S = 1000 * MS

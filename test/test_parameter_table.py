@@ -1,4 +1,4 @@
-"""The parameter table (mmcert_ros.pipeline.parameters.PARAMETERS) and what is derived from it:
+"""The parameter table (mmcert_ros.segmenter.parameters.PARAMETERS) and what is derived from it:
 the engine's defaults and ranges, config/mmcert.yaml and the other presets, the docs/ros.md
 table, and the engine's configuration imported without torch, ROS or the simulator. (The
 ROS descriptors are held to the table in test_ros_units.py.)
@@ -12,11 +12,11 @@ import pytest
 import yaml
 
 from mmcert_ros.certify.config import CertifyConfig, L2Settings, field_bounds
-from mmcert_ros.pipeline.parameters import (ENGINE_SETTINGS, PARAMETERS, DepthSettings,
-                                            NodeSettings, RuntimeSettings, main,
-                                            markdown_table, parameters_of,
-                                            settings_from_parameters)
-from mmcert_ros.pipeline.settings import load_settings, read_parameters
+from mmcert_ros.segmenter.parameters import (ENGINE_SETTINGS, PARAMETERS, DepthSettings,
+                                             NodeSettings, RuntimeSettings, main,
+                                             markdown_table, parameters_of,
+                                             settings_from_parameters)
+from mmcert_ros.segmenter.settings import load_settings, read_parameters
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULTS = {spec.name: spec.default for spec in PARAMETERS}

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from sensor_msgs.msg import Image
 
-from mmcert_ros.pipeline.codec import decode_mask
+from mmcert_ros.segmenter.codec import decode_mask
 from helpers.ros2_tools import Launch
 from helpers.ros_harness import RosClient, tiny_checkpoint
 

@@ -221,7 +221,7 @@ def preset_launch_arguments(preset: str) -> dict:
 
 @pytest.fixture(scope='module')
 def preset_launches(colcon_workspace, tmp_path_factory, domain_id):
-    from mmcert_ros.pipeline.presets import PRESETS
+    from mmcert_ros.segmenter.presets import PRESETS
     root = tmp_path_factory.mktemp('presets')
     launches = {preset: Launch(colcon_workspace, domain_id, 'mmcert.launch.py',
                                preset_launch_arguments(preset), root / f'{preset}.log')
@@ -233,7 +233,7 @@ def preset_launches(colcon_workspace, tmp_path_factory, domain_id):
                                     'mmcert'])
 def test_every_preset_launches_with_its_topics_and_the_arguments(
         preset_launches, colcon_workspace, domain_id, preset):
-    from mmcert_ros.pipeline.presets import preset_path, preset_remappings
+    from mmcert_ros.segmenter.presets import preset_path, preset_remappings
     from mmcert_ros.ros.launch_support import node_parameters
     path = preset_path(preset)
     points = node_parameters(path, 'mmcert_segmenter').get('depth.source') == 'points'

@@ -131,7 +131,7 @@ def oracle(graph):
 
 
 def assert_outputs_match(client, stamp_ns, certificate):
-    from mmcert_ros.pipeline.codec import decode_mask as decoded
+    from mmcert_ros.segmenter.codec import decode_mask as decoded
     assert np.array_equal(decoded(client.received['mmcert/segmentation'][stamp_ns]),
                           certificate.labels)
     assert np.array_equal(decoded(client.received['mmcert/certification'][stamp_ns]) == 255,

@@ -86,8 +86,8 @@ def wait_outputs(client, stamp_ns):
 
 
 def test_every_encoding_gives_all_outputs_with_the_rgb_header(client, oracle):
-    from mmcert_ros.pipeline.outputs import radius_image
-    from mmcert_ros.pipeline.overlay import render_overlay
+    from mmcert_ros.segmenter.outputs import radius_image
+    from mmcert_ros.segmenter.overlay import render_overlay
     cases = [('rgb8', '16UC1', (HD, WD)), ('bgr8', '32FC1', (H, W)), ('rgba8', 'mono16', (HD, WD)),
              ('bgra8', '32FC1', (HD, WD)), ('mono8', '16UC1', (H, W))]
     for rgb_encoding, depth_encoding, depth_size in cases:

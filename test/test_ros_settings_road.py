@@ -64,7 +64,7 @@ def node_settings(params, monkeypatch, domain_id):
 
 def test_node_evaluate_and_certify_read_one_params_file_alike(home, monkeypatch, domain_id):
     from mmcert_ros.device import resolve_device
-    from mmcert_ros.pipeline.settings import load_settings
+    from mmcert_ros.segmenter.settings import load_settings
     from mmcert_ros.tools import cli
 
     params = home / 'mmcert.yaml'

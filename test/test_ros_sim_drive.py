@@ -67,7 +67,7 @@ def assert_nearly_equal(actual, expected):
 def test_sim_drive_publishes_the_drive_in_the_requested_encodings(run):
     from mmcert_ros.data.depth import metres_to_millimetres
     from mmcert_ros.sim.synthetic import SceneConfig, SyntheticDrive
-    from mmcert_ros.pipeline.codec import decode_mask
+    from mmcert_ros.segmenter.codec import decode_mask
     client, sim, _ = run
     assert sim.process.returncode == 0, sim.log()
     drive = SyntheticDrive(SEED, SceneConfig(frame_rate_hz=5.0).with_image_size(W, H))

@@ -5,11 +5,11 @@ import pytest
 from diagnostic_msgs.msg import DiagnosticStatus
 
 from mmcert_ros.ros.diagnostics import PipelineStats, diagnostic_array, should_log, values_of
-from mmcert_ros.pipeline.outputs import (CERTIFICATION, CERTIFIED_RADIUS, OUTPUT_TOPICS, OVERLAY,
-                                         SEGMENTATION, output_images, radius_image)
-from mmcert_ros.pipeline.overlay import render_overlay
-from mmcert_ros.pipeline.parameters import PARAMETERS, NodeSettings
-from mmcert_ros.ros.parameters import descriptor as parameter_descriptor
+from mmcert_ros.segmenter.outputs import (CERTIFICATION, CERTIFIED_RADIUS, OUTPUT_TOPICS, OVERLAY,
+                                          SEGMENTATION, output_images, radius_image)
+from mmcert_ros.segmenter.overlay import render_overlay
+from mmcert_ros.segmenter.parameters import PARAMETERS, NodeSettings
+from mmcert_ros.ros.parameter_descriptors import descriptor as parameter_descriptor
 from mmcert_ros.errors import UserError
 
 pytestmark = pytest.mark.ros   # needs ROS: rclpy over DDS, ROS message packages or the ROS CLI
@@ -60,7 +60,7 @@ def test_output_images_encode_the_certificate():
 def test_the_compressed_overlay_is_the_jpeg_of_the_overlay_rendered_or_reused():
     import cv2
 
-    from mmcert_ros.pipeline.outputs import compressed_overlay
+    from mmcert_ros.segmenter.outputs import compressed_overlay
     rng = np.random.default_rng(2)
 
     class Certificate:
@@ -203,7 +203,7 @@ def test_l2_image_marks_certified_pixels_whose_label_agrees_with_the_published_o
     from mmcert_ros.certify import CertifyConfig
     from mmcert_ros.certify.l2.certifier import L2Certifier, L2Settings
     from mmcert_ros.models import NetworkConfig, build_model
-    from mmcert_ros.pipeline.outputs import l2_image
+    from mmcert_ros.segmenter.outputs import l2_image
     torch.manual_seed(0)
     model = build_model(NetworkConfig(width=4, feature_dim=4))
     rng = np.random.default_rng(0)
@@ -353,7 +353,7 @@ def test_rgb_only_mode_is_a_warn_that_replaces_the_depth_staleness():
 
 
 def test_depth_watch_enters_and_leaves_the_rgb_only_mode_once_each():
-    from mmcert_ros.pipeline.depth_watch import RGB_ONLY, RGBD, DepthWatch
+    from mmcert_ros.segmenter.depth_watch import RGB_ONLY, RGBD, DepthWatch
     clock = FakeClock()
     watch = DepthWatch(1.5, clock)
     clock.now = 1.0

@@ -33,7 +33,7 @@ def served(tiny_checkpoint, tmp_path_factory, domain_id):
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import CompressedImage, Image
 
-    from mmcert_ros.pipeline.views import VIEW_TOPICS
+    from mmcert_ros.segmenter.views import VIEW_TOPICS
     node = NodeProcess('segmenter', domain_id, tmp_path_factory.mktemp('views') / 'node.log',
                        dict(PARAMS, **{'model.checkpoint': tiny_checkpoint}),
                        extra_args=['-r', f'__ns:=/{NAMESPACE}'])
@@ -69,7 +69,7 @@ def oracle(tiny_checkpoint):
 def compressed(rgb: np.ndarray, fmt: str, stamp_ns: int, data: bytes | None = None):
     from sensor_msgs.msg import CompressedImage
 
-    from mmcert_ros.pipeline.codec import encode_compressed
+    from mmcert_ros.segmenter.codec import encode_compressed
     format_string, encoded = encode_compressed(rgb, fmt)
     msg = CompressedImage(format=format_string, data=encoded if data is None else data)
     msg.header.stamp = stamp(stamp_ns)
@@ -89,8 +89,8 @@ def pixels(msg, channels=3):
 
 @pytest.mark.parametrize('fmt', ['png', 'jpeg'])
 def test_compressed_images_are_certified_and_shown_to_viewers(served, oracle, fmt):
-    from mmcert_ros.pipeline.overlay import render_overlay
-    from mmcert_ros.pipeline.views import VIEW_CERTIFIED_RADIUS, VIEW_SEGMENTATION, view_images
+    from mmcert_ros.segmenter.overlay import render_overlay
+    from mmcert_ros.segmenter.views import VIEW_CERTIFIED_RADIUS, VIEW_SEGMENTATION, view_images
     _, client = served
     rgb = np.random.default_rng(5).integers(0, 256, (H, W, 3), dtype=np.uint8)
     stamp_ns = next(_stamps)

@@ -7,10 +7,10 @@ from pathlib import Path
 import yaml
 
 from mmcert_ros.data.road import ROAD_CLASS
-from mmcert_ros.pipeline.labelled_points import LABELLED_FIELDS, LABELLED_POINTS
-from mmcert_ros.pipeline.outputs import (FRAME_TIMES, L2_CERTIFICATION, OUTPUT_TOPICS, OVERLAY,
-                                         STATUS)
-from mmcert_ros.pipeline.views import CLASS_COLOURS, VIEW_TOPICS
+from mmcert_ros.segmenter.labelled_points import LABELLED_FIELDS, LABELLED_POINTS
+from mmcert_ros.segmenter.outputs import (FRAME_TIMES, L2_CERTIFICATION, OUTPUT_TOPICS, OVERLAY,
+                                          STATUS)
+from mmcert_ros.segmenter.views import CLASS_COLOURS, VIEW_TOPICS
 
 ROOT = Path(__file__).resolve().parents[1]
 DIAGNOSTICS = '/diagnostics'

@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 
 from mmcert_ros.data.road import CLASS_NAMES, ROAD_CLASS
-from mmcert_ros.pipeline.codec import decode_rgb
-from mmcert_ros.pipeline.outputs import OUTPUT_TOPICS, encode_requested
-from mmcert_ros.pipeline.views import (CLASS_COLOURS, RADIUS_RAMP, VIEW_CERTIFIED_RADIUS,
-                                       VIEW_SEGMENTATION, VIEW_TOPICS, luma, radius_view,
-                                       segmentation_view, view_images)
+from mmcert_ros.segmenter.codec import decode_rgb
+from mmcert_ros.segmenter.outputs import OUTPUT_TOPICS, encode_requested
+from mmcert_ros.segmenter.views import (CLASS_COLOURS, RADIUS_RAMP, VIEW_CERTIFIED_RADIUS,
+                                        VIEW_SEGMENTATION, VIEW_TOPICS, luma, radius_view,
+                                        segmentation_view, view_images)
 
 
 def certificate(labels, radius):

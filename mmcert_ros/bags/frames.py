@@ -16,8 +16,8 @@ from mmcert_ros.bags.writer import BagWriter
 from mmcert_ros.data.depth import metres_to_millimetres
 from mmcert_ros.data.frame import Frame
 from mmcert_ros.data.road import ground_truth_image
-from mmcert_ros.pipeline.codec import encode_image
-from mmcert_ros.pipeline.message_fields import projection_from_intrinsics
+from mmcert_ros.segmenter.codec import encode_image
+from mmcert_ros.segmenter.message_fields import projection_from_intrinsics
 
 #: depth encodings :func:`write_frame` writes (the node decodes these and ``mono16``)
 WRITTEN_DEPTH_ENCODINGS = ('16UC1', '32FC1')

@@ -12,8 +12,8 @@ from rosbags.typesys import Stores, get_typestore
 
 from mmcert_ros.data.point_cloud import CloudFields
 from mmcert_ros.data.projection import Extrinsic
-from mmcert_ros.pipeline.codec import ImageFields
-from mmcert_ros.pipeline.message_fields import ns_to_sec_nanosec, rectified_camera_info
+from mmcert_ros.segmenter.codec import ImageFields
+from mmcert_ros.segmenter.message_fields import ns_to_sec_nanosec, rectified_camera_info
 
 #: The typestore used to build, serialize, and (for bags without embedded definitions) read.
 TYPESTORE = get_typestore(Stores.ROS2_HUMBLE)
@@ -47,7 +47,7 @@ def image_message(image: ImageFields, stamp_ns: int, frame_id: str):
 def camera_info_from_projection(projection: np.ndarray, width: int, height: int,
                                 stamp_ns: int, frame_id: str):
     """A camera-info message of a rectified camera from its 3x4 projection matrix P
-    (:func:`~mmcert_ros.pipeline.message_fields.rectified_camera_info`)."""
+    (:func:`~mmcert_ros.segmenter.message_fields.rectified_camera_info`)."""
     types = TYPESTORE.types
     roi = types['sensor_msgs/msg/RegionOfInterest'](
         x_offset=0, y_offset=0, height=0, width=0, do_rectify=False)

@@ -21,8 +21,8 @@ from rosbags.rosbag2 import StoragePlugin, Writer, WriterError
 
 from mmcert_ros.bags.errors import BagError
 from mmcert_ros.bags.messages import TF_STATIC_TOPIC, TYPESTORE, image_message
-from mmcert_ros.pipeline.codec import ImageFields
-from mmcert_ros.pipeline.message_fields import stamp_to_ns
+from mmcert_ros.segmenter.codec import ImageFields
+from mmcert_ros.segmenter.message_fields import stamp_to_ns
 
 #: storage name (as ``ros2 bag record -s``) -> rosbags storage plugin
 STORAGES = {'mcap': StoragePlugin.MCAP, 'sqlite3': StoragePlugin.SQLITE3}

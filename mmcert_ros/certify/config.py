@@ -3,7 +3,7 @@ passes) and :class:`L2Settings` (the l2 certificate), plain validated dataclasse
 
 Each numeric field carries its :class:`Bounds` (``dataclasses.field`` metadata, read with
 :func:`field_bounds`), the one statement of its range: construction checks it, and the
-segmenter's parameter table (:mod:`mmcert_ros.pipeline.parameters`, which maps parameter
+segmenter's parameter table (:mod:`mmcert_ros.segmenter.parameters`, which maps parameter
 names such as ``certify.num_samples`` to these fields and reads the params files) announces
 it. Nothing here knows parameter names or files, and importing this module loads neither
 torch, nor the ROS client library, nor the simulator.

@@ -11,7 +11,7 @@ Inputs of many-input (fleet) evaluations are :class:`~mmcert_ros.evaluation.inpu
 source without writing anything, and its results merge exactly (:mod:`mmcert_ros.fleet`).
 
 Nothing here imports a ROS package; the settings come from the node's own loader
-(:func:`mmcert_ros.pipeline.settings.load_settings`), so an evaluation runs exactly the
+(:func:`mmcert_ros.segmenter.settings.load_settings`), so an evaluation runs exactly the
 configuration the vehicle runs.
 """
 

@@ -4,7 +4,7 @@ Messages are replayed in the bag's log-time order (the order a subscriber would 
 them) into :class:`~mmcert_ros.data.pairing.StampPairer`, the node's pairing rule: RGB and depth
 by header stamp within ``slop_s``. Ground truth, when asked for, is paired the same way with
 the RGB stamp of each RGB-D pair (streams ``rgbd`` and ``gt``). Messages are decoded after
-pairing by the node's own :func:`~mmcert_ros.pipeline.frames.frame_from_pair`.
+pairing by the node's own :func:`~mmcert_ros.segmenter.pair_to_frame.frame_from_pair`.
 Where the bag has ROS ``CameraInfo`` beside the RGB topic (``/ns/image`` ->
 ``/ns/camera_info``, image_transport's convention), each frame carries the latest one
 received, as the node keeps it: ``camera_matrix`` = K and ``extras['projection']`` = P (3x4).
@@ -44,8 +44,8 @@ from mmcert_ros.data.pairing import Pair, StampPairer
 from mmcert_ros.data.projection import Extrinsic
 from mmcert_ros.data.transform_tree import StaticTransformTree, TransformLookupError
 from mmcert_ros.errors import UserError
-from mmcert_ros.pipeline.frames import FrameDecodeError, frame_from_pair
-from mmcert_ros.pipeline.message_fields import stamp_to_ns
+from mmcert_ros.segmenter.pair_to_frame import FrameDecodeError, frame_from_pair
+from mmcert_ros.segmenter.message_fields import stamp_to_ns
 
 
 class BagFrames:
@@ -235,7 +235,7 @@ class BagFrames:
                 return
 
     def _decode(self, index: int, pair: Pair, gt_message) -> Frame | None:
-        """The frame of one pair (:func:`~mmcert_ros.pipeline.frames.frame_from_pair`), or
+        """The frame of one pair (:func:`~mmcert_ros.segmenter.pair_to_frame.frame_from_pair`), or
         None (counted under its reason) when a message cannot be used."""
         camera_info, extrinsic = self._camera_info, None
         try:

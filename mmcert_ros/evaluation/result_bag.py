@@ -5,7 +5,7 @@ with the frame's RGB stamp: the inputs (RGB ``rgb8``, depth ``32FC1`` metres so 
 exactly those evaluated, ground truth ``mono8`` 255 = road, and ROS ``CameraInfo``
 where the input had it, rebuilt from its projection matrix P) and the node's outputs
 ``/mmcert/segmentation``, ``/mmcert/certification``, ``/mmcert/certified_radius`` and
-``/mmcert/overlay``, encoded by the node's own :func:`~mmcert_ros.pipeline.outputs.output_images`.
+``/mmcert/overlay``, encoded by the node's own :func:`~mmcert_ros.segmenter.outputs.output_images`.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 from mmcert_ros.bags import BagWriter
 from mmcert_ros.bags.frames import FrameTopics, write_frame
 from mmcert_ros.data.frame import Frame
-from mmcert_ros.pipeline.outputs import OUTPUT_TOPICS, output_images
+from mmcert_ros.segmenter.outputs import OUTPUT_TOPICS, output_images
 
 
 class ResultBag:

@@ -7,7 +7,7 @@ into work items (:func:`~mmcert_ros.fleet.plan.plan_input`), hands them to an ex
 :class:`~mmcert_ros.fleet.ray_cluster.RayExecutor`), merges each input's windows in order as
 soon as all are in and stores the input's result atomically
 (:class:`~mmcert_ros.fleet.store.ResultStore`), then pools all inputs into the fleet report
-(:mod:`mmcert_ros.fleet.report`). An input that cannot be opened or evaluated is reported
+(:mod:`mmcert_ros.fleet.fleet_report`). An input that cannot be opened or evaluated is reported
 as failed; the others go on.
 """
 from __future__ import annotations
@@ -21,10 +21,10 @@ from mmcert_ros.errors import UserError
 from mmcert_ros.evaluation.accumulate import MetricsAccumulator
 from mmcert_ros.evaluation.inputs import InputSpec, check_unique
 from mmcert_ros.evaluation.runner import Replay, build_metrics
-from mmcert_ros.pipeline.engines import voting_config
+from mmcert_ros.segmenter.engines import voting_config
 from mmcert_ros.fleet import DEFAULT_CHUNK_FRAMES
 from mmcert_ros.fleet.plan import content_key, plan_input
-from mmcert_ros.fleet.report import InputOutcome, write_fleet_report
+from mmcert_ros.fleet.fleet_report import InputOutcome, write_fleet_report
 from mmcert_ros.fleet.store import InputResult, ResultStore
 from mmcert_ros.fleet.work import ChunkResult, WorkItem
 

@@ -2,7 +2,7 @@
 
 Everything here runs alike in the driver (the in-process path) and on a Ray worker; it
 imports no Ray. The engines (model, MMCert segmenter, l2 certifier) come from the one factory,
-:func:`mmcert_ros.pipeline.engines.build_engines`, and are kept for the next work item of the
+:func:`mmcert_ros.segmenter.engines.build_engines`, and are kept for the next work item of the
 same settings in the same process (:func:`engines_for`; a Ray worker runs many).
 """
 from __future__ import annotations
@@ -14,14 +14,14 @@ from pathlib import Path
 
 from mmcert_ros.evaluation.inputs import InputSpec
 from mmcert_ros.evaluation.runner import Replay, evaluate, replay
-from mmcert_ros.pipeline.engines import Engines
+from mmcert_ros.segmenter.engines import Engines
 
 
 _built: tuple[bytes, Engines] | None = None   # this process's engines and their settings
 
 
 def engines_for(settings) -> Engines:
-    """The engines of ``settings`` (:func:`~mmcert_ros.pipeline.engines.build_engines`),
+    """The engines of ``settings`` (:func:`~mmcert_ros.segmenter.engines.build_engines`),
     built once per process and settings: a Ray worker runs many work items.
 
     :raises UserError: the checkpoint or booster cannot be loaded.
@@ -29,7 +29,7 @@ def engines_for(settings) -> Engines:
     global _built
     key = pickle.dumps(settings)
     if _built is None or _built[0] != key:
-        from mmcert_ros.pipeline.engines import build_engines
+        from mmcert_ros.segmenter.engines import build_engines
         _built = (key, build_engines(settings))
     return _built[1]
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
-from mmcert_ros.pipeline.depth_watch import RGB_ONLY, RGBD
+from mmcert_ros.segmenter.depth_watch import RGB_ONLY, RGBD
 
 #: pairing counters reported per period (``<key>_period``) besides their running totals
 PERIOD_COUNTERS = ('unpaired_rgb', 'unpaired_depth', 'paired', 'dropped', 'stamp_zero',

@@ -17,7 +17,7 @@ from rclpy.impl.implementation_singleton import rclpy_implementation
 from rclpy.node import Node
 
 from mmcert_ros.errors import UserError
-from mmcert_ros.ros.parameters import report_unknown_parameters
+from mmcert_ros.ros.parameter_descriptors import report_unknown_parameters
 
 #: ROS arguments whose value must read ``name:=value``
 _RULE_FLAGS = {'-p': 'parameter', '--param': 'parameter', '-r': 'remap', '--remap': 'remap'}

@@ -6,21 +6,21 @@ Subscribes (relative, remappable) ``rgb/image``, the depth input (``depth/image`
 ``rgb/camera_info`` (optional with depth images); publishes ``mmcert/segmentation``,
 ``mmcert/certification``, ``mmcert/certified_radius``, ``mmcert/overlay`` and, while
 ``fs.sigma`` > 0, the l2 certificate ``mmcert/l2_certification`` (see
-:mod:`mmcert_ros.pipeline.outputs`) with the RGB header, each frame's mode on ``mmcert/status``
+:mod:`mmcert_ros.segmenter.outputs`) with the RGB header, each frame's mode on ``mmcert/status``
 and ``/diagnostics``.
 
-Every pair is decoded by :func:`~mmcert_ros.pipeline.frames.frame_from_pair`, the function
+Every pair is decoded by :func:`~mmcert_ros.segmenter.pair_to_frame.frame_from_pair`, the function
 offline bag evaluation uses. With ``depth.timeout_s`` > 0, once no depth message has arrived
-for that long (:class:`~mmcert_ros.pipeline.depth_watch.DepthWatch`) RGB messages skip
+for that long (:class:`~mmcert_ros.segmenter.depth_watch.DepthWatch`) RGB messages skip
 pairing and are certified alone, depth all invalid (``degraded: rgb-only``, WARN in
 ``/diagnostics`` and on ``mmcert/status``), until depth arrives again.
 
 Threading: the image callbacks only pair messages by stamp
-(:class:`~mmcert_ros.pipeline.input_pairing.InputPairing`) and put the newest pair into a
+(:class:`~mmcert_ros.segmenter.input_pairing.InputPairing`) and put the newest pair into a
 drop-oldest slot; one worker thread decodes, certifies and
 publishes: first the l0 outputs, then (while ``fs.sigma`` > 0) the l2 certificate's mask,
 then the frame's times on ``mmcert/debug/frame_times``. The engines come from
-:func:`~mmcert_ros.pipeline.engines.build_engines` and a frame runs through them as
+:func:`~mmcert_ros.segmenter.engines.build_engines` and a frame runs through them as
 :class:`~mmcert_ros.certify.l2.FrameCertification` (``run.l0()``, publish, ``run.l2()``;
 with ``fs.joint`` one ensemble gives both, so the l0 outputs then wait for it).
 No lock is held during inference, so the executor (single-threaded: every callback
@@ -28,7 +28,7 @@ is cheap) keeps serving inputs, parameters, diagnostics and shutdown while the e
 and a slow engine drops old pairs (counted) instead of falling behind. Accepted ``sync.*``
 values apply from the next message paired.
 
-Parameter changes go through :class:`~mmcert_ros.pipeline.engine_swap.EngineSwap`: every
+Parameter changes go through :class:`~mmcert_ros.segmenter.engine_swap.EngineSwap`: every
 frame runs under a :class:`~mmcert_ros.certify.cancel.CancelToken` with the deadline
 ``certify.time_budget``; a parameter change that replaces the engine configuration and
 shutdown cancel it, so the frame in flight stops within one micro-batch and publishes nothing
@@ -62,22 +62,22 @@ from mmcert_ros.data.pairing import Pair, TimeJump
 from mmcert_ros.data.projection import Extrinsic
 from mmcert_ros.data.road import ROAD_CLASS
 from mmcert_ros.errors import UserError
-from mmcert_ros.pipeline import outputs
-from mmcert_ros.pipeline.engine_swap import SHUTDOWN, EngineSwap
-from mmcert_ros.pipeline.frames import FrameDecodeError, frame_from_pair
-from mmcert_ros.pipeline.input_pairing import InputPairing
-from mmcert_ros.pipeline.labelled_points import LABELLED_POINTS, labelled_cloud
-from mmcert_ros.pipeline.message_fields import stamp_to_ns
-from mmcert_ros.pipeline.parameters import (PARAMETER_NAMES, PARAMETERS, NodeSettings,
-                                            RuntimeSettings)
-from mmcert_ros.pipeline.presets import COMPRESSED_RGB
-from mmcert_ros.pipeline.views import VIEW_TOPICS, view_images
+from mmcert_ros.segmenter import outputs
+from mmcert_ros.segmenter.engine_swap import SHUTDOWN, EngineSwap
+from mmcert_ros.segmenter.pair_to_frame import FrameDecodeError, frame_from_pair
+from mmcert_ros.segmenter.input_pairing import InputPairing
+from mmcert_ros.segmenter.labelled_points import LABELLED_POINTS, labelled_cloud
+from mmcert_ros.segmenter.message_fields import stamp_to_ns
+from mmcert_ros.segmenter.parameters import (PARAMETER_NAMES, PARAMETERS, NodeSettings,
+                                             RuntimeSettings)
+from mmcert_ros.segmenter.presets import COMPRESSED_RGB
+from mmcert_ros.segmenter.views import VIEW_TOPICS, view_images
 from mmcert_ros.ros.diagnostics import (HealthLimits, L2FrameStats, PipelineStats,
                                         diagnostic_array, frame_times_array, mode_status_array,
                                         should_log)
 from mmcert_ros.ros.extrinsics import CloudExtrinsics
 from mmcert_ros.ros.launch_support import LIFECYCLE_FLAG
-from mmcert_ros.ros.parameters import declare_parameters
+from mmcert_ros.ros.parameter_descriptors import declare_parameters
 from mmcert_ros.ros.process import exit_process, run_node
 
 NODE_NAME = 'mmcert_segmenter'
@@ -229,7 +229,7 @@ class _Segmenter:
     def _on_set_parameters(self, params) -> SetParametersResult:
         """Validate a change against all other parameters; a valid one applies from the next frame.
 
-        The engines are rebuilt here (:func:`~mmcert_ros.pipeline.engines.build_engines`,
+        The engines are rebuilt here (:func:`~mmcert_ros.segmenter.engines.build_engines`,
         reusing what did not change), so a checkpoint, booster (``fs.booster``) or device
         that does not load, or a booster that does not fit the model, is rejected with the
         reason instead of failing later.

@@ -42,11 +42,11 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
 from mmcert_ros.data.depth import metres_to_millimetres
 from mmcert_ros.data.point_cloud import encode_xyz
 from mmcert_ros.data.road import ground_truth_image
-from mmcert_ros.pipeline.codec import RGB_ENCODINGS, encode_image
-from mmcert_ros.pipeline.message_fields import projection_from_intrinsics, rectified_camera_info
+from mmcert_ros.segmenter.codec import RGB_ENCODINGS, encode_image
+from mmcert_ros.segmenter.message_fields import projection_from_intrinsics, rectified_camera_info
 from mmcert_ros.errors import UserError
-from mmcert_ros.pipeline.parameters import RELIABILITIES, ParameterSpec
-from mmcert_ros.ros.parameters import declare_parameters
+from mmcert_ros.segmenter.parameters import RELIABILITIES, ParameterSpec
+from mmcert_ros.ros.parameter_descriptors import declare_parameters
 from mmcert_ros.ros.process import exit_process, run_node
 
 NODE_NAME = 'mmcert_sim_drive'

@@ -103,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from mmcert_ros.benchmark.core import bench_certification, bench_sampling
-    from mmcert_ros.pipeline.settings import load_settings
+    from mmcert_ros.segmenter.settings import load_settings
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -128,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
         frame = next(drive(seed=0, num_frames=1, config=scene))
         from mmcert_ros.benchmark.engine_speed import (bench_batch_sizes, bench_l2, bench_speed,
                                                        ops_per_frame)
-        from mmcert_ros.pipeline.engines import build_engines
+        from mmcert_ros.segmenter.engines import build_engines
 
         model = build_engines(settings).model
         figures['engine'] = bench_speed(model, frame, config.num_samples, config.batch_size,

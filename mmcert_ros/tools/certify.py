@@ -70,8 +70,8 @@ def run(args: argparse.Namespace) -> int:
     from mmcert_ros.data.frame import Frame
     from mmcert_ros.data.kitti import read_depth_u16, read_rgb
     from mmcert_ros.models import DEFAULT_CHECKPOINT
-    from mmcert_ros.pipeline.engines import build_engines
-    from mmcert_ros.pipeline.settings import load_settings
+    from mmcert_ros.segmenter.engines import build_engines
+    from mmcert_ros.segmenter.settings import load_settings
 
     if args.out.exists() and not args.out.is_dir():
         raise UserError(f'--out {args.out} is an existing file; give a folder')
@@ -173,8 +173,8 @@ def write_outputs(out: Path, rgb: np.ndarray, certificate, report: dict[str, Any
     """The four PNGs (five with ``l2_mask``) and report.json (see the module docstring)."""
     import cv2
 
-    from mmcert_ros.pipeline.outputs import CERTIFIED, radius_image
-    from mmcert_ros.pipeline.overlay import render_overlay
+    from mmcert_ros.segmenter.outputs import CERTIFIED, radius_image
+    from mmcert_ros.segmenter.overlay import render_overlay
 
     with user_input('--out'):
         out.mkdir(parents=True, exist_ok=True)

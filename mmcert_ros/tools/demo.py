@@ -49,7 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from mmcert_ros.device import resolve_device
     from mmcert_ros.models.checkpoint import read_checkpoint
-    from mmcert_ros.ros.pipeline_run import run_pipeline
+    from mmcert_ros.ros.demo_run import run_pipeline
 
     # what the segmenter process would refuse, refused here in one line
     if args.checkpoint:

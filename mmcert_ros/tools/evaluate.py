@@ -108,7 +108,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mmcert_ros.pipeline.settings import load_settings
+    from mmcert_ros.segmenter.settings import load_settings
 
     overrides = {'certify.seed': args.seed, 'model.device': args.device,
                  'sync.slop': args.slop, 'model.checkpoint': args.model, **l2_overrides(args)}

@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from mmcert_ros.bags.kitti import kitti_to_bag
+    from mmcert_ros.bags.kitti_to_bag import kitti_to_bag
     from mmcert_ros.data.kitti import KittiRoad
 
     out = args.out

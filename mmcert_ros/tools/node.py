@@ -20,7 +20,7 @@ import argparse
 import importlib
 
 from mmcert_ros.errors import user_input
-from mmcert_ros.pipeline.presets import PRESETS
+from mmcert_ros.segmenter.presets import PRESETS
 
 #: node name on the command line -> module under mmcert_ros.ros providing main(args)
 NODES = {
@@ -40,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def preset_arguments(preset: str) -> list[str]:
     """ROS arguments loading a preset: its parameter file and its topic remappings (the same
     input names for the segmenter and the outputs of sim_drive, so the two meet)."""
-    from mmcert_ros.pipeline.presets import preset_path, preset_remappings
+    from mmcert_ros.segmenter.presets import preset_path, preset_remappings
     from mmcert_ros.ros.process import check_params_file
     path = preset_path(preset)
     check_params_file(path)

@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
 
     from mmcert_ros.models import DEFAULT_CHECKPOINT, load_model
     from mmcert_ros.models.booster import default_booster_path, save_booster
-    from mmcert_ros.training.booster import BoosterTrainConfig, train_booster
+    from mmcert_ros.training.booster_training import BoosterTrainConfig, train_booster
     from mmcert_ros.training.data import synthetic_frames
     from mmcert_ros.training.provenance import run_provenance
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from mmcert_ros.bags.kitti import kitti_to_bag
+from mmcert_ros.bags.kitti_to_bag import kitti_to_bag
 from mmcert_ros.evaluation.inputs import InputSpec, make_spec
-from mmcert_ros.pipeline.settings import load_settings
+from mmcert_ros.segmenter.settings import load_settings
 from mmcert_ros.sim.synthetic import SceneConfig, export_kitti
 
 GT_TOPIC = '/road_gt/image'

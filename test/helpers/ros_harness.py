@@ -120,7 +120,7 @@ def image_msg(array: np.ndarray, encoding: str, stamp_ns: int, frame_id: str = '
     """A ``sensor_msgs/Image``; ``override`` replaces raw fields to build malformed messages."""
     from sensor_msgs.msg import Image
 
-    from mmcert_ros.pipeline.codec import encode_image
+    from mmcert_ros.segmenter.codec import encode_image
     msg = encode_image(array, encoding).copy_to(Image())
     msg.header.stamp = stamp(stamp_ns)
     msg.header.frame_id = frame_id

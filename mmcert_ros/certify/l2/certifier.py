@@ -1,7 +1,7 @@
 """The l2 (feature-space smoothing) certificate of one RGB-D frame, at pixels.
 
 :class:`L2Certifier` is what the node, ``mmcert-ros certify``, ``mmcert-ros evaluate`` and the
-benchmarks build (once, through :func:`mmcert_ros.pipeline.engines.build_engines`) for the l2
+benchmarks build (once, through :func:`mmcert_ros.segmenter.engines.build_engines`) for the l2
 certificate (docs/feature_smoothing.md): Gaussian noise of standard deviation ``sigma`` on the
 full RGB image (in [0, 1] units), then MMCert's exact-k sub-sampling, then the base network's
 unit features on its 1/8 grid (optionally through a

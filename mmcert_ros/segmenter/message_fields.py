@@ -56,7 +56,8 @@ def rectified_camera_info(projection: np.ndarray, width: int, height: int) -> di
 @dataclass(frozen=True)
 class CameraInfoFields:
     """The fields of a ROS ``CameraInfo`` this package reads, without a header: accepted
-    wherever a ``CameraInfo`` message is (:func:`~mmcert_ros.pipeline.frames.frame_from_pair`,
+    wherever a ``CameraInfo`` message is
+    (:func:`~mmcert_ros.segmenter.pair_to_frame.frame_from_pair`,
     :meth:`~mmcert_ros.data.projection.CameraIntrinsics.from_camera_info`).
 
     :ivar width: :ivar height: image size, pixels.
@@ -85,10 +86,10 @@ def camera_info_from_k(k: Sequence[float], width: int, height: int) -> CameraInf
 
     Here, beside the other camera-info fields of ROS-shaped messages, rather than in
     :mod:`mmcert_ros.data.projection` (which knows cameras, not messages) or
-    :mod:`mmcert_ros.pipeline.frames` (which decodes what arrives): it builds a message-shaped
-    value. K is checked by :class:`~mmcert_ros.data.projection.CameraIntrinsics`, the one
-    place of those rules: 9 finite values, fx, fy > 0, last row 0 0 1; the size must be
-    whole pixels, positive.
+    :mod:`mmcert_ros.segmenter.pair_to_frame` (which decodes what arrives): it builds a
+    message-shaped value. K is checked by
+    :class:`~mmcert_ros.data.projection.CameraIntrinsics`, the one place of those rules:
+    9 finite values, fx, fy > 0, last row 0 0 1; the size must be whole pixels, positive.
 
     :raises ValueError: with a one-line reason.
     """

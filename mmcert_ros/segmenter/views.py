@@ -1,6 +1,6 @@
 """Images of a certificate for people to look at (numpy only, no ROS package).
 
-The data topics of :mod:`mmcert_ros.pipeline.outputs` carry values (class ids, 0/255,
+The data topics of :mod:`mmcert_ros.segmenter.outputs` carry values (class ids, 0/255,
 t) that look black in an image viewer; these topics show the same certificate in colour,
 beside them, at the RGB size and with the RGB header:
 
@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from mmcert_ros.pipeline.codec import ImageFields, encode_image
-from mmcert_ros.pipeline.outputs import encode_requested
+from mmcert_ros.segmenter.codec import ImageFields, encode_image
+from mmcert_ros.segmenter.outputs import encode_requested
 
 VIEW_SEGMENTATION = 'mmcert/view/segmentation'
 VIEW_CERTIFIED_RADIUS = 'mmcert/view/certified_radius'

@@ -6,7 +6,7 @@ ROS-free: messages are duck-typed (live ones from the node, or deserialized by `
 
 Depth arrives in one of :data:`DEPTH_SOURCES`:
 
-* ``'image'``: an ``Image`` message decoded by :func:`~mmcert_ros.pipeline.codec.decode_depth`
+* ``'image'``: an ``Image`` message decoded by :func:`~mmcert_ros.segmenter.codec.decode_depth`
   (metres, at its own size);
 * ``'points'``: a ``PointCloud2`` decoded by
   :func:`~mmcert_ros.data.point_cloud.decode_xyz` and projected into the RGB camera with the
@@ -31,8 +31,8 @@ from mmcert_ros.data.pairing import Pair
 from mmcert_ros.data.point_cloud import decode_xyz
 from mmcert_ros.data.projection import CameraIntrinsics, Extrinsic, project_points, zbuffer
 from mmcert_ros.errors import MessageDecodeError
-from mmcert_ros.pipeline.codec import decode_depth, decode_mask, decode_rgb
-from mmcert_ros.pipeline.message_fields import camera_info_from_k
+from mmcert_ros.segmenter.codec import decode_depth, decode_mask, decode_rgb
+from mmcert_ros.segmenter.message_fields import camera_info_from_k
 
 #: what the depth stream carries: depth images or LiDAR point clouds
 DEPTH_SOURCES = ('image', 'points')
@@ -61,17 +61,17 @@ def frame_from_pair(pair: Pair, depth_source: str = 'image', camera_info=None,
 
     :param pair: RGB and depth messages (``pair.depth`` None: an RGB-only frame); the RGB
         message is an ``Image`` or a ``CompressedImage``, whatever
-        :func:`~mmcert_ros.pipeline.codec.decode_rgb` accepts.
+        :func:`~mmcert_ros.segmenter.codec.decode_rgb` accepts.
     :param depth_source: one of :data:`DEPTH_SOURCES`, what ``pair.depth`` is.
     :param camera_info: the RGB camera's latest ``CameraInfo`` (or the
-        :func:`~mmcert_ros.pipeline.message_fields.camera_info_from_k` of a K parameter), or
+        :func:`~mmcert_ros.segmenter.message_fields.camera_info_from_k` of a K parameter), or
         None.
     :param extrinsic: LiDAR-to-camera transform (needed with ``'points'``).
     :param gt: optional ground-truth ``Image`` message (mono8, non-zero = road).
     :param name: the frame's name, for reports.
     :param camera_k: K (9 values, row-major; checked beforehand) of a camera that publishes
         no CameraInfo: while ``camera_info`` is None it stands for one, distortion-free, at
-        the RGB image's size (:func:`~mmcert_ros.pipeline.message_fields.camera_info_from_k`).
+        the RGB image's size (:func:`~mmcert_ros.segmenter.message_fields.camera_info_from_k`).
     :raises FrameDecodeError: naming the stream and the defect; nothing is decoded further.
     """
     if depth_source not in DEPTH_SOURCES:

@@ -7,7 +7,7 @@ topic                      format  content
 ``mmcert/certification``   mono8   255 = certified at the configured radius, 0 = not
 ``mmcert/certified_radius`` mono8  t on the configured ray (saturates at 254);
                                    255 = not certified even at t = 0
-``mmcert/overlay``         rgb8    camera image tinted by :mod:`mmcert_ros.pipeline.overlay`
+``mmcert/overlay``         rgb8    camera image tinted by :mod:`mmcert_ros.segmenter.overlay`
 ``mmcert/overlay/compressed`` jpeg the same, as a ``sensor_msgs/CompressedImage``
 ``mmcert/l2_certification`` mono8  255 = l2-certified (feature-space smoothing) at
                                    ``fs.radius`` with the same label as
@@ -15,7 +15,7 @@ topic                      format  content
                                    ``fs.sigma`` > 0; :func:`l2_image`)
 =========================  ======  ===================================================
 
-Colour images of the same certificate for people: :mod:`mmcert_ros.pipeline.views`.
+Colour images of the same certificate for people: :mod:`mmcert_ros.segmenter.views`.
 """
 from __future__ import annotations
 
@@ -23,8 +23,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from mmcert_ros.pipeline.codec import ImageFields, encode_compressed, encode_image
-from mmcert_ros.pipeline.overlay import render_overlay
+from mmcert_ros.segmenter.codec import ImageFields, encode_compressed, encode_image
+from mmcert_ros.segmenter.overlay import render_overlay
 
 SEGMENTATION = 'mmcert/segmentation'
 CERTIFICATION = 'mmcert/certification'

@@ -2,7 +2,7 @@
 
 :class:`InputPairing` holds the :class:`~mmcert_ros.data.pairing.StampPairer` (pairing by
 header stamp within ``sync.slop``, time faults, expiry after ``sync.max_age``), the
-:class:`~mmcert_ros.pipeline.depth_watch.DepthWatch` of the RGB-only mode, and the
+:class:`~mmcert_ros.segmenter.depth_watch.DepthWatch` of the RGB-only mode, and the
 drop-oldest :class:`~mmcert_ros.data.latest_slot.LatestSlot` that hands the newest pair to
 the one worker thread. The node hands it messages with their stamps and its clock's time;
 it knows nothing of topics, QoS or executors.
@@ -20,8 +20,8 @@ from typing import Any
 
 from mmcert_ros.data.latest_slot import LatestSlot
 from mmcert_ros.data.pairing import Pair, StampPairer, TimeJump
-from mmcert_ros.pipeline.depth_watch import DepthWatch
-from mmcert_ros.pipeline.parameters import NodeSettings
+from mmcert_ros.segmenter.depth_watch import DepthWatch
+from mmcert_ros.segmenter.parameters import NodeSettings
 
 
 class InputPairing:

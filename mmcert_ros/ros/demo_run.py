@@ -23,9 +23,9 @@ import numpy as np
 
 from mmcert_ros.evaluation.metrics import Confusion, certified_confusion, plain_confusion
 from mmcert_ros.ros.diagnostics import STAGES, values_of
-from mmcert_ros.pipeline.codec import decode_mask, decode_rgb
-from mmcert_ros.pipeline.message_fields import stamp_to_ns
-from mmcert_ros.pipeline.outputs import CERTIFICATION, OVERLAY, SEGMENTATION
+from mmcert_ros.segmenter.codec import decode_mask, decode_rgb
+from mmcert_ros.segmenter.message_fields import stamp_to_ns
+from mmcert_ros.segmenter.outputs import CERTIFICATION, OVERLAY, SEGMENTATION
 
 
 def node_command(name: str, params: dict) -> list[str]:

@@ -2,7 +2,7 @@
 
 :class:`EngineSwap` keeps the engines in use and those a parameter change accepted. A change
 is built at once (:meth:`EngineSwap.propose`, through
-:func:`~mmcert_ros.pipeline.engines.build_engines`, reusing what did not change), so a value
+:func:`~mmcert_ros.segmenter.engines.build_engines`, reusing what did not change), so a value
 that cannot be used (a checkpoint or booster that does not load, an unavailable device) is
 refused with the reason; accepted engines take over at the start of the next frame
 (:meth:`EngineSwap.start_frame`). A change that replaces the engine configuration
@@ -22,8 +22,8 @@ from collections.abc import Callable
 import torch
 
 from mmcert_ros.certify.cancel import CancelToken
-from mmcert_ros.pipeline.engines import Engines, build_engines
-from mmcert_ros.pipeline.parameters import NodeSettings
+from mmcert_ros.segmenter.engines import Engines, build_engines
+from mmcert_ros.segmenter.parameters import NodeSettings
 
 #: why the frame in flight is cancelled at shutdown (not counted as abandoned)
 SHUTDOWN = 'shutdown'
@@ -36,7 +36,7 @@ class EngineSwap:
 
     :param settings: the start-up settings (the engines are built here).
     :param model: a base network for ``model.checkpoint: ''`` (see
-        :func:`~mmcert_ros.pipeline.engines.build_engines`).
+        :func:`~mmcert_ros.segmenter.engines.build_engines`).
     :param warn: receives the builders' warnings (one line each).
     :raises UserError: the settings cannot be used (the reason names the parameter).
     """

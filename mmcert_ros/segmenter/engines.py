@@ -1,7 +1,7 @@
 """The one factory from validated settings to the certification engines of a frame pipeline.
 
-:func:`build_engines` turns :class:`~mmcert_ros.pipeline.parameters.NodeSettings` (from
-:func:`mmcert_ros.pipeline.settings.load_settings` for the offline tools, from the node's
+:func:`build_engines` turns :class:`~mmcert_ros.segmenter.parameters.NodeSettings` (from
+:func:`mmcert_ros.segmenter.settings.load_settings` for the offline tools, from the node's
 parameters for the node) into :class:`Engines`: the base model loaded on the resolved device,
 the l0 :class:`~mmcert_ros.certify.CertifiedSegmenter`, the ``fs.booster`` loaded and checked
 to fit the model, and the :class:`~mmcert_ros.certify.l2.L2Certifier` (None while
@@ -23,7 +23,7 @@ from mmcert_ros.certify.l2.certifier import FrameCertification, L2Certifier
 from mmcert_ros.data.frame import Frame
 from mmcert_ros.device import resolve_device
 from mmcert_ros.errors import UserError
-from mmcert_ros.pipeline.parameters import NodeSettings
+from mmcert_ros.segmenter.parameters import NodeSettings
 
 
 @dataclass(frozen=True)

@@ -9,11 +9,11 @@ parameter that feeds the engine (:class:`~mmcert_ros.certify.CertifyConfig`,
 other row carries its default and range itself, and :meth:`ParameterSpec.check` checks them.
 
 Everything else is derived from the table: the node's ``ParameterDescriptor``s
-(:mod:`mmcert_ros.ros.parameters`), :meth:`NodeSettings.from_parameters` (the node and
-:func:`mmcert_ros.pipeline.settings.load_settings`, the offline tools' reader of the same
+(:mod:`mmcert_ros.ros.parameter_descriptors`), :meth:`NodeSettings.from_parameters` (the node and
+:func:`mmcert_ros.segmenter.settings.load_settings`, the offline tools' reader of the same
 params file), :func:`settings_from_parameters` and :func:`parameters_of` (one settings object
 from its parameters and back), and the parameter table of docs/ros.md
-(:func:`markdown_table`; ``python -m mmcert_ros.pipeline.parameters --markdown`` prints it).
+(:func:`markdown_table`; ``python -m mmcert_ros.segmenter.parameters --markdown`` prints it).
 Tests hold ``config/mmcert.yaml`` and docs/ros.md to the table.
 """
 from __future__ import annotations
@@ -29,8 +29,8 @@ from mmcert_ros.certify.config import (CertifyConfig, L2Settings, either, field_
 from mmcert_ros.data.projection import Extrinsic
 from mmcert_ros.device import resolve_device
 from mmcert_ros.errors import UserError
-from mmcert_ros.pipeline.frames import DEPTH_SOURCES
-from mmcert_ros.pipeline.message_fields import camera_info_from_k
+from mmcert_ros.segmenter.pair_to_frame import DEPTH_SOURCES
+from mmcert_ros.segmenter.message_fields import camera_info_from_k
 
 RELIABILITIES = ('best_effort', 'reliable')
 #: how RGB images arrive: sensor_msgs/Image on rgb/image, or image_transport's compressed
@@ -531,9 +531,9 @@ def _check_device_available(device: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """``python -m mmcert_ros.pipeline.parameters --markdown``: print :func:`markdown_table`
+    """``python -m mmcert_ros.segmenter.parameters --markdown``: print :func:`markdown_table`
     (the table of docs/ros.md, "Parameters")."""
-    parser = argparse.ArgumentParser(prog='python -m mmcert_ros.pipeline.parameters',
+    parser = argparse.ArgumentParser(prog='python -m mmcert_ros.segmenter.parameters',
                                      description='print the segmenter parameter table')
     parser.add_argument('--markdown', action='store_true', required=True,
                         help='as the Markdown table of docs/ros.md')

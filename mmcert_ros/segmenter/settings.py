@@ -19,7 +19,7 @@ import yaml
 
 from mmcert_ros.certify.config import CertifyConfig
 from mmcert_ros.errors import UserError
-from mmcert_ros.pipeline.parameters import PARAMETERS, NodeSettings
+from mmcert_ros.segmenter.parameters import PARAMETERS, NodeSettings
 
 _LOG = logging.getLogger(__name__)
 _SPECS = {spec.name: spec for spec in PARAMETERS}

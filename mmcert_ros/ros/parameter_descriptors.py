@@ -1,5 +1,5 @@
 """The segmenter's parameters on a ROS node: the ``rcl_interfaces/ParameterDescriptor`` of
-each entry of the table (:mod:`mmcert_ros.pipeline.parameters`), :func:`declare_parameters`
+each entry of the table (:mod:`mmcert_ros.segmenter.parameters`), :func:`declare_parameters`
 (the start-up checks every node of the package shares) and the report of unknown ones.
 """
 from __future__ import annotations
@@ -8,7 +8,7 @@ from typing import Any
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 
-from mmcert_ros.pipeline.parameters import ParameterSpec
+from mmcert_ros.segmenter.parameters import ParameterSpec
 
 
 def descriptor(spec: ParameterSpec) -> ParameterDescriptor:
