@@ -8,7 +8,8 @@ import torch.nn.functional as F
 
 from mmcert_ros.models import (DEFAULT_CHECKPOINT, CheckpointError, NetworkConfig, build_model,
                                load_checkpoint, load_model, read_checkpoint, save_checkpoint)
-from mmcert_ros.models.network import KeptPixels, cell_sums, encode_depth
+from mmcert_ros.certify.kept_pixels import KeptPixels
+from mmcert_ros.models.network import cell_sums, encode_depth
 
 
 def sparse_inputs(batch=2, height=40, width=72, depth_size=None, seed=0,
@@ -305,7 +306,7 @@ def test_inference_copy_folds_batch_norm_and_keeps_the_original(model, dtype, to
 def test_onnx_export_runs_in_onnxruntime_with_the_torch_outputs(model, tmp_path):
     onnxruntime = pytest.importorskip('onnxruntime')
     from mmcert_ros.models.backends import OnnxRuntimeNet, export_onnx
-    from mmcert_ros.models.network import KeptPixels
+    from mmcert_ros.certify.kept_pixels import KeptPixels
 
     path = tmp_path / 'tiny.onnx'
     export_onnx(model, path)
@@ -327,7 +328,7 @@ def test_joint_densification_equals_the_per_modality_one_bit_for_bit(model):
     """pyramid_inputs sums both modalities in one buffer; the benchmark's reference sums each
     on its own and concatenates: the same float32 values, invalid depth included."""
     from mmcert_ros.benchmark.reference import reference_pyramid_inputs
-    from mmcert_ros.models.network import KeptPixels
+    from mmcert_ros.certify.kept_pixels import KeptPixels
 
     rgb, rgb_indices, depth, depth_indices = _kept_batch(3, batch=5, height=61, width=99)
     depth[0, 0, ::3] = 0.0  # invalid depth: weight 0
@@ -351,7 +352,8 @@ def test_densification_equals_the_per_pixel_division_formula(model, size, depth_
     float32 values bit for bit, with the last row and column and invalid depth kept."""
     from mmcert_ros.benchmark.reference import reference_pyramid_inputs
     from mmcert_ros.certify.l0.sampling import draw_kept_indices, make_generator
-    from mmcert_ros.models.network import KeptPixels, cell_of_pixel
+    from mmcert_ros.certify.kept_pixels import KeptPixels
+    from mmcert_ros.models.network import cell_of_pixel
 
     generator = make_generator(sum(size) + kept[0], 'cpu')
     (height, width), (depth_height, depth_width) = size, depth_size
@@ -378,7 +380,7 @@ def test_densification_equals_the_per_pixel_division_formula(model, size, depth_
 
 
 def test_kept_pixels_from_one_frame_per_sample_read_each_sample_its_own_frame():
-    from mmcert_ros.models.network import KeptPixels
+    from mmcert_ros.certify.kept_pixels import KeptPixels
 
     frames = torch.arange(2 * 2 * 3 * 4, dtype=torch.float32).view(2, 2, 3, 4)
     indices = torch.tensor([[0, 11], [5, 6]])
@@ -395,7 +397,7 @@ def test_densification_passes_the_gradients_of_the_per_pixel_formula(model):
     import dataclasses
 
     from mmcert_ros.benchmark.reference import reference_pyramid_inputs
-    from mmcert_ros.models.network import KeptPixels
+    from mmcert_ros.certify.kept_pixels import KeptPixels
 
     rgb, rgb_indices, depth, depth_indices = _kept_batch(5, batch=2, height=37, width=53)
     pixels = KeptPixels.from_indices(rgb, rgb_indices)

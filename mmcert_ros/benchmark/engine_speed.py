@@ -25,7 +25,7 @@ from mmcert_ros.certify.l0.votes import GridVotes
 from mmcert_ros.data.frame import Frame
 from mmcert_ros.models.backends import prepare_model
 from mmcert_ros.certify.upsampling import upsample_bilinear
-from mmcert_ros.models.network import KeptPixels
+from mmcert_ros.certify.kept_pixels import KeptPixels
 
 #: mode name -> (precision, backend); 'fp32' is the exact mode
 MODES = {'fp32': ('fp32', 'torch'), 'bf16': ('bf16', 'torch'),

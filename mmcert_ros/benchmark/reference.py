@@ -17,9 +17,9 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from mmcert_ros.certify.kept_pixels import KeptPixels
 from mmcert_ros.certify.l0.votes import predict_labels
-from mmcert_ros.models.network import (GRID_STRIDE, PYRAMID_LEVELS, KeptPixels, encode_depth,
-                                       encode_rgb)
+from mmcert_ros.models.network import GRID_STRIDE, PYRAMID_LEVELS, encode_depth, encode_rgb
 
 
 def reference_kept_indices(batch: int, n: int, k: int, generator: torch.Generator) -> torch.Tensor:

@@ -129,7 +129,7 @@ class _ExportedNet(nn.Module):
 
     def grid_logits_kept(self, rgb, rgb_indices, depth, depth_indices) -> torch.Tensor:
         """As ``SparseRGBDNet.grid_logits_kept``, the dense part in the exported engine."""
-        from mmcert_ros.models.network import KeptPixels
+        from mmcert_ros.certify.kept_pixels import KeptPixels
 
         return self.grid_logits_from_levels(self.pyramid_inputs(
             KeptPixels.from_indices(rgb, rgb_indices),

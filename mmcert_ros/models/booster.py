@@ -101,6 +101,10 @@ class SmoothnessBooster(nn.Module):
             self.mapper = nn.Sequential(*layers)
             _zero(self.mapper[-1])
 
+    def boosted(self, base: nn.Module) -> 'BoostedModel':
+        """``base`` with this booster plugged in (:class:`BoostedModel`; ``base`` frozen)."""
+        return BoostedModel(base, self)
+
     def purify(self, rgb: torch.Tensor) -> torch.Tensor:
         """``clamp(rgb + P(rgb), 0, 1)`` per pixel; ``(B, 3, H, W)`` in, same shape out."""
         if self.purifier is None:

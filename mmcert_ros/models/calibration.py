@@ -13,7 +13,7 @@ from torch import nn
 from mmcert_ros.certify.config import KEEP_FRACTION_DEPTH, KEEP_FRACTION_RGB
 from mmcert_ros.certify.l0.sampling import draw_kept_indices, kept_count, make_generator
 from mmcert_ros.certify.tensors import frame_tensors
-from mmcert_ros.models.network import KeptPixels
+from mmcert_ros.certify.kept_pixels import KeptPixels
 
 #: synthetic drive whose frames calibrate the int8 ranges (not a seed of the default training
 #: and validation drives, 0.. and 100000.., nor of the held-out evaluation drives, 900000..)

@@ -41,7 +41,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
+from mmcert_ros.certify.kept_pixels import KeptPixels
 from mmcert_ros.certify.upsampling import upsample_bilinear
+from mmcert_ros.models.backends import prepare_model
 
 #: depths nearer than this (metres) saturate the inverse-depth encoding at 1
 INVERSE_DEPTH_NEAR_M = 3.0
@@ -135,59 +137,6 @@ def _conv_bn_relu(in_channels: int, out_channels: int, stride: int = 1,
                   dilation=dilation, bias=False),
         nn.BatchNorm2d(out_channels),
         nn.ReLU(inplace=True))
-
-
-@dataclass(frozen=True)
-class KeptPixels:
-    """The kept pixels of a batch of sub-sampled images, in batch-major, row-major order.
-
-    :ivar b: ``(K,)`` int32 sample of each kept pixel; ``pixel``: ``(K,)`` int32 its flat
-        index ``y * width + x`` in its image (``y``, ``x``: its row and column; an image has
-        fewer than 2^31 pixels).
-    :ivar values: ``(K, C)`` the pixel values.
-    :ivar batch: samples in the batch; ``height``, ``width``: the image size.
-    """
-
-    b: torch.Tensor
-    pixel: torch.Tensor
-    values: torch.Tensor
-    batch: int
-    height: int
-    width: int
-
-    @property
-    def y(self) -> torch.Tensor:
-        """``(K,)`` int64 row of each kept pixel."""
-        return torch.div(self.pixel.long(), self.width, rounding_mode='floor')
-
-    @property
-    def x(self) -> torch.Tensor:
-        """``(K,)`` int64 column of each kept pixel."""
-        return self.pixel.long() % self.width
-
-    @classmethod
-    def from_mask(cls, image: torch.Tensor, keep: torch.Tensor) -> 'KeptPixels':
-        """From dense ``(B, C, H, W)`` values and a ``(B, 1, H, W)`` keep-mask (non-zero =
-        kept)."""
-        batch, _, height, width = image.shape
-        b, _, y, x = torch.nonzero(keep, as_tuple=True)
-        return cls(b.int(), (y * width + x).int(), image[b, :, y, x], batch, height, width)
-
-    @classmethod
-    def from_indices(cls, frame: torch.Tensor, indices: torch.Tensor) -> 'KeptPixels':
-        """From one un-ablated ``(1, C, H, W)`` frame (or B of them) and ``(B, k)`` flat indices,
-        each row distinct and ascending (``sampling.draw_kept_indices``): the same pixels in
-        the same order as :meth:`from_mask` of the ablated batch, without building it."""
-        frames, channels, height, width = frame.shape
-        batch, k = indices.shape
-        if frames not in (1, batch):
-            raise ValueError(f'need one frame or one per sample: {frames} frames, {batch} rows')
-        flat = indices.reshape(-1).int()  # int32 indices gather about twice as fast as int64
-        b = torch.arange(batch, device=indices.device, dtype=torch.int32).repeat_interleave(k)
-        # one row of C values per pixel: a view for a channels-last frame, else one copy
-        pixels = frame.permute(0, 2, 3, 1).reshape(frames * height * width, channels)
-        source = flat if frames == 1 else flat + b.long() * (height * width)
-        return cls(b, flat, pixels.index_select(0, source), batch, height, width)
 
 
 @functools.lru_cache(maxsize=16)
@@ -468,6 +417,11 @@ class SparseRGBDNet(nn.Module):
         """
         return upsample_bilinear(self.grid_logits_kept(rgb, rgb_indices, depth, depth_indices),
                                  rgb.shape[2:])
+
+    def for_backend(self, precision: str, backend: str, device: torch.device) -> nn.Module:
+        """What the engine runs for ``CertifyConfig.precision`` / ``backend`` on ``device``:
+        :func:`mmcert_ros.models.backends.prepare_model` of this network."""
+        return prepare_model(self, precision, backend, device)
 
     def for_inference(self, dtype: torch.dtype = torch.float32) -> 'SparseRGBDNet':
         """An inference copy: batch norm folded into the convolutions, weights in channels-last

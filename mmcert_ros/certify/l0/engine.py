@@ -26,7 +26,6 @@ from mmcert_ros.certify.l0.points import ablate_points, free_pixel, kept_point_c
 from mmcert_ros.certify.l0.sampling import ablate, draw_kept_indices, kept_count, make_generator
 from mmcert_ros.certify.l0.votes import DenseVotes, GridVotes, predict_labels  # noqa: F401
 from mmcert_ros.certify.tensors import FrameTensors, frame_tensors
-from mmcert_ros.models.backends import prepare_model
 from mmcert_ros.data.frame import Frame, validate_depth, validate_rgb
 from mmcert_ros.data.projection import ProjectedPoints, zbuffer
 from mmcert_ros.device import resolve_device
@@ -110,9 +109,8 @@ class CertifiedSegmenter:
         A model that also has ``grid_logits_kept`` (same arguments, logits on a coarse grid)
         and ``logit_upsampling = 'bilinear'`` (its logits are ``upsample_bilinear`` of the
         grid logits) has its votes counted on the grid (:mod:`mmcert_ros.certify.l0.votes`):
-        the same counts, a fraction of the work. The forward passes run on the model's
-        inference copy for ``config.precision`` / ``config.backend``
-        (:mod:`mmcert_ros.models.backends`).
+        the same counts, a fraction of the work. The forward passes run on what
+        :func:`prepared_model` gives for ``config.precision`` / ``config.backend``.
     :param config: engine settings; may be replaced between frames (``segmenter.config = ...``).
     :param warn: where :attr:`keep_fraction_warning` goes whenever a config brings it (at
         construction and when the keep fractions change); default: this module's
@@ -270,10 +268,29 @@ class CertifiedSegmenter:
         backend (:mod:`mmcert_ros.models.backends`); built once per setting and reused."""
         key = (config.precision, config.backend)
         if getattr(self, '_prepared_key', None) != key:
-            self._prepared = prepare_model(self.model, config.precision, config.backend,
-                                           self.device)
+            self._prepared = prepared_model(self.model, config.precision, config.backend,
+                                            self.device)
             self._prepared_key = key
         return self._prepared
+
+
+def prepared_model(model: torch.nn.Module, precision: str, backend: str,
+                   device: torch.device) -> torch.nn.Module:
+    """What runs the forward passes of ``model``: ``model.for_backend(precision, backend,
+    device)`` where the model has it (``SparseRGBDNet``: its inference copy, or an exported
+    backend, :mod:`mmcert_ros.models.backends`); any other model runs as it is, with backend
+    ``'torch'`` (under autocast for 'fp16' / 'bf16').
+
+    :raises ValueError: an exported backend for a model without ``for_backend``.
+    """
+    for_backend = getattr(model, 'for_backend', None)
+    if callable(for_backend):
+        return for_backend(precision, backend, device)
+    if backend != 'torch':
+        raise ValueError(f'backend {backend!r} exports SparseRGBDNet-like models only '
+                         f'(for_backend, pyramid_inputs, grid_logits_from_levels); '
+                         f'got {type(model).__name__}')
+    return model
 
 
 #: samples whose kept indices are drawn in one call (one host read per modality and call)

@@ -159,7 +159,8 @@ class L2Certifier:
         ``settings.engine_config(config)`` (N estimation samples, keep fractions, alpha, seed,
         batch size, device).
     :param booster: optional :class:`~mmcert_ros.models.booster.SmoothnessBooster` (trained
-        for this sigma); the base network stays frozen.
+        for this sigma): ``booster.boosted(model)`` is certified; the base network stays
+        frozen.
     :param num_selection: noisy samples choosing the reference vectors (not reused).
     :raises ValueError: sigma 0 (the certificate is off), a booster that does not fit the
         model, or ``joint`` with a model that has no ``classify`` head.
@@ -168,15 +169,13 @@ class L2Certifier:
     def __init__(self, model: torch.nn.Module, settings: L2Settings, config: CertifyConfig,
                  booster: torch.nn.Module | None = None, *,
                  num_selection: int = DEFAULT_NUM_SELECTION) -> None:
-        from mmcert_ros.models.booster import BoostedModel
-
         if not settings.enabled:
             raise ValueError('the l2 certificate needs fs.sigma > 0')
         self.settings = settings
         self.config = settings.engine_config(config)
         self.num_selection = num_selection
         self.device = resolve_device(config.device)
-        network = BoostedModel(model, booster) if booster is not None else model
+        network = booster.boosted(model) if booster is not None else model
         self.network = network.to(self.device).eval()
         self.boosted = booster is not None
         if settings.joint and not callable(getattr(self.network, 'classify', None)):

@@ -414,7 +414,7 @@ def kept_pixel_rgbd_encoder(features_kept: Callable[..., torch.Tensor], depth: t
     :param depth: ``(1, 1, Hd, Wd)`` float metres, invalid pixels already 0.
     """
     from mmcert_ros.certify.l0.sampling import draw_kept_indices
-    from mmcert_ros.models.network import KeptPixels
+    from mmcert_ros.certify.kept_pixels import KeptPixels
 
     if depth.ndim != 4 or depth.shape[:2] != (1, 1):
         raise ValueError(f'depth must have shape (1, 1, Hd, Wd), got {tuple(depth.shape)}')
