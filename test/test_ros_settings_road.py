@@ -139,6 +139,6 @@ def test_sync_changes_reach_the_pairer_from_the_input_callbacks(home, monkeypatc
         result = node.set_parameters_atomically([Parameter('sync.slop', value=0.5),
                                                  Parameter('sync.max_age', value=3.0)])
         assert result.successful
-        assert node._pairer.slop_s == 0.02        # the parameter callback left it alone
+        assert node._pairing._pairer.slop_s == 0.02        # the parameter callback left it alone
         node._expire_pending()                    # the next input-group callback
-        assert (node._pairer.slop_s, node._pairer.max_age_s) == (0.5, 3.0)
+        assert (node._pairing._pairer.slop_s, node._pairing._pairer.max_age_s) == (0.5, 3.0)
