@@ -8,10 +8,14 @@ image and with no depth at all (the node's RGB-only mode: depth all invalid). Th
 the plain road IoU of the N-sample majority vote, pixel counts pooled over the frames
 (docs/certification.md section 7), the same draws (``--seed``) for every case.
 
+An *unseen scene* is drawn without the simulator (:func:`flat_world`: numpy alone, a flat
+world seen from a camera 1.65 m up, an asphalt band, grass and sky with pixel noise, and a
+sparse scan of every 5th row and 2nd column of its depth) and certified the same three ways.
+
     python bench/scan_patterns.py --json docs/figures/scan_patterns.json
 
-What it does not cover: every scan comes from the same simulated world, seen from the
-camera's optical centre; a real sensor's mounting, beam layout and scene are other
+What it does not cover: every simulated scan comes from the same simulated world, seen from
+the camera's optical centre; a real sensor's mounting, beam layout and scene are other
 distributions.
 """
 from __future__ import annotations
@@ -26,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from mmcert_ros.certify import CertifiedSegmenter, CertifyConfig
+from mmcert_ros.data.frame import Frame
 from mmcert_ros.data.projection import points_from_depth_image
 from mmcert_ros.evaluation.metrics import Confusion, plain_confusion
 from mmcert_ros.models import DEFAULT_CHECKPOINT, POINTS_CHECKPOINT, load_model
@@ -35,6 +40,33 @@ from mmcert_ros.tools.bench import cpu_features, cpu_model, isa_class
 
 HELD_OUT_FIRST_SEED = 900_000
 DENSE, RGB_ONLY = 'dense depth image', 'RGB only'
+UNSEEN = 'unseen scene: '
+
+
+def flat_world(width: int = 1242, height: int = 375, seed: int = 1) -> tuple[Frame, np.ndarray]:
+    """A scene the simulator did not make: a flat world (KITTI's intrinsics, camera 1.65 m
+    above the ground), a 7 m asphalt band to 80 m, grass, sky, Gaussian pixel noise (8 grey
+    levels); and its sparse scan (every 5th row, every 2nd column of the depth), NaN
+    elsewhere. Returns the frame (dense depth, road ground truth) and the scan's depth."""
+    fx = fy = 721.5
+    cx, cy, camera_height = 609.6, 172.9, 1.65
+    v, u = np.mgrid[0:height, 0:width].astype(np.float64)
+    below = v > cy + 1
+    z = np.full(v.shape, np.inf)
+    z[below] = camera_height * fy / (v[below] - cy)
+    ground = below & (z < 80)
+    road = ground & (np.abs((u - cx) / fx * z) < 3.5)
+    rgb = np.empty((height, width, 3))
+    rgb[:] = (120, 160, 220)
+    rgb[ground] = (70, 120, 50)
+    rgb[road] = (95, 95, 100)
+    rgb += np.random.default_rng(seed).normal(0.0, 8.0, rgb.shape)
+    depth = np.where(ground, z, np.nan).astype(np.float32)
+    scan = np.full_like(depth, np.nan)
+    scan[::5, ::2] = depth[::5, ::2]
+    frame = Frame(rgb=np.clip(rgb, 0, 255).astype(np.uint8), depth=depth,
+                  road_mask=road.astype(np.uint8), name='flat_world')
+    return frame, scan
 
 
 def main() -> int:
@@ -46,15 +78,18 @@ def main() -> int:
     parser.add_argument('--num-samples', type=int, default=16)
     parser.add_argument('--keep-points', type=int, default=128)
     parser.add_argument('--seed', type=int, default=0, help='sampling seed')
+    parser.add_argument('--points-checkpoint', default=str(POINTS_CHECKPOINT),
+                        help='the points model to measure (default: the shipped one)')
     parser.add_argument('--json', type=Path)
     args = parser.parse_args()
 
     config = CertifyConfig(num_samples=args.num_samples, seed=args.seed, device='cpu',
                            keep_points=args.keep_points)
-    models = {'points.pt': POINTS_CHECKPOINT, 'default.pt': DEFAULT_CHECKPOINT}
+    models = {'points.pt': args.points_checkpoint, 'default.pt': DEFAULT_CHECKPOINT}
     segmenters = {name: CertifiedSegmenter(load_model(str(path), 'cpu'), config)
                   for name, path in models.items()}
-    cases = [f'{beams} beams' for beams in args.beams] + [DENSE, RGB_ONLY]
+    cases = ([f'{beams} beams' for beams in args.beams] + [DENSE, RGB_ONLY]
+             + [UNSEEN + case for case in ('points', DENSE, RGB_ONLY)])
     pooled = {name: {case: Confusion() for case in cases} for name in models}
     started, load = time.perf_counter(), os.getloadavg()[0]
     scene = SceneConfig().with_image_size(1242, 375)
@@ -76,17 +111,24 @@ def main() -> int:
                     pooled[name][case] += plain_confusion(labels, frame.road_mask)
             print(f'drive {seed} frame {index} done, {time.perf_counter() - started:.0f} s',
                   flush=True)
+    frame, scan = flat_world()
+    for name, segmenter in segmenters.items():
+        for case, depth in (('points', points_from_depth_image(scan, frame.name)),
+                            (DENSE, frame.depth), (RGB_ONLY, np.zeros_like(frame.depth))):
+            labels = segmenter.certify(frame.rgb, depth).labels
+            pooled[name][UNSEEN + case] += plain_confusion(labels, frame.road_mask)
     figures = {
         'cpu': cpu_model(), 'isa': isa_class(cpu_features()), 'load_average_start': load,
         'load_average_end': os.getloadavg()[0], 'drives': args.drives, 'frames': args.frames,
         'num_samples': args.num_samples, 'keep_points': args.keep_points,
+        'points_checkpoint': args.points_checkpoint,
         'sampling_seed': args.seed,
         'road_iou': {name: {case: pooled[name][case].iou for case in cases} for name in models}}
     print(f"\nplain road IoU, majority of N = {args.num_samples}, "
           f"{args.drives * len(args.frames)} held-out frames:")
-    print(f"{'input':>20} " + ' '.join(f'{name:>11}' for name in models))
+    print(f"{'input':>34} " + ' '.join(f'{name:>11}' for name in models))
     for case in cases:
-        print(f'{case:>20} ' + ' '.join(f"{figures['road_iou'][name][case]:>11.3f}"
+        print(f'{case:>34} ' + ' '.join(f"{figures['road_iou'][name][case]:>11.3f}"
                                         for name in models))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
