@@ -27,6 +27,7 @@ from mmcert_ros.evaluation.metrics import certified_confusion, plain_confusion  
 from mmcert_ros.models import load_model  # noqa: E402
 from mmcert_ros.models.booster import default_booster_path, load_booster  # noqa: E402
 from mmcert_ros.training.data import synthetic_frames  # noqa: E402
+from mmcert_ros.benchmark.machine import machine_line  # noqa: E402
 
 
 def main() -> int:
@@ -49,6 +50,7 @@ def main() -> int:
                         help='booster checkpoint instead of the shipped one (one sigma only)')
     parser.add_argument('--json', type=Path)
     args = parser.parse_args()
+    print(machine_line(), flush=True)  # CPU model, ISA class, load
     if args.booster and len(args.sigmas) != 1:
         parser.error('--booster needs exactly one --sigmas value')
     torch.set_num_threads(args.threads)

@@ -38,6 +38,7 @@ from mmcert_ros.data.projection import points_from_depth_image
 from mmcert_ros.evaluation.accumulate import MetricsAccumulator
 from mmcert_ros.models import DEFAULT_CHECKPOINT, load_model
 from mmcert_ros.training.data import synthetic_frames
+from mmcert_ros.benchmark.machine import machine_line
 
 HELD_OUT_FIRST_SEED = 900_000
 
@@ -64,6 +65,7 @@ def main() -> int:
                         help='PRECISION/BACKEND pairs, comma-separated (default fp32/torch)')
     parser.add_argument('--json', type=Path, help='also write the figures here')
     args = parser.parse_args()
+    print(machine_line(), flush=True)  # CPU model, ISA class, load
 
     if args.keep_points is not None and args.depth != 'lidar':
         parser.error('--keep-points needs --depth lidar')

@@ -22,6 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from mmcert_ros.benchmark.machine import machine_line  # noqa: E402
 from mmcert_ros.certify.l2 import confidence  # noqa: E402
 from mmcert_ros.certify.l2 import feature_smoothing as fs  # noqa: E402
 
@@ -82,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('what', choices=['bounds'], help='which figures to print')
     parser.add_argument('--alpha', type=float, default=0.001)
     args = parser.parse_args(argv)
+    print(machine_line(), flush=True)  # CPU model, ISA class, load
     for num_pixels in (96 * 320, 375 * 1242):
         for num_samples in (100, 1000, 10000):
             print('\n'.join(bounds_table(num_samples, num_pixels, args.alpha)))

@@ -30,6 +30,7 @@ from mmcert_ros.fleet.local import LocalExecutor  # noqa: E402
 from mmcert_ros.fleet.ray_cluster import RayExecutor  # noqa: E402
 from mmcert_ros.segmenter.settings import load_settings  # noqa: E402
 from mmcert_ros.sim.synthetic import SceneConfig, export_kitti  # noqa: E402
+from mmcert_ros.benchmark.machine import machine_line  # noqa: E402
 
 
 def main() -> None:
@@ -40,6 +41,7 @@ def main() -> None:
     parser.add_argument('--samples', type=int, default=100)
     parser.add_argument('--json', type=Path)
     args = parser.parse_args()
+    print(machine_line(), flush=True)  # CPU model, ISA class, load
     import ray
     import torch
 

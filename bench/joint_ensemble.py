@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -35,6 +34,7 @@ from mmcert_ros.models.booster import default_booster_path  # noqa: E402
 from mmcert_ros.segmenter.engines import build_engines  # noqa: E402
 from mmcert_ros.segmenter.settings import load_settings  # noqa: E402
 from mmcert_ros.training.data import synthetic_frames  # noqa: E402
+from mmcert_ros.benchmark.machine import machine_line, machine_record  # noqa: E402
 
 CONFIGURATIONS = ('separate', 'joint')
 
@@ -60,6 +60,7 @@ def main() -> int:
     parser.add_argument('--threads', type=int, default=1)
     parser.add_argument('--json', type=Path)
     args = parser.parse_args()
+    print(machine_line(), flush=True)  # CPU model, ISA class, load
     torch.set_num_threads(args.threads)
 
     overrides = {'certify.num_samples': args.num_samples, 'fs.num_samples': args.num_samples,
@@ -107,7 +108,7 @@ def main() -> int:
         'booster': str(default_booster_path(args.sigma)), 'seed': args.seed,
         'repeats': args.repeats,
         'alpha': separate.settings.certify.alpha, 'torch_threads': torch.get_num_threads(),
-        'cpu': platform.processor() or platform.machine(), 'cpus': os.cpu_count(),
+        'machine': machine_record(),
         'load_average_start': list(load_start), 'load_average_end': list(os.getloadavg()),
         'results': results,
     }

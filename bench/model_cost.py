@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -26,6 +25,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from mmcert_ros.certify.config import KEEP_FRACTION_DEPTH, KEEP_FRACTION_RGB
 from mmcert_ros.certify.l0.sampling import kept_count, make_generator, subsample
 from mmcert_ros.models import DEFAULT_CHECKPOINT, load_model
+from mmcert_ros.benchmark.machine import machine_line, machine_record
 
 
 def sampled_inputs(batch: int, height: int, width: int, keep_rgb: float, keep_depth: float):
@@ -69,6 +69,7 @@ def main() -> int:
     parser.add_argument('--threads', type=int, help='torch CPU threads (default: torch decides)')
     parser.add_argument('--json', type=Path, help='also write the figures here')
     args = parser.parse_args()
+    print(machine_line(), flush=True)  # CPU model, ISA class, load
     if args.threads:
         torch.set_num_threads(args.threads)
 
@@ -78,7 +79,7 @@ def main() -> int:
         'checkpoint': str(checkpoint), 'file_mb': checkpoint.stat().st_size / 2**20,
         'parameters': sum(p.numel() for p in model.parameters()),
         'frame': f'{args.width}x{args.height}', 'torch': torch.__version__,
-        'threads': torch.get_num_threads(), 'cpu': platform.processor() or platform.machine(),
+        'threads': torch.get_num_threads(), 'machine': machine_record(),
         'load_average_1min': os.getloadavg()[0],
         'gflops_per_sample': gflops_per_sample(
             model, sampled_inputs(1, args.height, args.width, KEEP_FRACTION_RGB,

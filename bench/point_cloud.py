@@ -30,6 +30,7 @@ from mmcert_ros.data.projection import (CameraIntrinsics, points_from_depth_imag
                                         project_points, zbuffer)
 from mmcert_ros.sim.synthetic import SyntheticDrive
 from mmcert_ros.models import load_model
+from mmcert_ros.benchmark.machine import machine_line
 
 
 def velodyne_scan(beams: int = 64, azimuths: int = 1875, seed: int = 0) -> np.ndarray:
@@ -65,6 +66,7 @@ def main() -> int:
     parser.add_argument('--checkpoint', default='', help="model ('' = the shipped default)")
     parser.add_argument('--json', type=Path)
     args = parser.parse_args()
+    print(machine_line(), flush=True)  # CPU model, ISA class, load
 
     camera = CameraModel.kitti()
     calibration = lidar_calibration(camera.matrix)

@@ -20,12 +20,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import tempfile
 from pathlib import Path
 
 from mmcert_ros.certify.config import BACKENDS, PRECISIONS
 from mmcert_ros.ros.diagnostics import STAGES
+from mmcert_ros.benchmark.machine import machine_line, machine_record
 from mmcert_ros.ros.demo_run import run_pipeline
 
 OVERHEAD_TARGET = 0.15
@@ -52,6 +52,7 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> int:
     args = parse_args()
+    print(machine_line(), flush=True)  # CPU model, ISA class, load
     if args.frames < 2:
         raise SystemExit('--frames must be at least 2 (the first is a warm-up)')
     sim = {'width': args.width, 'height': args.height, 'rate_hz': args.rate,
@@ -70,7 +71,7 @@ def main() -> int:
         'frame': f'{args.width}x{args.height}', 'num_samples': args.num_samples,
         'batch_size': args.batch_size, 'device': args.device, 'precision': args.precision,
         'backend': args.backend,
-        'machine': f'{platform.machine()}, {os.cpu_count()} CPUs',
+        'machine': machine_record(),
         'frames': recording.frames, 'stage_ms': stages, 'processing_ms': processing,
         'non_inference_share': (processing - stages['inference']) / processing,
         'latency_ms': latency, 'delivered_fps': recording.output_rate_hz(skip_frames=1),

@@ -24,8 +24,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from mmcert_ros.benchmark.machine import machine_line
 from mmcert_ros.segmenter.presets import config_dir
-from mmcert_ros.tools.bench import cpu_features, cpu_model, isa_class
 from mmcert_ros.ros.demo_run import NodeProcesses, OutputRecorder, ros_environment
 
 #: (sim_drive's publishers, the segmenter's subscriptions)
@@ -108,8 +108,7 @@ def main() -> None:
                           f'{frames:>6}{share["received_rgb"]:>7.0f}%'
                           f'{share["received_depth"]:>7.0f}%{share["paired"]:>7.0f}%',
                           flush=True)
-    print(f'machine: {cpu_model()} ({isa_class(cpu_features())}), {os.cpu_count()} cores; '
-          f'load average at the end {os.getloadavg()[0]:.1f}')
+    print(machine_line(), '(at the end)')
 
 
 if __name__ == '__main__':

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mmcert_ros.benchmark.machine import machine_line, machine_record
 from mmcert_ros.certify import CertifiedSegmenter, CertifyConfig
 from mmcert_ros.data.frame import Frame
 from mmcert_ros.data.projection import points_from_depth_image
@@ -36,7 +37,6 @@ from mmcert_ros.evaluation.metrics import Confusion, plain_confusion
 from mmcert_ros.models import DEFAULT_CHECKPOINT, POINTS_CHECKPOINT, load_model
 from mmcert_ros.sim.lidar import LidarConfig
 from mmcert_ros.sim.synthetic import SceneConfig, SyntheticDrive
-from mmcert_ros.tools.bench import cpu_features, cpu_model, isa_class
 
 HELD_OUT_FIRST_SEED = 900_000
 DENSE, RGB_ONLY = 'dense depth image', 'RGB only'
@@ -118,12 +118,13 @@ def main() -> int:
             labels = segmenter.certify(frame.rgb, depth).labels
             pooled[name][UNSEEN + case] += plain_confusion(labels, frame.road_mask)
     figures = {
-        'cpu': cpu_model(), 'isa': isa_class(cpu_features()), 'load_average_start': load,
+        'machine': machine_record(), 'load_average_start': load,
         'load_average_end': os.getloadavg()[0], 'drives': args.drives, 'frames': args.frames,
         'num_samples': args.num_samples, 'keep_points': args.keep_points,
         'points_checkpoint': args.points_checkpoint,
         'sampling_seed': args.seed,
         'road_iou': {name: {case: pooled[name][case].iou for case in cases} for name in models}}
+    print(machine_line())
     print(f"\nplain road IoU, majority of N = {args.num_samples}, "
           f"{args.drives * len(args.frames)} held-out frames:")
     print(f"{'input':>34} " + ' '.join(f'{name:>11}' for name in models))

@@ -22,6 +22,7 @@ import time  # noqa: E402
 import cv2  # noqa: E402
 
 from mmcert_ros.sim.synthetic import SceneConfig, SyntheticDrive  # noqa: E402
+from mmcert_ros.benchmark.machine import machine_line  # noqa: E402
 
 
 def measure(width: int, height: int, frames: int, seeds: int, depth: str) -> tuple[float, float]:
@@ -46,6 +47,7 @@ def main() -> None:
     parser.add_argument('--frames', type=int, default=50, help='frames per drive (default 50)')
     parser.add_argument('--seeds', type=int, default=3, help='drives per size (default 3)')
     args = parser.parse_args()
+    print(machine_line(), flush=True)  # CPU model, ISA class, load
     if hasattr(os, 'sched_setaffinity'):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     cv2.setNumThreads(1)

@@ -25,6 +25,7 @@ import torch
 from mmcert_ros.models.calibration import calibration_levels
 from mmcert_ros.models import load_model
 from mmcert_ros.models.backends import OnnxRuntimeNet, OpenVinoNet, _GridHead
+from mmcert_ros.benchmark.machine import machine_line
 
 
 def pyramid(batch: int, height: int, width: int) -> list[torch.Tensor]:
@@ -42,6 +43,7 @@ def main() -> int:
     parser.add_argument('--compile', action='store_true', help='also time torch.compile')
     parser.add_argument('--json', type=Path)
     args = parser.parse_args()
+    print(machine_line(), flush=True)  # CPU model, ISA class, load
     if args.threads:
         torch.set_num_threads(args.threads)
     warnings.filterwarnings('ignore')

@@ -164,7 +164,10 @@ class OpenVinoNet(_ExportedNet):
     an engine frame sees at most two: the full and the last micro-batch), with the shapes
     fixed, which OpenVINO runs faster than the dynamic-shape model, and with channels-last
     (NHWC) inputs, the layout of ``pyramid_inputs``; at most :attr:`MAX_SHAPES` compiled
-    models are kept."""
+    models are kept. Where the plugin cannot compile bf16 (seen with oneDNN capped below the
+    CPU's ISA, ``ONEDNN_MAX_CPU_ISA=AVX2`` on an AVX-512 BF16 CPU: the plugin still plans
+    bf16 from the CPU's own flags, which oneDNN then refuses), it compiles float32, as
+    OpenVINO runs on CPUs without BF16; :attr:`compiled_precisions` tells which ran."""
 
     MAX_SHAPES = 8
 
@@ -189,7 +192,12 @@ class OpenVinoNet(_ExportedNet):
         self._settings = {
             'INFERENCE_PRECISION_HINT': {'fp32': 'f32', 'bf16': 'bf16', 'int8': 'bf16'}[precision],
             'INFERENCE_NUM_THREADS': threads or torch.get_num_threads()}
-        self._compiled: dict[tuple, object] = {}
+        self._compiled: dict[tuple, tuple[object, str]] = {}
+
+    @property
+    def compiled_precisions(self) -> list[str]:
+        """The inference precision ('f32' or 'bf16') of each compiled shape set."""
+        return [precision for _, precision in self._compiled.values()]
 
     def _compiled_for(self, feeds: dict):
         shapes = tuple((name, value.shape) for name, value in feeds.items())
@@ -206,9 +214,17 @@ class OpenVinoNet(_ExportedNet):
             for name, shape in shapes:
                 steps.input(name).tensor().set_layout(Layout('NHWC')).set_shape(list(shape))
                 steps.input(name).model().set_layout(Layout('NCHW'))
-            self._compiled[shapes] = self._core.compile_model(steps.build(), 'CPU',
-                                                              self._settings)
-        return self._compiled[shapes]
+            model, hint = steps.build(), self._settings['INFERENCE_PRECISION_HINT']
+            try:
+                compiled = self._core.compile_model(model, 'CPU', self._settings)
+            except RuntimeError:  # see the class docstring
+                if hint == 'f32':
+                    raise
+                hint = 'f32'
+                compiled = self._core.compile_model(model, 'CPU', {
+                    **self._settings, 'INFERENCE_PRECISION_HINT': hint})
+            self._compiled[shapes] = (compiled, hint)
+        return self._compiled[shapes][0]
 
     def run_levels(self, levels: list[torch.Tensor]) -> torch.Tensor:
         # channels-last levels (as pyramid_inputs makes them) are fed without a copy

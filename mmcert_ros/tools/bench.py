@@ -15,8 +15,13 @@ import argparse
 import json
 from pathlib import Path
 
-from mmcert_ros.errors import user_input
+from mmcert_ros.benchmark.machine import (ISA_CAPS, active_cap, cap_evidence, cap_problems,
+                                          capped_environment, cpu_features, cpu_model,
+                                          effective_isa, isa_class)
+from mmcert_ros.errors import UserError, user_input
 from mmcert_ros.tools.arguments import positive_int
+
+__all__ = ['add_arguments', 'run', 'format_report', 'cpu_features', 'cpu_model', 'isa_class']
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,7 +51,43 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='also time the fp32 engine at these batch sizes, e.g. 8,16,32,64')
     parser.add_argument('--threads', type=int, default=0,
                         help='torch threads (default: torch\'s choice)')
+    parser.add_argument('--isa-cap', choices=sorted(ISA_CAPS),
+                        help='emulate a narrower CPU: rerun with the libraries capped '
+                             '(ONEDNN_MAX_CPU_ISA=AVX2, ATEN_CPU_CAPABILITY=avx2), the cap '
+                             'checked and recorded (isa "AVX2 (capped on ...)")')
     parser.add_argument('--json', type=Path, metavar='FILE', help='also write the figures as JSON')
+
+
+def capped_command(args: argparse.Namespace) -> list[str]:
+    """The command line that reruns this bench in a fresh interpreter (the caps are read
+    when torch and OpenVINO load, which parsing the arguments has already done)."""
+    import sys
+
+    typed = getattr(args, 'command_line', None) or ['mmcert-ros', 'bench', *sys.argv[2:]]
+    return [sys.executable, '-m', 'mmcert_ros.tools.cli', *typed[1:]]
+
+
+def rerun_capped(args: argparse.Namespace) -> int:
+    """Run the bench again under ``args.isa_cap`` (:func:`capped_command`); its exit status."""
+    import subprocess
+
+    print(f'mmcert-ros bench: rerunning with the ISA capped to {args.isa_cap}: '
+          + ' '.join(f'{key}={value}' for key, value in ISA_CAPS[args.isa_cap][0].items()),
+          flush=True)
+    return subprocess.run(capped_command(args), env=capped_environment(args.isa_cap)).returncode
+
+
+def checked_cap() -> tuple[str | None, dict | None]:
+    """The cap this process runs under (its environment's, :func:`active_cap`) and the
+    libraries' evidence for it; a cap the libraries do not honour is refused."""
+    cap = active_cap()
+    if cap is None:
+        return None, None
+    evidence = cap_evidence()
+    problems = cap_problems(cap, evidence)
+    if problems:
+        raise UserError(f'the ISA cap {cap} did not take effect: {"; ".join(problems)}')
+    return cap, evidence
 
 
 def mode_list(text: str) -> list[str]:
@@ -61,45 +102,11 @@ def mode_list(text: str) -> list[str]:
     return modes
 
 
-def cpu_features() -> list[str]:
-    """The CPU flags that decide the reduced-precision speed (Linux; [] elsewhere)."""
-    try:
-        flags = Path('/proc/cpuinfo').read_text().split('flags', 2)[1].split('\n', 1)[0].split()
-    except (OSError, IndexError):
-        return []
-    return sorted(flag for flag in flags if flag.startswith(
-        ('amx', 'avx512_bf16', 'avx512f', 'avx512_vnni', 'avx_vnni', 'avx2', 'avx512_fp16')))
-
-
-def cpu_model() -> str:
-    """The CPU's model name as the kernel reports it (Linux), else the platform's word."""
-    import platform
-
-    try:
-        for line in Path('/proc/cpuinfo').read_text().splitlines():
-            if line.startswith('model name'):
-                return line.split(':', 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def isa_class(features: list[str]) -> str:
-    """The widest matrix/vector level of ``features``: 'AMX', 'AVX-512 VNNI', 'AVX-512',
-    'AVX2 VNNI', 'AVX2' or 'pre-AVX2': the class every figure in docs/performance.md names."""
-    present = set(features)
-    if any(flag.startswith('amx') for flag in present):
-        return 'AMX'
-    if 'avx512f' in present:
-        return 'AVX-512 VNNI' if 'avx512_vnni' in present else 'AVX-512'
-    if 'avx2' in present:
-        return 'AVX2 VNNI' if 'avx_vnni' in present else 'AVX2'
-    return 'pre-AVX2'
-
-
 def run(args: argparse.Namespace) -> int:
     import os
 
+    if args.isa_cap and active_cap() != args.isa_cap:
+        return rerun_capped(args)
     import torch
 
     from mmcert_ros.benchmark.core import bench_certification, bench_sampling
@@ -107,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    cap, evidence = checked_cap()
     overrides = {'certify.num_samples': args.num_samples, 'model.checkpoint': args.checkpoint,
                  'certify.seed': args.seed, 'model.device': 'cpu'}   # the CPU benchmark
     with user_input('--config'):
@@ -116,9 +124,11 @@ def run(args: argparse.Namespace) -> int:
     figures: dict[str, object] = {
         'frame': f'{args.width}x{args.height}', 'num_samples': config.num_samples,
         'batch_size': config.batch_size, 'torch_threads': torch.get_num_threads(),
-        'cpu': cpu_model(), 'isa': isa_class(features), 'cpu_features': features,
+        'cpu': cpu_model(), 'isa': effective_isa(features, cap), 'cpu_features': features,
         'cores': os.cpu_count(), 'torch': torch.__version__,
         'load_average_start': list(os.getloadavg())}
+    if cap is not None:
+        figures['isa_cap'] = {'cap': cap, **evidence}
     figures['certification'] = bench_certification(config, args.height, args.width)
     figures['sampling'] = bench_sampling(config, args.height, args.width)
     if not args.skip_engine:
@@ -158,6 +168,7 @@ def format_report(figures: dict) -> str:
         f"load {figures['load_average_start'][0]:.1f}",
         f"CPU {figures['cpu']} ({figures['isa']}; {' '.join(figures['cpu_features'])}), "
         f"{figures['cores']} cores",
+        *cap_lines(figures.get('isa_cap')),
         '',
         f"certification (p-values + Holm + radius map, {cert['pixels']} px)",
         f"  histogram Holm        {cert['certification_s'] * 1e3:9.2f} ms   (target < 20 ms)",
@@ -208,3 +219,13 @@ def format_report(figures: dict) -> str:
         lines.append('engine fp32 end to end by batch size: ' + ', '.join(
             f'{size}: {seconds * 1e3:.0f} ms' for size, seconds in figures['batch_sizes'].items()))
     return '\n'.join(lines)
+
+
+def cap_lines(cap: dict | None) -> list[str]:
+    """The report's lines on an ISA cap (:func:`checked_cap`'s evidence); none uncapped."""
+    if not cap:
+        return []
+    variables = ' '.join(f'{key}={value}' for key, value in cap['environment'].items())
+    return [f"ISA capped to {cap['cap']} ({variables}): ATen {cap['aten_cpu_capability']}, "
+            f"oneDNN in torch '{cap['torch_onednn_isa']}', OpenVINO convolution "
+            f"{', '.join(cap['openvino_convolution']) or '-'}"]
