@@ -27,7 +27,7 @@ from mmcert_ros.evaluation.metrics import certified_confusion, plain_confusion  
 from mmcert_ros.models import load_model  # noqa: E402
 from mmcert_ros.models.booster import default_booster_path, load_booster  # noqa: E402
 from mmcert_ros.training.data import synthetic_frames  # noqa: E402
-from mmcert_ros.benchmark.machine import machine_line  # noqa: E402
+from mmcert_ros.speed.machine import machine_line  # noqa: E402
 
 
 def main() -> int:

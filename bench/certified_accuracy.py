@@ -38,7 +38,7 @@ from mmcert_ros.data.projection import points_from_depth_image
 from mmcert_ros.evaluation.accumulate import MetricsAccumulator
 from mmcert_ros.models import DEFAULT_CHECKPOINT, load_model
 from mmcert_ros.training.data import synthetic_frames
-from mmcert_ros.benchmark.machine import machine_line
+from mmcert_ros.speed.machine import machine_line
 
 HELD_OUT_FIRST_SEED = 900_000
 

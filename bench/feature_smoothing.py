@@ -22,7 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mmcert_ros.benchmark.machine import machine_line  # noqa: E402
+from mmcert_ros.speed.machine import machine_line  # noqa: E402
 from mmcert_ros.certify.l2 import confidence  # noqa: E402
 from mmcert_ros.certify.l2 import feature_smoothing as fs  # noqa: E402
 

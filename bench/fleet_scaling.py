@@ -30,7 +30,7 @@ from mmcert_ros.fleet.local import LocalExecutor  # noqa: E402
 from mmcert_ros.fleet.ray_cluster import RayExecutor  # noqa: E402
 from mmcert_ros.segmenter.settings import load_settings  # noqa: E402
 from mmcert_ros.sim.synthetic import SceneConfig, export_kitti  # noqa: E402
-from mmcert_ros.benchmark.machine import machine_line  # noqa: E402
+from mmcert_ros.speed.machine import machine_line  # noqa: E402
 
 
 def main() -> None:

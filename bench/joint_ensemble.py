@@ -34,7 +34,7 @@ from mmcert_ros.models.booster import default_booster_path  # noqa: E402
 from mmcert_ros.segmenter.engines import build_engines  # noqa: E402
 from mmcert_ros.segmenter.settings import load_settings  # noqa: E402
 from mmcert_ros.training.data import synthetic_frames  # noqa: E402
-from mmcert_ros.benchmark.machine import machine_line, machine_record  # noqa: E402
+from mmcert_ros.speed.machine import machine_line, machine_record  # noqa: E402
 
 CONFIGURATIONS = ('separate', 'joint')
 

@@ -25,7 +25,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from mmcert_ros.certify.config import KEEP_FRACTION_DEPTH, KEEP_FRACTION_RGB
 from mmcert_ros.certify.l0.sampling import kept_count, make_generator, subsample
 from mmcert_ros.models import DEFAULT_CHECKPOINT, load_model
-from mmcert_ros.benchmark.machine import machine_line, machine_record
+from mmcert_ros.speed.machine import machine_line, machine_record
 
 
 def sampled_inputs(batch: int, height: int, width: int, keep_rgb: float, keep_depth: float):

@@ -30,7 +30,7 @@ from mmcert_ros.data.projection import (CameraIntrinsics, points_from_depth_imag
                                         project_points, zbuffer)
 from mmcert_ros.sim.synthetic import SyntheticDrive
 from mmcert_ros.models import load_model
-from mmcert_ros.benchmark.machine import machine_line
+from mmcert_ros.speed.machine import machine_line
 
 
 def velodyne_scan(beams: int = 64, azimuths: int = 1875, seed: int = 0) -> np.ndarray:

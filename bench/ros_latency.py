@@ -25,7 +25,7 @@ from pathlib import Path
 
 from mmcert_ros.certify.config import BACKENDS, PRECISIONS
 from mmcert_ros.ros.diagnostics import STAGES
-from mmcert_ros.benchmark.machine import machine_line, machine_record
+from mmcert_ros.speed.machine import machine_line, machine_record
 from mmcert_ros.ros.demo_run import run_pipeline
 
 OVERHEAD_TARGET = 0.15

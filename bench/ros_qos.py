@@ -24,7 +24,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from mmcert_ros.benchmark.machine import machine_line
+from mmcert_ros.speed.machine import machine_line
 from mmcert_ros.segmenter.presets import config_dir
 from mmcert_ros.ros.demo_run import NodeProcesses, OutputRecorder, ros_environment
 

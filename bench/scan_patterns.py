@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mmcert_ros.benchmark.machine import machine_line, machine_record
+from mmcert_ros.speed.machine import machine_line, machine_record
 from mmcert_ros.certify import CertifiedSegmenter, CertifyConfig
 from mmcert_ros.data.frame import Frame
 from mmcert_ros.data.projection import points_from_depth_image

@@ -27,9 +27,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from mmcert_ros.benchmark.engine_speed import MODES
-from mmcert_ros.benchmark.machine import (ISA_CAPS, active_cap, capped_environment,
-                                          machine_line, machine_record)
+from mmcert_ros.speed.engine_speed import MODES
+from mmcert_ros.speed.machine import (ISA_CAPS, active_cap, capped_environment,
+                                      machine_line, machine_record)
 from mmcert_ros.segmenter.outputs import CERTIFICATION
 from mmcert_ros.ros.demo_run import NodeProcesses, ros_environment
 

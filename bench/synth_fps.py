@@ -22,7 +22,7 @@ import time  # noqa: E402
 import cv2  # noqa: E402
 
 from mmcert_ros.sim.synthetic import SceneConfig, SyntheticDrive  # noqa: E402
-from mmcert_ros.benchmark.machine import machine_line  # noqa: E402
+from mmcert_ros.speed.machine import machine_line  # noqa: E402
 
 
 def measure(width: int, height: int, frames: int, seeds: int, depth: str) -> tuple[float, float]:

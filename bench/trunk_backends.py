@@ -25,7 +25,7 @@ import torch
 from mmcert_ros.models.calibration import calibration_levels
 from mmcert_ros.models import load_model
 from mmcert_ros.models.backends import OnnxRuntimeNet, OpenVinoNet, _GridHead
-from mmcert_ros.benchmark.machine import machine_line
+from mmcert_ros.speed.machine import machine_line
 
 
 def pyramid(batch: int, height: int, width: int) -> list[torch.Tensor]:

@@ -3,8 +3,8 @@ import json
 
 import numpy as np
 
-from mmcert_ros.benchmark.baselines import choice_keep_masks, sorted_holm_certify
-from mmcert_ros.benchmark.core import realistic_votes
+from mmcert_ros.speed.baselines import choice_keep_masks, sorted_holm_certify
+from mmcert_ros.speed.core import realistic_votes
 from mmcert_ros.certify import CertifyConfig, holm_certify
 from mmcert_ros.certify.l0.engine import certify_votes
 from mmcert_ros.tools.bench import isa_class

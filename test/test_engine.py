@@ -204,8 +204,8 @@ def test_fp32_engine_votes_equal_the_previous_path_for_the_same_draws(backend):
     votes."""
     if backend == 'openvino':
         pytest.importorskip('openvino')
-    from mmcert_ros.benchmark.engine_speed import timed_votes
-    from mmcert_ros.benchmark.reference import ReferenceVotes, reference_pyramid_inputs
+    from mmcert_ros.speed.engine_speed import timed_votes
+    from mmcert_ros.speed.reference import ReferenceVotes, reference_pyramid_inputs
     from mmcert_ros.certify.l0.engine import certify_votes, draw_sample_indices
     from mmcert_ros.certify.tensors import frame_tensors
     from mmcert_ros.certify.l0.sampling import kept_count, make_generator

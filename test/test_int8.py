@@ -139,7 +139,7 @@ def test_int8_without_nncf_says_what_to_install(model, monkeypatch):
 def test_bench_reports_the_int8_mode_beside_fp32(model):
     """``mmcert-ros bench`` times int8 in the same run as the reference and fp32 and reports
     its changed labels against both."""
-    from mmcert_ros.benchmark.engine_speed import bench_speed
+    from mmcert_ros.speed.engine_speed import bench_speed
     from mmcert_ros.sim.synthetic import SceneConfig, drive
 
     frame = next(drive(seed=3, num_frames=1, config=SceneConfig().with_image_size(160, 48)))

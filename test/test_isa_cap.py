@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from mmcert_ros.benchmark.machine import (ISA_CAPS, active_cap, cap_problems,
-                                          capped_environment, effective_isa, machine_line,
-                                          machine_record)
+from mmcert_ros.speed.machine import (ISA_CAPS, active_cap, cap_problems,
+                                      capped_environment, effective_isa, machine_line,
+                                      machine_record)
 from mmcert_ros.tools import bench
 from mmcert_ros.tools.cli import main
 

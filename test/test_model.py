@@ -327,7 +327,7 @@ def test_onnx_export_runs_in_onnxruntime_with_the_torch_outputs(model, tmp_path)
 def test_joint_densification_equals_the_per_modality_one_bit_for_bit(model):
     """pyramid_inputs sums both modalities in one buffer; the benchmark's reference sums each
     on its own and concatenates: the same float32 values, invalid depth included."""
-    from mmcert_ros.benchmark.reference import reference_pyramid_inputs
+    from mmcert_ros.speed.reference import reference_pyramid_inputs
     from mmcert_ros.certify.kept_pixels import KeptPixels
 
     rgb, rgb_indices, depth, depth_indices = _kept_batch(3, batch=5, height=61, width=99)
@@ -350,7 +350,7 @@ def test_densification_equals_the_per_pixel_division_formula(model, size, depth_
     """pyramid_inputs reads each kept pixel's cell from a per-frame-size lookup table; the
     benchmark's reference divides per pixel ((floor(y rows / H), floor(x cols / W))): the same
     float32 values bit for bit, with the last row and column and invalid depth kept."""
-    from mmcert_ros.benchmark.reference import reference_pyramid_inputs
+    from mmcert_ros.speed.reference import reference_pyramid_inputs
     from mmcert_ros.certify.l0.sampling import draw_kept_indices, make_generator
     from mmcert_ros.certify.kept_pixels import KeptPixels
     from mmcert_ros.models.network import cell_of_pixel
@@ -396,7 +396,7 @@ def test_densification_passes_the_gradients_of_the_per_pixel_formula(model):
     through copies: values and gradients equal the reference's."""
     import dataclasses
 
-    from mmcert_ros.benchmark.reference import reference_pyramid_inputs
+    from mmcert_ros.speed.reference import reference_pyramid_inputs
     from mmcert_ros.certify.kept_pixels import KeptPixels
 
     rgb, rgb_indices, depth, depth_indices = _kept_batch(5, batch=2, height=37, width=53)

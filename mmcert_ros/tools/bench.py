@@ -3,7 +3,7 @@
 Reports the certification step (p-values + Holm + radius map) against Holm by sorting
 per-pixel p-values, drawing the N exact-k masks against numpy.random.choice per sample (the
 MMCert reference code's way), and the engine with the shipped model against its previous hot
-path (mmcert_ros.benchmark.reference), per stage and end to end, in every mode (fp32 exact,
+path (mmcert_ros.speed.reference), per stage and end to end, in every mode (fp32 exact,
 bf16, ONNX Runtime, OpenVINO fp32 / bf16 / int8), with the labels that change and the radius
 a 1 s frame buys.
 Targets: certification < 20 ms and >= 10x; sampling < 300 ms and >= 4x; engine fp32 >= 2.5x
@@ -15,9 +15,9 @@ import argparse
 import json
 from pathlib import Path
 
-from mmcert_ros.benchmark.machine import (ISA_CAPS, active_cap, cap_evidence, cap_problems,
-                                          capped_environment, cpu_features, cpu_model,
-                                          effective_isa, isa_class)
+from mmcert_ros.speed.machine import (ISA_CAPS, active_cap, cap_evidence, cap_problems,
+                                      capped_environment, cpu_features, cpu_model,
+                                      effective_isa, isa_class)
 from mmcert_ros.errors import UserError, user_input
 from mmcert_ros.tools.arguments import positive_int
 
@@ -92,7 +92,7 @@ def checked_cap() -> tuple[str | None, dict | None]:
 
 def mode_list(text: str) -> list[str]:
     """``--modes``: comma-separated engine modes, each a key of ``engine_speed.MODES``."""
-    from mmcert_ros.benchmark.engine_speed import MODES
+    from mmcert_ros.speed.engine_speed import MODES
 
     modes = [mode for mode in text.split(',') if mode]
     unknown = sorted(set(modes) - set(MODES))
@@ -109,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
         return rerun_capped(args)
     import torch
 
-    from mmcert_ros.benchmark.core import bench_certification, bench_sampling
+    from mmcert_ros.speed.core import bench_certification, bench_sampling
     from mmcert_ros.segmenter.settings import load_settings
 
     if args.threads:
@@ -136,8 +136,8 @@ def run(args: argparse.Namespace) -> int:
 
         scene = SceneConfig().with_image_size(args.width, args.height)
         frame = next(drive(seed=0, num_frames=1, config=scene))
-        from mmcert_ros.benchmark.engine_speed import (bench_batch_sizes, bench_l2, bench_speed,
-                                                       ops_per_frame)
+        from mmcert_ros.speed.engine_speed import (bench_batch_sizes, bench_l2, bench_speed,
+                                                   ops_per_frame)
         from mmcert_ros.segmenter.engines import build_engines
 
         model = build_engines(settings).model

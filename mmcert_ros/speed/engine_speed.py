@@ -1,4 +1,4 @@
-"""The engine against its previous hot path (:mod:`mmcert_ros.benchmark.reference`), per stage
+"""The engine against its previous hot path (:mod:`mmcert_ros.speed.reference`), per stage
 and end to end, on one frame, with the same draws; and what the speed buys in radius.
 
 Every figure is the median of ``repeats`` runs, the runs of all modes interleaved so that a
@@ -14,8 +14,8 @@ from functools import partial
 import numpy as np
 import torch
 
-from mmcert_ros.benchmark.reference import (ReferenceVotes, reference_kept_indices,
-                                            reference_pyramid_inputs)
+from mmcert_ros.speed.reference import (ReferenceVotes, reference_kept_indices,
+                                        reference_pyramid_inputs)
 from mmcert_ros.certify.l0.bounds import radius_table
 from mmcert_ros.certify.config import CertifyConfig
 from mmcert_ros.certify.l0.engine import (CertifiedSegmenter, certify_votes, draw_sample_indices,
@@ -194,7 +194,7 @@ def bench_l2(model: torch.nn.Module, frame: Frame, config: CertifyConfig,
     selection samples; N, batch size, keep fractions and seed of ``config``, on the CPU)
     against the previous recipe (noise on every RGB pixel, dense masks, features from the
     masks), interleaved."""
-    from mmcert_ros.benchmark.reference import reference_l2_smoother
+    from mmcert_ros.speed.reference import reference_l2_smoother
     from mmcert_ros.certify.l2.certifier import DEFAULT_NUM_SELECTION, L2Certifier, L2Settings
     from mmcert_ros.certify.l2.pixel_margin import pixel_margins
 

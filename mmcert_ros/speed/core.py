@@ -12,7 +12,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from mmcert_ros.benchmark.baselines import choice_keep_masks, sorted_holm_certify
+from mmcert_ros.speed.baselines import choice_keep_masks, sorted_holm_certify
 from mmcert_ros.certify.config import CertifyConfig
 from mmcert_ros.certify.l0.engine import certify_votes
 from mmcert_ros.certify.l0.sampling import draw_keep_masks, kept_count, make_generator

@@ -1,1 +1,0 @@
-"""Benchmarks of the certification core (``mmcert-ros bench``): figures and ratios, no asserts."""
