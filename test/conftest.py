@@ -5,10 +5,13 @@
   (:func:`ros_harness.tiny_checkpoint`), saved once per session.
 * ``domain_id`` / ``fresh_domain_id``: private ROS domains, each handed out once per run, so
   no two tests can hear each other.
+* every test process (and every node it starts) keeps its int8 model cache in a folder of
+  this run (``MMCERT_ROS_CACHE``), never in the user's ``~/.cache``.
 * ``node`` / ``client``: a test module's segmenter process on its ``domain_id`` and a real
   rclpy client that has seen it; the module says how (module attributes and fixtures listed
   at each fixture).
 """
+import os
 from pathlib import Path
 
 import pytest
@@ -28,6 +31,18 @@ def _allocate_domain() -> int:
     except StopIteration:
         raise RuntimeError(f'every test domain {FIRST_TEST_DOMAIN}..{LAST_TEST_DOMAIN} '
                            'is taken') from None
+
+
+@pytest.fixture(scope='session', autouse=True)
+def _private_model_cache(tmp_path_factory):
+    """The int8 model cache of this test run (inherited by the processes tests start)."""
+    saved = os.environ.get('MMCERT_ROS_CACHE')
+    os.environ['MMCERT_ROS_CACHE'] = str(tmp_path_factory.mktemp('model_cache'))
+    yield
+    if saved is None:
+        os.environ.pop('MMCERT_ROS_CACHE', None)
+    else:
+        os.environ['MMCERT_ROS_CACHE'] = saved
 
 
 @pytest.fixture(scope='module')

@@ -40,10 +40,13 @@ def frame():
 CONFIG = CertifyConfig(num_samples=32, seed=1, batch_size=16, device='cpu', backend='openvino')
 
 
-def test_int8_votes_are_deterministic_across_builds_runs_and_batch_sizes(model, frame):
-    """Same draws, same votes: whether the int8 model is quantized again (a new segmenter),
-    run again, or fed the samples in other micro-batches (5 or 32 at a time, so that each
-    sample's vote cannot depend on which other samples share its batch)."""
+def test_int8_votes_are_deterministic_across_builds_runs_and_batch_sizes(
+        model, frame, monkeypatch):
+    """Same draws, same votes: whether the int8 model is quantized again (a new segmenter,
+    the int8 model cache off), run again, or fed the samples in other micro-batches (5 or 32
+    at a time, so that each sample's vote cannot depend on which other samples share its
+    batch)."""
+    monkeypatch.setenv('MMCERT_ROS_CACHE', 'off')
     int8 = CONFIG.replace(precision='int8')
     first = CertifiedSegmenter(model, int8)
     expected = first.certify_frame(frame)
@@ -130,7 +133,8 @@ def test_nncf_is_imported_with_its_telemetry_off():
     assert result.stdout.split() == ['False', 'None']  # the stub, not the sender
 
 
-def test_int8_without_nncf_says_what_to_install(model, monkeypatch):
+def test_int8_without_nncf_says_what_to_install(model, monkeypatch, tmp_path):
+    monkeypatch.setenv('MMCERT_ROS_CACHE', str(tmp_path))  # empty: it must quantize
     monkeypatch.setitem(sys.modules, 'nncf', None)  # import nncf now raises ImportError
     with pytest.raises(ValueError, match='precision int8 needs the nncf package'):
         CertifiedSegmenter(model, CONFIG.replace(precision='int8'))

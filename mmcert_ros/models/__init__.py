@@ -1,5 +1,5 @@
 """Base segmentation networks for sub-sampled RGB-D input, their checkpoints and the shipped
-default model.
+default models (``default.pt``, ``fast.pt``, ``points.pt``).
 
 Model contract (what :class:`mmcert_ros.certify.CertifiedSegmenter` calls)::
 
@@ -11,13 +11,13 @@ with ``rgb`` ``(B, 3, H, W)`` in [0, 1] (dropped pixels 0), ``rgb_keep`` ``(B, 1
 ``(B, 1, Hd, Wd)`` in {0, 1}. ``load_model(None)`` returns the shipped default network.
 """
 
-from mmcert_ros.models.checkpoint import (DEFAULT_CHECKPOINT, POINTS_CHECKPOINT, CheckpointError,
-                                          load_checkpoint, load_model, read_checkpoint,
-                                          save_checkpoint)
+from mmcert_ros.models.checkpoint import (DEFAULT_CHECKPOINT, FAST_CHECKPOINT, POINTS_CHECKPOINT,
+                                          CheckpointError, load_checkpoint, load_model,
+                                          read_checkpoint, save_checkpoint)
 from mmcert_ros.models.network import NetworkConfig, SparseRGBDNet, build_model
 
 __all__ = [
-    'DEFAULT_CHECKPOINT', 'POINTS_CHECKPOINT', 'CheckpointError', 'NetworkConfig',
-    'SparseRGBDNet', 'build_model', 'load_checkpoint', 'load_model', 'read_checkpoint',
-    'save_checkpoint',
+    'DEFAULT_CHECKPOINT', 'FAST_CHECKPOINT', 'POINTS_CHECKPOINT', 'CheckpointError',
+    'NetworkConfig', 'SparseRGBDNet', 'build_model', 'load_checkpoint', 'load_model',
+    'read_checkpoint', 'save_checkpoint',
 ]

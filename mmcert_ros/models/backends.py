@@ -156,9 +156,11 @@ class OnnxRuntimeNet(_ExportedNet):
 class OpenVinoNet(_ExportedNet):
     """The dense part in OpenVINO on the CPU, with inference precision float32 or bfloat16
     (bf16 needs a CPU with AVX-512 BF16 or AMX; OpenVINO keeps float32 elsewhere), or 'int8':
-    the model quantized once, here, by :func:`~mmcert_ros.models.quantization.quantize_int8`
-    (int8 convolutions but the first; about 2 s on one core, calibration frames included),
-    with the other ops in bfloat16 where the CPU has it (float32 elsewhere).
+    the model quantized by :func:`~mmcert_ros.models.quantization.quantize_int8` (int8
+    convolutions but the first; with the ONNX export about 4.5 s on two cores), or read back
+    from the int8 model cache when an earlier start quantized the same network
+    (:mod:`mmcert_ros.models.int8_cache`; :attr:`int8_cache_hit` tells which), with the other
+    ops in bfloat16 where the CPU has it (float32 elsewhere).
 
     The model is compiled once per set of input shapes (a frame size and micro-batch size;
     an engine frame sees at most two: the full and the last micro-batch), with the shapes
@@ -176,23 +178,46 @@ class OpenVinoNet(_ExportedNet):
                  calibration: Callable[[nn.Module], list] | None = None) -> None:
         super().__init__(network)
         openvino = require_package('openvino', "backend 'openvino'")
-        import tempfile
-
         self._core = openvino.Core()
-        with tempfile.TemporaryDirectory() as folder:
-            path = Path(folder) / 'network.onnx'
-            export_onnx(network, path)
-            self._model = self._core.read_model(str(path))
+        self.int8_cache_hit = False
         if precision == 'int8':
-            from mmcert_ros.models.quantization import quantize_int8
-
-            if calibration is None:
-                from mmcert_ros.models.calibration import calibration_levels as calibration
-            self._model = quantize_int8(self._model, calibration(network))
+            self._model = self._int8_model(network, calibration)
+        else:
+            self._model = self._float_model(network)
         self._settings = {
             'INFERENCE_PRECISION_HINT': {'fp32': 'f32', 'bf16': 'bf16', 'int8': 'bf16'}[precision],
             'INFERENCE_NUM_THREADS': threads or torch.get_num_threads()}
         self._compiled: dict[tuple, tuple[object, str]] = {}
+
+    def _float_model(self, network: nn.Module):
+        """The OpenVINO model of the ONNX export of ``network``'s dense part (float32)."""
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / 'network.onnx'
+            export_onnx(network, path)
+            return self._core.read_model(str(path))
+
+    def _int8_model(self, network: nn.Module, calibration):
+        """The quantized dense part: read from the int8 model cache
+        (:mod:`mmcert_ros.models.int8_cache`) when it holds this network's, else exported,
+        quantized (:func:`~mmcert_ros.models.quantization.quantize_int8`) and stored there.
+        A model calibrated by a caller's own ``calibration`` is neither read nor stored."""
+        from mmcert_ros.models import int8_cache
+        from mmcert_ros.models.quantization import quantize_int8
+
+        key = int8_cache.int8_cache_key(network) if calibration is None else None
+        if key is not None:
+            cached = int8_cache.read_int8_model(self._core, key)
+            if cached is not None:
+                self.int8_cache_hit = True
+                return cached
+        if calibration is None:
+            from mmcert_ros.models.calibration import calibration_levels as calibration
+        model = quantize_int8(self._float_model(network), calibration(network))
+        if key is not None:
+            int8_cache.write_int8_model(model, key, {'network': network.config.as_dict()})
+        return model
 
     @property
     def compiled_precisions(self) -> list[str]:

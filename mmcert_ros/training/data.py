@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from mmcert_ros.data.frame import Frame
+from mmcert_ros.sim.fingerprint import simulator_fingerprint
 
 
 class FrameCache:
@@ -119,25 +120,6 @@ def synthetic_frames(seed: int, num_frames: int, width: int, height: int,
 
     cache = FrameCache(cache_dir) if cache_dir is not None else None
     return cached_frames(cache, description, render), description
-
-
-def simulator_fingerprint() -> str:
-    """A hash of the simulator's source files (``mmcert_ros/sim/*.py`` and the frame and
-    depth modules of ``mmcert_ros/data``): frames cached by another version of the simulator
-    are rendered afresh, never reused."""
-    import hashlib
-
-    import mmcert_ros.data
-    import mmcert_ros.sim
-
-    digest = hashlib.sha256()
-    data = Path(mmcert_ros.data.__file__).parent
-    sources = [*Path(mmcert_ros.sim.__file__).parent.glob('*.py'), data / 'frame.py',
-               data / 'depth.py']
-    for path in sorted(sources):
-        digest.update(path.name.encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
 
 
 def kitti_frames(root: str | Path, split: str, split_seed: int = 0, test_fraction: float = 0.25
