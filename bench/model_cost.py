@@ -54,7 +54,9 @@ def forward_ms_per_sample(model, inputs, repeats: int) -> dict[str, float]:
 def gflops_per_sample(model, inputs) -> float:
     """Multiply-adds counted as 2 FLOPs (torch's FlopCounterMode: convolutions, matmuls)."""
     counter = FlopCounterMode(display=False)
-    with torch.inference_mode(), counter:
+    # no_grad, not inference_mode: the antipodal head's parametrization fails to read its
+    # prototypes under FlopCounterMode in inference mode
+    with torch.no_grad(), counter:
         model(*inputs)
     return counter.get_total_flops() / inputs[0].shape[0] / 1e9
 

@@ -150,6 +150,8 @@ def test_accuracy_figures_are_the_measured_ones():
                          'model_certified_n100.json', 10),
             accuracy_row('synthetic, held out (20 frames)', 'points.pt',
                          'model_points_certified_n100.json', 0),
+            accuracy_row('synthetic, held out (20 frames)', 'fast.pt',
+                         'model_fast_certified_n100_int8.json', 0),
             accuracy_row('synthetic, held out (3 frames, N = 1000)', 'default.pt',
                          'model_certified_n1000.json', 25)]
     lines = README.splitlines()
@@ -163,7 +165,9 @@ def test_accuracy_figures_are_the_measured_ones():
 
 
 #: the two bench runs the README's performance table quotes: (JSON, run inside it or None)
-PERFORMANCE_RUNS = (('bench_xeon_amx_2threads.json', None),
+PERFORMANCE_RUNS = (('bench_xeon_amx_default.json', None),
+                    ('bench_xeon_avx2cap_default.json', None),
+                    ('bench_xeon_avx2cap_fast.json', None),
                     ('bench_nontrunk.json', 'after_2_threads'))
 MODE_NAMES = {'fp32': 'fp32 (exact)', 'openvino_bf16': 'OpenVINO bf16',
               'openvino_int8': 'OpenVINO int8'}

@@ -43,8 +43,8 @@ ARCHITECTURE = 'SparseRGBDNet'
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / 'weights' / 'default.pt'
 #: the model shipped for LiDAR point-cloud depth (``depth.source: points``, docs/model.md)
 POINTS_CHECKPOINT = DEFAULT_CHECKPOINT.with_name('points.pt')
-#: the cheaper model (network width 16: about 2.4x fewer multiply-adds per forward pass than
-#: the default's 24), for more samples per second at a small cost in accuracy (docs/model.md)
+#: the cheaper model (network width 16 against the default's 24: 0.25 against 0.54 GFLOP per
+#: sample), for more samples per second at a small cost in accuracy (docs/model.md)
 FAST_CHECKPOINT = DEFAULT_CHECKPOINT.with_name('fast.pt')
 
 
