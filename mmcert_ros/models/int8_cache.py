@@ -24,7 +24,7 @@ turns the cache off (every start quantizes). A folder that cannot be written cos
 time: the model is built, used and not kept, with one warning. Entries are written to a
 temporary folder and renamed, so a start that is killed half-way leaves no partial entry,
 and two nodes starting at once both end with a valid one. Nothing removes old entries; each
-is about 0.2 MB for the shipped model (``rm -r`` of the folder is always safe).
+is about 0.6 MB for the shipped model (``rm -r`` of the folder is always safe).
 """
 from __future__ import annotations
 
