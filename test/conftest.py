@@ -11,7 +11,6 @@
   rclpy client that has seen it; the module says how (module attributes and fixtures listed
   at each fixture).
 """
-import os
 from pathlib import Path
 
 import pytest
@@ -36,13 +35,9 @@ def _allocate_domain() -> int:
 @pytest.fixture(scope='session', autouse=True)
 def _private_model_cache(tmp_path_factory):
     """The int8 model cache of this test run (inherited by the processes tests start)."""
-    saved = os.environ.get('MMCERT_ROS_CACHE')
-    os.environ['MMCERT_ROS_CACHE'] = str(tmp_path_factory.mktemp('model_cache'))
-    yield
-    if saved is None:
-        os.environ.pop('MMCERT_ROS_CACHE', None)
-    else:
-        os.environ['MMCERT_ROS_CACHE'] = saved
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv('MMCERT_ROS_CACHE', str(tmp_path_factory.mktemp('model_cache')))
+        yield
 
 
 @pytest.fixture(scope='module')

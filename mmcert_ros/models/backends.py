@@ -203,20 +203,16 @@ class OpenVinoNet(_ExportedNet):
         (:mod:`mmcert_ros.models.int8_cache`) when it holds this network's, else exported,
         quantized (:func:`~mmcert_ros.models.quantization.quantize_int8`) and stored there.
         A model calibrated by a caller's own ``calibration`` is neither read nor stored."""
-        from mmcert_ros.models import int8_cache
+        from mmcert_ros.models.int8_cache import cached_int8_model
         from mmcert_ros.models.quantization import quantize_int8
 
-        key = int8_cache.int8_cache_key(network) if calibration is None else None
-        if key is not None:
-            cached = int8_cache.read_int8_model(self._core, key)
-            if cached is not None:
-                self.int8_cache_hit = True
-                return cached
-        if calibration is None:
-            from mmcert_ros.models.calibration import calibration_levels as calibration
-        model = quantize_int8(self._float_model(network), calibration(network))
-        if key is not None:
-            int8_cache.write_int8_model(model, key, {'network': network.config.as_dict()})
+        if calibration is not None:
+            return quantize_int8(self._float_model(network), calibration(network))
+        from mmcert_ros.models.calibration import calibration_levels
+
+        model, self.int8_cache_hit = cached_int8_model(
+            self._core, network,
+            lambda: quantize_int8(self._float_model(network), calibration_levels(network)))
         return model
 
     @property

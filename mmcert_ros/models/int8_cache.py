@@ -34,6 +34,7 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 
@@ -96,13 +97,27 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def read_int8_model(core, key: str):
-    """The cached OpenVINO int8 model for ``key``, or None (no cache, no entry, or an entry
-    that fails its check: then a warning names the problem and the caller rebuilds)."""
+def cached_int8_model(core, network: nn.Module, quantize: Callable[[], object]
+                      ) -> tuple[object, bool]:
+    """The OpenVINO int8 model of ``network``: read from the cache when it holds a usable
+    entry for :func:`int8_cache_key`, else ``quantize()`` and stored there (when the cache is
+    on and writable). Returns the model and whether it came from the cache."""
     root = cache_folder()
     if root is None:
-        return None
+        return quantize(), False
+    key = int8_cache_key(network)
     entry = root / 'int8' / key
+    cached = _read(core, entry)
+    if cached is not None:
+        return cached, True
+    model = quantize()
+    _write(model, entry, {'network': network.config.as_dict()})
+    return model, False
+
+
+def _read(core, entry: Path):
+    """The model of ``entry``, or None (no entry, or one that fails its check: then a warning
+    names the problem and the caller rebuilds)."""
     if not entry.exists():
         return None
     try:
@@ -117,16 +132,12 @@ def read_int8_model(core, key: str):
         return None
 
 
-def write_int8_model(model, key: str, description: dict) -> Path | None:
-    """Store the OpenVINO int8 ``model`` under ``key`` (with ``description``, plain data, in
-    its record); returns the entry's folder, or None when the cache is off or cannot be
-    written (one warning; the caller goes on with the model it has)."""
-    root = cache_folder()
-    if root is None:
-        return None
+def _write(model, entry: Path, description: dict) -> None:
+    """Store ``model`` as ``entry`` (with ``description``, plain data, in its record); a cache
+    that cannot be written gets one warning and the caller goes on with the model it has."""
     import openvino
 
-    entry = root / 'int8' / key
+    key = entry.name
     try:
         entry.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f'.{key[:16]}-', dir=entry.parent))
@@ -150,6 +161,4 @@ def write_int8_model(model, key: str, description: dict) -> Path | None:
             shutil.rmtree(staging, ignore_errors=True)
     except (OSError, RuntimeError) as error:
         _LOG.warning('int8 model cache %s cannot be written (%s); the model is used but not '
-                     'kept', root, error)
-        return None
-    return entry
+                     'kept', entry.parent.parent, error)

@@ -2,6 +2,7 @@
 simulator distinguishable from another's (frame caches, the int8 model cache)."""
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 
@@ -9,8 +10,6 @@ def simulator_fingerprint() -> str:
     """A hash of the simulator's source files (``mmcert_ros/sim/*.py`` and the frame and
     depth modules of ``mmcert_ros/data``): frames cached by another version of the simulator
     are rendered afresh, never reused."""
-    import hashlib
-
     import mmcert_ros.data
     import mmcert_ros.sim
 
