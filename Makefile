@@ -24,6 +24,7 @@ $(STAMP): requirements.txt requirements-test.txt setup.py package.xml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q -r requirements.txt -r requirements-test.txt
 	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
+	$(BIN)/python -m mmcert_ros.cpu_kernels
 	touch $@
 
 $(VENV)/.ros-tools: $(STAMP) $(ROS_TOOLS)/install $(wildcard $(ROS_TOOLS)/wheels/*.whl)

@@ -20,6 +20,7 @@ setup(
     install_requires=[
         'setuptools',
         'numpy',
+        'numba',
         'scipy',
         'pyyaml',
         'opencv-python-headless',

@@ -16,10 +16,12 @@ received (``answered_s``, target < 10 s at N = 100 in the fastest mode); with th
 its ISA class and the load average before each start. Starts of all modes alternate, so a
 change in the machine's load hits them alike.
 
-The nodes keep their int8 model cache (``MMCERT_ROS_CACHE``, mmcert_ros.models.int8_cache) in
-a folder of this run, empty at the start: a mode's first start is a cold start (int8:
-export and quantization), its later starts are warm (int8: the quantized model read back),
-as on a vehicle after its first boot. ``--cache off`` makes every start cold.
+The nodes keep their cache (``MMCERT_ROS_CACHE``, mmcert_ros.cache: int8 models and the
+compiled CPU kernels) in a folder of this run, empty at the start. The kernels are compiled
+into it first, as ``make setup`` does after installing (``--kernels first-start``: by the
+first node instead). A mode's first start is then a cold start (int8: export and
+quantization), its later starts are warm (int8: the quantized model read back), as on a
+vehicle after its first boot. ``--cache off`` makes every start cold.
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -59,8 +62,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--isa-cap', choices=sorted(ISA_CAPS),
                         help='run the nodes with the libraries capped (mmcert-ros bench)')
     parser.add_argument('--cache', choices=('run', 'off'), default='run',
-                        help="the nodes' int8 model cache: 'run' (default) a folder of this "
-                             "run, empty at the first start; 'off' none (every start cold)")
+                        help="the nodes' cache (int8 models, CPU kernels): 'run' (default) a "
+                             "folder of this run, empty at the start; 'off' none (every start "
+                             "cold)")
+    parser.add_argument('--kernels', choices=('setup', 'first-start'), default='setup',
+                        help="when the CPU kernels are compiled: 'setup' (default) ahead, as "
+                             "`make setup` does, or by the first start")
     parser.add_argument('--domain-id', type=int, default=int(os.environ.get('ROS_DOMAIN_ID', 63)))
     parser.add_argument('--json', type=Path, help='also write the figures to this file')
     args = parser.parse_args()
@@ -188,6 +195,14 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix='startup_') as logs:
         env['MMCERT_ROS_CACHE'] = str(Path(logs) / 'model_cache') if args.cache == 'run' \
             else 'off'
+        kernels_s = None
+        if args.kernels == 'setup':  # what `make setup` does once after installing
+            tic = time.perf_counter()
+            subprocess.run([sys.executable, '-m', 'mmcert_ros.cpu_kernels'], env=env, check=True,
+                           stdout=subprocess.DEVNULL)
+            kernels_s = time.perf_counter() - tic
+            print(f'  CPU kernels compiled ahead (python -m mmcert_ros.cpu_kernels): '
+                  f'{kernels_s:.2f} s', flush=True)
         for number in range(args.starts):
             for mode in args.modes:
                 run = one_start(mode, args, env, Path(logs), number)
@@ -196,7 +211,8 @@ def main() -> int:
                       f"  answered {run['answered_s']:6.2f} s"
                       f"  (load {run['load_average'][0]:.2f})", flush=True)
     figures = {'frame': f'{args.width}x{args.height}', 'num_samples': args.num_samples,
-               'machine': machine, 'load_average_end': list(os.getloadavg()),
+               'kernels': args.kernels, 'kernels_compile_s': kernels_s, 'machine': machine,
+               'load_average_end': list(os.getloadavg()),
                'python': sys.version.split()[0], 'params': args.params,
                'int8_cache': args.cache, 'runs': runs,
                'summary': summary(runs), 'target_s': TARGET_S}

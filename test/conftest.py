@@ -5,12 +5,15 @@
   (:func:`ros_harness.tiny_checkpoint`), saved once per session.
 * ``domain_id`` / ``fresh_domain_id``: private ROS domains, each handed out once per run, so
   no two tests can hear each other.
-* every test process (and every node it starts) keeps its int8 model cache in a folder of
-  this run (``MMCERT_ROS_CACHE``), never in the user's ``~/.cache``.
+* every test process (and every node it starts) keeps its int8 models and compiled CPU
+  kernels in a cache folder of this run (``MMCERT_ROS_CACHE``), never in the user's
+  ``~/.cache``; the kernels are compiled into it once, at the start of the run.
 * ``node`` / ``client``: a test module's segmenter process on its ``domain_id`` and a real
   rclpy client that has seen it; the module says how (module attributes and fixtures listed
   at each fixture).
 """
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -34,9 +37,12 @@ def _allocate_domain() -> int:
 
 @pytest.fixture(scope='session', autouse=True)
 def _private_model_cache(tmp_path_factory):
-    """The int8 model cache of this test run (inherited by the processes tests start)."""
+    """The cache folder of this test run (inherited by the processes tests start), with the
+    CPU kernels compiled into it (so no node's first frame waits for the compiler)."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv('MMCERT_ROS_CACHE', str(tmp_path_factory.mktemp('model_cache')))
+        subprocess.run([sys.executable, '-m', 'mmcert_ros.cpu_kernels'], check=True,
+                       stdout=subprocess.DEVNULL)
         yield
 
 

@@ -6,6 +6,7 @@ import logging
 import pytest
 import torch
 
+from mmcert_ros.cache import cache_folder
 from mmcert_ros.models import int8_cache
 from mmcert_ros.models.network import build_model
 
@@ -136,7 +137,7 @@ def test_a_damaged_entry_is_ignored_rebuilt_and_replaced(network, cache, levels,
 def test_off_writes_nothing_and_an_unwritable_folder_costs_only_time(
         network, tmp_path, levels, monkeypatch, cache_warnings):
     monkeypatch.setenv('MMCERT_ROS_CACHE', 'off')
-    assert int8_cache.cache_folder() is None
+    assert cache_folder() is None
     expected = _build(network).run_levels(levels)
     assert not _build(network).int8_cache_hit
     blocked = tmp_path / 'a file'
@@ -152,10 +153,10 @@ def test_off_writes_nothing_and_an_unwritable_folder_costs_only_time(
 def test_the_default_folder_is_the_xdg_cache(monkeypatch, tmp_path):
     monkeypatch.delenv('MMCERT_ROS_CACHE')
     monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path))
-    assert int8_cache.cache_folder() == tmp_path / 'mmcert_ros'
+    assert cache_folder() == tmp_path / 'mmcert_ros'
     monkeypatch.delenv('XDG_CACHE_HOME')
     monkeypatch.setenv('HOME', str(tmp_path / 'home'))
-    assert int8_cache.cache_folder() == tmp_path / 'home' / '.cache' / 'mmcert_ros'
+    assert cache_folder() == tmp_path / 'home' / '.cache' / 'mmcert_ros'
 
 
 def test_a_cached_model_needs_no_nncf(network, cache, levels, monkeypatch):

@@ -12,6 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNTIME_DEPENDENCIES = {'rclpy', 'sensor_msgs', 'std_msgs', 'diagnostic_msgs', 'python3-numpy',
+                        'python3-numba',
                         'python3-opencv', 'python3-scipy', 'python3-torch', 'python3-yaml'}
 
 

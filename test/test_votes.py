@@ -45,7 +45,8 @@ def test_grid_votes_equal_full_resolution_votes_with_forced_near_ties(classes, s
     assert torch.equal(counts, expected)
     assert torch.all(counts.sum(dim=0) == 15)
     if compact:  # both ways of counting were taken: whole blocks and single pixels
-        assert counter._corner_counts.sum() > 0 and counter._pixel_votes[:-1].sum() > 0
+        blocks, pixels = counter.blocks_and_pixels
+        assert blocks > 0 and pixels > 0
 
 
 def test_dense_votes_count_first_class_on_ties_in_int32():

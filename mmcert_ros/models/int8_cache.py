@@ -12,14 +12,16 @@ everything the quantized model is a function of (:func:`int8_cache_key`):
   bytes), so another checkpoint, or the same one retrained, never meets a stale entry;
 - the code that exports, calibrates and quantizes it: every source file of
   ``mmcert_ros/models`` and ``mmcert_ros/certify`` and the simulator's fingerprint (the
-  calibration frames are synthetic), so any edit there invalidates every entry;
+  calibration frames are synthetic), so any edit there invalidates every entry; likewise
+  ``mmcert_ros/cpu_kernels`` (the densification that makes the calibration inputs);
 - the versions of torch, onnx, openvino and nncf, and this module's format number.
 
 An entry also records the SHA-256 of its two files; one that is incomplete, altered or
 unreadable is ignored with a warning and rebuilt (written again), never used.
 
-**Where.** ``$MMCERT_ROS_CACHE`` if set, else ``$XDG_CACHE_HOME/mmcert_ros``, else
-``~/.cache/mmcert_ros``; entries live under ``int8/<key>/`` there. ``MMCERT_ROS_CACHE=off``
+**Where.** Under ``int8/<key>/`` in the package's cache folder (:mod:`mmcert_ros.cache`:
+``$MMCERT_ROS_CACHE`` if set, else ``$XDG_CACHE_HOME/mmcert_ros``, else
+``~/.cache/mmcert_ros``). ``MMCERT_ROS_CACHE=off``
 turns the cache off (every start quantizes). A folder that cannot be written costs only the
 time: the model is built, used and not kept, with one warning. Entries are written to a
 temporary folder and renamed, so a start that is killed half-way leaves no partial entry,
@@ -31,7 +33,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -41,31 +42,21 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from mmcert_ros.cache import cache_folder
+
 #: the layout and key recipe of entries; a change of either raises it
 CACHE_FORMAT = 1
-#: the environment variable naming the cache folder ('off' disables the cache)
-CACHE_ENVIRONMENT = 'MMCERT_ROS_CACHE'
 #: the libraries whose versions enter the key
 KEYED_PACKAGES = ('torch', 'onnx', 'openvino', 'nncf')
 _MODEL_FILES = ('model.xml', 'model.bin')
 _LOG = logging.getLogger(__name__)
 
 
-def cache_folder() -> Path | None:
-    """The cache's root folder (see the module docstring), or None when it is turned off."""
-    configured = os.environ.get(CACHE_ENVIRONMENT)
-    if configured is not None and configured.strip().lower() == 'off':
-        return None
-    if configured:
-        return Path(configured).expanduser()
-    base = os.environ.get('XDG_CACHE_HOME') or str(Path.home() / '.cache')
-    return Path(base) / 'mmcert_ros'
-
-
 def int8_cache_key(network: nn.Module) -> str:
     """The hex SHA-256 that names the int8 model of ``network`` (a ``SparseRGBDNet``): equal
     keys mean an identical quantized model (see the module docstring for what enters)."""
     import mmcert_ros.certify
+    import mmcert_ros.cpu_kernels
     import mmcert_ros.models
     from mmcert_ros.sim.fingerprint import simulator_fingerprint
 
@@ -75,7 +66,7 @@ def int8_cache_key(network: nn.Module) -> str:
         tensor = tensor.detach().cpu().contiguous()
         digest.update(f'\n{name} {tensor.dtype} {tuple(tensor.shape)}\n'.encode())
         digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
-    for package in (mmcert_ros.models, mmcert_ros.certify):
+    for package in (mmcert_ros.models, mmcert_ros.certify, mmcert_ros.cpu_kernels):
         root = Path(package.__file__).parent
         for path in sorted(root.rglob('*.py')):
             digest.update(f'\n{path.relative_to(root)}\n'.encode())

@@ -36,12 +36,14 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
 from mmcert_ros.certify.kept_pixels import KeptPixels
+from mmcert_ros.cpu_kernels import densify as densify_kernel
 from mmcert_ros.certify.upsampling import upsample_bilinear
 from mmcert_ros.models.backends import prepare_model
 
@@ -253,6 +255,37 @@ def encode_depth(values: torch.Tensor) -> torch.Tensor:
     return torch.cat([inverse * valid, valid], dim=1)
 
 
+def _densify_on_cpu(rgb: KeptPixels, depth: KeptPixels) -> bool:
+    """Whether :meth:`SparseRGBDNet.pyramid_inputs` runs the CPU kernel: both modalities on
+    the CPU, and no gradient to record (booster training densifies under autograd)."""
+    return (rgb.values.device.type == 'cpu' and depth.values.device.type == 'cpu'
+            and not (torch.is_grad_enabled()
+                     and (rgb.values.requires_grad or depth.values.requires_grad)))
+
+
+@functools.lru_cache(maxsize=8)
+def _log1p_table(largest: int) -> np.ndarray:
+    """``log1p(w)`` in float32 as torch computes it, for the integer weights 0..largest."""
+    return torch.log1p(torch.arange(largest + 1, dtype=torch.float32)).numpy()
+
+
+def _kernel_pyramid(rgb: KeptPixels, depth: KeptPixels, grid: tuple[int, int],
+                    rows: torch.Tensor) -> list[torch.Tensor]:
+    """:func:`densify` of both modalities and the row coordinate, by the CPU kernel."""
+    largest = max(rgb.pixel.numel(), depth.pixel.numel(), 1)
+    largest = 1 << (largest - 1).bit_length()  # one table for many batch sizes
+    levels = densify_kernel.pyramid(
+        rgb.batch, grid[0], grid[1], PYRAMID_LEVELS,
+        rgb.b.numpy(), rgb.pixel.numpy(),
+        cell_of_pixel(rgb.height, rgb.width, grid, rgb.pixel.device).numpy(),
+        rgb.values.float().contiguous().numpy(),
+        depth.b.numpy(), depth.pixel.numpy(),
+        cell_of_pixel(depth.height, depth.width, grid, depth.pixel.device).numpy(),
+        depth.values.float().contiguous().numpy(),
+        np.float32(INVERSE_DEPTH_NEAR_M), _log1p_table(largest), rows.numpy())
+    return [torch.from_numpy(level).permute(0, 3, 1, 2) for level in levels]
+
+
 class SparseRGBDNet(nn.Module):
     """Segmentation network for sub-sampled RGB-D frames (see the module docstring).
 
@@ -320,11 +353,17 @@ class SparseRGBDNet(nn.Module):
 
     def pyramid_inputs(self, rgb: KeptPixels, depth: KeptPixels) -> list[torch.Tensor]:
         """Densify both modalities: per pyramid level ``(B, 6, h_l, w_l)`` float32 (the finest
-        level also carries the row coordinate, 7 channels), in channels-last memory."""
+        level also carries the row coordinate, 7 channels), in channels-last memory.
+
+        On the CPU without autograd this is one compiled kernel
+        (:mod:`mmcert_ros.cpu_kernels.densify`), elsewhere :func:`densify`; both give the same
+        bits."""
         grid = (math.ceil(rgb.height / GRID_STRIDE), math.ceil(rgb.width / GRID_STRIDE))
+        rows = torch.linspace(-1.0, 1.0, grid[0], device=rgb.values.device)
+        if _densify_on_cpu(rgb, depth):
+            return _kernel_pyramid(rgb, depth, grid, rows)
         inputs = densify([(rgb, encode_rgb), (depth, encode_depth)], grid, PYRAMID_LEVELS,
                          extra=1)
-        rows = torch.linspace(-1.0, 1.0, grid[0], device=inputs[0].device, dtype=inputs[0].dtype)
         inputs[0][:, -1] = rows.view(1, grid[0], 1)
         return inputs
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import torch
 
+from mmcert_ros.cpu_kernels.draws import first_distinct
+
 #: Above this fraction k/n the rejection sampler wastes draws; rank all n priorities instead.
 _DENSE_FRACTION = 0.25
 #: Every random integer is uniform on [0, 2^RANDOM_BITS): a power of two, so exact.
@@ -140,19 +142,34 @@ def _draw_sparse(n: int, k_rows: torch.Tensor, k_max: int, generator: torch.Gene
                  ) -> tuple[torch.Tensor, torch.Tensor]:
     """One rejection round: ``(rows, k_max)`` ascending first-distinct draws, and which rows
     are complete (in a complete row the first k entries are the kept indices; the rest is
-    padding to be overwritten)."""
+    padding to be overwritten). The selection is one compiled kernel on the CPU
+    (:func:`mmcert_ros.cpu_kernels.draws.first_distinct`), elsewhere
+    :func:`first_distinct_by_sorting`: the same rows."""
     expected_repeats = k_max * k_max / n
     draws = k_max + math.ceil(2 * expected_repeats + 6 * math.sqrt(expected_repeats) + 8)
     rows = k_rows.numel()
     values, accepted = uniform_below(n, (rows, draws), generator)
+    if values.device.type == 'cpu':
+        kept, complete = first_distinct(values.numpy(), accepted.numpy(), k_rows.numpy(), n,
+                                        k_max)
+        return torch.from_numpy(kept), torch.from_numpy(complete)
+    return first_distinct_by_sorting(values, accepted, k_rows, n, k_max)
+
+
+def first_distinct_by_sorting(values: torch.Tensor, accepted: torch.Tensor,
+                              k_rows: torch.Tensor, n: int, k_max: int
+                              ) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`mmcert_ros.cpu_kernels.draws.first_distinct` in torch operators (any device;
+    ``values`` and ``accepted`` are overwritten): per row the first ``k_rows[r]`` distinct
+    accepted values of ``values`` ``(R, D)``, ascending, and which rows have that many."""
+    rows, draws = values.shape
     # one sort of keys (value, position in the draw sequence): discarded (= n) last, equal
     # values in draw order; keys are distinct, so any sort is the stable sort of the values
     shift = draws.bit_length()
     if n.bit_length() + shift > 62:
         raise ValueError(f'n = {n} is too large for the sparse sampler')
-    # in place where possible: every fresh tensor of this size costs page faults on the CPU
     keys = values.masked_fill_(accepted.logical_not_(), n).bitwise_left_shift_(shift)
-    keys = sort_rows(keys.bitwise_or_(torch.arange(draws, device=values.device)))
+    keys = keys.bitwise_or_(torch.arange(draws, device=values.device)).sort(dim=1).values
     ordered = keys >> shift
     position = keys.bitwise_and_((1 << shift) - 1)
     first = torch.ones_like(ordered, dtype=torch.bool)
@@ -170,16 +187,6 @@ def _draw_sparse(n: int, k_rows: torch.Tensor, k_max: int, generator: torch.Gene
     kept = torch.zeros(rows, k_max + 1, dtype=torch.long, device=values.device)
     kept.scatter_(1, column, ordered)
     return kept[:, :k_max], complete
-
-
-def sort_rows(values: torch.Tensor) -> torch.Tensor:
-    """Each row of a 2-D int64 tensor sorted ascending (values only), in place on the CPU
-    (through NumPy, whose vectorised integer sort is about ten times faster than
-    ``torch.sort`` there; ``values`` must then be contiguous), a new tensor elsewhere."""
-    if values.device.type == 'cpu':
-        values.numpy().sort(axis=1)
-        return values
-    return values.sort(dim=1).values
 
 
 def _draw_dense(n: int, k_rows: torch.Tensor, k_max: int, generator: torch.Generator
