@@ -9,12 +9,14 @@ and is the tests' oracle):
   (:meth:`mmcert_ros.models.network.SparseRGBDNet.pyramid_inputs`);
 - :mod:`.votes`: vote counting on the grid (:class:`mmcert_ros.certify.l0.votes.GridVotes`).
 
-Kernels are compiled on first use (about 5 s for all of them on a 2-core Xeon) and kept by
+Kernels are compiled on first use (about 4.7 s for all of them on a 2-core Xeon) and kept by
 Numba under ``kernels/`` in the package's cache folder (:mod:`mmcert_ros.cache`), so later
 processes load them (well under a second); ``NUMBA_CACHE_DIR`` set by the user wins, and with
 ``MMCERT_ROS_CACHE=off`` Numba's own default applies (``__pycache__`` beside the sources).
-``python -m mmcert_ros.cpu_kernels`` compiles them all ahead (``make setup`` does). They run
-on one thread and release the GIL. Float32
+``python -m mmcert_ros.cpu_kernels`` compiles them all ahead (``make setup`` does). The
+folder is set on Numba's process-wide configuration when this package is imported (Numba has
+no per-function cache folder), so Numba functions of other libraries decorated later in the
+process cache there too. The kernels run on one thread and release the GIL. Float32
 arithmetic is kept float32 and never contracted into fused multiply-adds (Numba's default,
 ``fastmath=False``), so every rounding is the torch formulation's.
 """

@@ -4,7 +4,9 @@
 Per row: walk the draws in order, keep each accepted value not seen before until k are kept
 (a bit per element of ``[0, n)`` marks the seen ones), then sort the kept values
 (bucketed by their leading bits, then insertion-sorted). The same rows as the torch
-formulation (``_draw_sparse``: one sort of (value, position) keys), from the same draws.
+formulation, from the same draws
+(:func:`mmcert_ros.certify.l0.sampling.first_distinct_by_sorting`: one sort of
+(value, position) keys).
 """
 from __future__ import annotations
 
